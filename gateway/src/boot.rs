@@ -1,0 +1,204 @@
+//! The boot sequence: audit the config, reach the store and migrate it, bind the port, serve, and
+//! drain on SIGTERM. Everything that can fail fails here, before the first request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{Env, Loaded};
+use crate::state::AppState;
+use crate::store::{connect_options, spawn_sweeper, Store, StoreError};
+use crate::telemetry::audit::Audit;
+use crate::{http, server};
+
+/// Default drain window on SIGTERM.
+pub const DEFAULT_DRAIN: Duration = Duration::from_secs(25);
+/// The variable that overrides the drain window, in milliseconds.
+pub const DRAIN_VAR: &str = "CLAUDE_GATEWAY_DRAIN_TIMEOUT_MS";
+
+/// Why the gateway could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// A setting outside gateway.yaml is wrong.
+    #[error("{0}")]
+    Setting(String),
+    /// The store could not be reached or migrated.
+    #[error(
+        "could not prepare Postgres: {0}. Check store.postgres_url (or the GATEWAY_PG_* variables)"
+    )]
+    Store(#[from] StoreError),
+    /// TLS files.
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
+    /// The port could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Reads the drain window from the environment.
+pub fn drain_window(env: &dyn Env) -> Result<Duration, BootError> {
+    match env.var(DRAIN_VAR) {
+        None => Ok(DEFAULT_DRAIN),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(BootError::Setting(format!(
+                "{DRAIN_VAR} must be a positive whole number of milliseconds"
+            ))),
+        },
+    }
+}
+
+/// Boots and serves until a shutdown signal; `source` names where the config came from.
+pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), BootError> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let audit = Audit::stdout();
+    audit.emit(
+        "config.load",
+        clock.now(),
+        serde_json::json!({"path": source, "sha256": loaded.sha256}),
+    );
+    let drain = drain_window(env)?;
+    let cfg = &loaded.config;
+
+    let tls = match &cfg.listen.tls {
+        Some(t) => Some(server::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+    let options =
+        connect_options(&cfg.store, env).map_err(|e| BootError::Setting(e.to_string()))?;
+    let timeout = Duration::from_secs(u64::from(cfg.store.connect_timeout_seconds));
+    let store = Store::connect(
+        options,
+        cfg.store.max_connections,
+        timeout,
+        3,
+        Duration::from_secs(2),
+    )
+    .await?;
+    store.migrate().await?;
+    tracing::info!("store ready: migrations applied");
+
+    let addr = format!("{}:{}", cfg.listen.host, cfg.listen.port);
+    let listener = bind(&addr).await?;
+    let local = listener.local_addr().map_err(|source| BootError::Bind {
+        addr: addr.clone(),
+        source,
+    })?;
+
+    let state = AppState::new(loaded, audit, clock.clone(), store.clone());
+    state.readiness.ok_at(clock.now().unix_timestamp());
+    log_banner(&state, local, tls.is_some());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = spawn_sweeper(store.clone(), clock, stop_rx.clone());
+    tokio::spawn(watch_signals(stop_tx, drain));
+
+    let finished = server::serve(listener, tls, http::router(state), stop_rx, drain).await;
+    if finished {
+        tracing::info!("shutdown complete: every open request finished, none was cut");
+    } else {
+        tracing::warn!(
+            "drain window over after {} ms: closing the requests still open",
+            drain.as_millis()
+        );
+    }
+    sweeper.abort();
+    store.close().await;
+    Ok(())
+}
+
+async fn bind(addr: &str) -> Result<TcpListener, BootError> {
+    let sock: SocketAddr = match addr.parse() {
+        Ok(a) => a,
+        Err(_) => tokio::net::lookup_host(addr)
+            .await
+            .ok()
+            .and_then(|mut it| it.next())
+            .ok_or_else(|| BootError::Setting(format!("listen.host: cannot resolve {addr}")))?,
+    };
+    TcpListener::bind(sock)
+        .await
+        .map_err(|source| BootError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+fn log_banner(state: &AppState, local: SocketAddr, tls: bool) {
+    let c = &state.config;
+    let scheme = if tls { "https" } else { "http" };
+    tracing::info!(
+        "claude-gateway {} listening on {scheme}://{local}",
+        env!("CARGO_PKG_VERSION")
+    );
+    tracing::info!("public origin: {}", state.origin);
+    if c.listen.trusted_proxies.is_empty() {
+        tracing::info!("client IPs: TCP peer address (listen.trusted_proxies empty)");
+    } else {
+        tracing::info!(
+            "client IPs: X-Forwarded-For through {} trusted proxies",
+            c.listen.trusted_proxies.len()
+        );
+    }
+    if c.access_control.allow_cidrs.is_empty() {
+        tracing::warn!(
+            "access_control.allow_cidrs is empty: any address that reaches the port may sign in"
+        );
+    }
+    let ups: Vec<String> = c
+        .upstreams
+        .iter()
+        .map(|u| format!("{}({})", u.name(), u.provider.as_str()))
+        .collect();
+    tracing::info!("upstreams {}: {}", ups.len(), ups.join(", "));
+}
+
+/// First SIGTERM or SIGINT starts the drain; a second one exits at once.
+async fn watch_signals(stop: watch::Sender<bool>, drain: Duration) {
+    let mut count = 0;
+    loop {
+        if !next_signal().await {
+            return;
+        }
+        count += 1;
+        if count == 1 {
+            tracing::info!(
+                "shutdown signal received: refusing new connections; open requests get up to {} ms to finish (set by {DRAIN_VAR})",
+                drain.as_millis()
+            );
+            let _ = stop.send(true);
+        } else {
+            tracing::warn!("second shutdown signal: exiting now");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn next_signal() -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return false;
+    };
+    tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => true,
+    }
+}
+
+#[cfg(not(unix))]
+async fn next_signal() -> bool {
+    tokio::signal::ctrl_c().await.is_ok()
+}

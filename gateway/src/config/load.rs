@@ -1,0 +1,238 @@
+//! Turns gateway.yaml text into a validated [`Config`]: parse, expand references, type, validate.
+
+use aws_lc_rs::digest;
+use serde_yaml::Value;
+
+use super::env::Env;
+use super::error::{ConfigError, Issue};
+use super::expand::expand;
+use super::schema::Config;
+use super::validate::validate;
+
+/// A config that passed every check, with its fingerprint.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The typed, validated config (references expanded).
+    pub config: Config,
+    /// Hex SHA-256 of the config's canonical JSON form: equal configs give equal fingerprints,
+    /// whatever their layout or comments.
+    pub sha256: String,
+}
+
+/// Loads and validates gateway.yaml text in `env`.
+pub fn load(text: &str, env: &dyn Env) -> Result<Loaded, ConfigError> {
+    let fail = |issues: Vec<Issue>| ConfigError { issues };
+    let mut root: Value = serde_yaml::from_str(text)
+        .map_err(|e| fail(vec![Issue::new("", format!("not valid YAML: {e}"))]))?;
+    match &root {
+        Value::Mapping(map) => {
+            if map.contains_key("dev") {
+                return Err(fail(vec![Issue::new(
+                    "dev",
+                    "unknown key: `dev:` was removed, the gateway keeps its state in PostgreSQL only (configure store)",
+                )]));
+            }
+        }
+        Value::Null => return Err(fail(vec![Issue::new("", "the config is empty")])),
+        _ => {
+            return Err(fail(vec![Issue::new(
+                "",
+                "the config must be a mapping of sections",
+            )]))
+        }
+    }
+
+    let mut issues = Vec::new();
+    expand(&mut root, env, &mut issues);
+    if !issues.is_empty() {
+        return Err(fail(issues));
+    }
+
+    let config: Config = serde_path_to_error::deserialize(root).map_err(|e| {
+        let path = e.path().to_string();
+        fail(vec![typed_issue(&path, &e.inner().to_string())])
+    })?;
+
+    let issues = validate(&config, env);
+    if !issues.is_empty() {
+        return Err(fail(issues));
+    }
+    let sha256 = fingerprint(&config);
+    Ok(Loaded { config, sha256 })
+}
+
+/// Hex SHA-256 of the canonical JSON form of a config.
+pub fn fingerprint(config: &Config) -> String {
+    let json = serde_json::to_vec(config).unwrap_or_default();
+    hex(digest::digest(&digest::SHA256, &json).as_ref())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    s
+}
+
+/// Rewrites serde's messages so the location names the key itself.
+fn typed_issue(path: &str, message: &str) -> Issue {
+    let parent = if path == "." { "" } else { path };
+    let join = |key: &str| {
+        if parent.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{parent}.{key}")
+        }
+    };
+    let quoted = |prefix: &str| {
+        message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    if let Some(key) = quoted("unknown field `") {
+        // The path already ends with the key when the error was raised while reading it.
+        let at = if parent == key || parent.ends_with(&format!(".{key}")) {
+            parent.to_owned()
+        } else {
+            join(&key)
+        };
+        return Issue::new(at, "unknown key");
+    }
+    if let Some(key) = quoted("missing field `") {
+        return Issue::new(join(&key), "required");
+    }
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(message)
+        .to_owned();
+    Issue::new(parent, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::MapEnv;
+
+    const BASE: &str = "
+listen: {host: 127.0.0.1, port: 8787}
+upstreams: [{provider: bedrock, region: us-east-1, auth: {}}]
+session: {jwt_secret: 0123456789abcdef0123456789abcdef}
+store: {postgres_url: 'postgres://u@127.0.0.1/db'}
+oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
+";
+
+    fn env() -> MapEnv {
+        MapEnv::new()
+    }
+
+    fn issues(yaml: &str) -> Vec<Issue> {
+        load(yaml, &env())
+            .err()
+            .map(|e| e.issues)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = load(BASE, &env()).unwrap().config;
+        assert_eq!(c.limits.max_request_bytes, 33_554_432);
+        assert_eq!(c.timeouts.upstream_ttfb_ms, 120_000);
+        assert_eq!(c.rate_limits.device_authorization.max, 30);
+        assert_eq!(c.rate_limits.device_verify.window_seconds, 600);
+        assert_eq!(c.store.max_connections, 5);
+        assert_eq!(c.store.connect_timeout_seconds, 5);
+        assert!((c.session.ttl_hours - 1.0).abs() < f64::EPSILON);
+        assert!(c.auto_include_builtin_models);
+        let o = c.oidc.unwrap();
+        assert_eq!(o.scopes, ["openid", "profile", "email", "offline_access"]);
+        assert_eq!(o.groups_claim, "groups");
+        assert!(o.use_pkce);
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path() {
+        let i = issues(&format!("{BASE}\nbogus: 1"));
+        assert_eq!(i[0].path, "bogus");
+        let i = issues(&BASE.replace("port: 8787}", "port: 8787, nope: 2}"));
+        assert_eq!(i[0].path, "listen.nope");
+        let i = issues(&BASE.replace("auth: {}", "auth: {}, colour: red"));
+        assert_eq!(i[0].path, "upstreams[0].colour");
+    }
+
+    #[test]
+    fn numbers_may_come_from_variables() {
+        let e = MapEnv::new().with_var("PORT", "9001");
+        let c = load(&BASE.replace("8787", "'${PORT}'"), &e).unwrap().config;
+        assert_eq!(c.listen.port, 9001);
+        let e = MapEnv::new().with_var("PORT", "eighty");
+        let err = load(&BASE.replace("8787", "'${PORT}'"), &e).unwrap_err();
+        assert_eq!(err.issues[0].path, "listen.port");
+    }
+
+    #[test]
+    fn unsupported_providers_parse_then_fail_clearly() {
+        let i = issues(&BASE.replace(
+            "{provider: bedrock, region: us-east-1, auth: {}}",
+            "{provider: vertex, region: us-east5, project_id: p, auth: {}}",
+        ));
+        assert_eq!(i[0].path, "upstreams[0].provider");
+        assert!(i[0]
+            .message
+            .contains("provider vertex is not supported by this gateway"));
+    }
+
+    #[test]
+    fn keys_of_another_provider_are_refused() {
+        let i = issues(&BASE.replace(
+            "region: us-east-1, auth: {}",
+            "region: us-east-1, auth: {api_key: k}",
+        ));
+        assert_eq!(i[0].path, "upstreams[0].auth.api_key");
+    }
+
+    #[test]
+    fn fingerprint_ignores_layout_and_comments() {
+        let a = load(BASE, &env()).unwrap().sha256;
+        let b = load(&format!("# a comment\n{BASE}\n\n"), &env())
+            .unwrap()
+            .sha256;
+        assert_eq!(a, b);
+        let c = load(&BASE.replace("8787", "8788"), &env()).unwrap().sha256;
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = load(BASE, &env()).unwrap().config;
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("0123456789abcdef0123456789abcdef"));
+        assert!(!dbg.contains("postgres://u@"));
+    }
+
+    #[test]
+    fn loopback_needs_the_switch_and_metadata_never_passes() {
+        let yaml = BASE.replace("https://idp.example.com", "http://127.0.0.1:9400");
+        assert_eq!(issues(&yaml)[0].path, "oidc.issuer");
+        let e = MapEnv::new().with_var("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1");
+        assert!(load(&yaml, &e).is_ok());
+        let yaml = BASE.replace("https://idp.example.com", "http://169.254.169.254");
+        assert!(load(&yaml, &e).is_err());
+    }
+
+    #[test]
+    fn postgres_url_may_come_from_parts() {
+        let yaml = BASE.replace(
+            "store: {postgres_url: 'postgres://u@127.0.0.1/db'}",
+            "store: {}",
+        );
+        assert_eq!(issues(&yaml)[0].path, "store.postgres_url");
+        let e = MapEnv::new().with_var("GATEWAY_PG_HOST", "db.internal");
+        assert!(load(&yaml, &e).is_ok());
+    }
+}

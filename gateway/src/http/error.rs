@@ -1,0 +1,99 @@
+//! The API error surface: every bearer-authenticated endpoint answers errors in the Anthropic
+//! envelope `{"type":"error","error":{"type","message"},"request_id"}`, decided here and nowhere
+//! else. The body itself is rendered by the edge layer, which knows the request id.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode};
+
+/// An error a client sees on the API surface.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, malformed, expired or forged bearer.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Authenticated, but no such route.
+    #[error("not found")]
+    NotFound,
+    /// Malformed request or policy violation.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Body over `limits.max_request_bytes`.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Chunked body where a length is required.
+    #[error("length required")]
+    LengthRequired,
+    /// Request target over `limits.max_url_length`.
+    #[error("request URI too long")]
+    UriTooLong,
+    /// Headers over `limits.max_request_header_bytes`.
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    /// Something on our side failed; details are in the operator's log.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The envelope's `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidToken => "authentication_error",
+            ApiError::NotFound => "not_found_error",
+            ApiError::PayloadTooLarge => "request_too_large",
+            ApiError::BadRequest(_)
+            | ApiError::LengthRequired
+            | ApiError::UriTooLong
+            | ApiError::HeadersTooLarge => "invalid_request_error",
+            ApiError::Internal => "api_error",
+        }
+    }
+}
+
+/// Marks a response whose body the edge layer renders as the Anthropic envelope.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `error.type`.
+    pub kind: &'static str,
+    /// `error.message`.
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.status().into_response();
+        if self == ApiError::InvalidToken {
+            res.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        res.extensions_mut().insert(Envelope {
+            kind: self.kind(),
+            message: self.to_string(),
+        });
+        res
+    }
+}
+
+/// The plain-text refusal of the access layer.
+pub fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "forbidden",
+    )
+        .into_response()
+}

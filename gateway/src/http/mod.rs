@@ -1,0 +1,45 @@
+//! The HTTP surface: one router, and the layers every request crosses on its way in:
+//! edge (request id, security headers, error envelope) → access (client IP, CIDR rules) →
+//! limits (URL, headers, body size) → the route.
+
+pub mod access;
+pub mod edge;
+pub mod error;
+pub mod health;
+pub mod limits;
+pub mod pages;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderMap;
+use axum::middleware::from_fn_with_state;
+use axum::routing::get;
+use axum::Router;
+
+use crate::auth::bearer::bearer;
+use crate::state::AppState;
+use error::ApiError;
+
+/// Builds the gateway's router over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.config.limits.max_request_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/", get(pages::landing))
+        .route("/protocol", get(pages::protocol))
+        .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(state.clone(), limits::limits))
+        .layer(from_fn_with_state(state.clone(), access::access))
+        .layer(axum::middleware::from_fn(edge::edge))
+        .with_state(state)
+}
+
+/// No route: 404 for a caller with a valid session, 401 for anyone else, so the route table is not
+/// discoverable without signing in.
+async fn unknown_route(State(state): State<AppState>, headers: HeaderMap) -> ApiError {
+    match bearer(&headers).map(|t| state.keys.verify(t, state.clock.now())) {
+        Some(Ok(_)) => ApiError::NotFound,
+        _ => ApiError::InvalidToken,
+    }
+}

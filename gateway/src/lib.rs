@@ -1,0 +1,23 @@
+//! claude-gateway: a drop-in Claude apps gateway that serves the stock Claude Code client from
+//! Amazon Bedrock, with sign-in through the company IdP and no credential on any laptop.
+//!
+//! The modules follow a request's path through the gateway:
+//!
+//! - [`config`]: gateway.yaml, typed and validated before anything starts.
+//! - [`server`]: sockets, TLS, graceful shutdown.
+//! - [`http`]: the router and the layers every request crosses (request id, security headers,
+//!   size limits, client IP and CIDR rules), and the error envelope.
+//! - [`auth`]: session tokens (and, with sign-in, the device grant and OIDC relying party).
+//! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
+//! - [`telemetry`]: the audit stream and operational logging.
+//! - [`clock`]: time as an input.
+
+pub mod auth;
+pub mod boot;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod telemetry;

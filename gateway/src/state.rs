@@ -1,0 +1,92 @@
+//! The state every handler shares, built once at boot.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::token::SessionKeys;
+use crate::clock::SharedClock;
+use crate::config::{Config, Loaded};
+use crate::http::access::AccessRules;
+use crate::http::health::Readiness;
+use crate::store::Store;
+use crate::telemetry::audit::Audit;
+
+/// Shared, cheaply cloned application state.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<State>);
+
+impl Deref for AppState {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+/// What lives in [`AppState`].
+#[derive(Debug)]
+pub struct State {
+    /// The validated config.
+    pub config: Config,
+    /// Its fingerprint.
+    pub config_sha256: String,
+    /// The gateway's public origin: `listen.public_url`, or the loopback origin it listens on.
+    pub origin: String,
+    /// The audit stream.
+    pub audit: Audit,
+    /// Time.
+    pub clock: SharedClock,
+    /// PostgreSQL.
+    pub store: Store,
+    /// Session token keys.
+    pub keys: SessionKeys,
+    /// Client address rules.
+    pub access: Arc<AccessRules>,
+    /// Readiness memory.
+    pub readiness: Readiness,
+}
+
+impl AppState {
+    /// Builds the state from a loaded config and its parts.
+    pub fn new(loaded: Loaded, audit: Audit, clock: SharedClock, store: Store) -> Self {
+        let config = loaded.config;
+        let origin = public_origin(&config);
+        let issuer = config.listen.public_url.as_ref().map(|_| origin.clone());
+        let keys = SessionKeys::new(&config.session.jwt_secret.to_vec(), issuer);
+        let access = Arc::new(AccessRules::from_config(&config));
+        let probe = Duration::from_secs(u64::from(config.store.connect_timeout_seconds.min(5)));
+        let readiness = Readiness::new(config.store.readiness_grace_seconds, probe);
+        Self(Arc::new(State {
+            config,
+            config_sha256: loaded.sha256,
+            origin,
+            audit,
+            clock,
+            store,
+            keys,
+            access,
+            readiness,
+        }))
+    }
+}
+
+/// `listen.public_url` without a trailing slash, else `http://<host>:<port>`.
+pub fn public_origin(cfg: &Config) -> String {
+    match &cfg.listen.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            let host = &cfg.listen.host;
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.clone()
+            };
+            let scheme = if cfg.listen.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}:{}", cfg.listen.port)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! PostgreSQL, the gateway's only shared state. Every SQL statement lives under this module; the
+//! rest of the gateway calls typed methods.
+
+mod connect;
+mod kv;
+mod sweeper;
+
+pub use connect::{connect_options, ConnectError};
+pub use sweeper::spawn_sweeper;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+/// Advisory lock key held while migrations run, so replicas booting together take turns.
+const MIGRATION_LOCK: i64 = 0x636c_6177_6467_7731; // "clawdgw1"
+
+/// Errors talking to the store. Callers see the kind, never SQL text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not answer or refused the statement.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A handle on the store: a connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// A pool for `options`; no connection is opened until one is needed.
+    pub fn lazy(options: PgConnectOptions, max_connections: u32, timeout: Duration) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .test_before_acquire(true)
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
+    /// Opens the first connection, trying `attempts` times `pause` apart: a database that is still
+    /// starting gets a moment before the gateway gives up.
+    pub async fn connect(
+        options: PgConnectOptions,
+        max_connections: u32,
+        timeout: Duration,
+        attempts: u32,
+        pause: Duration,
+    ) -> Result<Self, StoreError> {
+        let store = Self::lazy(options, max_connections, timeout);
+        let mut attempt = 1;
+        loop {
+            match store.ping().await {
+                Ok(()) => return Ok(store),
+                Err(e) if attempt >= attempts => return Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "could not connect to Postgres at boot, attempt {attempt} of {attempts}: {e}"
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    /// Applies pending migrations. Replicas serialize on an advisory lock held on one connection,
+    /// so two gateways booting on an empty database both come up.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        let result = sqlx::migrate!("./migrations").run(&mut *conn).await;
+        let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *conn)
+            .await;
+        result?;
+        unlock?;
+        Ok(())
+    }
+
+    /// One round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The pool, for tests that inspect the database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
