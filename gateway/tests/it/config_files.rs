@@ -1,0 +1,151 @@
+//! Every config the reference gateway accepts boots ours (or is refused only for a provider we do
+//! not serve); every config it refuses, ours refuses naming the same location.
+
+use std::process::Command;
+
+use crate::support::data;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
+
+fn check(file: &std::path::Path, extra_env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-gateway"));
+    cmd.arg("check-config").arg(file);
+    for (k, v) in [
+        ("GATEWAY_JWT_SECRET", SECRET),
+        ("FAKE_UPSTREAM_KEY", "fake-upstream-key"),
+        ("OIDC_CLIENT_SECRET", "oidc-secret"),
+        ("GATEWAY_POSTGRES_URL", "postgres://gw@db.internal/gateway"),
+        ("ANTHROPIC_API_KEY", "sk-ant-test"),
+        ("ADMIN_READ_KEY", "read-key-0123456789abcdef0123456789"),
+        ("ADMIN_WRITE_KEY", "write-key-0123456789abcdef0123456789"),
+        ("OTEL_TOKEN", "otel-token"),
+        ("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1"),
+    ] {
+        cmd.env(k, v);
+    }
+    cmd.env_remove("NOPE_UNDEFINED_VAR")
+        .env_remove("GATEWAY_PG_HOST");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run check-config");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn every_good_config_is_accepted() {
+    let dir = data("configs/good");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let (ok, stdout, stderr) = check(&path, &[]);
+        assert!(ok, "{} was refused:\n{stderr}", path.display());
+        assert!(
+            stdout.contains(": ok") && stdout.contains("sha256: "),
+            "{stdout}"
+        );
+        assert!(!stdout.contains(SECRET), "the summary printed a secret");
+        n += 1;
+    }
+    assert_eq!(n, 6);
+}
+
+#[test]
+fn every_bad_config_is_refused_at_its_location() {
+    let expected = [
+        ("bad-provider.yaml", "upstreams[0].provider:"),
+        ("duplicate-upstream-names.yaml", "upstreams:"),
+        ("empty-upstreams.yaml", "upstreams:"),
+        ("missing-postgres-url.yaml", "store.postgres_url:"),
+        ("public-host-without-public-url.yaml", "listen.public_url:"),
+        ("relative-file-ref.yaml", "${file:run/keyfile}:"),
+        ("removed-dev-key.yaml", "dev:"),
+        ("scopes-without-openid.yaml", "oidc.scopes:"),
+        ("short-jwt-secret.yaml", "session.jwt_secret:"),
+        ("undefined-env-var.yaml", "NOPE_UNDEFINED_VAR"),
+        ("unknown-listen-key.yaml", "listen.bogus:"),
+        ("unknown-top-key.yaml", "bogus_top:"),
+    ];
+    let files = std::fs::read_dir(data("configs/bad")).unwrap().count();
+    assert_eq!(files, expected.len(), "every bad config has an expectation");
+    for (file, location) in expected {
+        let (ok, _, stderr) = check(&data("configs/bad").join(file), &[]);
+        assert!(!ok, "{file} was accepted");
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(location) || l.contains(location)),
+            "{file}: expected the location {location:?} in:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(SECRET),
+            "{file}: an error printed the secret"
+        );
+    }
+}
+
+#[test]
+fn unsupported_providers_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vertex.yaml");
+    let text = std::fs::read_to_string(data("configs/good/minimal.yaml"))
+        .unwrap()
+        .replace(
+            "provider: anthropic",
+            "provider: vertex\n    region: us-east5\n    project_id: p",
+        )
+        .replace(
+            "    auth:\n      api_key: ${FAKE_UPSTREAM_KEY}\n",
+            "    auth: {}\n",
+        );
+    std::fs::write(&path, text).unwrap();
+    let (ok, _, stderr) = check(&path, &[]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("upstreams[0].provider: provider vertex is not supported by this gateway"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn loopback_urls_need_the_switch() {
+    let (ok, _, stderr) = check(
+        &data("configs/good/minimal.yaml"),
+        &[("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "0")],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("upstreams[0].base_url:") && stderr.contains("oidc.issuer:"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_can_come_from_an_environment_variable() {
+    // An invalid config through --config-env fails the same way a file does, naming the source.
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-gateway"))
+        .args(["--config-env", "GATEWAY_CONFIG"])
+        .env(
+            "GATEWAY_CONFIG",
+            "listen: {host: 127.0.0.1}\nbogus_top: 1\n",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("$GATEWAY_CONFIG") && stderr.contains("bogus_top: unknown key"),
+        "{stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_claude-gateway"))
+        .args(["--config-env", "NOT_SET_ANYWHERE"])
+        .env_remove("NOT_SET_ANYWHERE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,13 @@
+//! The integration tests: one binary, modules by concern, shared fixtures in `support`.
+
+// A failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod config_files;
+mod edge;
+mod readiness;
+mod shutdown;
+mod store;
+mod support;
+mod tls;
+mod upload;

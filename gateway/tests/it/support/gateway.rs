@@ -1,0 +1,174 @@
+//! A real `claude-gateway` process for end-to-end tests: written config, free port, captured
+//! output, stopped on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::pg::free_port;
+
+/// The session secret every test config uses.
+pub const JWT_SECRET: &str = "test-session-secret-0123456789abcdef";
+
+/// A config for tests: loopback listener on `{port}`, the given store URL, a Bedrock upstream and
+/// `extra` YAML appended at the top level.
+pub fn config(port: u16, postgres_url: &str, extra: &str) -> String {
+    format!(
+        "listen: {{host: 127.0.0.1, port: {port}}}
+upstreams:
+  - provider: bedrock
+    region: us-east-1
+    auth: {{aws_access_key_id: AKIATESTTESTTEST, aws_secret_access_key: test-aws-secret}}
+session: {{jwt_secret: {JWT_SECRET}}}
+store: {{postgres_url: '{postgres_url}', connect_timeout_seconds: 2}}
+oidc: {{issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: idp-client-secret}}
+{extra}
+"
+    )
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Option<Child>,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Writes `yaml` (with `{port}` replaced) and starts the binary; waits for `/healthz`.
+    pub fn start(yaml_for_port: impl Fn(u16) -> String, env: &[(&str, &str)]) -> Gateway {
+        let port = free_port();
+        let g = Self::spawn(&yaml_for_port(port), port, env);
+        g.wait_healthy(Duration::from_secs(30));
+        g
+    }
+
+    /// Starts without waiting.
+    pub fn spawn(yaml: &str, port: u16, env: &[(&str, &str)]) -> Gateway {
+        let dir = tempfile::Builder::new()
+            .prefix("gw-")
+            .tempdir()
+            .expect("tempdir");
+        let cfg = dir.path().join("gateway.yaml");
+        std::fs::write(&cfg, yaml).expect("write config");
+        let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
+        let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-gateway"));
+        cmd.arg("--config")
+            .arg(&cfg)
+            .env("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn claude-gateway");
+        Gateway {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    #[allow(dead_code)] // used by later suites
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Polls `/healthz` until 200 or the deadline (panics with the logs on failure).
+    pub fn wait_healthy(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ =
+                    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut buf = [0u8; 16];
+                if s.read(&mut buf)
+                    .map(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
+                    .unwrap_or(false)
+                {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "gateway did not become healthy:\n{}\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+    }
+
+    /// What the process wrote to stdout (the audit stream).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// What the process wrote to stderr (operational logs).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Asserts that no secret of the test config reached stdout or stderr.
+    pub fn assert_no_secrets(&self) {
+        let out = format!("{}{}", self.stdout(), self.stderr());
+        for secret in [JWT_SECRET, "test-aws-secret", "idp-client-secret"] {
+            assert!(!out.contains(secret), "a log line carries a secret:\n{out}");
+        }
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The directory holding the config and logs.
+    #[allow(dead_code)] // used by later suites
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
