@@ -3,10 +3,10 @@
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_TYPE, STRICT_TRANSPORT_SECURITY};
 use http::HeaderValue;
 
 use super::error::Envelope;
@@ -32,8 +32,11 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ("cross-origin-opener-policy", "same-origin"),
 ];
 
+/// Sent when the gateway terminates TLS itself.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
 /// Layer function: request id in, envelope and headers out.
-pub async fn edge(mut req: Request, next: Next) -> Response {
+pub async fn edge(State(tls): State<TlsOn>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(CLIENT_REQUEST_ID)
@@ -59,15 +62,22 @@ pub async fn edge(mut req: Request, next: Next) -> Response {
     for (name, value) in SECURITY_HEADERS {
         h.insert(name, HeaderValue::from_static(value));
     }
+    if tls.0 {
+        h.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static(HSTS));
+    }
     res
 }
+
+/// Whether this listener terminates TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct TlsOn(pub bool);
 
 /// An inbound id is echoed only if it is short and made of safe characters.
 fn valid_client_id(v: &[u8]) -> bool {
     !v.is_empty()
-        && v.len() <= 128
+        && v.len() <= 64
         && v.iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A random (version 4) UUID.
@@ -107,10 +117,12 @@ mod tests {
 
     #[test]
     fn client_ids_are_checked() {
-        assert!(valid_client_id(b"abc-123_x.y:z"));
+        assert!(valid_client_id(b"abc-123_x.yz"));
+        assert!(!valid_client_id(b"a:b"));
         assert!(!valid_client_id(b""));
         assert!(!valid_client_id(b"a b"));
         assert!(!valid_client_id(b"<script>"));
-        assert!(!valid_client_id(&[b'a'; 129]));
+        assert!(valid_client_id(&[b'a'; 64]));
+        assert!(!valid_client_id(&[b'a'; 65]));
     }
 }

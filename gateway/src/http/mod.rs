@@ -31,7 +31,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(state.clone(), limits::limits))
         .layer(from_fn_with_state(state.clone(), access::access))
-        .layer(axum::middleware::from_fn(edge::edge))
+        .layer(from_fn_with_state(
+            edge::TlsOn(state.config.listen.tls.is_some()),
+            edge::edge,
+        ))
         .with_state(state)
 }
 
