@@ -13,6 +13,7 @@ use crate::config::{Env, Loaded};
 use crate::state::AppState;
 use crate::store::{connect_options, spawn_sweeper, Store, StoreError};
 use crate::telemetry::audit::Audit;
+use crate::upstream::Upstreams;
 use crate::{http, server};
 
 /// Default drain window on SIGTERM.
@@ -94,7 +95,10 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
         source,
     })?;
 
-    let state = AppState::new(loaded, audit, clock.clone(), store.clone());
+    let upstreams = Upstreams::build(cfg, env)
+        .await
+        .map_err(|e| BootError::Setting(e.to_string()))?;
+    let state = AppState::new(loaded, audit, clock.clone(), store.clone(), upstreams);
     state.readiness.ok_at(clock.now().unix_timestamp());
     log_banner(&state, local, tls.is_some());
 

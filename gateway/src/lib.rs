@@ -8,6 +8,8 @@
 //! - [`http`]: the router and the layers every request crosses (request id, security headers,
 //!   size limits, client IP and CIDR rules), and the error envelope.
 //! - [`auth`]: session tokens (and, with sign-in, the device grant and OIDC relying party).
+//! - [`inference`]: the Messages API routes: parse, pick upstreams, fail over, relay, audit.
+//! - [`upstream`]: one client per provider (Bedrock, Anthropic) and the translation to and from it.
 //! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
 //! - [`telemetry`]: the audit stream and operational logging.
 //! - [`clock`]: time as an input.
@@ -17,7 +19,9 @@ pub mod boot;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod inference;
 pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod upstream;

@@ -11,6 +11,7 @@ use crate::http::access::AccessRules;
 use crate::http::health::Readiness;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
+use crate::upstream::Upstreams;
 
 /// Shared, cheaply cloned application state.
 #[derive(Debug, Clone)]
@@ -44,11 +45,19 @@ pub struct State {
     pub access: Arc<AccessRules>,
     /// Readiness memory.
     pub readiness: Readiness,
+    /// Inference upstreams.
+    pub upstreams: Upstreams,
 }
 
 impl AppState {
     /// Builds the state from a loaded config and its parts.
-    pub fn new(loaded: Loaded, audit: Audit, clock: SharedClock, store: Store) -> Self {
+    pub fn new(
+        loaded: Loaded,
+        audit: Audit,
+        clock: SharedClock,
+        store: Store,
+        upstreams: Upstreams,
+    ) -> Self {
         let config = loaded.config;
         let origin = public_origin(&config);
         let issuer = config.listen.public_url.as_ref().map(|_| origin.clone());
@@ -66,6 +75,7 @@ impl AppState {
             keys,
             access,
             readiness,
+            upstreams,
         }))
     }
 }

@@ -5,8 +5,10 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
+use crate::upstream::Failure;
+
 /// An error a client sees on the API surface.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// Missing, malformed, expired or forged bearer.
     #[error("invalid token")]
@@ -32,6 +34,15 @@ pub enum ApiError {
     /// Something on our side failed; details are in the operator's log.
     #[error("internal error")]
     Internal,
+    /// An upstream attempt failed and this is the answer to relay.
+    #[error("{}", .0.message)]
+    Upstream(Box<Failure>),
+    /// Every upstream failed over.
+    #[error("all upstreams failed ({0} attempted)")]
+    AllFailed(usize),
+    /// The endpoint is not available for this model on this gateway.
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 impl ApiError {
@@ -46,6 +57,9 @@ impl ApiError {
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Upstream(f) => f.status,
+            ApiError::AllFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -59,7 +73,9 @@ impl ApiError {
             | ApiError::LengthRequired
             | ApiError::UriTooLong
             | ApiError::HeadersTooLarge => "invalid_request_error",
-            ApiError::Internal => "api_error",
+            ApiError::Internal | ApiError::AllFailed(_) => "api_error",
+            ApiError::Upstream(f) => f.kind,
+            ApiError::NotSupported(_) => "not_supported",
         }
     }
 }
@@ -75,10 +91,24 @@ pub struct Envelope {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Upstream(f) = &self {
+            if let Some((headers, body)) = &f.relay {
+                // An Anthropic-format error from an Anthropic upstream: relayed as it came.
+                let mut res = (f.status, body.clone()).into_response();
+                res.headers_mut().extend(headers.clone());
+                return res;
+            }
+        }
         let mut res = self.status().into_response();
-        if self == ApiError::InvalidToken {
+        if matches!(self, ApiError::InvalidToken | ApiError::NotSupported(_)) {
             res.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if let ApiError::Upstream(f) = &self {
+            if let Some(secs) = f.retry_after {
+                res.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+            }
         }
         res.extensions_mut().insert(Envelope {
             kind: self.kind(),

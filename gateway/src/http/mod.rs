@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/", get(pages::landing))
         .route("/protocol", get(pages::protocol))
+        .merge(crate::inference::routes())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(from_fn_with_state(state.clone(), limits::limits))

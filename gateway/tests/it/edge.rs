@@ -49,7 +49,13 @@ fn fixture(extra: &str) -> Fixture {
     );
     let audit = Audit::memory();
     let clock: SharedClock = Arc::new(ManualClock::new(now()));
-    let state = AppState::new(loaded, audit.clone(), clock, store);
+    let state = AppState::new(
+        loaded,
+        audit.clone(),
+        clock,
+        store,
+        claude_gateway::upstream::Upstreams::none(),
+    );
     Fixture {
         app: claude_gateway::http::router(state),
         audit,
@@ -401,6 +407,7 @@ async fn forwarded_for_counts_only_through_trusted_proxies() {
         audit.clone(),
         Arc::new(ManualClock::new(now())),
         store,
+        claude_gateway::upstream::Upstreams::none(),
     ));
 
     // Through the trusted proxy: the forwarded client is allowed.

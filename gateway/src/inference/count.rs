@@ -1,0 +1,64 @@
+//! `POST /v1/messages/count_tokens`: counted by the upstream (Bedrock's CountTokens, or the
+//! Anthropic API). When no upstream can count, `501 not_supported` tells the client to fall back.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use http::{HeaderMap, Uri};
+
+use super::body::RawObject;
+use super::dispatch::candidates;
+use crate::auth::caller::Caller;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::bedrock::translate::betas;
+use crate::upstream::Call;
+
+/// The handler.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    Caller(_who): Caller,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let model = obj
+        .model()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
+    let path_and_query = uri
+        .path_and_query()
+        .map_or("/v1/messages/count_tokens", |p| p.as_str());
+    for (index, provider_model) in candidates(&state.config, &model)? {
+        let Some(client) = state.upstreams.clients.get(index) else {
+            continue;
+        };
+        let call = Call {
+            body: obj.clone_fields(),
+            model: provider_model,
+            betas: &betas,
+            stream: false,
+            headers: &headers,
+            path_and_query,
+        };
+        match client.count_tokens(call).await {
+            Ok(Some(n)) => return Ok(Json(serde_json::json!({"input_tokens": n})).into_response()),
+            Ok(None) => continue,
+            Err(f) => {
+                tracing::warn!(upstream = %state.config.upstreams[index].name(), "count_tokens failed: {}", f.detail);
+                if let Some(relay) = f.relay.clone() {
+                    if !f.failover {
+                        let mut f = f;
+                        f.relay = Some(relay);
+                        return Err(ApiError::Upstream(Box::new(f)));
+                    }
+                }
+            }
+        }
+    }
+    Err(ApiError::NotSupported(format!(
+        "token counting is not available for model {model} on this gateway"
+    )))
+}

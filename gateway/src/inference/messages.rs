@@ -1,0 +1,183 @@
+//! `POST /v1/messages`: parse just enough of the body, pick upstreams, fail over before the first
+//! byte, then relay the answer (JSON or SSE, never buffered) and audit it when it ends.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+
+use super::body::RawObject;
+use super::dispatch::{candidates, Attempts};
+use super::usage::Usage;
+use crate::auth::caller::Caller;
+use crate::auth::token::Identity;
+use crate::http::edge::RequestId;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::bedrock::translate::betas;
+use crate::upstream::{Call, Reply, StreamOutcome};
+
+/// What the audit `inference` event records.
+struct Record {
+    state: AppState,
+    request_id: String,
+    who: Identity,
+    path: String,
+    model: String,
+    upstream: String,
+    started: Instant,
+}
+
+impl Record {
+    fn emit(&self, status: u16, usage: Usage, extra: serde_json::Value) {
+        let mut fields = serde_json::json!({
+            "request_id": self.request_id,
+            "sub": self.who.sub,
+            "email": self.who.email,
+            "groups": self.who.groups,
+            "path": self.path,
+            "model": self.model,
+            "upstream": self.upstream,
+            "status": status,
+            "ms": self.started.elapsed().as_millis() as u64,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_input_tokens,
+            "cache_write_tokens": usage.cache_creation_input_tokens,
+        });
+        if let (Some(obj), serde_json::Value::Object(more)) = (fields.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        self.state
+            .audit
+            .emit("inference", self.state.clock.now(), fields);
+    }
+}
+
+/// The handler.
+pub async fn messages(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Extension(rid): Extension<RequestId>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let model = obj
+        .model()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let stream = obj.stream();
+    let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
+    let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
+    let targets = candidates(&state.config, &model)?;
+
+    let mut attempts = Attempts::default();
+    let mut obj = Some(obj);
+    let last = targets.len() - 1;
+    for (n, (index, provider_model)) in targets.into_iter().enumerate() {
+        let upstream_name = state.config.upstreams[index].name().to_owned();
+        let body = if n == last {
+            obj.take().unwrap_or_default()
+        } else {
+            obj.as_ref()
+                .map(RawObject::clone_fields)
+                .unwrap_or_default()
+        };
+        let permit = state
+            .upstreams
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal)?;
+        let record = Record {
+            state: state.clone(),
+            request_id: rid.as_str().to_owned(),
+            who: who.clone(),
+            path: uri.path().to_owned(),
+            model: model.clone(),
+            upstream: upstream_name.clone(),
+            started,
+        };
+        let call = Call {
+            body,
+            model: provider_model,
+            betas: &betas,
+            stream,
+            headers: &headers,
+            path_and_query,
+        };
+        let Some(client) = state.upstreams.clients.get(index) else {
+            return Err(ApiError::Internal);
+        };
+        // The stream's end report owns the permit, so a stream counts against the cap until it ends.
+        let end_record = Record {
+            upstream: upstream_name.clone(),
+            ..record.clone_shallow()
+        };
+        let end = Box::new(move |out: StreamOutcome| {
+            drop(permit);
+            end_record.emit(200, out.usage, serde_json::json!({"stream": true, "completed": out.completed, "errored": out.errored}));
+        });
+        match client.messages(call, end).await {
+            Ok(Reply::Json {
+                status,
+                headers: h,
+                body,
+                usage,
+            }) => {
+                record.emit(status.as_u16(), usage, serde_json::json!({"stream": false}));
+                return Ok(relay(status, h, Body::from(body), &rid));
+            }
+            Ok(Reply::Stream { headers: h, body }) => {
+                return Ok(relay(StatusCode::OK, h, Body::from_stream(body), &rid));
+            }
+            Err(failure) => {
+                tracing::warn!(upstream = %upstream_name, status = failure.status.as_u16(), "upstream attempt failed: {}", failure.detail);
+                record.emit(
+                    failure.status.as_u16(),
+                    Usage::default(),
+                    serde_json::json!({"error": failure.kind}),
+                );
+                if let Some(f) = attempts.record(failure) {
+                    return Err(ApiError::Upstream(Box::new(f)));
+                }
+            }
+        }
+    }
+    Err(attempts.exhausted(state.config.upstreams.len()))
+}
+
+impl Record {
+    fn clone_shallow(&self) -> Record {
+        Record {
+            state: self.state.clone(),
+            request_id: self.request_id.clone(),
+            who: self.who.clone(),
+            path: self.path.clone(),
+            model: self.model.clone(),
+            upstream: self.upstream.clone(),
+            started: self.started,
+        }
+    }
+}
+
+/// The relayed answer, with the gateway's request id in place of the upstream's.
+fn relay(status: StatusCode, headers: HeaderMap, body: Body, rid: &RequestId) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().extend(headers);
+    res.headers_mut().insert("request-id", rid.0.clone());
+    if !res.headers().contains_key(http::header::CONTENT_TYPE) {
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    res
+}

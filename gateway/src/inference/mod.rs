@@ -1,0 +1,24 @@
+//! The Anthropic Messages API, served from the configured upstreams: `POST /v1/messages`,
+//! `POST /v1/messages/count_tokens` and `GET /v1/models`.
+
+pub mod body;
+pub mod catalog;
+mod count;
+mod dispatch;
+mod messages;
+mod models;
+pub mod sse;
+pub mod usage;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The inference routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(count::count_tokens))
+        .route("/v1/models", get(models::list))
+}

@@ -1,0 +1,156 @@
+//! Bedrock's binary event stream re-emitted as Anthropic server-sent events, one event per chunk,
+//! never buffered. A silent upstream gets a `ping` every 15 s; an exception becomes an `error`
+//! event and the stream ends cleanly. Dropping the stream (the client left) drops the upstream
+//! connection and still reports the usage delivered so far.
+
+use std::time::Duration;
+
+use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
+use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
+use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
+use aws_sdk_bedrockruntime::types::ResponseStream;
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::errors::stream_exception;
+use crate::inference::sse;
+use crate::inference::usage::Usage;
+use crate::upstream::{SseStream, StreamEnd, StreamOutcome};
+
+type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
+
+/// Reports the outcome exactly once, when the stream finishes or is dropped.
+struct Tracker {
+    usage: Usage,
+    completed: bool,
+    errored: bool,
+    end: Option<StreamEnd>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end(StreamOutcome {
+                usage: self.usage,
+                completed: self.completed,
+                errored: self.errored,
+            });
+        }
+    }
+}
+
+struct State {
+    rx: Receiver,
+    ping_after: Duration,
+    done: bool,
+    tracker: Tracker,
+}
+
+/// The SSE body for a Bedrock response stream.
+pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
+    let state = State {
+        rx,
+        ping_after,
+        done: false,
+        tracker: Tracker {
+            usage: Usage::default(),
+            completed: false,
+            errored: false,
+            end: Some(end),
+        },
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let next = match tokio::time::timeout(st.ping_after, st.rx.recv()).await {
+                Err(_) => return Some((Ok(sse::ping()), st)),
+                Ok(n) => n,
+            };
+            match next {
+                Ok(Some(ResponseStream::Chunk(part))) => {
+                    let Some(bytes) = part.bytes() else { continue };
+                    match relay_chunk(bytes.as_ref(), &mut st.tracker) {
+                        Some(frame) => return Some((Ok(frame), st)),
+                        None => continue,
+                    }
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    st.done = true;
+                    if st.tracker.completed {
+                        return None;
+                    }
+                    // The upstream closed without message_stop: say so in band.
+                    st.tracker.errored = true;
+                    tracing::warn!("Bedrock stream ended before message_stop");
+                    return Some((
+                        Ok(sse::error(
+                            "api_error",
+                            "upstream stream ended unexpectedly",
+                        )),
+                        st,
+                    ));
+                }
+                Err(err) => {
+                    st.done = true;
+                    st.tracker.errored = true;
+                    let (kind, message, detail) = match err.as_service_error() {
+                        Some(e) => stream_exception(
+                            e.code().unwrap_or("Unknown"),
+                            e.message().unwrap_or_default(),
+                        ),
+                        None => (
+                            "api_error",
+                            "upstream connection lost".to_owned(),
+                            format!("Bedrock stream transport error: {err}"),
+                        ),
+                    };
+                    tracing::warn!("{detail}");
+                    return Some((Ok(sse::error(kind, &message)), st));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// One Bedrock chunk (an Anthropic event's JSON) as an SSE frame, reading usage on the way.
+/// Deltas pass through without being parsed.
+fn relay_chunk(json: &[u8], tracker: &mut Tracker) -> Option<Bytes> {
+    if let Some(t) = sse::leading_type(json) {
+        if t == "content_block_delta"
+            || t == "content_block_start"
+            || t == "content_block_stop"
+            || t == "ping"
+        {
+            return Some(sse::frame(t, json));
+        }
+    }
+    let mut event: serde_json::Value = match serde_json::from_slice(json) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("Bedrock sent a chunk that is not JSON: {e}");
+            return None;
+        }
+    };
+    let kind = event
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("unknown")
+        .to_owned();
+    tracker.usage.observe(&event);
+    if kind == "message_stop" {
+        tracker.completed = true;
+    }
+    let data = match event
+        .as_object_mut()
+        .and_then(|o| o.remove("amazon-bedrock-invocationMetrics"))
+    {
+        // Bedrock's own metrics are not part of the Anthropic event.
+        Some(_) => Bytes::from(event.to_string()),
+        None => Bytes::copy_from_slice(json),
+    };
+    Some(sse::frame(&kind, &data))
+}

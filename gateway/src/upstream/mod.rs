@@ -1,0 +1,173 @@
+//! Where inference goes: one client per configured upstream, tried in order. Each provider module
+//! turns a Messages request into its own call and its answers back into the Anthropic shape.
+
+pub mod anthropic;
+pub mod bedrock;
+pub mod failure;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use http::{HeaderMap, StatusCode};
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, Env, Provider};
+use crate::inference::body::RawObject;
+use crate::inference::usage::Usage;
+pub use failure::Failure;
+
+/// Default cap on concurrent upstream requests per replica.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// The variable that changes the cap (the reference's name for it).
+pub const MAX_IN_FLIGHT_VAR: &str = "BUN_CONFIG_MAX_HTTP_REQUESTS";
+
+/// A request on its way to one upstream.
+#[derive(Debug)]
+pub struct Call<'a> {
+    /// The body (`model` already translated or removed by the provider).
+    pub body: RawObject,
+    /// The provider's model id.
+    pub model: String,
+    /// `anthropic-beta` entries from the client.
+    pub betas: &'a [String],
+    /// `stream: true`.
+    pub stream: bool,
+    /// The client's request headers (a provider forwards the ones it should).
+    pub headers: &'a HeaderMap,
+    /// The client's path and query (`/v1/messages?beta=true`).
+    pub path_and_query: &'a str,
+}
+
+/// A body of server-sent events, already in the Anthropic shape.
+pub type SseStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// A successful upstream answer.
+pub enum Reply {
+    /// A complete JSON answer.
+    Json {
+        /// Status to relay.
+        status: StatusCode,
+        /// Headers to relay (already cleaned).
+        headers: HeaderMap,
+        /// The body.
+        body: Bytes,
+        /// Usage read from it.
+        usage: Usage,
+    },
+    /// A stream; its usage is reported through the [`StreamEnd`] the provider was given.
+    Stream {
+        /// Headers to relay (already cleaned).
+        headers: HeaderMap,
+        /// SSE frames.
+        body: SseStream,
+    },
+}
+
+/// What a stream reports when it ends (normally, by error, or because the client left).
+pub type StreamEnd = Box<dyn FnOnce(StreamOutcome) + Send + 'static>;
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOutcome {
+    /// Usage delivered.
+    pub usage: Usage,
+    /// It reached `message_stop`.
+    pub completed: bool,
+    /// It ended with an in-band error.
+    pub errored: bool,
+}
+
+/// One configured upstream's client.
+pub enum Client {
+    /// Amazon Bedrock runtime.
+    Bedrock(bedrock::Bedrock),
+    /// An Anthropic API endpoint.
+    Anthropic(anthropic::Anthropic),
+}
+
+impl Client {
+    /// Sends a Messages request.
+    pub async fn messages(&self, call: Call<'_>, end: StreamEnd) -> Result<Reply, Failure> {
+        match self {
+            Client::Bedrock(b) => b.messages(call, end).await,
+            Client::Anthropic(a) => a.messages(call, end).await,
+        }
+    }
+
+    /// Counts input tokens; `Ok(None)` when the upstream cannot count for this model.
+    pub async fn count_tokens(&self, call: Call<'_>) -> Result<Option<u64>, Failure> {
+        match self {
+            Client::Bedrock(b) => b.count_tokens(call).await,
+            Client::Anthropic(a) => a.count_tokens(call).await,
+        }
+    }
+}
+
+/// Every upstream client, in config order, and the per-replica cap on requests in flight.
+pub struct Upstreams {
+    /// Clients in the order of `upstreams`.
+    pub clients: Vec<Client>,
+    /// Permits for concurrent upstream requests; a stream holds one until it ends.
+    pub permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upstreams({})", self.clients.len())
+    }
+}
+
+/// Why upstream clients could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A setting is unusable.
+    #[error("{0}")]
+    Setting(String),
+}
+
+impl Upstreams {
+    /// Builds one client per configured upstream.
+    pub async fn build(cfg: &Config, env: &dyn Env) -> Result<Self, BuildError> {
+        let max = match env.var(MAX_IN_FLIGHT_VAR) {
+            None => DEFAULT_MAX_IN_FLIGHT,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=65_535).contains(n))
+                .ok_or_else(|| {
+                    BuildError::Setting(format!("{MAX_IN_FLIGHT_VAR} must be 1 to 65535"))
+                })?,
+        };
+        let mut clients = Vec::with_capacity(cfg.upstreams.len());
+        for (i, up) in cfg.upstreams.iter().enumerate() {
+            let client = match up.provider {
+                Provider::Bedrock => Client::Bedrock(bedrock::Bedrock::build(up, cfg).await),
+                Provider::Anthropic => Client::Anthropic(
+                    anthropic::Anthropic::build(up, cfg)
+                        .map_err(|e| BuildError::Setting(format!("upstreams[{i}]: {e}")))?,
+                ),
+                other => {
+                    return Err(BuildError::Setting(format!(
+                        "upstreams[{i}].provider: provider {} is not supported by this gateway",
+                        other.as_str()
+                    )))
+                }
+            };
+            clients.push(client);
+        }
+        Ok(Self {
+            clients,
+            permits: Arc::new(Semaphore::new(max)),
+        })
+    }
+
+    /// No upstreams (for tests of routes that never reach one).
+    pub fn none() -> Self {
+        Self {
+            clients: Vec::new(),
+            permits: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+        }
+    }
+}
