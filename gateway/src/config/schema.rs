@@ -826,11 +826,17 @@ pub struct Timeouts {
     /// Time allowed until an upstream's response headers.
     #[serde(default = "Timeouts::default_ttfb", deserialize_with = "lenient::de")]
     pub upstream_ttfb_ms: u64,
+    /// Extension: silence on an upstream stream after which the gateway sends `event: ping`.
+    #[serde(default = "Timeouts::default_keepalive", deserialize_with = "lenient::de")]
+    pub stream_keepalive_ms: u64,
 }
 
 impl Timeouts {
     fn default_ttfb() -> u64 {
         120_000
+    }
+    fn default_keepalive() -> u64 {
+        15_000
     }
 }
 
@@ -838,6 +844,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Self {
             upstream_ttfb_ms: Self::default_ttfb(),
+            stream_keepalive_ms: Self::default_keepalive(),
         }
     }
 }

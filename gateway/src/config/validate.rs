@@ -907,6 +907,9 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     if cfg.timeouts.upstream_ttfb_ms == 0 {
         cx.err("timeouts.upstream_ttfb_ms", "must be at least 1");
     }
+    if cfg.timeouts.stream_keepalive_ms < 100 {
+        cx.err("timeouts.stream_keepalive_ms", "must be at least 100");
+    }
     for (k, w) in [
         ("device_authorization", cfg.rate_limits.device_authorization),
         ("device_verify", cfg.rate_limits.device_verify),

@@ -20,9 +20,6 @@ use crate::config::{Config, Upstream};
 use crate::inference::catalog::foundation_model;
 use crate::inference::usage::Usage;
 
-/// Silence after which the gateway sends its own `ping` event.
-pub const PING_AFTER: Duration = Duration::from_secs(15);
-
 /// A Bedrock runtime client for one configured upstream.
 pub struct Bedrock {
     sdk: Sdk,
@@ -78,7 +75,7 @@ impl Bedrock {
         Self {
             sdk: Sdk::from_conf(conf.build()),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
-            ping_after: PING_AFTER,
+            ping_after: Duration::from_millis(cfg.timeouts.stream_keepalive_ms),
         }
     }
 
