@@ -98,7 +98,8 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     let upstreams = Upstreams::build(cfg, env)
         .await
         .map_err(|e| BootError::Setting(e.to_string()))?;
-    let state = AppState::new(loaded, audit, clock.clone(), store.clone(), upstreams);
+    let state = AppState::new(loaded, audit, clock.clone(), store.clone(), upstreams)
+        .map_err(BootError::Setting)?;
     state.readiness.ok_at(clock.now().unix_timestamp());
     log_banner(&state, local, tls.is_some());
 

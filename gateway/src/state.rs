@@ -4,6 +4,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::oidc::RelyingParty;
+use crate::auth::seal::Sealer;
 use crate::auth::token::SessionKeys;
 use crate::clock::SharedClock;
 use crate::config::{Config, Loaded};
@@ -47,6 +49,10 @@ pub struct State {
     pub readiness: Readiness,
     /// Inference upstreams.
     pub upstreams: Upstreams,
+    /// Seals OAuth state and device grants.
+    pub sealer: Sealer,
+    /// The OpenID Connect relying party.
+    pub rp: Option<RelyingParty>,
 }
 
 impl AppState {
@@ -57,7 +63,7 @@ impl AppState {
         clock: SharedClock,
         store: Store,
         upstreams: Upstreams,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let config = loaded.config;
         let origin = public_origin(&config);
         let issuer = config.listen.public_url.as_ref().map(|_| origin.clone());
@@ -65,7 +71,12 @@ impl AppState {
         let access = Arc::new(AccessRules::from_config(&config));
         let probe = Duration::from_secs(u64::from(config.store.connect_timeout_seconds.min(5)));
         let readiness = Readiness::new(config.store.readiness_grace_seconds, probe);
-        Self(Arc::new(State {
+        let sealer = Sealer::new(&config.session.jwt_secret.to_vec());
+        let rp = match &config.oidc {
+            Some(o) => Some(RelyingParty::new(o, &origin)?),
+            None => None,
+        };
+        Ok(Self(Arc::new(State {
             config,
             config_sha256: loaded.sha256,
             origin,
@@ -76,7 +87,9 @@ impl AppState {
             access,
             readiness,
             upstreams,
-        }))
+            sealer,
+            rp,
+        })))
     }
 }
 

@@ -1,5 +1,37 @@
-//! Who is calling: session tokens minted after sign-in and checked on every bearer request.
+//! Who is calling: sign-in (an RFC 8628 device grant in front of the company's OpenID Connect
+//! provider) and the session tokens checked on every bearer request.
 
 pub mod bearer;
+mod callback;
 pub mod caller;
+pub mod claims;
+pub mod codes;
+mod context;
+mod device;
+mod discovery;
+pub mod grant;
+pub mod oauth_error;
+pub mod oidc;
+mod pages;
+pub mod seal;
 pub mod token;
+mod token_endpoint;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The sign-in routes (all unauthenticated).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route("/oauth/device_authorization", post(device::authorize))
+        .route("/device", get(device::page).post(device::approve))
+        .route("/device/deny", post(device::deny))
+        .route("/oauth/callback", get(callback::callback))
+        .route("/oauth/token", post(token_endpoint::token))
+}

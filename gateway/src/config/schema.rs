@@ -827,7 +827,10 @@ pub struct Timeouts {
     #[serde(default = "Timeouts::default_ttfb", deserialize_with = "lenient::de")]
     pub upstream_ttfb_ms: u64,
     /// Extension: silence on an upstream stream after which the gateway sends `event: ping`.
-    #[serde(default = "Timeouts::default_keepalive", deserialize_with = "lenient::de")]
+    #[serde(
+        default = "Timeouts::default_keepalive",
+        deserialize_with = "lenient::de"
+    )]
     pub stream_keepalive_ms: u64,
 }
 

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/", get(pages::landing))
         .route("/protocol", get(pages::protocol))
+        .merge(crate::auth::routes())
         .merge(crate::inference::routes())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -55,7 +55,8 @@ fn fixture(extra: &str) -> Fixture {
         clock,
         store,
         claude_gateway::upstream::Upstreams::none(),
-    );
+    )
+    .unwrap();
     Fixture {
         app: claude_gateway::http::router(state),
         audit,
@@ -402,13 +403,16 @@ async fn forwarded_for_counts_only_through_trusted_proxies() {
         Duration::from_millis(100),
     );
     let audit = Audit::memory();
-    let app = claude_gateway::http::router(AppState::new(
-        loaded,
-        audit.clone(),
-        Arc::new(ManualClock::new(now())),
-        store,
-        claude_gateway::upstream::Upstreams::none(),
-    ));
+    let app = claude_gateway::http::router(
+        AppState::new(
+            loaded,
+            audit.clone(),
+            Arc::new(ManualClock::new(now())),
+            store,
+            claude_gateway::upstream::Upstreams::none(),
+        )
+        .unwrap(),
+    );
 
     // Through the trusted proxy: the forwarded client is allowed.
     let a = send(

@@ -13,17 +13,59 @@ pub const JWT_SECRET: &str = "test-session-secret-0123456789abcdef";
 /// A config for tests: loopback listener on `{port}`, the given store URL, a Bedrock upstream and
 /// `extra` YAML appended at the top level.
 pub fn config(port: u16, postgres_url: &str, extra: &str) -> String {
+    config_with(
+        port,
+        postgres_url,
+        "  - provider: bedrock
+    region: us-east-1
+    auth: {aws_access_key_id: AKIATESTTESTTEST, aws_secret_access_key: test-aws-secret}",
+        extra,
+    )
+}
+
+/// A Bedrock upstream entry pointing at a test double.
+#[allow(dead_code)] // used by the inference suites
+pub fn bedrock_upstream(name: &str, url: &str, key_id: &str, secret: &str) -> String {
+    format!(
+        "  - provider: bedrock
+    name: {name}
+    region: us-east-1
+    base_url: {url}
+    auth: {{aws_access_key_id: {key_id}, aws_secret_access_key: {secret}}}"
+    )
+}
+
+/// Like [`config`], with the given `upstreams` list entries (YAML lines).
+#[allow(dead_code)] // used by the inference suites
+pub fn config_with(port: u16, postgres_url: &str, upstreams: &str, extra: &str) -> String {
     format!(
         "listen: {{host: 127.0.0.1, port: {port}}}
 upstreams:
-  - provider: bedrock
-    region: us-east-1
-    auth: {{aws_access_key_id: AKIATESTTESTTEST, aws_secret_access_key: test-aws-secret}}
+{upstreams}
 session: {{jwt_secret: {JWT_SECRET}}}
 store: {{postgres_url: '{postgres_url}', connect_timeout_seconds: 2}}
 oidc: {{issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: idp-client-secret}}
 {extra}
 "
+    )
+}
+
+/// A session token for `sub`, minted the way the gateway mints them.
+#[allow(dead_code)] // used by the inference suites
+pub fn token(sub: &str, groups: &[&str]) -> String {
+    use claude_gateway::auth::token::{Identity, SessionKeys};
+    use claude_gateway::config::Secret;
+    let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
+    let who = Identity {
+        sub: sub.to_owned(),
+        email: Some(format!("{sub}@example.com")),
+        name: None,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    keys.mint(
+        &who,
+        time::OffsetDateTime::now_utc(),
+        time::Duration::hours(1),
     )
 }
 

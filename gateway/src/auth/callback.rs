@@ -1,0 +1,258 @@
+//! `GET /oauth/callback`: the IdP sends the browser back here. The state must open, the browser
+//! must be the one that started, the grant must still be pending; then the code is exchanged, the
+//! id_token verified, the claim gates applied, and the grant completed or denied.
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use http::header::{COOKIE, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::claims::{admit, needs_userinfo};
+use super::codes::{same, sha256_hex};
+use super::context::Ctx;
+use super::device::{cookie_name, OAuthState};
+use super::grant::{self, Issued, Status};
+use super::pages::message;
+use super::token::Identity;
+use crate::state::AppState;
+
+/// The callback's query.
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn clear_cookie(mut res: Response, secure: bool) -> Response {
+    let c = format!(
+        "{}=; Max-Age=0; HttpOnly; SameSite=Lax; Path=/{}",
+        cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    );
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        res.headers_mut().insert(SET_COOKIE, v);
+    }
+    res
+}
+
+/// The handler.
+pub async fn callback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
+    let secure = state.origin.starts_with("https://");
+    let now = state.clock.now();
+    let expired = || {
+        message(
+            StatusCode::BAD_REQUEST,
+            "Sign-in link expired",
+            "This sign-in link has expired. Start again from your terminal.",
+        )
+    };
+    let opened: Option<OAuthState> = q.state.as_deref().and_then(|s| {
+        state
+            .sealer
+            .open("oauth_state", s, now.unix_timestamp())
+            .ok()
+    });
+    let Some(st) = opened else {
+        ctx.audit(
+            &state,
+            "device.callback",
+            json!({"result": "invalid_state"}),
+        );
+        return expired();
+    };
+    let presented = cookie(&headers, cookie_name(secure)).map(|c| sha256_hex(&c));
+    if !presented.is_some_and(|h| same(&h, &st.browser)) {
+        ctx.audit(
+            &state,
+            "device.callback",
+            json!({"result": "browser_mismatch"}),
+        );
+        return clear_cookie(
+            message(StatusCode::FORBIDDEN, "Different browser", "This sign-in was started in a different browser. Open the verification link on the device that showed the code."),
+            secure,
+        );
+    }
+    let mut g = match grant::load(&state.store, &state.sealer, &st.grant, now).await {
+        Ok(Some(g)) if g.status == Status::Pending => g,
+        Ok(_) => {
+            ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
+            return clear_cookie(
+                message(
+                    StatusCode::BAD_REQUEST,
+                    "Already used",
+                    "This device code has already been used or has expired.",
+                ),
+                secure,
+            );
+        }
+        Err(e) => {
+            tracing::error!("device grant lookup failed: {e}");
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again shortly",
+                "Sign-in is unavailable for a moment. Try again shortly.",
+            );
+        }
+    };
+    // One state, one use: the grant stops being pending whatever happens next.
+    let outcome = if let Some(err) = &q.error {
+        let detail = q.error_description.as_deref().unwrap_or_default();
+        tracing::info!(error = ?err, "the IdP returned an error to the callback: {detail:?}");
+        Err((
+            "idp_error".to_owned(),
+            format!(
+                "The identity provider said: {}",
+                err.chars().take(100).collect::<String>()
+            ),
+        ))
+    } else {
+        sign_in(
+            &state,
+            q.code.as_deref().unwrap_or_default(),
+            &st,
+            now.unix_timestamp(),
+        )
+        .await
+    };
+    let ttl = (state.config.session.ttl_hours * 3600.0).round() as i64;
+    let res = match outcome {
+        Ok((who, refresh_token)) => {
+            let token = state.keys.mint(&who, now, time::Duration::seconds(ttl));
+            g.status = Status::Complete;
+            g.issued = Some(Issued {
+                access_token: token,
+                refresh_token,
+                expires_in: ttl.max(0) as u64,
+            });
+            ctx.audit(&state, "session.mint", json!({"result": "success", "sub": who.sub, "email": who.email, "groups": who.groups, "ttl_hours": state.config.session.ttl_hours}));
+            ctx.audit(
+                &state,
+                "device.callback",
+                json!({"result": "success", "sub": who.sub}),
+            );
+            message(
+                StatusCode::OK,
+                "You're signed in",
+                "Return to your terminal: Claude Code is signed in. You can close this window.",
+            )
+        }
+        Err((reason, text)) => {
+            g.status = Status::Denied;
+            ctx.audit(
+                &state,
+                "session.mint",
+                json!({"result": "fail", "err": reason}),
+            );
+            ctx.audit(
+                &state,
+                "auth.denied",
+                json!({"reason": reason, "path": "/oauth/callback"}),
+            );
+            message(
+                StatusCode::FORBIDDEN,
+                "Sign-in could not be completed",
+                &text,
+            )
+        }
+    };
+    if let Err(e) = grant::save(&state.store, &state.sealer, &st.grant, &g).await {
+        tracing::error!("could not settle a device grant: {e}");
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again shortly",
+            "Sign-in could not be recorded. Start again from your terminal.",
+        );
+    }
+    let _ = grant::forget_user_code(&state.store, &g.user_code).await;
+    clear_cookie(res, secure)
+}
+
+/// Code → verified identity and the IdP refresh token; or (audit reason, page text).
+async fn sign_in(
+    state: &AppState,
+    code: &str,
+    st: &OAuthState,
+    now: i64,
+) -> Result<(Identity, Option<String>), (String, String)> {
+    let Some(rp) = &state.rp else {
+        return Err((
+            "no_idp".into(),
+            "This gateway has no identity provider configured.".into(),
+        ));
+    };
+    if code.is_empty() {
+        return Err((
+            "missing_code".into(),
+            "The identity provider sent no code. Start again from your terminal.".into(),
+        ));
+    }
+    let ex = rp.exchange(code, &st.verifier, &st.nonce, now).await.map_err(|e| {
+        tracing::warn!("sign-in failed at the IdP: {e}");
+        ("idp_exchange".to_owned(), "The identity provider did not confirm the sign-in. Start again from your terminal.".to_owned())
+    })?;
+    identity(state, &ex)
+        .await
+        .map(|who| (who, ex.refresh_token))
+}
+
+/// Applies the claim gates to an exchange (asking userinfo when allowed and needed).
+pub async fn identity(
+    state: &AppState,
+    ex: &super::oidc::Exchanged,
+) -> Result<Identity, (String, String)> {
+    let (Some(oidc), Some(rp)) = (&state.config.oidc, &state.rp) else {
+        return Err(("no_idp".into(), "No identity provider.".into()));
+    };
+    let claims = ex.claims.clone().unwrap_or(serde_json::Value::Null);
+    let sub = claims
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let userinfo = if ex.claims.is_none() || needs_userinfo(&claims, oidc) {
+        match rp.userinfo(&ex.access_token, &sub).await {
+            Ok(u) => Some(u),
+            Err(e) if ex.claims.is_none() => return Err(("userinfo".into(), format!("{e}"))),
+            Err(e) => {
+                tracing::warn!("userinfo fallback failed: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let base = if ex.claims.is_some() {
+        &claims
+    } else {
+        userinfo.as_ref().unwrap_or(&claims)
+    };
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let names: Vec<&String> = base
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        tracing::debug!(?names, "id_token claim names");
+    }
+    admit(base, userinfo.as_ref(), oidc)
+        .map_err(|r| (r.to_string(), format!("Sign-in was refused: {r}.")))
+}

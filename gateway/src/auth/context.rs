@@ -1,0 +1,63 @@
+//! Small things every sign-in handler needs: the caller's address, the request id, rate limits,
+//! and audit events that carry both.
+
+use http::request::Parts;
+use serde_json::Value;
+
+use crate::config::Window;
+use crate::http::access::ClientIp;
+use crate::http::edge::RequestId;
+use crate::state::AppState;
+
+/// Per-request facts for audit and limits.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Resolved client address.
+    pub ip: Option<String>,
+    /// The request id.
+    pub request_id: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Ctx {
+            ip: parts
+                .extensions
+                .get::<ClientIp>()
+                .and_then(|c| c.0)
+                .map(|ip| ip.to_string()),
+            request_id: parts
+                .extensions
+                .get::<RequestId>()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+impl Ctx {
+    /// Writes an audit event with `client_ip` and `request_id` added.
+    pub fn audit(&self, state: &AppState, evt: &str, mut fields: Value) {
+        if let Some(o) = fields.as_object_mut() {
+            o.insert("client_ip".into(), self.ip.clone().into());
+            o.insert("request_id".into(), self.request_id.clone().into());
+        }
+        state.audit.emit(evt, state.clock.now(), fields);
+    }
+
+    /// Counts a hit against a per-IP window; true when over the limit. A store failure counts as
+    /// over: sign-in needs the store anyway, and failing open would unthrottle code guessing.
+    pub async fn over_limit(&self, state: &AppState, bucket: &str, w: &Window) -> bool {
+        let key = format!("rl:{bucket}:{}", self.ip.as_deref().unwrap_or("unknown"));
+        let window = time::Duration::seconds(i64::from(w.window_seconds));
+        match state.store.kv_incr(&key, window, state.clock.now()).await {
+            Ok(n) => n > i64::from(w.max),
+            Err(e) => {
+                tracing::warn!("rate-limit counter unavailable: {e}");
+                true
+            }
+        }
+    }
+}

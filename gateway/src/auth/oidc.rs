@@ -1,0 +1,377 @@
+//! The OpenID Connect relying party: discovery (lazy, cached for an hour), the authorize URL with
+//! PKCE S256 and a nonce, the code exchange and refresh, id_token verification (signature,
+//! issuer, audience, `azp`, expiry with the configured skew, nonce), and userinfo.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreIdToken, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
+};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::config::Oidc;
+
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+const REDISCOVER_AFTER: Duration = Duration::from_secs(3600);
+
+/// Why the IdP step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// The IdP could not be reached or answered nonsense: try again later.
+    #[error("identity provider unavailable: {0}")]
+    Unavailable(String),
+    /// The IdP refused the code or refresh token.
+    #[error("identity provider refused the grant: {0}")]
+    InvalidGrant(String),
+    /// The id_token did not verify.
+    #[error("id_token rejected: {0}")]
+    BadToken(String),
+}
+
+/// Tokens and verified claims from one exchange.
+#[derive(Debug)]
+pub struct Exchanged {
+    /// The id_token's claims (verified), as JSON.
+    pub claims: Option<Value>,
+    /// The IdP access token (for userinfo).
+    pub access_token: String,
+    /// The IdP refresh token, if any.
+    pub refresh_token: Option<String>,
+}
+
+struct Discovered {
+    client: Client,
+    userinfo: Option<String>,
+    authorize_origin: String,
+    at: Instant,
+}
+
+/// The relying party for `oidc`.
+pub struct RelyingParty {
+    cfg: Oidc,
+    redirect_uri: String,
+    http: reqwest::Client,
+    cache: RwLock<Option<Arc<Discovered>>>,
+}
+
+impl std::fmt::Debug for RelyingParty {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RelyingParty({})", self.cfg.issuer)
+    }
+}
+
+/// An HTTP client for IdP calls: rustls on aws-lc-rs, the configured CA (or the system's), and
+/// no redirects (an IdP endpoint that redirects is misconfigured, and following would be an SSRF).
+fn idp_http(ca_pem: Option<&str>) -> Result<reqwest::Client, String> {
+    use rustls_pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| format!("oidc.ca_cert_pem: {e}"))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("oidc.ca_cert_pem: {e}"))?;
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+impl RelyingParty {
+    /// A relying party whose redirect URI is `<origin>/oauth/callback`.
+    pub fn new(cfg: &Oidc, origin: &str) -> Result<Self, String> {
+        Ok(Self {
+            cfg: cfg.clone(),
+            redirect_uri: format!("{origin}/oauth/callback"),
+            http: idp_http(cfg.ca_cert_pem.as_deref())?,
+            cache: RwLock::new(None),
+        })
+    }
+
+    async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
+        if let Some(d) = self.cache.read().await.as_ref() {
+            if d.at.elapsed() < REDISCOVER_AFTER {
+                return Ok(d.clone());
+            }
+        }
+        let fresh = Arc::new(self.discover().await?);
+        *self.cache.write().await = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    async fn discover(&self) -> Result<Discovered, OidcError> {
+        let issuer = self.cfg.issuer.trim_end_matches('/');
+        let url = self
+            .cfg
+            .discovery_url
+            .clone()
+            .unwrap_or_else(|| format!("{issuer}/.well-known/openid-configuration"));
+        let unavailable = |e: String| OidcError::Unavailable(format!("discovery at {url}: {e}"));
+        let res = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        if !res.status().is_success() {
+            return Err(unavailable(format!("HTTP {}", res.status())));
+        }
+        let bytes = res.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let metadata: CoreProviderMetadata =
+            serde_json::from_slice(&bytes).map_err(|e| unavailable(e.to_string()))?;
+        if metadata.issuer().as_str().trim_end_matches('/') != issuer {
+            return Err(unavailable(format!(
+                "the document names issuer {}, not {issuer}",
+                metadata.issuer().as_str()
+            )));
+        }
+        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| unavailable(format!("jwks: {e}")))?;
+        let userinfo = metadata.userinfo_endpoint().map(|u| u.url().to_string());
+        let authorize = metadata.authorization_endpoint().url();
+        let authorize_origin = authorize.origin().ascii_serialization();
+        let post_only = metadata
+            .token_endpoint_auth_methods_supported()
+            .is_some_and(|m| m.iter().all(|x| x.as_ref() == "client_secret_post"));
+        let auth_type = match self.cfg.token_endpoint_auth_method.as_deref() {
+            Some("client_secret_post") => AuthType::RequestBody,
+            Some("client_secret_basic") => AuthType::BasicAuth,
+            _ if post_only => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        };
+        let redirect =
+            RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| unavailable(e.to_string()))?;
+        let client = CoreClient::from_provider_metadata(
+            metadata.set_jwks(jwks),
+            ClientId::new(self.cfg.client_id.clone()),
+            self.cfg
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_owned())),
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(auth_type);
+        Ok(Discovered {
+            client,
+            userinfo,
+            authorize_origin,
+            at: Instant::now(),
+        })
+    }
+
+    /// The origin of the IdP's authorize endpoint (for the verification page's CSP), once known.
+    pub async fn authorize_origin(&self) -> Option<String> {
+        self.discovered()
+            .await
+            .ok()
+            .map(|d| d.authorize_origin.clone())
+    }
+
+    /// The authorize URL for one sign-in.
+    pub async fn authorize_url(
+        &self,
+        state: &str,
+        nonce: &str,
+        verifier: &str,
+    ) -> Result<String, OidcError> {
+        let d = self.discovered().await?;
+        let (state, nonce) = (state.to_owned(), nonce.to_owned());
+        let mut req = d.client.authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            move || CsrfToken::new(state),
+            move || Nonce::new(nonce),
+        );
+        for (k, v) in &self.cfg.extra_auth_params {
+            req = req.add_extra_param(k.clone(), v.clone());
+        }
+        for s in self.cfg.scopes.iter().filter(|s| s.as_str() != "openid") {
+            req = req.add_scope(Scope::new(s.clone()));
+        }
+        if self.cfg.use_pkce {
+            req = req.set_pkce_challenge(PkceCodeChallenge::from_code_verifier_sha256(
+                &PkceCodeVerifier::new(verifier.to_owned()),
+            ));
+        }
+        let (url, _, _) = req.add_extra_param("response_mode", "query").url();
+        Ok(url.to_string())
+    }
+
+    /// Redeems an authorization code and verifies the id_token against `nonce`.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+        nonce: &str,
+        now: i64,
+    ) -> Result<Exchanged, OidcError> {
+        let d = self.discovered().await?;
+        let mut req = d
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
+        if self.cfg.use_pkce {
+            req = req.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
+        }
+        let tokens = req.request_async(&self.http).await.map_err(token_error)?;
+        let nonce = Nonce::new(nonce.to_owned());
+        let claims = match tokens.id_token() {
+            Some(t) => Some(self.verify(&d.client, t, Some(&nonce), now)?),
+            None => return Err(OidcError::BadToken("the IdP returned no id_token".into())),
+        };
+        Ok(Exchanged {
+            claims,
+            access_token: tokens.access_token().secret().clone(),
+            refresh_token: tokens.refresh_token().map(|r| r.secret().clone()),
+        })
+    }
+
+    /// Uses a refresh token; the id_token of the answer, when there is one, is verified.
+    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<Exchanged, OidcError> {
+        let d = self.discovered().await?;
+        let rt = RefreshToken::new(refresh_token.to_owned());
+        let mut req = d
+            .client
+            .exchange_refresh_token(&rt)
+            .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
+        if self.cfg.scope_on_refresh {
+            for s in &self.cfg.scopes {
+                req = req.add_scope(Scope::new(s.clone()));
+            }
+        }
+        let tokens = req.request_async(&self.http).await.map_err(token_error)?;
+        let claims = match tokens.id_token() {
+            Some(t) => Some(self.verify(&d.client, t, None, now)?),
+            None => None,
+        };
+        Ok(Exchanged {
+            claims,
+            access_token: tokens.access_token().secret().clone(),
+            refresh_token: tokens.refresh_token().map(|r| r.secret().clone()),
+        })
+    }
+
+    fn verify(
+        &self,
+        client: &Client,
+        token: &CoreIdToken,
+        nonce: Option<&Nonce>,
+        now: i64,
+    ) -> Result<Value, OidcError> {
+        let skew = i64::from(self.cfg.clock_skew_seconds);
+        let extra_azp = self.cfg.additional_authorized_parties.clone();
+        let alg: Option<CoreJwsSigningAlgorithm> =
+            serde_json::from_value(Value::String(self.cfg.id_token_signed_response_alg.clone()))
+                .ok();
+        let mut verifier = client
+            .id_token_verifier()
+            .set_other_audience_verifier_fn(move |aud| extra_azp.iter().any(|a| a == aud.as_str()))
+            .set_time_fn(move || chrono_like(now - skew));
+        if let Some(alg) = alg {
+            verifier = verifier.set_allowed_algs([alg]);
+        }
+        let result = match nonce {
+            Some(n) => token.claims(&verifier, n).map(|_| ()),
+            None => token
+                .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                .map(|_| ()),
+        };
+        result.map_err(|e| OidcError::BadToken(e.to_string()))?;
+        // The signature is verified; read the payload whole, for claims the typed view drops.
+        let compact = token.to_string();
+        let payload = compact.split('.').nth(1).unwrap_or_default();
+        let bytes = B64
+            .decode(payload)
+            .map_err(|e| OidcError::BadToken(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| OidcError::BadToken(e.to_string()))
+    }
+
+    /// Userinfo for an access token, refused unless it names `sub`.
+    pub async fn userinfo(&self, access_token: &str, sub: &str) -> Result<Value, OidcError> {
+        let d = self.discovered().await?;
+        let url = d
+            .userinfo
+            .clone()
+            .ok_or_else(|| OidcError::Unavailable("the IdP has no userinfo endpoint".into()))?;
+        let res = self
+            .http
+            .get(&url)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
+        if !res.status().is_success() {
+            return Err(OidcError::Unavailable(format!(
+                "userinfo: HTTP {}",
+                res.status()
+            )));
+        }
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
+        if v.get("sub").and_then(Value::as_str) != Some(sub) {
+            return Err(OidcError::BadToken(
+                "userinfo sub missing or does not match id_token sub".into(),
+            ));
+        }
+        Ok(v)
+    }
+}
+
+/// The verifier's clock, as the type it wants.
+fn chrono_like(unix: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default()
+}
+
+fn token_error<E: std::error::Error>(
+    e: RequestTokenError<E, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
+) -> OidcError {
+    match &e {
+        RequestTokenError::ServerResponse(r)
+            if *r.error() == CoreErrorResponseType::InvalidGrant =>
+        {
+            OidcError::InvalidGrant(r.to_string())
+        }
+        RequestTokenError::ServerResponse(r) => OidcError::InvalidGrant(r.to_string()),
+        other => OidcError::Unavailable(other.to_string()),
+    }
+}
