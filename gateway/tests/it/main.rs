@@ -3,10 +3,12 @@
 // A failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bearer;
 mod config_files;
 mod edge;
 mod readiness;
 mod shutdown;
+mod signin;
 mod store;
 mod support;
 mod tls;

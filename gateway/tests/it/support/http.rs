@@ -15,7 +15,6 @@ pub struct Response {
 
 impl Response {
     /// The first header with this name (case-insensitive).
-    #[allow(dead_code)] // used by later suites
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
