@@ -8,6 +8,7 @@
 //! - [`http`]: the router and the layers every request crosses (request id, security headers,
 //!   size limits, client IP and CIDR rules), and the error envelope.
 //! - [`auth`]: session tokens (and, with sign-in, the device grant and OIDC relying party).
+//! - [`policy`]: group policies: managed settings, the model allowlist, tool denials.
 //! - [`inference`]: the Messages API routes: parse, pick upstreams, fail over, relay, audit.
 //! - [`upstream`]: one client per provider (Bedrock, Anthropic) and the translation to and from it.
 //! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod inference;
+pub mod policy;
 pub mod server;
 pub mod state;
 pub mod store;

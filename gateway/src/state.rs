@@ -11,6 +11,7 @@ use crate::clock::SharedClock;
 use crate::config::{Config, Loaded};
 use crate::http::access::AccessRules;
 use crate::http::health::Readiness;
+use crate::policy::Policies;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
 use crate::upstream::Upstreams;
@@ -53,6 +54,8 @@ pub struct State {
     pub sealer: Sealer,
     /// The OpenID Connect relying party.
     pub rp: Option<RelyingParty>,
+    /// Group policies (`managed`).
+    pub policies: Option<Policies>,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             Some(o) => Some(RelyingParty::new(o, &origin)?),
             None => None,
         };
+        let policies = Policies::new(&config);
         Ok(Self(Arc::new(State {
             config,
             config_sha256: loaded.sha256,
@@ -89,6 +93,7 @@ impl AppState {
             upstreams,
             sealer,
             rp,
+            policies,
         })))
     }
 }

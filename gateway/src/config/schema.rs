@@ -545,6 +545,10 @@ pub struct Managed {
     /// The policies, in order.
     #[serde(default)]
     pub policies: Vec<Policy>,
+    /// Extension: enforce tool denials in the gateway as well as in the client (removes denied
+    /// tools from requests and refuses replays of denied tool calls). Off unless turned on.
+    #[serde(default, deserialize_with = "lenient::de")]
+    pub enforce_tool_denials: bool,
 }
 
 /// How matching policies combine.
@@ -583,6 +587,10 @@ pub struct Policy {
         skip_serializing_if = "Option::is_none"
     )]
     pub serve_to_desktop: Option<bool>,
+    /// Extension: tool names the gateway denies for this policy, besides the bare names in
+    /// `cli.permissions.deny` (enforced when `managed.enforce_tool_denials` is on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_tools: Vec<String>,
 }
 
 /// `managed.policies[].match`.

@@ -718,12 +718,19 @@ fn managed(cx: &mut Ctx, m: &Managed) {
             ("code", &p.code),
         ] {
             if let Some(doc) = doc {
-                if doc.contains_key("mcpServers") {
-                    cx.err(
-                        format!("{at}.{key}.mcpServers"),
-                        "is not allowed in managed settings; use managedMcpServers",
-                    );
+                for (path, message) in crate::policy::check_settings(doc) {
+                    cx.err(format!("{at}.{key}{path}"), message);
                 }
+            }
+        }
+        if let Some(desktop) = &p.desktop {
+            for (path, message) in crate::policy::check_desktop(desktop) {
+                cx.err(format!("{at}.desktop{path}"), message);
+            }
+        }
+        for (j, t) in p.deny_tools.iter().enumerate() {
+            if t.trim().is_empty() || t.contains('(') {
+                cx.err(format!("{at}.deny_tools[{j}]"), "must be a bare tool name");
             }
         }
     }

@@ -28,6 +28,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::landing))
         .route("/protocol", get(pages::protocol))
         .merge(crate::auth::routes())
+        .route("/managed/settings", get(crate::policy::managed_settings))
+        .route("/user/bootstrap", get(crate::policy::bootstrap))
         .merge(crate::inference::routes())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))

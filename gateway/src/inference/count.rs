@@ -18,15 +18,17 @@ use crate::upstream::Call;
 /// The handler.
 pub async fn count_tokens(
     State(state): State<AppState>,
-    Caller(_who): Caller,
+    Caller(who): Caller,
+    axum::Extension(rid): axum::Extension<crate::http::edge::RequestId>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let model = obj
         .model()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    super::policy_gate::apply(&state, &who, &rid, &model, &mut obj)?;
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri
         .path_and_query()

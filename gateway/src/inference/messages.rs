@@ -68,11 +68,12 @@ pub async fn messages(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let model = obj
         .model()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let stream = obj.stream();
+    super::policy_gate::apply(&state, &who, &rid, &model, &mut obj)?;
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;

@@ -7,6 +7,7 @@ mod count;
 mod dispatch;
 mod messages;
 mod models;
+mod policy_gate;
 pub mod sse;
 pub mod usage;
 

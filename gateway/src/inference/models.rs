@@ -10,8 +10,35 @@ use crate::auth::caller::Caller;
 use crate::state::AppState;
 
 /// The handler.
-pub async fn list(State(state): State<AppState>, Caller(_who): Caller) -> Json<Value> {
-    Json(catalog(&state.config))
+pub async fn list(State(state): State<AppState>, Caller(who): Caller) -> Json<Value> {
+    let allowed = state
+        .policies
+        .as_ref()
+        .and_then(|p| p.effective(&who))
+        .and_then(|e| e.available_models.clone());
+    let mut all = catalog(&state.config);
+    if let Some(list) = allowed {
+        if let Some(data) = all.get_mut("data").and_then(Value::as_array_mut) {
+            data.retain(|m| {
+                m.get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(|id| crate::policy::models::allows(&list, id))
+            });
+            let first = data
+                .first()
+                .and_then(|d| d.get("id"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let last = data
+                .last()
+                .and_then(|d| d.get("id"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            all["first_id"] = first;
+            all["last_id"] = last;
+        }
+    }
+    Json(all)
 }
 
 /// The list as served (pure, for tests).

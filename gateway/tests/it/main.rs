@@ -6,6 +6,7 @@
 mod bearer;
 mod config_files;
 mod edge;
+mod policy;
 mod readiness;
 mod shutdown;
 mod signin;

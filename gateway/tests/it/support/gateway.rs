@@ -51,7 +51,6 @@ oidc: {{issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: 
 }
 
 /// A session token for `sub`, minted the way the gateway mints them.
-#[allow(dead_code)] // used by the inference suites
 pub fn token(sub: &str, groups: &[&str]) -> String {
     use claude_gateway::auth::token::{Identity, SessionKeys};
     use claude_gateway::config::Secret;

@@ -1,0 +1,62 @@
+//! The policy stage of an inference request: the caller's model allowlist, then (when the
+//! operator turned it on) the tool denials, applied to the body before it goes upstream.
+
+use serde_json::json;
+
+use super::body::RawObject;
+use crate::auth::token::Identity;
+use crate::http::edge::RequestId;
+use crate::http::error::ApiError;
+use crate::policy::models::allows;
+use crate::policy::tools::{enforce, Verdict};
+use crate::state::AppState;
+
+/// Refuses a model outside the caller's allowlist; strips or refuses denied tools.
+pub fn apply(
+    state: &AppState,
+    who: &Identity,
+    rid: &RequestId,
+    model: &str,
+    body: &mut RawObject,
+) -> Result<(), ApiError> {
+    let Some(eff) = state.policies.as_ref().and_then(|p| p.effective(who)) else {
+        return Ok(());
+    };
+    let audit = |evt: &str, fields: serde_json::Value| {
+        let mut f = json!({"request_id": rid.as_str(), "sub": who.sub, "email": who.email, "groups": who.groups, "model": model});
+        if let (Some(o), serde_json::Value::Object(more)) = (f.as_object_mut(), fields) {
+            o.extend(more);
+        }
+        state.audit.emit(evt, state.clock.now(), f);
+    };
+    if let Some(list) = &eff.available_models {
+        if !allows(list, model) {
+            audit(
+                "policy.blocked",
+                json!({"reason": "model_not_allowed", "policies": eff.indices}),
+            );
+            return Err(ApiError::BadRequest(format!(
+                "model {model} is not in your role's availableModels allowlist"
+            )));
+        }
+    }
+    if state.policies.as_ref().is_some_and(|p| p.enforce_tools) {
+        match enforce(body, &eff.denials) {
+            Verdict::Clean => {}
+            Verdict::Stripped(tools) => audit(
+                "policy.tool_denied",
+                json!({"action": "stripped", "tools": tools}),
+            ),
+            Verdict::Refused(tool) => {
+                audit(
+                    "policy.tool_denied",
+                    json!({"action": "refused", "tools": [tool]}),
+                );
+                return Err(ApiError::BadRequest(format!(
+                    "tool {tool} is denied by your organization's policy"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

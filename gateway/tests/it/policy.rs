@@ -1,0 +1,224 @@
+//! Group policies over HTTP: the managed-settings envelope, ETag and 304, the 404s, the model
+//! allowlist at /v1/messages and /v1/models, and checksums equal across gateway processes.
+
+use serde_json::{json, Value};
+
+use crate::support::gateway::{config, token, Gateway};
+use crate::support::http::{get, raw};
+use crate::support::pg::shared;
+
+const MANAGED: &str = "managed:
+  enforce_tool_denials: true
+  policies:
+    - match: {groups: [contractors]}
+      cli:
+        availableModels: [claude-haiku-4-5]
+        permissions: {deny: [WebFetch]}
+    - match: {}
+      cli:
+        availableModels: [claude-opus-4-8, sonnet, claude-haiku-4-5]
+        env: {COMPANY: example}
+";
+
+fn start(extra: &str) -> Gateway {
+    let url = shared().new_db();
+    let extra = extra.to_owned();
+    Gateway::start(move |port| config(port, &url, &extra), &[])
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn post_json(port: u16, path: &str, token: &str, body: &Value) -> crate::support::http::Response {
+    let b = body.to_string();
+    raw(
+        port,
+        &format!("POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}", b.len()),
+        b.as_bytes(),
+    )
+}
+
+#[test]
+fn managed_settings_envelope_etag_and_304() {
+    let gw = start(MANAGED);
+    let t = token("c1", &["contractors"]);
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&t))],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let checksum = v["checksum"].as_str().unwrap().to_owned();
+    assert_eq!(v["uuid"], checksum.as_str());
+    assert_eq!(r.header("etag"), Some(format!("\"{checksum}\"").as_str()));
+    assert!(r.header("x-cc-gateway-version").is_some());
+    assert_eq!(
+        v["settings"]["availableModels"],
+        json!(["claude-haiku-4-5"])
+    );
+    assert_eq!(
+        v["settings"]["env"],
+        json!({"COMPANY": "example"}),
+        "merged onto the base"
+    );
+    assert_eq!(v["settings"]["permissions"]["deny"], json!(["WebFetch"]));
+    // The checksum is what the client computes: sorted keys, no whitespace.
+    assert_eq!(checksum, claude_gateway::policy::checksum(&v["settings"]));
+
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[
+            ("Authorization", &bearer(&t)),
+            ("If-None-Match", &format!("\"{checksum}\"")),
+        ],
+    );
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&t)), ("If-None-Match", "*")],
+    );
+    assert_eq!(r.status, 200, "* is answered like no header");
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[
+            ("Authorization", &bearer(&t)),
+            ("If-None-Match", "\"sha256:stale\""),
+        ],
+    );
+    assert_eq!(r.status, 200);
+
+    let audit = gw.stdout();
+    assert!(audit.contains("\"evt\":\"managed.serve\"") && audit.contains(&checksum));
+    assert_eq!(get(gw.port, "/managed/settings", &[]).status, 401);
+}
+
+#[test]
+fn not_configured_and_no_match_are_404() {
+    let gw = start("");
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&token("u", &[])))],
+    );
+    assert_eq!((r.status, r.body.as_str()), (404, "not configured"));
+    drop(gw);
+    let gw =
+        start("managed:\n  policies:\n    - match: {groups: [eng]}\n      cli: {env: {A: '1'}}\n");
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&token("u", &["sales"])))],
+    );
+    assert_eq!((r.status, r.body.as_str()), (404, "no policy matched"));
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&token("u", &["eng"])))],
+    );
+    assert_eq!(r.status, 200);
+    let r = get(
+        gw.port,
+        "/user/bootstrap",
+        &[("Authorization", &bearer(&token("u", &["eng"])))],
+    );
+    assert_eq!(r.status, 404, "Desktop needs a desktop block");
+}
+
+#[test]
+fn checksums_agree_across_gateways() {
+    let a = start(MANAGED);
+    let b = start(MANAGED);
+    let t = token("c1", &["contractors"]);
+    let ea = get(
+        a.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&t))],
+    );
+    let eb = get(
+        b.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&t))],
+    );
+    assert_eq!(ea.header("etag"), eb.header("etag"));
+    assert!(ea.header("etag").is_some());
+}
+
+#[test]
+fn the_model_allowlist_is_enforced_at_the_gateway() {
+    let gw = start(MANAGED);
+    let contractor = token("c1", &["contractors"]);
+    let body = json!({"model": "claude-opus-4-8", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        let r = post_json(gw.port, path, &contractor, &body);
+        assert_eq!(r.status, 400, "{path}: {r:?}");
+        let v: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(
+            v["error"]["message"],
+            "model claude-opus-4-8 is not in your role's availableModels allowlist"
+        );
+    }
+    assert!(gw.stdout().contains("\"evt\":\"policy.blocked\""));
+
+    let r = get(
+        gw.port,
+        "/v1/models",
+        &[("Authorization", &bearer(&contractor))],
+    );
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["claude-haiku-4-5"]);
+
+    let everyone = token("e1", &["eng"]);
+    let r = get(
+        gw.port,
+        "/v1/models",
+        &[("Authorization", &bearer(&everyone))],
+    );
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"claude-opus-4-8")
+            && ids.contains(&"claude-sonnet-4-6")
+            && ids.contains(&"claude-haiku-4-5")
+    );
+    assert!(!ids.contains(&"claude-haiku-5-5"));
+}
+
+#[test]
+fn a_replayed_call_of_a_denied_tool_is_refused() {
+    let gw = start(MANAGED);
+    let contractor = token("c1", &["contractors"]);
+    let body = json!({
+        "model": "claude-haiku-4-5", "max_tokens": 5,
+        "messages": [
+            {"role": "user", "content": "fetch it"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "WebFetch", "input": {"url": "https://x"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "..."}]}
+        ]
+    });
+    let r = post_json(gw.port, "/v1/messages", &contractor, &body);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("tool WebFetch is denied"));
+    let audit = gw.stdout();
+    assert!(
+        audit.contains("\"evt\":\"policy.tool_denied\"")
+            && audit.contains("\"action\":\"refused\"")
+    );
+}
