@@ -105,6 +105,8 @@ fn serve(file: Option<PathBuf>, var: Option<String>, env: &dyn Env) -> ExitCode 
         }
     };
     telemetry::logging::init(env);
+    // Every TLS client in the process uses aws-lc-rs, including ones built by libraries.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

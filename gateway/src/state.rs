@@ -14,6 +14,7 @@ use crate::http::health::Readiness;
 use crate::policy::Policies;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
+use crate::telemetry::relay::Relay;
 use crate::upstream::Upstreams;
 
 /// Shared, cheaply cloned application state.
@@ -56,6 +57,8 @@ pub struct State {
     pub rp: Option<RelyingParty>,
     /// Group policies (`managed`).
     pub policies: Option<Policies>,
+    /// The OTLP relay.
+    pub relay: Relay,
 }
 
 impl AppState {
@@ -80,6 +83,10 @@ impl AppState {
             None => None,
         };
         let policies = Policies::new(&config);
+        let relay = Relay::new(
+            config.telemetry.as_ref(),
+            crate::upstream::anthropic::http_client()?,
+        );
         Ok(Self(Arc::new(State {
             config,
             config_sha256: loaded.sha256,
@@ -94,6 +101,7 @@ impl AppState {
             sealer,
             rp,
             policies,
+            relay,
         })))
     }
 }

@@ -12,7 +12,7 @@ pub mod pages;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::bearer::bearer;
@@ -30,6 +30,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::routes())
         .route("/managed/settings", get(crate::policy::managed_settings))
         .route("/user/bootstrap", get(crate::policy::bootstrap))
+        .route("/v1/metrics", post(crate::telemetry::relay::metrics))
+        .route("/v1/logs", post(crate::telemetry::relay::logs))
+        .route("/v1/traces", post(crate::telemetry::relay::traces))
         .merge(crate::inference::routes())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))

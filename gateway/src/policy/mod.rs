@@ -163,15 +163,10 @@ fn telemetry_env(cfg: &Config) -> Map<String, Value> {
     }
     let any = |f: fn(&crate::config::ForwardTo) -> bool| t.forward_to.iter().any(f);
     env.insert("CLAUDE_CODE_ENABLE_TELEMETRY".into(), "1".into());
-    if any(|f| f.metrics) {
-        env.insert("OTEL_METRICS_EXPORTER".into(), "otlp".into());
-    }
-    if any(|f| f.logs) {
-        env.insert("OTEL_LOGS_EXPORTER".into(), "otlp".into());
-    }
-    if any(|f| f.traces) {
-        env.insert("OTEL_TRACES_EXPORTER".into(), "otlp".into());
-    }
+    let exporter = |on: bool| Value::from(if on { "otlp" } else { "none" });
+    env.insert("OTEL_METRICS_EXPORTER".into(), exporter(any(|f| f.metrics)));
+    env.insert("OTEL_LOGS_EXPORTER".into(), exporter(any(|f| f.logs)));
+    env.insert("OTEL_TRACES_EXPORTER".into(), exporter(any(|f| f.traces)));
     env.insert(
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         public.trim_end_matches('/').into(),
@@ -295,7 +290,7 @@ mod tests {
         let env = &a.settings["env"];
         assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "https://gw.example.com");
         assert_eq!(env["OTEL_LOGS_EXPORTER"], "otlp");
-        assert!(env.get("OTEL_TRACES_EXPORTER").is_none());
+        assert_eq!(env["OTEL_TRACES_EXPORTER"], "none");
         assert_eq!(env["TIER"], "eng");
         assert_ne!(
             a.checksum,

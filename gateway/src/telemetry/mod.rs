@@ -1,5 +1,7 @@
-//! What the gateway says about itself: the audit stream (JSON lines on stdout) and operational
-//! logs (text on stderr).
+//! Telemetry: the relay of the client's OTLP, the audit stream (JSON lines on stdout) and
+//! operational logs (text on stderr).
 
 pub mod audit;
+pub mod breaker;
 pub mod logging;
+pub mod relay;

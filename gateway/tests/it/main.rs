@@ -8,6 +8,7 @@ mod config_files;
 mod edge;
 mod policy;
 mod readiness;
+mod relay;
 mod shutdown;
 mod signin;
 mod store;

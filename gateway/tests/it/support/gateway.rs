@@ -52,9 +52,14 @@ oidc: {{issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: 
 
 /// A session token for `sub`, minted the way the gateway mints them.
 pub fn token(sub: &str, groups: &[&str]) -> String {
+    token_for(sub, groups, None)
+}
+
+/// A session token for a gateway whose `listen.public_url` is `issuer`.
+pub fn token_for(sub: &str, groups: &[&str], issuer: Option<&str>) -> String {
     use claude_gateway::auth::token::{Identity, SessionKeys};
     use claude_gateway::config::Secret;
-    let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
+    let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], issuer.map(str::to_owned));
     let who = Identity {
         sub: sub.to_owned(),
         email: Some(format!("{sub}@example.com")),

@@ -1,0 +1,259 @@
+//! The OTLP relay: the client's telemetry arrives at `POST /v1/{metrics,logs,traces}`, is answered
+//! `200` at once, and is delivered unchanged (same bytes, content type and encoding) to every
+//! `telemetry.forward_to` destination that takes that signal, with the destination's headers and
+//! never the client's credentials. At most 128 payloads are in flight; more are dropped and
+//! counted. Each destination has its own circuit breaker and a 10 s timeout per delivery.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::sync::Semaphore;
+
+use super::breaker::{Breaker, Delivery};
+use crate::auth::caller::Caller;
+use crate::config::Telemetry;
+use crate::state::AppState;
+
+/// Payloads in flight at once, across destinations.
+pub const MAX_IN_FLIGHT: usize = 128;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An OTLP signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `/v1/metrics`.
+    Metrics,
+    /// `/v1/logs`.
+    Logs,
+    /// `/v1/traces`.
+    Traces,
+}
+
+impl Signal {
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Metrics => "/v1/metrics",
+            Signal::Logs => "/v1/logs",
+            Signal::Traces => "/v1/traces",
+        }
+    }
+}
+
+struct Destination {
+    /// Log-safe name (scheme, host, port; no credentials or path).
+    name: String,
+    base: String,
+    headers: HeaderMap,
+    signals: [bool; 3],
+    breaker: Mutex<Breaker>,
+    refused: AtomicU64,
+}
+
+/// The relay and its counters.
+pub struct Relay {
+    dests: Vec<Arc<Destination>>,
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    /// Payloads dropped because too many were in flight.
+    pub dropped: AtomicU64,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Relay({} destinations)", self.dests.len())
+    }
+}
+
+impl Relay {
+    /// Builds the relay from `telemetry` (validated at boot).
+    pub fn new(t: Option<&Telemetry>, http: reqwest::Client) -> Self {
+        let dests = t
+            .map(|t| t.forward_to.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                let mut headers = HeaderMap::new();
+                for (k, v) in &f.headers {
+                    if let (Ok(n), Ok(mut val)) = (
+                        HeaderName::from_bytes(k.as_bytes()),
+                        HeaderValue::from_str(v.expose()),
+                    ) {
+                        val.set_sensitive(true);
+                        headers.insert(n, val);
+                    }
+                }
+                let name = url::Url::parse(&f.url)
+                    .map(|u| {
+                        format!(
+                            "{}://{}{}",
+                            u.scheme(),
+                            u.host_str().unwrap_or_default(),
+                            u.port().map(|p| format!(":{p}")).unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_else(|_| "destination".into());
+                Arc::new(Destination {
+                    name,
+                    base: f.url.trim_end_matches('/').to_owned(),
+                    headers,
+                    signals: [f.metrics, f.logs, f.traces],
+                    breaker: Mutex::new(Breaker::default()),
+                    refused: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Self {
+            dests,
+            http,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Destinations whose breaker is open now.
+    pub fn open_breakers(&self) -> usize {
+        let now = Instant::now();
+        self.dests
+            .iter()
+            .filter(|d| d.breaker.lock().map(|b| b.is_open(now)).unwrap_or(false))
+            .count()
+    }
+
+    fn wants(&self, signal: Signal) -> Vec<Arc<Destination>> {
+        let i = signal as usize;
+        self.dests
+            .iter()
+            .filter(|d| d.signals[i])
+            .cloned()
+            .collect()
+    }
+
+    /// Accepts one payload for delivery; never waits.
+    pub fn accept(
+        &self,
+        signal: Signal,
+        content_type: HeaderValue,
+        encoding: Option<HeaderValue>,
+        body: Bytes,
+    ) {
+        let targets = self.wants(signal);
+        if targets.is_empty() {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n == 1 || n % 100 == 0 {
+                tracing::warn!("telemetry relay: {n} payloads dropped so far (more than {MAX_IN_FLIGHT} in flight)");
+            }
+            return;
+        };
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            let deliveries = targets.into_iter().map(|d| {
+                deliver(
+                    http.clone(),
+                    d,
+                    signal,
+                    content_type.clone(),
+                    encoding.clone(),
+                    body.clone(),
+                )
+            });
+            futures_util::future::join_all(deliveries).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn deliver(
+    http: reqwest::Client,
+    d: Arc<Destination>,
+    signal: Signal,
+    ct: HeaderValue,
+    enc: Option<HeaderValue>,
+    body: Bytes,
+) {
+    if !d
+        .breaker
+        .lock()
+        .map(|b| b.allows(Instant::now()))
+        .unwrap_or(true)
+    {
+        return;
+    }
+    let mut req = http
+        .post(format!("{}{}", d.base, signal.path()))
+        .timeout(TIMEOUT)
+        .header(http::header::CONTENT_TYPE, ct)
+        .headers(d.headers.clone())
+        .body(body);
+    if let Some(e) = enc {
+        req = req.header(http::header::CONTENT_ENCODING, e);
+    }
+    let outcome = match req.send().await {
+        Ok(res) => Delivery::from_status(res.status().as_u16()),
+        Err(e) => {
+            tracing::debug!(destination = %d.name, "telemetry delivery failed: {}", e.without_url());
+            Delivery::Failed
+        }
+    };
+    if outcome == Delivery::Refused {
+        let n = d.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 || n % 100 == 0 {
+            tracing::warn!(destination = %d.name, "telemetry destination refused a payload ({n} so far)");
+        }
+    }
+    let opened = d
+        .breaker
+        .lock()
+        .map(|mut b| b.record(outcome, Instant::now()))
+        .unwrap_or(false);
+    if opened {
+        tracing::warn!(destination = %d.name, "telemetry destination failed repeatedly: pausing deliveries for 30 s");
+    }
+}
+
+fn ingest(state: &AppState, signal: Signal, headers: &HeaderMap, body: Bytes) -> Response {
+    let ct = headers
+        .get(http::header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
+    let enc = headers.get(http::header::CONTENT_ENCODING).cloned();
+    state.relay.accept(signal, ct, enc, body);
+    StatusCode::OK.into_response()
+}
+
+/// `POST /v1/metrics`.
+pub async fn metrics(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(&state, Signal::Metrics, &headers, body)
+}
+
+/// `POST /v1/logs`.
+pub async fn logs(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(&state, Signal::Logs, &headers, body)
+}
+
+/// `POST /v1/traces`.
+pub async fn traces(
+    State(state): State<AppState>,
+    _c: Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(&state, Signal::Traces, &headers, body)
+}
