@@ -107,6 +107,7 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     let sweeper = spawn_sweeper(store.clone(), clock, stop_rx.clone());
     tokio::spawn(watch_signals(stop_tx, drain));
 
+    let otel_state = state.clone();
     let finished = server::serve(listener, tls, http::router(state), stop_rx, drain).await;
     if finished {
         tracing::info!("shutdown complete: every open request finished, none was cut");
@@ -117,6 +118,9 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
         );
     }
     sweeper.abort();
+    tokio::task::spawn_blocking(move || otel_state.otel.shutdown())
+        .await
+        .ok();
     store.close().await;
     Ok(())
 }

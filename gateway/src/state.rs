@@ -14,6 +14,7 @@ use crate::http::health::Readiness;
 use crate::policy::Policies;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
+use crate::telemetry::otel::Otel;
 use crate::telemetry::relay::Relay;
 use crate::upstream::Upstreams;
 
@@ -58,7 +59,9 @@ pub struct State {
     /// Group policies (`managed`).
     pub policies: Option<Policies>,
     /// The OTLP relay.
-    pub relay: Relay,
+    pub relay: Arc<Relay>,
+    /// The gateway's own metrics and traces.
+    pub otel: Otel,
 }
 
 impl AppState {
@@ -83,10 +86,14 @@ impl AppState {
             None => None,
         };
         let policies = Policies::new(&config);
-        let relay = Relay::new(
+        let relay = Arc::new(Relay::new(
             config.telemetry.as_ref(),
             crate::upstream::anthropic::http_client()?,
-        );
+        ));
+        let otel = Otel::new(
+            config.telemetry.as_ref().and_then(|t| t.export.as_ref()),
+            relay.clone(),
+        )?;
         Ok(Self(Arc::new(State {
             config,
             config_sha256: loaded.sha256,
@@ -102,6 +109,7 @@ impl AppState {
             rp,
             policies,
             relay,
+            otel,
         })))
     }
 }

@@ -144,6 +144,11 @@ pub async fn callback(
                 refresh_token,
                 expires_in: ttl.max(0) as u64,
             });
+            state
+                .otel
+                .m
+                .signins
+                .add(1, &[opentelemetry::KeyValue::new("result", "success")]);
             ctx.audit(&state, "session.mint", json!({"result": "success", "sub": who.sub, "email": who.email, "groups": who.groups, "ttl_hours": state.config.session.ttl_hours}));
             ctx.audit(
                 &state,
@@ -158,6 +163,11 @@ pub async fn callback(
         }
         Err((reason, text)) => {
             g.status = Status::Denied;
+            state
+                .otel
+                .m
+                .signins
+                .add(1, &[opentelemetry::KeyValue::new("result", "denied")]);
             ctx.audit(
                 &state,
                 "session.mint",

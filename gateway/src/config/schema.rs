@@ -615,6 +615,35 @@ pub struct Telemetry {
     /// Fixed labels put on relayed telemetry.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resource_attributes: BTreeMap<String, String>,
+    /// Extension: where the gateway exports its own metrics and traces (OTLP/HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<Export>,
+}
+
+/// `telemetry.export` (extension): the gateway's own OpenTelemetry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    /// OTLP/HTTP base URL; `/v1/metrics` and `/v1/traces` are appended.
+    pub endpoint: String,
+    /// Headers sent with every export.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, Secret>,
+    /// Seconds between metric exports.
+    #[serde(default = "Export::default_interval", deserialize_with = "lenient::de")]
+    pub interval_seconds: u32,
+    /// Export metrics.
+    #[serde(default = "yes", deserialize_with = "lenient::de")]
+    pub metrics: bool,
+    /// Export traces (one span per request).
+    #[serde(default = "yes", deserialize_with = "lenient::de")]
+    pub traces: bool,
+}
+
+impl Export {
+    fn default_interval() -> u32 {
+        60
+    }
 }
 
 /// `telemetry.forward_to[]`.

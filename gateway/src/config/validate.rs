@@ -758,6 +758,14 @@ fn telemetry(cx: &mut Ctx, t: &Telemetry, has_public_url: bool) {
             }
         }
     }
+    if let Some(e) = &t.export {
+        if let Err(msg) = outbound_url(cx, &e.endpoint, true) {
+            cx.err("telemetry.export.endpoint", msg);
+        }
+        if e.interval_seconds == 0 {
+            cx.err("telemetry.export.interval_seconds", "must be at least 1");
+        }
+    }
     if !t.forward_to.is_empty() && !has_public_url {
         cx.err(
             "listen.public_url",

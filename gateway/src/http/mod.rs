@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::inference::routes())
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(from_fn_with_state(
+            state.clone(),
+            crate::telemetry::track::track,
+        ))
         .layer(from_fn_with_state(state.clone(), limits::limits))
         .layer(from_fn_with_state(state.clone(), access::access))
         .layer(from_fn_with_state(

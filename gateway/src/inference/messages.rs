@@ -52,6 +52,7 @@ impl Record {
         if let (Some(obj), serde_json::Value::Object(more)) = (fields.as_object_mut(), extra) {
             obj.extend(more);
         }
+        self.state.otel.tokens(&self.model, &usage);
         self.state
             .audit
             .emit("inference", self.state.clock.now(), fields);
@@ -126,7 +127,33 @@ pub async fn messages(
             drop(permit);
             end_record.emit(200, out.usage, serde_json::json!({"stream": true, "completed": out.completed, "errored": out.errored}));
         });
-        match client.messages(call, end).await {
+        let attempt_started = Instant::now();
+        let result = client.messages(call, end).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(f) if f.failover => "failover",
+            Err(_) => "error",
+        };
+        let metric_model = crate::telemetry::otel::low_cardinality_model(&model);
+        state.otel.m.upstream_duration.record(
+            attempt_started.elapsed().as_secs_f64() * 1000.0,
+            &[
+                opentelemetry::KeyValue::new("upstream", upstream_name.clone()),
+                opentelemetry::KeyValue::new("model", metric_model.clone()),
+                opentelemetry::KeyValue::new("outcome", outcome),
+            ],
+        );
+        if let Err(f) = &result {
+            state.otel.m.upstream_errors.add(
+                1,
+                &[
+                    opentelemetry::KeyValue::new("upstream", upstream_name.clone()),
+                    opentelemetry::KeyValue::new("model", metric_model),
+                    opentelemetry::KeyValue::new("error_type", f.kind),
+                ],
+            );
+        }
+        match result {
             Ok(Reply::Json {
                 status,
                 headers: h,

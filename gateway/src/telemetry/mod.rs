@@ -4,4 +4,6 @@
 pub mod audit;
 pub mod breaker;
 pub mod logging;
+pub mod otel;
 pub mod relay;
+pub mod track;

@@ -6,6 +6,7 @@
 mod bearer;
 mod config_files;
 mod edge;
+mod own_telemetry;
 mod policy;
 mod readiness;
 mod relay;

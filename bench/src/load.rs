@@ -1,0 +1,184 @@
+//! The load: streamed and plain Messages requests, to the double directly or through the gateway.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+/// Where requests go and how.
+#[derive(Clone)]
+pub struct Target {
+    client: reqwest::Client,
+    url_stream: String,
+    url_plain: String,
+    bearer: Option<String>,
+    model_in_body: bool,
+}
+
+impl Target {
+    /// Straight to the double (its Bedrock paths).
+    pub fn direct(fake: &str) -> Target {
+        let model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        Target {
+            client: client(),
+            url_stream: format!("{fake}/model/{model}/invoke-with-response-stream"),
+            url_plain: format!("{fake}/model/{model}/invoke"),
+            bearer: None,
+            model_in_body: false,
+        }
+    }
+
+    /// Through the gateway.
+    pub fn gateway(gw: &str) -> Target {
+        use claude_gateway::auth::token::{Identity, SessionKeys};
+        use claude_gateway::config::Secret;
+        let keys = SessionKeys::new(&[Secret::new(crate::procs::SECRET)], None);
+        let who = Identity { sub: "bench".into(), email: Some("bench@example.com".into()), name: None, groups: vec![] };
+        let token = keys.mint(&who, time::OffsetDateTime::now_utc(), time::Duration::hours(2));
+        Target {
+            client: client(),
+            url_stream: format!("{gw}/v1/messages"),
+            url_plain: format!("{gw}/v1/messages"),
+            bearer: Some(token),
+            model_in_body: true,
+        }
+    }
+
+    fn request(&self, stream: bool) -> reqwest::RequestBuilder {
+        let mut body = serde_json::json!({
+            "max_tokens": 256,
+            "messages": [{"role": "user", "content": "Write a short greeting."}],
+        });
+        if self.model_in_body {
+            body["model"] = "claude-sonnet-4-5".into();
+            body["stream"] = stream.into();
+        } else {
+            body["anthropic_version"] = "bedrock-2023-05-31".into();
+        }
+        let url = if stream { &self.url_stream } else { &self.url_plain };
+        let mut req = self.client.post(url).json(&body);
+        if let Some(t) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
+        req
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(2048)
+        .build()
+        .unwrap_or_default()
+}
+
+/// How much load.
+#[derive(Clone, Copy)]
+pub struct Workload {
+    pub concurrency: usize,
+    pub rounds: usize,
+    pub stream: bool,
+}
+
+/// Latencies of a run.
+#[derive(Default)]
+pub struct Run {
+    pub ttfb: Vec<Duration>,
+    pub total: Vec<Duration>,
+}
+
+async fn one(target: &Target, stream: bool) -> Result<(Duration, Duration), String> {
+    let started = Instant::now();
+    let res = target.request(stream).send().await.map_err(|e| e.to_string())?;
+    if !res.status().is_success() {
+        return Err(format!("status {}", res.status()));
+    }
+    let mut body = res.bytes_stream();
+    let mut ttfb = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if ttfb.is_none() && !chunk.is_empty() {
+            ttfb = Some(started.elapsed());
+        }
+    }
+    let total = started.elapsed();
+    Ok((ttfb.unwrap_or(total), total))
+}
+
+/// `concurrency` workers each sending `rounds` requests back to back.
+pub async fn streams(target: &Target, w: &Workload) -> Result<Run, String> {
+    let mut tasks = Vec::new();
+    for _ in 0..w.concurrency {
+        let t = target.clone();
+        let (rounds, stream) = (w.rounds, w.stream);
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                out.push(one(&t, stream).await?);
+            }
+            Ok::<_, String>(out)
+        }));
+    }
+    let mut run = Run::default();
+    for t in tasks {
+        for (ttfb, total) in t.await.map_err(|e| e.to_string())?? {
+            run.ttfb.push(ttfb);
+            run.total.push(total);
+        }
+    }
+    Ok(run)
+}
+
+/// Non-streaming requests per second with `concurrency` workers for `len`.
+pub async fn rps(target: &Target, concurrency: usize, len: Duration) -> Result<f64, String> {
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + len;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (t, done) = (target.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                one(&t, false).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / len.as_secs_f64())
+}
+
+/// Opens `n` slow streams at once, waits until all have their first byte, and reads `rss` then.
+pub async fn hold_open(target: &Target, n: usize, rss: impl Fn() -> u64) -> Result<u64, String> {
+    let started = Arc::new(AtomicU64::new(0));
+    let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let (t, started, mut release) = (target.clone(), started.clone(), release_rx.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = t.request(true).send().await.map_err(|e| e.to_string())?;
+            let mut body = res.bytes_stream();
+            body.next().await;
+            started.fetch_add(1, Ordering::Relaxed);
+            let _ = release.changed().await;
+            Ok::<_, String>(())
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while started.load(Ordering::Relaxed) < n as u64 {
+        if Instant::now() > deadline {
+            return Err(format!("only {} of {n} streams opened", started.load(Ordering::Relaxed)));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kib = rss();
+    let _ = release_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(kib)
+}

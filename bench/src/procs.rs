@@ -1,0 +1,118 @@
+//! The processes under test: the double and the gateway, started and stopped by the benchmark.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A running fake-bedrock.
+pub struct Fake {
+    _child: Child,
+    pub url: String,
+}
+
+impl Fake {
+    /// Starts the double with `events` text deltas `delay_ms` apart, accepting unsigned requests
+    /// (so the direct baseline pays no signing cost the gateway would not also pay).
+    pub async fn start(bin: &str, events: u32, delay_ms: u64) -> Result<Fake, String> {
+        let mut child = Command::new(bin)
+            .args(["--port", "0", "--events", &events.to_string(), "--delay-ms", &delay_ms.to_string(), "--accept-unsigned"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        let out = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(out).lines();
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| "fake-bedrock did not start")?
+            .map_err(|e| e.to_string())?
+            .ok_or("fake-bedrock exited")?;
+        let url = line.trim().strip_prefix("listening on ").ok_or(format!("unexpected: {line}"))?.to_owned();
+        Ok(Fake { _child: child, url })
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Child,
+    pub url: String,
+    _dir: std::path::PathBuf,
+}
+
+/// The session secret of the benchmark's gateway.
+pub const SECRET: &str = "bench-session-secret-0123456789abcdef";
+
+impl Gateway {
+    /// Starts the gateway in front of `upstream` and waits for `/healthz`.
+    pub async fn start(bin: &str, upstream: &str, postgres: &str) -> Result<Gateway, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let yaml = format!(
+            "listen: {{host: 127.0.0.1, port: {port}}}
+upstreams:
+  - provider: bedrock
+    region: us-east-1
+    base_url: {upstream}
+    auth: {{aws_access_key_id: AKIDFAKEBEDROCK, aws_secret_access_key: fake-bedrock-secret-key}}
+session: {{jwt_secret: {SECRET}}}
+store: {{postgres_url: '{postgres}'}}
+oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: bench}}
+"
+        );
+        let dir = std::env::temp_dir().join(format!("gateway-bench-{port}"));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let cfg = dir.join("gateway.yaml");
+        std::fs::write(&cfg, yaml).map_err(|e| e.to_string())?;
+        let child = Command::new(bin)
+            .arg("--config")
+            .arg(&cfg)
+            .env("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1")
+            .env("CLAUDE_GATEWAY_LOG_LEVEL", "warn")
+            .env("BUN_CONFIG_MAX_HTTP_REQUESTS", "4096")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {bin}: {e}"))?;
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("{url}/healthz")).send().await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("the gateway did not become healthy".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Gateway { child, url, _dir: dir })
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Resident set size now.
+    pub fn rss_kib(&self) -> u64 {
+        self.status_kib("VmRSS:")
+    }
+
+    /// Peak resident set size.
+    pub fn peak_kib(&self) -> u64 {
+        self.status_kib("VmHWM:")
+    }
+}

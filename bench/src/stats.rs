@@ -1,0 +1,31 @@
+//! Percentiles.
+
+use std::time::Duration;
+
+/// p50 and p99 of a sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+impl Summary {
+    /// Nearest-rank percentiles.
+    pub fn of(sample: &[Duration]) -> Summary {
+        let mut v = sample.to_vec();
+        v.sort_unstable();
+        let at = |p: f64| -> Duration {
+            if v.is_empty() {
+                return Duration::ZERO;
+            }
+            let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            v[rank - 1]
+        };
+        Summary { p50: at(0.50), p99: at(0.99) }
+    }
+}
+
+/// Milliseconds with three decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
