@@ -31,6 +31,18 @@ enum Command {
         /// Path to gateway.yaml.
         file: PathBuf,
     },
+    /// Compute the fingerprint an `inference` audit event records for a prompt (read from standard
+    /// input, exactly as sent), or with `--tool-input` for a tool input (JSON on standard input).
+    ///
+    /// Example: printf '%s' 'deploy it' | GATEWAY_PROMPT_HASH_KEY=... claude-gateway hash-prompt
+    HashPrompt {
+        /// The environment variable holding `audit.prompt_hash_key`.
+        #[arg(long, default_value = "GATEWAY_PROMPT_HASH_KEY")]
+        key_env: String,
+        /// Standard input is a tool input (JSON), hashed in its canonical form.
+        #[arg(long)]
+        tool_input: bool,
+    },
     /// Probe a running gateway's /healthz; exit 0 when it answers 200 (for container health checks).
     ///
     /// Example: claude-gateway healthcheck http://127.0.0.1:8080/healthz
@@ -47,6 +59,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file, &env),
         Some(Command::Healthcheck { url }) => healthcheck(&url),
+        Some(Command::HashPrompt {
+            key_env,
+            tool_input,
+        }) => hash_prompt(&key_env, tool_input, &env),
         None => serve(cli.config, cli.config_env, &env),
     }
 }
@@ -125,6 +141,35 @@ fn serve(file: Option<PathBuf>, var: Option<String>, env: &dyn Env) -> ExitCode 
             ExitCode::from(1)
         }
     }
+}
+
+fn hash_prompt(key_env: &str, tool_input: bool, env: &dyn Env) -> ExitCode {
+    use std::io::Read;
+    let Some(key) = env.var(key_env) else {
+        eprintln!("hash-prompt: environment variable {key_env} is not set");
+        return ExitCode::from(2);
+    };
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("hash-prompt: cannot read standard input: {e}");
+        return ExitCode::from(1);
+    }
+    let data = if tool_input {
+        match serde_json::from_slice::<serde_json::Value>(&input) {
+            Ok(v) => claude_gateway::policy::canonical(&v).into_bytes(),
+            Err(e) => {
+                eprintln!("hash-prompt: standard input is not JSON: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        input
+    };
+    println!(
+        "{}",
+        claude_gateway::telemetry::prompt_hash::hmac_hex(&key, &data)
+    );
+    ExitCode::SUCCESS
 }
 
 /// A minimal HTTP/1.1 GET over plain TCP: the runtime image has no curl or shell.

@@ -94,6 +94,9 @@ pub struct Config {
     /// The reference gateway's load-test switch; parsed, and refused when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_test_mode: Option<LoadTestMode>,
+    /// Extension: audit log options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditConfig>,
     /// Customer-routed inference (undocumented in the reference); parsed, refused when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cri: Option<Map<String, Json>>,
@@ -935,6 +938,17 @@ pub struct Window {
     /// Window length.
     #[serde(deserialize_with = "lenient::de")]
     pub window_seconds: u32,
+}
+
+/// `audit` (extension).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Key for HMAC-SHA-256 of prompt text and tool inputs in `inference` events, so an
+    /// investigator holding the key can prove whether an exact prompt was sent, without the
+    /// gateway storing any prompt. At least 32 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_hash_key: Option<Secret>,
 }
 
 /// `load_test_mode`.

@@ -76,6 +76,11 @@ pub fn validate(cfg: &Config, env: &dyn Env) -> Vec<Issue> {
             cx.err("login_notice", "must be 1 to 500 characters");
         }
     }
+    if let Some(k) = cfg.audit.as_ref().and_then(|a| a.prompt_hash_key.as_ref()) {
+        if k.expose().chars().count() < 32 {
+            cx.err("audit.prompt_hash_key", "must be at least 32 characters");
+        }
+    }
     if cfg.load_test_mode.as_ref().is_some_and(|l| l.enabled) {
         cx.err(
             "load_test_mode.enabled",

@@ -30,6 +30,7 @@ struct Record {
     model: String,
     upstream: String,
     started: Instant,
+    fingerprints: Option<crate::telemetry::prompt_hash::Fingerprints>,
 }
 
 impl Record {
@@ -51,6 +52,10 @@ impl Record {
         });
         if let (Some(obj), serde_json::Value::Object(more)) = (fields.as_object_mut(), extra) {
             obj.extend(more);
+        }
+        if let (Some(obj), Some(f)) = (fields.as_object_mut(), &self.fingerprints) {
+            obj.insert("prompt_hmac".into(), f.prompt.clone().into());
+            obj.insert("tool_input_hmacs".into(), f.tool_inputs.clone().into());
         }
         self.state.otel.tokens(&self.model, &usage);
         self.state
@@ -75,6 +80,12 @@ pub async fn messages(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let stream = obj.stream();
     super::policy_gate::apply(&state, &who, &rid, &model, &mut obj)?;
+    let fingerprints = state
+        .config
+        .audit
+        .as_ref()
+        .and_then(|a| a.prompt_hash_key.as_ref())
+        .map(|k| crate::telemetry::prompt_hash::fingerprints(k.expose(), &obj));
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
@@ -106,6 +117,7 @@ pub async fn messages(
             model: model.clone(),
             upstream: upstream_name.clone(),
             started,
+            fingerprints: fingerprints.clone(),
         };
         let call = Call {
             body,
@@ -192,6 +204,7 @@ impl Record {
             model: self.model.clone(),
             upstream: self.upstream.clone(),
             started: self.started,
+            fingerprints: self.fingerprints.clone(),
         }
     }
 }

@@ -5,5 +5,6 @@ pub mod audit;
 pub mod breaker;
 pub mod logging;
 pub mod otel;
+pub mod prompt_hash;
 pub mod relay;
 pub mod track;
