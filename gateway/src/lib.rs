@@ -11,6 +11,7 @@
 //! - [`policy`]: group policies: managed settings, the model allowlist, tool denials.
 //! - [`inference`]: the Messages API routes: parse, pick upstreams, fail over, relay, audit.
 //! - [`upstream`]: one client per provider (Bedrock, Anthropic) and the translation to and from it.
+//! - [`spend`]: prices, caps, reservation and settlement, the Admin API.
 //! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
 //! - [`telemetry`]: the audit stream and operational logging.
 //! - [`clock`]: time as an input.
@@ -23,6 +24,7 @@ pub mod http;
 pub mod inference;
 pub mod policy;
 pub mod server;
+pub mod spend;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::config::{Config, Loaded};
 use crate::http::access::AccessRules;
 use crate::http::health::Readiness;
 use crate::policy::Policies;
+use crate::spend::admission::Meter;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
 use crate::telemetry::otel::Otel;
@@ -62,6 +63,8 @@ pub struct State {
     pub relay: Arc<Relay>,
     /// The gateway's own metrics and traces.
     pub otel: Otel,
+    /// Spend metering and caps (with an `admin` block).
+    pub meter: Option<Arc<Meter>>,
 }
 
 impl AppState {
@@ -86,6 +89,7 @@ impl AppState {
             None => None,
         };
         let policies = Policies::new(&config);
+        let meter = Meter::new(&config).map(Arc::new);
         let relay = Arc::new(Relay::new(
             config.telemetry.as_ref(),
             crate::upstream::anthropic::http_client()?,
@@ -110,6 +114,7 @@ impl AppState {
             policies,
             relay,
             otel,
+            meter,
         })))
     }
 }

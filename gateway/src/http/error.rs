@@ -43,6 +43,18 @@ pub enum ApiError {
     /// The endpoint is not available for this model on this gateway.
     #[error("{0}")]
     NotSupported(String),
+    /// A spend cap refused the request (or could not be checked, fail-closed).
+    #[error("{}", .0.message)]
+    Billing(Box<Billing>),
+}
+
+/// A `429 billing_error` and its usage headers.
+#[derive(Debug, Clone)]
+pub struct Billing {
+    /// The message, naming the period and its reset.
+    pub message: String,
+    /// `retry-after`, `x-should-retry` and the `anthropic-ratelimit-unified-*` headers.
+    pub headers: http::HeaderMap,
 }
 
 impl ApiError {
@@ -60,6 +72,7 @@ impl ApiError {
             ApiError::Upstream(f) => f.status,
             ApiError::AllFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Billing(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -76,6 +89,7 @@ impl ApiError {
             ApiError::Internal | ApiError::AllFailed(_) => "api_error",
             ApiError::Upstream(f) => f.kind,
             ApiError::NotSupported(_) => "not_supported",
+            ApiError::Billing(_) => "billing_error",
         }
     }
 }
@@ -103,6 +117,9 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::InvalidToken | ApiError::NotSupported(_)) {
             res.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if let ApiError::Billing(b) = &self {
+            res.headers_mut().extend(b.headers.clone());
         }
         if let ApiError::Upstream(f) = &self {
             if let Some(secs) = f.retry_after {

@@ -89,6 +89,25 @@ pub async fn messages(
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
+    // Admission: reserve the worst case under the caller's caps before anything goes upstream.
+    let ticket = match (&state.meter, targets.first()) {
+        (Some(meter), Some((first, provider_model))) => {
+            let (rates, _) = meter
+                .book
+                .rates(state.config.upstreams[*first].name(), provider_model);
+            let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
+            Some(
+                meter
+                    .admit(&state, &who, &rates, body.len(), max_tokens)
+                    .await?,
+            )
+        }
+        _ => None,
+    };
+    let usage_headers = ticket
+        .as_ref()
+        .map(|t| t.headers.clone())
+        .unwrap_or_default();
 
     let mut attempts = Attempts::default();
     let mut obj = Some(obj);
@@ -119,6 +138,7 @@ pub async fn messages(
             started,
             fingerprints: fingerprints.clone(),
         };
+        let provider_model_for_price = provider_model.clone();
         let call = Call {
             body,
             model: provider_model,
@@ -135,8 +155,16 @@ pub async fn messages(
             upstream: upstream_name.clone(),
             ..record.clone_shallow()
         };
+        let settle = settlement(
+            &state,
+            ticket.clone(),
+            &upstream_name,
+            &provider_model_for_price,
+            &model,
+        );
         let end = Box::new(move |out: StreamOutcome| {
             drop(permit);
+            settle(out.usage);
             end_record.emit(200, out.usage, serde_json::json!({"stream": true, "completed": out.completed, "errored": out.errored}));
         });
         let attempt_started = Instant::now();
@@ -172,11 +200,22 @@ pub async fn messages(
                 body,
                 usage,
             }) => {
+                settlement(
+                    &state,
+                    ticket.clone(),
+                    &upstream_name,
+                    &provider_model_for_price,
+                    &model,
+                )(usage);
                 record.emit(status.as_u16(), usage, serde_json::json!({"stream": false}));
-                return Ok(relay(status, h, Body::from(body), &rid));
+                let mut res = relay(status, h, Body::from(body), &rid);
+                res.headers_mut().extend(usage_headers.clone());
+                return Ok(res);
             }
             Ok(Reply::Stream { headers: h, body }) => {
-                return Ok(relay(StatusCode::OK, h, Body::from_stream(body), &rid));
+                let mut res = relay(StatusCode::OK, h, Body::from_stream(body), &rid);
+                res.headers_mut().extend(usage_headers.clone());
+                return Ok(res);
             }
             Err(failure) => {
                 tracing::warn!(upstream = %upstream_name, status = failure.status.as_u16(), "upstream attempt failed: {}", failure.detail);
@@ -186,12 +225,54 @@ pub async fn messages(
                     serde_json::json!({"error": failure.kind}),
                 );
                 if let Some(f) = attempts.record(failure) {
+                    release(&state, ticket);
                     return Err(ApiError::Upstream(Box::new(f)));
                 }
             }
         }
     }
+    release(&state, ticket);
     Err(attempts.exhausted(state.config.upstreams.len()))
+}
+
+/// The settlement of an attempt at `upstream` serving `provider_model`: once called with the
+/// usage, the ticket settles at that cost.
+fn settlement(
+    state: &AppState,
+    ticket: Option<crate::spend::admission::Ticket>,
+    upstream: &str,
+    provider_model: &str,
+    model: &str,
+) -> impl FnOnce(Usage) + Send + 'static {
+    let meter = state.meter.clone();
+    let (state, upstream, provider_model, model) = (
+        state.clone(),
+        upstream.to_owned(),
+        provider_model.to_owned(),
+        model.to_owned(),
+    );
+    move |usage: Usage| {
+        if let (Some(meter), Some(ticket)) = (meter, ticket) {
+            let (rates, known) = meter.book.rates(&upstream, &provider_model);
+            if !known {
+                tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
+            }
+            meter.settle(&state, ticket, rates, &model, usage);
+        }
+    }
+}
+
+/// Releases a reservation when no upstream served the request.
+fn release(state: &AppState, ticket: Option<crate::spend::admission::Ticket>) {
+    if let (Some(meter), Some(ticket)) = (&state.meter, ticket) {
+        meter.settle(
+            state,
+            ticket,
+            crate::spend::prices::UNKNOWN,
+            "none",
+            Usage::default(),
+        );
+    }
 }
 
 impl Record {

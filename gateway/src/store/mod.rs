@@ -3,6 +3,7 @@
 
 mod connect;
 mod kv;
+pub mod spend;
 mod sweeper;
 
 pub use connect::{connect_options, ConnectError};

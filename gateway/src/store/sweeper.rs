@@ -25,6 +25,9 @@ pub fn spawn_sweeper(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
+            if let Err(e) = store.expire_reservations(clock.now()).await {
+                tracing::debug!("reservation expiry skipped: {e}");
+            }
             for _ in 0..MAX_BATCHES {
                 match store.kv_sweep(clock.now(), BATCH).await {
                     Ok(n) if n as i64 == BATCH => continue,

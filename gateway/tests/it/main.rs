@@ -12,6 +12,7 @@ mod readiness;
 mod relay;
 mod shutdown;
 mod signin;
+mod spend_store;
 mod store;
 mod support;
 mod tls;

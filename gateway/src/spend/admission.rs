@@ -1,0 +1,535 @@
+//! Admission and settlement of one inference request. Before the upstream: the caller's caps per
+//! period, and a reservation of the request's worst-case cost that succeeds only if it fits under
+//! every cap (so concurrent requests cannot overshoot). After the reply or stream: settlement to
+//! the actual cost. A store outage fails open by default and the settlement is held and written
+//! when the store returns, so no spend is lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderValue};
+use opentelemetry::KeyValue;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::caps::{self, Limit, Scope};
+use super::periods::Period;
+use super::prices::{PriceBook, Rates};
+use crate::auth::codes;
+use crate::auth::token::Identity;
+use crate::config::Config;
+use crate::http::error::{ApiError, Billing};
+use crate::inference::usage::Usage;
+use crate::state::AppState;
+use crate::store::spend::{BucketCap, Reserved, MICROS_PER_CENT};
+
+/// How long a reservation outlives a gateway that died mid-request.
+pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
+const LIMITS_TTL: Duration = Duration::from_secs(5);
+const MAX_HELD: usize = 100_000;
+
+/// A settlement waiting for the store.
+#[derive(Debug, Clone)]
+struct Held {
+    reservation: Option<String>,
+    principal: String,
+    buckets: Vec<String>,
+    cost: i64,
+}
+
+/// Spend enforcement and metering for one gateway.
+#[derive(Debug)]
+pub struct Meter {
+    /// Prices.
+    pub book: PriceBook,
+    limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
+    held: Mutex<Vec<Held>>,
+}
+
+/// What admission decided, carried to settlement.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    reservation: Option<String>,
+    principal: String,
+    buckets: Vec<String>,
+    day: time::Date,
+    who: Identity,
+    /// Usage headers for the response (none for uncapped users).
+    pub headers: HeaderMap,
+}
+
+impl Meter {
+    /// Metering is on when the config has an `admin` block.
+    pub fn new(cfg: &Config) -> Option<Self> {
+        cfg.admin.as_ref()?;
+        Some(Self {
+            book: PriceBook::new(cfg.pricing.as_ref()),
+            limits: Mutex::new(None),
+            held: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Drops cached caps (after an Admin API change on this replica).
+    pub fn invalidate(&self) {
+        if let Ok(mut l) = self.limits.lock() {
+            *l = None;
+        }
+    }
+
+    async fn limits(&self, state: &AppState) -> Result<Arc<Vec<Limit>>, String> {
+        if let Ok(l) = self.limits.lock() {
+            if let Some((at, v)) = l.as_ref() {
+                if at.elapsed() < LIMITS_TTL {
+                    return Ok(v.clone());
+                }
+            }
+        }
+        let rows = tokio::time::timeout(Duration::from_secs(2), state.store.limits())
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let parsed: Vec<Limit> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let scope = match r.scope_type.as_str() {
+                    "user" => Scope::User(r.scope_id),
+                    "rbac_group" => Scope::Group(r.scope_id),
+                    _ => Scope::Organization,
+                };
+                Some(Limit {
+                    id: r.id,
+                    scope,
+                    amount_cents: r.amount_cents,
+                    period: Period::parse(&r.period)?,
+                })
+            })
+            .collect();
+        let v = Arc::new(parsed);
+        if let Ok(mut l) = self.limits.lock() {
+            *l = Some((Instant::now(), v.clone()));
+        }
+        Ok(v)
+    }
+
+    /// Admits a request, or refuses it with `429 billing_error`.
+    pub async fn admit(
+        &self,
+        state: &AppState,
+        who: &Identity,
+        rates: &Rates,
+        body_len: usize,
+        max_tokens: u64,
+    ) -> Result<Ticket, ApiError> {
+        let now = state.clock.now();
+        let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
+        let mut ticket = Ticket {
+            reservation: None,
+            principal: who.sub.clone(),
+            buckets: buckets.clone(),
+            day: now.date(),
+            who: who.clone(),
+            headers: HeaderMap::new(),
+        };
+        let fail_closed = state.config.enforcement.fail_closed_on_error;
+        let limits = match self.limits(state).await {
+            Ok(l) => l,
+            Err(e) if fail_closed => {
+                tracing::warn!("spend limits unavailable, refusing (fail-closed): {e}");
+                return Err(unavailable());
+            }
+            Err(e) => {
+                tracing::warn!("spend limits unavailable, admitting (fail-open): {e}");
+                return Ok(ticket);
+            }
+        };
+        let mode = state
+            .config
+            .admin
+            .as_ref()
+            .map(|a| a.group_limit_mode)
+            .unwrap_or_default();
+        let effective = caps::effective(&limits, &who.sub, &who.groups, mode);
+        if effective.iter().all(|e| e.amount_cents.is_none()) {
+            return Ok(ticket);
+        }
+        let bucket_caps: Vec<BucketCap> = Period::ALL
+            .iter()
+            .zip(&buckets)
+            .map(|(p, b)| BucketCap {
+                bucket: b.clone(),
+                cap_micros: effective
+                    .iter()
+                    .find(|e| e.period == *p)
+                    .and_then(|e| e.amount_cents)
+                    .map(|c| c.saturating_mul(MICROS_PER_CENT)),
+            })
+            .collect();
+        let worst = i64::try_from(self.book.worst_case_micros(rates, body_len, max_tokens))
+            .unwrap_or(i64::MAX);
+        let id = format!("rsv_{}", codes::token(16).map_err(|_| ApiError::Internal)?);
+        let result = tokio::time::timeout(
+            Duration::from_secs(2),
+            state
+                .store
+                .reserve(&id, &who.sub, &bucket_caps, worst, now + RESERVATION_TTL),
+        )
+        .await;
+        match result {
+            Ok(Ok(Reserved::Admitted(before))) => {
+                ticket.reservation = Some(id);
+                ticket.headers = usage_headers(&bucket_caps, &before, now, false);
+                Ok(ticket)
+            }
+            Ok(Ok(Reserved::Over(over))) => {
+                let periods: Vec<Period> = Period::ALL
+                    .iter()
+                    .zip(&buckets)
+                    .filter(|(_, b)| over.contains(b))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let period = periods
+                    .iter()
+                    .copied()
+                    .max_by_key(|p| p.reset(now))
+                    .unwrap_or(Period::Monthly);
+                let totals = state
+                    .store
+                    .totals(&who.sub, &buckets)
+                    .await
+                    .unwrap_or_default();
+                let i = Period::ALL.iter().position(|p| *p == period).unwrap_or(0);
+                let cap = bucket_caps.get(i).and_then(|b| b.cap_micros).unwrap_or(0);
+                let spent = totals.get(i).map(|t| t.settled + t.reserved).unwrap_or(0);
+                let source = effective.iter().find(|e| e.period == period);
+                state
+                    .otel
+                    .m
+                    .spend_blocked
+                    .add(1, &[KeyValue::new("period", period.as_str())]);
+                state.audit.emit(
+                    "spend.blocked",
+                    now,
+                    json!({"sub": who.sub, "email": who.email, "groups": who.groups, "cause": "over_limit", "period": period.as_str(),
+                           "cap_cents": source.and_then(|s| s.amount_cents), "limit_id": source.map(|s| s.limit_id.clone()),
+                           "spent_micros": spent, "worst_case_micros": worst}),
+                );
+                Err(blocked(state, period, now, spent, cap))
+            }
+            Ok(Err(e)) if fail_closed => {
+                tracing::warn!("spend reservation failed, refusing (fail-closed): {e}");
+                Err(unavailable())
+            }
+            Err(_) if fail_closed => Err(unavailable()),
+            Ok(Err(e)) => {
+                tracing::warn!("spend reservation failed, admitting (fail-open): {e}");
+                Ok(ticket)
+            }
+            Err(_) => {
+                tracing::warn!("spend reservation timed out, admitting (fail-open)");
+                Ok(ticket)
+            }
+        }
+    }
+
+    /// Settles a ticket at the cost of `usage` (spawned: the client never waits for it).
+    pub fn settle(
+        self: &Arc<Self>,
+        state: &AppState,
+        ticket: Ticket,
+        rates: Rates,
+        model: &str,
+        usage: Usage,
+    ) {
+        let cost = i64::try_from(self.book.cost_micros(&rates, &usage, 0)).unwrap_or(i64::MAX);
+        state.otel.m.cost.add(
+            cost as f64 / 1e6,
+            &[KeyValue::new(
+                "model",
+                crate::telemetry::otel::low_cardinality_model(model),
+            )],
+        );
+        let (meter, state, model) = (self.clone(), state.clone(), model.to_owned());
+        tokio::spawn(async move {
+            let t = &ticket;
+            let settled = state
+                .store
+                .settle(t.reservation.as_deref(), &t.principal, &t.buckets, cost)
+                .await;
+            if let Err(e) = settled {
+                tracing::warn!("spend settlement held until the store answers: {e}");
+                meter.hold(Held {
+                    reservation: t.reservation.clone(),
+                    principal: t.principal.clone(),
+                    buckets: t.buckets.clone(),
+                    cost,
+                });
+                return;
+            }
+            let now = state.clock.now();
+            let _ = state
+                .store
+                .record_cost(
+                    t.day,
+                    &t.principal,
+                    t.who.email.as_deref(),
+                    t.who.name.as_deref(),
+                    &t.who.groups,
+                    &model,
+                    cost,
+                    now,
+                )
+                .await;
+        });
+    }
+
+    fn hold(&self, h: Held) {
+        if let Ok(mut held) = self.held.lock() {
+            if held.len() < MAX_HELD {
+                held.push(h);
+            } else {
+                tracing::error!("spend settlements held in memory are full; one was lost");
+            }
+        }
+    }
+
+    /// Writes held settlements; returns how many are still held.
+    pub async fn flush(&self, state: &AppState) -> usize {
+        let pending: Vec<Held> = self
+            .held
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default();
+        for h in pending {
+            if state
+                .store
+                .settle(h.reservation.as_deref(), &h.principal, &h.buckets, h.cost)
+                .await
+                .is_err()
+            {
+                self.hold(h);
+            }
+        }
+        self.held.lock().map(|h| h.len()).unwrap_or(0)
+    }
+}
+
+/// The refusal, with the reference's headers and message.
+fn blocked(
+    state: &AppState,
+    period: Period,
+    now: OffsetDateTime,
+    spent: i64,
+    cap: i64,
+) -> ApiError {
+    let reset = period.reset(now);
+    let when = format!(
+        "{:04}-{:02}-{:02} 00:00",
+        reset.year(),
+        u8::from(reset.month()),
+        reset.day()
+    );
+    let mut message = format!(
+        "spend limit reached ({}; resets {when} UTC)",
+        period.as_str()
+    );
+    if let Some(extra) = state
+        .config
+        .admin
+        .as_ref()
+        .and_then(|a| a.blocked_message.as_deref())
+    {
+        message.push_str(" — ");
+        message.push_str(extra);
+    }
+    let mut h = HeaderMap::new();
+    let secs = (reset - now).whole_seconds().max(1);
+    let util = if cap > 0 {
+        spent as f64 / cap as f64
+    } else {
+        1.0
+    };
+    let mut put = |k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    put("retry-after", secs.to_string());
+    put("x-should-retry", "false".into());
+    put("anthropic-ratelimit-unified-status", "rejected".into());
+    put(
+        "anthropic-ratelimit-unified-reset",
+        reset.unix_timestamp().to_string(),
+    );
+    put(
+        "anthropic-ratelimit-unified-overage-reset",
+        reset.unix_timestamp().to_string(),
+    );
+    put(
+        "anthropic-ratelimit-unified-overage-utilization",
+        format!("{:.2}", util.max(1.0)),
+    );
+    put(
+        "anthropic-ratelimit-unified-overage-surpassed-threshold",
+        "1".into(),
+    );
+    put(
+        "anthropic-ratelimit-unified-overage-period",
+        period.as_str().into(),
+    );
+    put(
+        "anthropic-ratelimit-unified-overage-disabled-reason",
+        "org_spend_cap_reached".into(),
+    );
+    ApiError::Billing(Box::new(Billing {
+        message,
+        headers: h,
+    }))
+}
+
+fn unavailable() -> ApiError {
+    let mut h = HeaderMap::new();
+    h.insert("x-should-retry", HeaderValue::from_static("false"));
+    h.insert(
+        "anthropic-ratelimit-unified-overage-disabled-reason",
+        HeaderValue::from_static("fetch_error"),
+    );
+    ApiError::Billing(Box::new(Billing {
+        message: "spend limit unavailable".into(),
+        headers: h,
+    }))
+}
+
+/// Warning headers from the spend before this request: the fullest capped period.
+pub fn usage_headers(
+    caps: &[BucketCap],
+    before: &[crate::store::spend::Totals],
+    now: OffsetDateTime,
+    _blocked: bool,
+) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let fullest = Period::ALL
+        .iter()
+        .zip(caps.iter().zip(before))
+        .filter_map(|(p, (c, t))| {
+            c.cap_micros.map(|cap| {
+                (
+                    *p,
+                    if cap > 0 {
+                        (t.settled + t.reserved) as f64 / cap as f64
+                    } else {
+                        1.0
+                    },
+                )
+            })
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1));
+    let Some((period, util)) = fullest else {
+        return h;
+    };
+    let reset = period.reset(now).unix_timestamp().to_string();
+    let status = if util > 0.75 {
+        "allowed_warning"
+    } else {
+        "allowed"
+    };
+    let mut put = |k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    put("anthropic-ratelimit-unified-status", status.into());
+    put(
+        "anthropic-ratelimit-unified-representative-claim",
+        "overage".into(),
+    );
+    put("anthropic-ratelimit-unified-overage-status", status.into());
+    put(
+        "anthropic-ratelimit-unified-overage-utilization",
+        format!("{:.2}", util.min(0.99)),
+    );
+    if util > 0.95 {
+        put(
+            "anthropic-ratelimit-unified-overage-surpassed-threshold",
+            "0.95".into(),
+        );
+    } else if util > 0.75 {
+        put(
+            "anthropic-ratelimit-unified-overage-surpassed-threshold",
+            "0.75".into(),
+        );
+    }
+    put("anthropic-ratelimit-unified-reset", reset.clone());
+    put("anthropic-ratelimit-unified-overage-reset", reset);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::spend::Totals;
+    use time::macros::datetime;
+
+    fn caps(d: Option<i64>, m: Option<i64>) -> Vec<BucketCap> {
+        vec![
+            BucketCap {
+                bucket: "d".into(),
+                cap_micros: d,
+            },
+            BucketCap {
+                bucket: "w".into(),
+                cap_micros: None,
+            },
+            BucketCap {
+                bucket: "m".into(),
+                cap_micros: m,
+            },
+        ]
+    }
+
+    #[test]
+    fn warnings_past_75_and_95_percent_for_the_fullest_period() {
+        let now = datetime!(2026-11-23 10:00 UTC);
+        let t = |s: i64| Totals {
+            settled: s,
+            reserved: 0,
+        };
+        let h = usage_headers(
+            &caps(Some(100), Some(1000)),
+            &[t(50), t(0), t(100)],
+            now,
+            false,
+        );
+        assert_eq!(h["anthropic-ratelimit-unified-status"], "allowed");
+        assert!(h
+            .get("anthropic-ratelimit-unified-overage-surpassed-threshold")
+            .is_none());
+        assert_eq!(h["anthropic-ratelimit-unified-overage-utilization"], "0.50");
+        let h = usage_headers(
+            &caps(Some(100), Some(1000)),
+            &[t(80), t(0), t(960)],
+            now,
+            false,
+        );
+        assert_eq!(h["anthropic-ratelimit-unified-status"], "allowed_warning");
+        assert_eq!(
+            h["anthropic-ratelimit-unified-overage-surpassed-threshold"], "0.95",
+            "the monthly cap is fullest"
+        );
+        assert_eq!(
+            h["anthropic-ratelimit-unified-reset"],
+            datetime!(2026-12-01 0:00 UTC)
+                .unix_timestamp()
+                .to_string()
+                .as_str()
+        );
+        let h = usage_headers(&caps(Some(100), None), &[t(75), t(0), t(0)], now, false);
+        assert_eq!(
+            h["anthropic-ratelimit-unified-status"], "allowed",
+            "75% exactly is not past 75%"
+        );
+        assert!(
+            usage_headers(&caps(None, None), &[t(1), t(1), t(1)], now, false).is_empty(),
+            "no headers without a cap"
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Spend: prices, caps, the atomic admission that keeps every user under every cap however many
+//! requests run at once, settlement to the actual cost, and the Admin API that sets the caps.
+
+pub mod admission;
+pub mod caps;
+pub mod periods;
+pub mod prices;

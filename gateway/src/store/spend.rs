@@ -1,0 +1,435 @@
+//! Spend in PostgreSQL: caps, the atomic reservation that admits a request only if its worst case
+//! fits under every cap, settlement to the actual cost, expiry of abandoned reservations, and the
+//! cost rows finance reads. Amounts are micro-dollars (caps in cents × 10,000).
+
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+
+/// Micro-dollars per cent.
+pub const MICROS_PER_CENT: i64 = 10_000;
+
+/// A cap row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitRow {
+    /// `spl_…`.
+    pub id: String,
+    /// `user`, `rbac_group` or `organization`.
+    pub scope_type: String,
+    /// The user or group ('' for the organization).
+    pub scope_id: String,
+    /// Cents; `None` unlimited.
+    pub amount_cents: Option<i64>,
+    /// `daily`, `weekly` or `monthly`.
+    pub period: String,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Updated.
+    pub updated_at: OffsetDateTime,
+}
+
+/// One bucket to reserve in, with its cap (micro-dollars; `None` = uncapped).
+#[derive(Debug, Clone)]
+pub struct BucketCap {
+    /// The bucket key.
+    pub bucket: String,
+    /// The cap.
+    pub cap_micros: Option<i64>,
+}
+
+/// A bucket's totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// Metered.
+    pub settled: i64,
+    /// Admitted, not yet settled.
+    pub reserved: i64,
+}
+
+/// What a reservation attempt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserved {
+    /// Admitted; the totals of each bucket before this request, in the order given.
+    Admitted(Vec<Totals>),
+    /// Refused: these buckets would cross their caps.
+    Over(Vec<String>),
+}
+
+fn row_to_limit(r: &sqlx::postgres::PgRow) -> Result<LimitRow, sqlx::Error> {
+    Ok(LimitRow {
+        id: r.try_get("id")?,
+        scope_type: r.try_get("scope_type")?,
+        scope_id: r.try_get("scope_id")?,
+        amount_cents: r.try_get("amount_cents")?,
+        period: r.try_get("period")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+const LIMIT_COLUMNS: &str =
+    "id, scope_type, scope_id, amount_cents, period, created_at, updated_at";
+
+impl Store {
+    /// Every cap.
+    pub async fn limits(&self) -> Result<Vec<LimitRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LIMIT_COLUMNS} FROM spend_limits ORDER BY created_at, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(row_to_limit).collect::<Result<_, _>>()?)
+    }
+
+    /// One cap.
+    pub async fn limit(&self, id: &str) -> Result<Option<LimitRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {LIMIT_COLUMNS} FROM spend_limits WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(row_to_limit).transpose()?)
+    }
+
+    /// Creates or replaces the cap for (scope, period), auditing before and after in the same
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upsert_limit(
+        &self,
+        new_id: &str,
+        scope_type: &str,
+        scope_id: &str,
+        amount_cents: Option<i64>,
+        period: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<LimitRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let before = sqlx::query(&format!(
+            "SELECT {LIMIT_COLUMNS} FROM spend_limits WHERE scope_type = $1 AND scope_id = $2 AND period = $3 FOR UPDATE"
+        ))
+        .bind(scope_type)
+        .bind(scope_id)
+        .bind(period)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let before = before.as_ref().map(row_to_limit).transpose()?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO spend_limits (id, scope_type, scope_id, amount_cents, period, created_at, updated_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+             ON CONFLICT (scope_type, scope_id, period) DO UPDATE SET amount_cents = EXCLUDED.amount_cents, updated_at = EXCLUDED.updated_at
+             RETURNING {LIMIT_COLUMNS}"
+        ))
+        .bind(new_id)
+        .bind(scope_type)
+        .bind(scope_id)
+        .bind(amount_cents)
+        .bind(period)
+        .bind(now)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+        let after = row_to_limit(&row)?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "spend_limit.upsert",
+            &after.id,
+            before.as_ref(),
+            Some(&after),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a cap (audited); false when there was none.
+    pub async fn delete_limit(
+        &self,
+        id: &str,
+        actor: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let gone = sqlx::query(&format!(
+            "DELETE FROM spend_limits WHERE id = $1 RETURNING {LIMIT_COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(gone) = gone.as_ref().map(row_to_limit).transpose()? else {
+            return Ok(false);
+        };
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "spend_limit.delete",
+            id,
+            Some(&gone),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The admin audit trail, newest first, after `after_id` (exclusive).
+    pub async fn admin_audit(
+        &self,
+        limit: i64,
+        after_id: Option<i64>,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target_id, before, after FROM admin_audit
+             WHERE $2::bigint IS NULL OR id < $2 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .bind(after_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let at: OffsetDateTime = r.try_get("at")?;
+            out.push(serde_json::json!({
+                "type": "audit_event",
+                "id": r.try_get::<i64, _>("id")?.to_string(),
+                "created_at": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "actor": r.try_get::<String, _>("actor")?,
+                "action": r.try_get::<String, _>("action")?,
+                "target_id": r.try_get::<String, _>("target_id")?,
+                "before": r.try_get::<Option<serde_json::Value>, _>("before")?,
+                "after": r.try_get::<Option<serde_json::Value>, _>("after")?,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Admits a request: in one transaction, each bucket's row is checked and incremented by one
+    /// statement that fails the row when `settled + reserved + amount` would pass its cap (the
+    /// check is re-evaluated on the locked row, so concurrent admissions cannot both squeeze in);
+    /// if any bucket fails, nothing is reserved.
+    pub async fn reserve(
+        &self,
+        reservation_id: &str,
+        principal: &str,
+        buckets: &[BucketCap],
+        amount: i64,
+        expires_at: OffsetDateTime,
+    ) -> Result<Reserved, StoreError> {
+        let keys: Vec<String> = buckets.iter().map(|b| b.bucket.clone()).collect();
+        let caps: Vec<Option<i64>> = buckets.iter().map(|b| b.cap_micros).collect();
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(principal)
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(
+            "UPDATE spend s SET reserved_micros = s.reserved_micros + $3, updated_at = now()
+             FROM unnest($2::text[], $4::bigint[]) AS c(bucket, cap)
+             WHERE s.principal = $1 AND s.bucket = c.bucket
+               AND (c.cap IS NULL OR s.settled_micros + s.reserved_micros + $3 <= c.cap)
+             RETURNING s.bucket, s.settled_micros, s.reserved_micros - $3 AS reserved_before",
+        )
+        .bind(principal)
+        .bind(&keys)
+        .bind(amount)
+        .bind(&caps)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.len() < keys.len() {
+            tx.rollback().await?;
+            let passed: Vec<String> = rows
+                .iter()
+                .filter_map(|r| r.try_get::<String, _>("bucket").ok())
+                .collect();
+            return Ok(Reserved::Over(
+                keys.into_iter().filter(|k| !passed.contains(k)).collect(),
+            ));
+        }
+        sqlx::query("INSERT INTO reservations (id, principal, buckets, amount_micros, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(reservation_id)
+            .bind(principal)
+            .bind(&keys)
+            .bind(amount)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut totals = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let r = rows
+                .iter()
+                .find(|r| r.try_get::<String, _>("bucket").ok().as_deref() == Some(k.as_str()));
+            totals.push(match r {
+                Some(r) => Totals {
+                    settled: r.try_get("settled_micros")?,
+                    reserved: r.try_get("reserved_before")?,
+                },
+                None => Totals::default(),
+            });
+        }
+        Ok(Reserved::Admitted(totals))
+    }
+
+    /// Settles a request at its actual cost: its reservation (if still open) is released and the
+    /// cost added to every bucket, once. Without a reservation (uncapped, or already expired) only
+    /// the cost is added.
+    pub async fn settle(
+        &self,
+        reservation_id: Option<&str>,
+        principal: &str,
+        buckets: &[String],
+        cost: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let held: Option<i64> = match reservation_id {
+            Some(id) => {
+                sqlx::query_scalar("DELETE FROM reservations WHERE id = $1 RETURNING amount_micros")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
+        sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(principal)
+            .bind(buckets)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE spend SET settled_micros = settled_micros + $3,
+                 reserved_micros = GREATEST(reserved_micros - $4, 0), updated_at = now()
+             WHERE principal = $1 AND bucket = ANY($2)",
+        )
+        .bind(principal)
+        .bind(buckets)
+        .bind(cost)
+        .bind(held.unwrap_or(0))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Releases reservations that expired before `now` (their gateway died); returns how many.
+    pub async fn expire_reservations(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let n = sqlx::query(
+            "WITH gone AS (
+                 DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE expires_at <= $1 LIMIT 1000)
+                 RETURNING principal, buckets, amount_micros
+             ), per_bucket AS (
+                 SELECT principal, unnest(buckets) AS bucket, amount_micros FROM gone
+             ), summed AS (
+                 SELECT principal, bucket, sum(amount_micros)::bigint AS amount FROM per_bucket GROUP BY principal, bucket
+             )
+             UPDATE spend s SET reserved_micros = GREATEST(s.reserved_micros - summed.amount, 0)
+             FROM summed WHERE s.principal = summed.principal AND s.bucket = summed.bucket",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Totals of a principal's buckets.
+    pub async fn totals(
+        &self,
+        principal: &str,
+        buckets: &[String],
+    ) -> Result<Vec<Totals>, StoreError> {
+        let rows = sqlx::query("SELECT bucket, settled_micros, reserved_micros FROM spend WHERE principal = $1 AND bucket = ANY($2)")
+            .bind(principal)
+            .bind(buckets)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::with_capacity(buckets.len());
+        for b in buckets {
+            let t = rows
+                .iter()
+                .find(|r| r.try_get::<String, _>("bucket").ok().as_deref() == Some(b.as_str()))
+                .map(|r| {
+                    Ok::<_, sqlx::Error>(Totals {
+                        settled: r.try_get("settled_micros")?,
+                        reserved: r.try_get("reserved_micros")?,
+                    })
+                })
+                .transpose()?
+                .unwrap_or_default();
+            out.push(t);
+        }
+        Ok(out)
+    }
+
+    /// Adds a request's cost to finance's daily rows, and records the principal's identity.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_cost(
+        &self,
+        day: time::Date,
+        principal: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        groups: &[String],
+        model: &str,
+        cost: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO cost_daily (day, principal, model, groups, cost_micros, requests) VALUES ($1, $2, $3, $4, $5, 1)
+             ON CONFLICT (day, principal, model) DO UPDATE SET cost_micros = cost_daily.cost_micros + EXCLUDED.cost_micros,
+                 requests = cost_daily.requests + 1, groups = EXCLUDED.groups",
+        )
+        .bind(day)
+        .bind(principal)
+        .bind(model)
+        .bind(groups)
+        .bind(cost)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO principals (principal, email, name, groups, last_seen) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, groups = EXCLUDED.groups, last_seen = EXCLUDED.last_seen",
+        )
+        .bind(principal)
+        .bind(email)
+        .bind(name)
+        .bind(groups)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    now: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    target: &str,
+    before: Option<&LimitRow>,
+    after: Option<&LimitRow>,
+) -> Result<(), sqlx::Error> {
+    let j = |l: Option<&LimitRow>| {
+        l.map(|l| serde_json::json!({"id": l.id, "scope_type": l.scope_type, "scope_id": l.scope_id, "amount_cents": l.amount_cents, "period": l.period}))
+    };
+    sqlx::query("INSERT INTO admin_audit (at, actor, action, target_id, before, after) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(now)
+        .bind(actor)
+        .bind(action)
+        .bind(target)
+        .bind(j(before))
+        .bind(j(after))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
