@@ -220,14 +220,22 @@ impl Store {
         amount: i64,
         expires_at: OffsetDateTime,
     ) -> Result<Reserved, StoreError> {
+        retry_deadlock(|| self.reserve_once(reservation_id, principal, buckets, amount, expires_at))
+            .await
+    }
+
+    async fn reserve_once(
+        &self,
+        reservation_id: &str,
+        principal: &str,
+        buckets: &[BucketCap],
+        amount: i64,
+        expires_at: OffsetDateTime,
+    ) -> Result<Reserved, StoreError> {
         let keys: Vec<String> = buckets.iter().map(|b| b.bucket.clone()).collect();
         let caps: Vec<Option<i64>> = buckets.iter().map(|b| b.cap_micros).collect();
         let mut tx = self.pool().begin().await?;
-        sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-            .bind(principal)
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await?;
+        lock_buckets(&mut tx, principal, &keys).await?;
         let rows = sqlx::query(
             "UPDATE spend s SET reserved_micros = s.reserved_micros + $3, updated_at = now()
              FROM unnest($2::text[], $4::bigint[]) AS c(bucket, cap)
@@ -286,6 +294,16 @@ impl Store {
         buckets: &[String],
         cost: i64,
     ) -> Result<(), StoreError> {
+        retry_deadlock(|| self.settle_once(reservation_id, principal, buckets, cost)).await
+    }
+
+    async fn settle_once(
+        &self,
+        reservation_id: Option<&str>,
+        principal: &str,
+        buckets: &[String],
+        cost: i64,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         let held: Option<i64> = match reservation_id {
             Some(id) => {
@@ -296,11 +314,7 @@ impl Store {
             }
             None => None,
         };
-        sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-            .bind(principal)
-            .bind(buckets)
-            .execute(&mut *tx)
-            .await?;
+        lock_buckets(&mut tx, principal, buckets).await?;
         sqlx::query(
             "UPDATE spend SET settled_micros = settled_micros + $3,
                  reserved_micros = GREATEST(reserved_micros - $4, 0), updated_at = now()
@@ -319,6 +333,10 @@ impl Store {
     /// Releases reservations that expired before `now` (their gateway died); returns how many.
     pub async fn expire_reservations(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         let mut tx = self.pool().begin().await?;
+        sqlx::query("SELECT 1 FROM spend WHERE (principal, bucket) IN (SELECT principal, unnest(buckets) FROM reservations WHERE expires_at <= $1) ORDER BY principal, bucket FOR UPDATE")
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
         let n = sqlx::query(
             "WITH gone AS (
                  DELETE FROM reservations WHERE id IN (SELECT id FROM reservations WHERE expires_at <= $1 LIMIT 1000)
@@ -407,6 +425,50 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Creates the buckets if needed and locks them in one fixed order, so transactions touching the
+/// same principal queue instead of deadlocking.
+async fn lock_buckets(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    principal: &str,
+    buckets: &[String],
+) -> Result<(), sqlx::Error> {
+    let mut sorted = buckets.to_vec();
+    sorted.sort();
+    sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+        .bind(principal)
+        .bind(&sorted)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "SELECT 1 FROM spend WHERE principal = $1 AND bucket = ANY($2) ORDER BY bucket FOR UPDATE",
+    )
+    .bind(principal)
+    .bind(&sorted)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Runs a transaction again when PostgreSQL chose it as a deadlock victim (it was rolled back
+/// whole, so running it again is safe).
+async fn retry_deadlock<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut tries = 0;
+    loop {
+        match f().await {
+            Err(StoreError::Unavailable(sqlx::Error::Database(e)))
+                if e.code().as_deref() == Some("40P01") && tries < 3 =>
+            {
+                tries += 1;
+            }
+            other => return other,
+        }
     }
 }
 
