@@ -34,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logs", post(crate::telemetry::relay::logs))
         .route("/v1/traces", post(crate::telemetry::relay::traces))
         .merge(crate::inference::routes())
+        .merge(crate::spend::admin::routes())
+        .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(from_fn_with_state(

@@ -44,7 +44,11 @@ pub struct Meter {
     pub book: PriceBook,
     limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
     held: Mutex<Vec<Held>>,
+    touched: Mutex<std::collections::HashMap<String, Instant>>,
 }
+
+/// How often a principal's last-seen identity is written.
+const TOUCH_EVERY: Duration = Duration::from_secs(900);
 
 /// What admission decided, carried to settlement.
 #[derive(Debug, Clone)]
@@ -66,6 +70,7 @@ impl Meter {
             book: PriceBook::new(cfg.pricing.as_ref()),
             limits: Mutex::new(None),
             held: Mutex::new(Vec::new()),
+            touched: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -111,6 +116,36 @@ impl Meter {
         Ok(v)
     }
 
+    /// Records who the principal is (for admin views), at most every 15 minutes, off the hot path.
+    fn touch(&self, state: &AppState, who: &Identity) {
+        let due = self.touched.lock().map(|mut t| {
+            let fresh = t.get(&who.sub).is_some_and(|at| at.elapsed() < TOUCH_EVERY);
+            if !fresh {
+                if t.len() > 100_000 {
+                    t.clear();
+                }
+                t.insert(who.sub.clone(), Instant::now());
+            }
+            !fresh
+        });
+        if due.unwrap_or(false) {
+            let (state, who) = (state.clone(), who.clone());
+            tokio::spawn(async move {
+                let now = state.clock.now();
+                let _ = state
+                    .store
+                    .touch_principal(
+                        &who.sub,
+                        who.email.as_deref(),
+                        who.name.as_deref(),
+                        &who.groups,
+                        now,
+                    )
+                    .await;
+            });
+        }
+    }
+
     /// Admits a request, or refuses it with `429 billing_error`.
     pub async fn admit(
         &self,
@@ -120,6 +155,7 @@ impl Meter {
         body_len: usize,
         max_tokens: u64,
     ) -> Result<Ticket, ApiError> {
+        self.touch(state, who);
         let now = state.clock.now();
         let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
         let mut ticket = Ticket {

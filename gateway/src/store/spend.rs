@@ -472,6 +472,66 @@ where
     }
 }
 
+impl Store {
+    /// Principals with spend in any of `buckets`, most spent first.
+    pub async fn principals_with_spend(
+        &self,
+        buckets: &[String],
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT principal FROM spend WHERE bucket = ANY($1) AND settled_micros > 0
+             GROUP BY principal ORDER BY max(settled_micros) DESC, principal LIMIT $2",
+        )
+        .bind(buckets)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records a principal's identity as last seen.
+    pub async fn touch_principal(
+        &self,
+        sub: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        groups: &[String],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO principals (principal, email, name, groups, last_seen) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, groups = EXCLUDED.groups, last_seen = EXCLUDED.last_seen",
+        )
+        .bind(sub)
+        .bind(email)
+        .bind(name)
+        .bind(groups)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A principal's last-seen identity: (email, name, groups).
+    pub async fn principal(
+        &self,
+        sub: &str,
+    ) -> Result<Option<(Option<String>, Option<String>, Vec<String>)>, StoreError> {
+        let row = sqlx::query("SELECT email, name, groups FROM principals WHERE principal = $1")
+            .bind(sub)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get("email")?,
+                r.try_get("name")?,
+                r.try_get("groups")?,
+            )),
+            None => None,
+        })
+    }
+}
+
 async fn audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     now: OffsetDateTime,

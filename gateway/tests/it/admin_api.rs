@@ -1,0 +1,241 @@
+//! The spend Admin API over HTTP (auth, shapes, audit) and a cap refusing inference with the
+//! reference's 429 billing_error.
+
+use serde_json::{json, Value};
+
+use crate::support::gateway::{config, token, Gateway};
+use crate::support::pg::shared;
+
+const WRITE: &str = "write-key-0123456789abcdef0123456789";
+const READ: &str = "read-key-0123456789abcdef01234567890";
+
+async fn start() -> Gateway {
+    let url = shared().new_db();
+    let extra = format!(
+        "admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\n  read_keys: [{{id: finance, key: {READ}}}]\n  admin_groups: [gw-admins]\n  blocked_message: ask finance\n"
+    );
+    tokio::task::spawn_blocking(move || Gateway::start(|port| config(port, &url, &extra), &[]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_are_managed_through_the_admin_api() {
+    let gw = start().await;
+    let c = crate::support::client();
+    let base = format!("http://127.0.0.1:{}/v1/organizations/spend_limits", gw.port);
+    let cap =
+        json!({"scope": {"type": "user", "user_id": "dev1"}, "amount": "0", "period": "daily"});
+
+    let r = c.post(&base).json(&cap).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .headers()
+        .get("request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("req_"));
+    let r = c
+        .post(&base)
+        .header("x-api-key", READ)
+        .json(&cap)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(&base)
+        .header("x-api-key", "not-a-key")
+        .json(&cap)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .post(&base)
+        .header("x-api-key", WRITE)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let r = c
+        .post(&base)
+        .header("x-api-key", WRITE)
+        .json(&cap)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["type"], "spend_limit");
+    assert!(created["id"].as_str().unwrap().starts_with("spl_"));
+    assert_eq!(created["amount"], "0");
+    assert_eq!(created["currency"], "USD");
+    assert_eq!(created["scope"], json!({"type": "user", "user_id": "dev1"}));
+
+    // An admin-group session token may write too.
+    let group = json!({"scope": {"type": "rbac_group", "rbac_group_id": "eng"}, "amount": "50000"});
+    let r = c
+        .post(&base)
+        .bearer_auth(token("boss", &["gw-admins"]))
+        .json(&group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .post(&base)
+        .bearer_auth(token("dev1", &["eng"]))
+        .json(&group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let list: Value = c
+        .get(&base)
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    assert_eq!(list["has_more"], false);
+    assert_eq!(list["data"][1]["period"], "monthly", "the default period");
+    let one: Value = c
+        .get(format!("{base}/{}", created["id"].as_str().unwrap()))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], created["id"]);
+
+    // The capped user is refused before anything goes upstream.
+    let msg = json!({"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]});
+    let r = c
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("dev1", &["eng"]))
+        .json(&msg)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let h = r.headers().clone();
+    assert_eq!(h["x-should-retry"], "false");
+    assert_eq!(h["anthropic-ratelimit-unified-status"], "rejected");
+    assert_eq!(h["anthropic-ratelimit-unified-overage-period"], "daily");
+    assert!(h["retry-after"].to_str().unwrap().parse::<u64>().unwrap() <= 86_400);
+    assert!(h
+        .get("anthropic-ratelimit-unified-representative-claim")
+        .is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "billing_error");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("spend limit reached (daily; resets ") && m.ends_with("UTC) — ask finance"),
+        "{m}"
+    );
+
+    // count_tokens is never blocked by spend.
+    let r = c
+        .post(format!(
+            "http://127.0.0.1:{}/v1/messages/count_tokens",
+            gw.port
+        ))
+        .bearer_auth(token("dev1", &["eng"]))
+        .json(&msg)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 429);
+
+    // The user's own view.
+    let u: Value = c
+        .get(format!("http://127.0.0.1:{}/api/oauth/usage", gw.port))
+        .bearer_auth(token("dev1", &["eng"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let daily = u["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["group"] == "daily")
+        .unwrap();
+    assert_eq!(daily["kind"], "spend");
+    assert!(daily["resets_at"].as_str().unwrap().ends_with('Z'));
+
+    let eff: Value = c
+        .get(format!("{base}/effective?user_ids[]=dev1&period[]=monthly"))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(eff["data"][0]["period"], "monthly", "{eff}");
+    assert_eq!(
+        eff["data"][0]["source"],
+        json!({"type": "rbac_group", "rbac_group_id": "eng"}),
+        "group caps apply per seat: {eff}"
+    );
+
+    let del: Value = c
+        .delete(format!("{base}/{}", created["id"].as_str().unwrap()))
+        .header("x-api-key", WRITE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        del,
+        json!({"type": "spend_limit_deleted", "id": created["id"]})
+    );
+    let trail: Value = c
+        .get(format!("{base}/audit"))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = trail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "spend_limit.delete",
+            "spend_limit.upsert",
+            "spend_limit.upsert"
+        ]
+    );
+    assert_eq!(trail["data"][1]["actor"], "oidc:boss");
+
+    let audit = gw.stdout();
+    assert!(
+        audit.contains("\"evt\":\"admin.denied\"") && audit.contains("\"evt\":\"spend.blocked\"")
+    );
+    assert!(
+        !audit.contains(WRITE) && !audit.contains(READ),
+        "keys never reach the log"
+    );
+}
