@@ -108,6 +108,7 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     tokio::spawn(watch_signals(stop_tx, drain));
 
     let otel_state = state.clone();
+    let flusher = spawn_flusher(state.clone(), stop_rx.clone());
     let finished = server::serve(listener, tls, http::router(state), stop_rx, drain).await;
     if finished {
         tracing::info!("shutdown complete: every open request finished, none was cut");
@@ -118,11 +119,38 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
         );
     }
     sweeper.abort();
+    flusher.abort();
+    if let Some(meter) = &otel_state.meter {
+        let left = meter.flush(&otel_state).await;
+        if left > 0 {
+            tracing::error!("{left} spend settlements could not be written before exit");
+        }
+    }
     tokio::task::spawn_blocking(move || otel_state.otel.shutdown())
         .await
         .ok();
     store.close().await;
     Ok(())
+}
+
+/// Writes spend settlements held during a store outage, every 5 seconds.
+fn spawn_flusher(state: AppState, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Some(meter) = state.meter.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let left = meter.flush(&state).await;
+            if left > 0 {
+                tracing::warn!("{left} spend settlements still held: the store is not answering");
+            }
+        }
+    })
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, BootError> {
