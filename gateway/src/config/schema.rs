@@ -594,6 +594,52 @@ pub struct Policy {
     /// `cli.permissions.deny` (enforced when `managed.enforce_tool_denials` is on).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny_tools: Vec<String>,
+    /// Extension: inference rate limits for the users this policy matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<PolicyRateLimits>,
+}
+
+/// `managed.policies[].rate_limits` (extension): per user, and shared by everyone the policy
+/// matches, with a stricter tier for requests that offer write-capable tools.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRateLimits {
+    /// Limits for each user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<RateLimit>,
+    /// Limits shared by all users of the policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<RateLimit>,
+    /// Limits for each user on requests that offer write-capable tools (Bash, Edit, Write, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_tools: Option<RateLimit>,
+}
+
+/// One set of inference rate limits; absent keys are unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per minute.
+    #[serde(
+        default,
+        deserialize_with = "lenient::de_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub requests_per_minute: Option<u32>,
+    /// Tokens (input + output) per minute.
+    #[serde(
+        default,
+        deserialize_with = "lenient::de_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tokens_per_minute: Option<u64>,
+    /// Streams open at once.
+    #[serde(
+        default,
+        deserialize_with = "lenient::de_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub concurrent_streams: Option<u32>,
 }
 
 /// `managed.policies[].match`.

@@ -46,6 +46,18 @@ pub enum ApiError {
     /// A spend cap refused the request (or could not be checked, fail-closed).
     #[error("{}", .0.message)]
     Billing(Box<Billing>),
+    /// An inference rate limit refused the request.
+    #[error("{}", .0.message)]
+    RateLimited(Box<RateLimited>),
+}
+
+/// A `429 rate_limit_error`.
+#[derive(Debug, Clone)]
+pub struct RateLimited {
+    /// Which limit.
+    pub message: String,
+    /// Seconds until it frees up.
+    pub retry_after: i64,
 }
 
 /// A `429 billing_error` and its usage headers.
@@ -72,7 +84,7 @@ impl ApiError {
             ApiError::Upstream(f) => f.status,
             ApiError::AllFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
-            ApiError::Billing(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Billing(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -90,6 +102,7 @@ impl ApiError {
             ApiError::Upstream(f) => f.kind,
             ApiError::NotSupported(_) => "not_supported",
             ApiError::Billing(_) => "billing_error",
+            ApiError::RateLimited(_) => "rate_limit_error",
         }
     }
 }
@@ -117,6 +130,10 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::InvalidToken | ApiError::NotSupported(_)) {
             res.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
+        }
+        if let ApiError::RateLimited(r) = &self {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(r.retry_after));
         }
         if let ApiError::Billing(b) = &self {
             res.headers_mut().extend(b.headers.clone());

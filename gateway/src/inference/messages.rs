@@ -89,6 +89,18 @@ pub async fn messages(
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
+    // Rate limits first: a refused request reserves nothing.
+    let limits = state
+        .policies
+        .as_ref()
+        .and_then(|p| p.effective(&who).and_then(|e| p.rate_limits(&e)));
+    let held = match &limits {
+        Some((index, l)) => Some(
+            crate::spend::ratelimit::admit(&state, &index.to_string(), &who.sub, l, &obj, stream)
+                .await?,
+        ),
+        None => None,
+    };
     // Admission: reserve the worst case under the caller's caps before anything goes upstream.
     let ticket = match (&state.meter, targets.first()) {
         (Some(meter), Some((first, provider_model))) => {
@@ -96,11 +108,16 @@ pub async fn messages(
                 .book
                 .rates(state.config.upstreams[*first].name(), provider_model);
             let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
-            Some(
-                meter
-                    .admit(&state, &who, &rates, body.len(), max_tokens)
-                    .await?,
-            )
+            match meter
+                .admit(&state, &who, &rates, body.len(), max_tokens)
+                .await
+            {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    finish_limits(&state, held, 0);
+                    return Err(e);
+                }
+            }
         }
         _ => None,
     };
@@ -158,6 +175,7 @@ pub async fn messages(
         let settle = settlement(
             &state,
             ticket.clone(),
+            held.clone(),
             &upstream_name,
             &provider_model_for_price,
             &model,
@@ -203,6 +221,7 @@ pub async fn messages(
                 settlement(
                     &state,
                     ticket.clone(),
+                    held.clone(),
                     &upstream_name,
                     &provider_model_for_price,
                     &model,
@@ -226,12 +245,14 @@ pub async fn messages(
                 );
                 if let Some(f) = attempts.record(failure) {
                     release(&state, ticket);
+                    finish_limits(&state, held, 0);
                     return Err(ApiError::Upstream(Box::new(f)));
                 }
             }
         }
     }
     release(&state, ticket);
+    finish_limits(&state, held, 0);
     Err(attempts.exhausted(state.config.upstreams.len()))
 }
 
@@ -240,6 +261,7 @@ pub async fn messages(
 fn settlement(
     state: &AppState,
     ticket: Option<crate::spend::admission::Ticket>,
+    held: Option<crate::spend::ratelimit::Held>,
     upstream: &str,
     provider_model: &str,
     model: &str,
@@ -252,6 +274,11 @@ fn settlement(
         model.to_owned(),
     );
     move |usage: Usage| {
+        finish_limits(
+            &state,
+            held,
+            usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens,
+        );
         if let (Some(meter), Some(ticket)) = (meter, ticket) {
             let (rates, known) = meter.book.rates(&upstream, &provider_model);
             if !known {
@@ -259,6 +286,14 @@ fn settlement(
             }
             meter.settle(&state, ticket, rates, &model, usage);
         }
+    }
+}
+
+/// Counts a finished request's tokens against its rate limits and frees its stream slots.
+fn finish_limits(state: &AppState, held: Option<crate::spend::ratelimit::Held>, tokens: u64) {
+    if let Some(held) = held {
+        let state = state.clone();
+        tokio::spawn(async move { crate::spend::ratelimit::finish(&state, &held, tokens).await });
     }
 }
 

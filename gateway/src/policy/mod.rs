@@ -64,6 +64,18 @@ impl Policies {
         })
     }
 
+    /// The inference rate limits for an effective policy: those of the most specific policy that
+    /// sets any, with its index (the key of its shared counters).
+    pub fn rate_limits(&self, eff: &Effective) -> Option<(usize, crate::config::PolicyRateLimits)> {
+        eff.indices.iter().rev().find_map(|i| {
+            self.cfg
+                .policies
+                .get(*i)
+                .and_then(|p| p.rate_limits.clone())
+                .map(|r| (*i, r))
+        })
+    }
+
     /// The policies applying to `who`, merged; `None` when none matches.
     pub fn effective(&self, who: &Identity) -> Option<Arc<Effective>> {
         let indices = self.select(who)?;

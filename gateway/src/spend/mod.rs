@@ -6,4 +6,5 @@ pub mod admission;
 pub mod caps;
 pub mod periods;
 pub mod prices;
+pub mod ratelimit;
 pub mod usage_route;

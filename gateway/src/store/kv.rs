@@ -111,6 +111,73 @@ impl Store {
         Ok(count.parse().unwrap_or(i64::MAX))
     }
 
+    /// Adds `delta` to the counter under `key` (created at 0 if absent or expired) and returns the
+    /// new value; the expiry is pushed to `expires_at`. For gauges such as open streams.
+    pub async fn kv_add(
+        &self,
+        key: &str,
+        delta: i64,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let (value,): (String,) = sqlx::query_as(
+            "INSERT INTO kv (key, value, expires_at) VALUES ($1, GREATEST($2, 0)::text, $3)
+             ON CONFLICT (key) DO UPDATE SET
+               value = GREATEST(CASE WHEN kv.expires_at <= $4 THEN 0 ELSE kv.value::bigint END + $2, 0)::text,
+               expires_at = EXCLUDED.expires_at
+             RETURNING value",
+        )
+        .bind(key)
+        .bind(delta)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(value.parse().unwrap_or(0))
+    }
+
+    /// Adds `n` to the fixed window under `key` (window starts at the first hit) and returns the
+    /// total after the addition.
+    pub async fn kv_window_add(
+        &self,
+        key: &str,
+        n: i64,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let (count,): (String,) = sqlx::query_as(
+            "INSERT INTO kv (key, value, expires_at) VALUES ($1, $4::text, $2)
+             ON CONFLICT (key) DO UPDATE SET
+               value = CASE WHEN kv.expires_at <= $3 THEN $4 ELSE kv.value::bigint + $4 END::text,
+               expires_at = CASE WHEN kv.expires_at <= $3 THEN EXCLUDED.expires_at ELSE kv.expires_at END
+             RETURNING value",
+        )
+        .bind(key)
+        .bind(now + window)
+        .bind(now)
+        .bind(n)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(count.parse().unwrap_or(i64::MAX))
+    }
+
+    /// The live counter under `key` and its expiry (0 when absent).
+    pub async fn kv_counter(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+    ) -> Result<(i64, Option<OffsetDateTime>), StoreError> {
+        let row: Option<(String, OffsetDateTime)> =
+            sqlx::query_as("SELECT value, expires_at FROM kv WHERE key = $1 AND expires_at > $2")
+                .bind(key)
+                .bind(now)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row
+            .map(|(v, e)| (v.parse().unwrap_or(0), Some(e)))
+            .unwrap_or((0, None)))
+    }
+
     /// Deletes up to `batch` expired rows; returns how many went.
     pub async fn kv_sweep(&self, now: OffsetDateTime, batch: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(

@@ -9,6 +9,7 @@ mod config_files;
 mod edge;
 mod own_telemetry;
 mod policy;
+mod ratelimit;
 mod readiness;
 mod relay;
 mod shutdown;

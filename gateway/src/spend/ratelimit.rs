@@ -1,0 +1,191 @@
+//! Inference rate limits (the reference has none): requests per minute, tokens per minute and
+//! streams open at once, per user and shared per policy, with a stricter per-user tier for
+//! requests that offer write-capable tools. Counters live in PostgreSQL, so every replica sees the
+//! same numbers. Requests per minute and streams are counted at admission; tokens when usage is
+//! known, so a request is refused when the minute's tokens are already spent.
+
+use serde_json::Value;
+use time::{Duration, OffsetDateTime};
+
+use crate::config::{PolicyRateLimits, RateLimit};
+use crate::http::error::{ApiError, RateLimited};
+use crate::inference::body::RawObject;
+use crate::state::AppState;
+
+/// Tools that change files or run commands.
+pub const WRITE_TOOLS: &[&str] = &["Bash", "Edit", "MultiEdit", "Write", "NotebookEdit"];
+const MINUTE: Duration = Duration::seconds(60);
+/// A stream counter outlives a gateway that died with streams open for at most this long.
+const STREAMS_TTL: Duration = Duration::hours(1);
+
+/// Whether the request offers a write-capable tool.
+pub fn offers_write_tools(body: &RawObject) -> bool {
+    body.get_as::<Vec<Value>>("tools")
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .any(|n| WRITE_TOOLS.contains(&n))
+}
+
+/// One counter family's key prefix and limits.
+struct Scope {
+    key: String,
+    limit: RateLimit,
+}
+
+/// Keys of the stream counters an admitted request holds; released when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    streams: Vec<String>,
+    tokens: Vec<String>,
+}
+
+fn scopes(policy_key: &str, sub: &str, limits: &PolicyRateLimits, writes: bool) -> Vec<Scope> {
+    let mut out = Vec::new();
+    if let Some(u) = limits.user {
+        out.push(Scope {
+            key: format!("u:{sub}"),
+            limit: u,
+        });
+    }
+    if writes {
+        if let Some(w) = limits.write_tools {
+            out.push(Scope {
+                key: format!("uw:{sub}"),
+                limit: w,
+            });
+        }
+    }
+    if let Some(g) = limits.group {
+        out.push(Scope {
+            key: format!("p:{policy_key}"),
+            limit: g,
+        });
+    }
+    out
+}
+
+fn refuse(state: &AppState, what: &'static str, retry_after: i64, sub: &str) -> ApiError {
+    state
+        .otel
+        .m
+        .ratelimit_rejected
+        .add(1, &[opentelemetry::KeyValue::new("limit", what)]);
+    state.audit.emit(
+        "ratelimit.blocked",
+        state.clock.now(),
+        serde_json::json!({"sub": sub, "limit": what, "retry_after": retry_after}),
+    );
+    ApiError::RateLimited(Box::new(RateLimited {
+        message: format!("rate limit exceeded: {what}"),
+        retry_after: retry_after.max(1),
+    }))
+}
+
+async fn secs_left(state: &AppState, key: &str, now: OffsetDateTime) -> i64 {
+    match state.store.kv_counter(key, now).await {
+        Ok((_, Some(exp))) => (exp - now).whole_seconds().max(1),
+        _ => 60,
+    }
+}
+
+/// Checks and counts a request; returns what it holds. A store failure admits (rate limits are a
+/// brake, not a bill).
+pub async fn admit(
+    state: &AppState,
+    policy_key: &str,
+    sub: &str,
+    limits: &PolicyRateLimits,
+    body: &RawObject,
+    stream: bool,
+) -> Result<Held, ApiError> {
+    let now = state.clock.now();
+    let writes = offers_write_tools(body);
+    let mut held = Held::default();
+    for s in scopes(policy_key, sub, limits, writes) {
+        if let Some(tpm) = s.limit.tokens_per_minute {
+            let key = format!("rl:tpm:{}", s.key);
+            if let Ok((used, _)) = state.store.kv_counter(&key, now).await {
+                if used >= i64::try_from(tpm).unwrap_or(i64::MAX) {
+                    release(state, &held).await;
+                    return Err(refuse(
+                        state,
+                        "tokens_per_minute",
+                        secs_left(state, &key, now).await,
+                        sub,
+                    ));
+                }
+            }
+            held.tokens.push(key);
+        }
+        if let Some(rpm) = s.limit.requests_per_minute {
+            let key = format!("rl:rpm:{}", s.key);
+            if let Ok(n) = state.store.kv_window_add(&key, 1, MINUTE, now).await {
+                if n > i64::from(rpm) {
+                    release(state, &held).await;
+                    return Err(refuse(
+                        state,
+                        "requests_per_minute",
+                        secs_left(state, &key, now).await,
+                        sub,
+                    ));
+                }
+            }
+        }
+        if let (Some(max), true) = (s.limit.concurrent_streams, stream) {
+            let key = format!("rl:streams:{}", s.key);
+            if let Ok(n) = state.store.kv_add(&key, 1, now + STREAMS_TTL, now).await {
+                held.streams.push(key.clone());
+                if n > i64::from(max) {
+                    release(state, &held).await;
+                    return Err(refuse(state, "concurrent_streams", 5, sub));
+                }
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Counts the tokens a finished request used, and releases its stream slots.
+pub async fn finish(state: &AppState, held: &Held, tokens: u64) {
+    let now = state.clock.now();
+    for key in &held.tokens {
+        let _ = state
+            .store
+            .kv_window_add(key, i64::try_from(tokens).unwrap_or(i64::MAX), MINUTE, now)
+            .await;
+    }
+    release(state, held).await;
+}
+
+async fn release(state: &AppState, held: &Held) {
+    let now = state.clock.now();
+    for key in &held.streams {
+        let _ = state.store.kv_add(key, -1, now + STREAMS_TTL, now).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_tools_pick_the_stricter_tier() {
+        let body = RawObject::parse(br#"{"tools":[{"name":"Read"},{"name":"Bash"}]}"#).unwrap();
+        assert!(offers_write_tools(&body));
+        assert!(!offers_write_tools(
+            &RawObject::parse(br#"{"tools":[{"name":"Read"}]}"#).unwrap()
+        ));
+        let limits = PolicyRateLimits {
+            user: Some(RateLimit::default()),
+            group: Some(RateLimit::default()),
+            write_tools: Some(RateLimit::default()),
+        };
+        let keys: Vec<String> = scopes("0", "u", &limits, true)
+            .into_iter()
+            .map(|s| s.key)
+            .collect();
+        assert_eq!(keys, ["u:u", "uw:u", "p:0"]);
+        assert_eq!(scopes("0", "u", &limits, false).len(), 2);
+    }
+}
