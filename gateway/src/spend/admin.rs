@@ -52,6 +52,18 @@ impl IntoResponse for AdminError {
     }
 }
 
+impl AdminError {
+    /// An error with this status, type and message.
+    pub fn new(status: StatusCode, kind: &'static str, message: &str) -> Self {
+        Self(status, kind, message.to_owned())
+    }
+
+    /// A `400 invalid_request_error`.
+    pub fn bad(message: &str) -> Self {
+        bad(message)
+    }
+}
+
 fn bad(msg: impl Into<String>) -> AdminError {
     AdminError(StatusCode::BAD_REQUEST, "invalid_request_error", msg.into())
 }
@@ -135,6 +147,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/v1/organizations/spend_limits/{id}",
             get(fetch).delete(remove),
+        )
+        .route(
+            "/v1/organizations/analytics/cost",
+            get(super::cost_report::cost),
         )
 }
 

@@ -512,6 +512,45 @@ impl Store {
         Ok(())
     }
 
+    /// Daily cost rows in `[from, to)`, grouped by `by` (`actor`, `rbac_group_id` or `model`),
+    /// as (day, key, micro-dollars, requests), ordered by day then key.
+    pub async fn cost_by_day(
+        &self,
+        from: time::Date,
+        to: time::Date,
+        by: &str,
+    ) -> Result<Vec<(time::Date, String, i64, i64)>, StoreError> {
+        let key = match by {
+            "actor" => "principal",
+            "rbac_group_id" => "g",
+            "model" => "model",
+            _ => "''",
+        };
+        let source = if by == "rbac_group_id" {
+            "(SELECT day, unnest(CASE WHEN cardinality(groups) = 0 THEN ARRAY[''] ELSE groups END) AS g, principal, model, cost_micros, requests FROM cost_daily WHERE day >= $1 AND day < $2) c"
+        } else {
+            "(SELECT * FROM cost_daily WHERE day >= $1 AND day < $2) c"
+        };
+        let sql = format!(
+            "SELECT day, {key}::text AS k, sum(cost_micros)::bigint AS cost, sum(requests)::bigint AS requests FROM {source} GROUP BY day, k ORDER BY day, k"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push((
+                r.try_get("day")?,
+                r.try_get("k")?,
+                r.try_get("cost")?,
+                r.try_get("requests")?,
+            ));
+        }
+        Ok(out)
+    }
+
     /// A principal's last-seen identity: (email, name, groups).
     pub async fn principal(
         &self,

@@ -239,3 +239,138 @@ async fn caps_are_managed_through_the_admin_api() {
         "keys never reach the log"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cost_report_groups_daily_cost() {
+    use std::str::FromStr;
+    let url = shared().new_db();
+    let extra = format!("admin:\n  read_keys: [{{id: finance, key: {READ}}}]\n");
+    let u = url.clone();
+    let gw =
+        tokio::task::spawn_blocking(move || Gateway::start(|port| config(port, &u, &extra), &[]))
+            .await
+            .unwrap();
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        2,
+        std::time::Duration::from_secs(5),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let today = now.date();
+    let yesterday = today - time::Duration::days(1);
+    let eng = vec!["eng".to_owned()];
+    store
+        .record_cost(
+            today,
+            "alice",
+            Some("a@x"),
+            None,
+            &eng,
+            "claude-sonnet-4-5",
+            1_500_000,
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .record_cost(
+            today,
+            "alice",
+            Some("a@x"),
+            None,
+            &eng,
+            "claude-sonnet-4-5",
+            500_000,
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .record_cost(
+            today,
+            "bob",
+            None,
+            None,
+            &[],
+            "claude-haiku-4-5",
+            30_000,
+            now,
+        )
+        .await
+        .unwrap();
+    store
+        .record_cost(
+            yesterday,
+            "bob",
+            None,
+            None,
+            &[],
+            "claude-haiku-4-5",
+            10_000,
+            now,
+        )
+        .await
+        .unwrap();
+
+    let c = crate::support::client();
+    let base = format!(
+        "http://127.0.0.1:{}/v1/organizations/analytics/cost",
+        gw.port
+    );
+    let start = format!("{}T00:00:00Z", yesterday);
+    let r: Value = c
+        .get(format!("{base}?starting_at={start}&group_by[]=actor"))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let days = r["data"].as_array().unwrap();
+    assert_eq!(days.len(), 2, "{r}");
+    assert_eq!(days[0]["results"][0]["group"]["actor"]["user_id"], "bob");
+    assert_eq!(
+        days[0]["results"][0]["cost"]["amount"], "1.000000",
+        "10,000 micro-dollars = 1 cent"
+    );
+    let alice = days[1]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["group"]["actor"]["user_id"] == "alice")
+        .unwrap();
+    assert_eq!(alice["cost"]["amount"], "200.000000");
+    assert_eq!(alice["cost"]["requests"], 2);
+    let r: Value = c
+        .get(format!(
+            "{base}?starting_at={start}&group_by[]=rbac_group_id"
+        ))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let today_groups = r["data"][1]["results"].as_array().unwrap();
+    assert!(today_groups
+        .iter()
+        .any(|x| x["group"]["rbac_group_id"] == "eng" && x["cost"]["amount"] == "200.000000"));
+    let r = c
+        .get(format!("{base}?starting_at=2026-11-01"))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .get(format!(
+            "{base}?starting_at=2026-01-01T00:00:00Z&ending_at=2026-03-01T00:00:00Z"
+        ))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "more than 31 days");
+}
