@@ -104,7 +104,14 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     log_banner(&state, local, tls.is_some());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let sweeper = spawn_sweeper(store.clone(), clock, stop_rx.clone());
+    let retention = state.config.admin.as_ref().map(|a| {
+        (
+            a.spend_retention_months,
+            a.audit_retention_days,
+            a.identity_retention_days,
+        )
+    });
+    let sweeper = spawn_sweeper(store.clone(), clock, retention, stop_rx.clone());
     tokio::spawn(watch_signals(stop_tx, drain));
 
     let otel_state = state.clone();

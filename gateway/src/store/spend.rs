@@ -551,6 +551,40 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes spend and cost rows, admin audit rows and identities past their retention; returns
+    /// how many rows went.
+    pub async fn retention(
+        &self,
+        now: OffsetDateTime,
+        spend_months: u32,
+        audit_days: u32,
+        identity_days: u32,
+    ) -> Result<u64, StoreError> {
+        let spend_cutoff = now - time::Duration::days(31 * i64::from(spend_months));
+        let mut n = 0;
+        n += sqlx::query("DELETE FROM spend WHERE updated_at < $1 AND reserved_micros = 0")
+            .bind(spend_cutoff)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM cost_daily WHERE day < $1")
+            .bind(spend_cutoff.date())
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM admin_audit WHERE at < $1")
+            .bind(now - time::Duration::days(i64::from(audit_days)))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM principals WHERE last_seen < $1")
+            .bind(now - time::Duration::days(i64::from(identity_days)))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
     /// A principal's last-seen identity: (email, name, groups).
     pub async fn principal(
         &self,

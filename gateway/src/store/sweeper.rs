@@ -1,4 +1,5 @@
-//! The background task that deletes expired `kv` rows every 30 seconds.
+//! The background task that keeps the store tidy: every 30 seconds it deletes expired `kv` rows
+//! and releases expired spend reservations; every hour it enforces the retention windows.
 
 use std::time::Duration;
 
@@ -10,21 +11,38 @@ use crate::clock::SharedClock;
 const EVERY: Duration = Duration::from_secs(30);
 const BATCH: i64 = 10_000;
 const MAX_BATCHES: usize = 50;
+/// Ticks between retention sweeps (one hour; the first tick sweeps at start).
+const RETENTION_EVERY: u32 = 120;
+
+/// Retention windows from `admin`: (spend months, audit days, identity days).
+pub type Retention = Option<(u32, u32, u32)>;
 
 /// Runs the sweeper until `stop` turns true.
 pub fn spawn_sweeper(
     store: Store,
     clock: SharedClock,
+    retention: Retention,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks: u32 = 0;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
+            if let Some((months, audit, identity)) = retention {
+                if ticks % RETENTION_EVERY == 0 {
+                    match store.retention(clock.now(), months, audit, identity).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("retention sweep removed {n} rows"),
+                        Err(e) => tracing::warn!("retention sweep failed: {e}"),
+                    }
+                }
+            }
+            ticks = ticks.wrapping_add(1);
             if let Err(e) = store.expire_reservations(clock.now()).await {
                 tracing::debug!("reservation expiry skipped: {e}");
             }

@@ -200,3 +200,28 @@ async fn limit_changes_are_audited_in_the_same_transaction() {
     assert_eq!(trail[1]["before"]["amount_cents"], 500);
     assert_eq!(trail[1]["after"]["amount_cents"], 900);
 }
+
+#[tokio::test]
+async fn retention_removes_only_what_is_past_its_window() {
+    let s = store().await;
+    let now = OffsetDateTime::now_utc();
+    let old = now - time::Duration::days(500);
+    s.record_cost(old.date(), "gone", Some("g@x"), None, &[], "m", 1, old)
+        .await
+        .unwrap();
+    s.record_cost(now.date(), "kept", Some("k@x"), None, &[], "m", 1, now)
+        .await
+        .unwrap();
+    s.upsert_limit("spl_old", "user", "u", Some(1), "daily", "admin-key:a", old)
+        .await
+        .unwrap();
+    let n = s.retention(now, 13, 365, 90).await.unwrap();
+    assert_eq!(n, 3, "one cost row, one audit row, one identity");
+    assert!(s.principal("gone").await.unwrap().is_none());
+    assert!(s.principal("kept").await.unwrap().is_some());
+    assert!(s.admin_audit(10, None).await.unwrap().is_empty());
+    assert!(
+        s.limit("spl_old").await.unwrap().is_some(),
+        "caps themselves are never swept"
+    );
+}
