@@ -1,16 +1,28 @@
-//! `deployer`: turns an env profile from `config/` into CloudFormation stacks from `cfn/`.
-//!
-//! The subcommands arrive with the deployer issue; this binary exists so the workspace has its final shape.
+//! The `deployer` binary: parses the command line and runs it.
 
 use clap::Parser;
 
-/// Deploy claude-gateway to an AWS account from an env profile.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
+use deployer::cli::Cli;
+use deployer::error::EXIT_OK;
 
 fn main() {
-    let _cli = Cli::parse();
-    eprintln!("deployer: no subcommands yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("deployer: cannot start the async runtime: {e}");
+            std::process::exit(deployer::error::EXIT_FAILED);
+        }
+    };
+    let code = match runtime.block_on(deployer::commands::run(cli.command)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("deployer: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,424 @@
+//! CloudFormation: read stacks, deploy through change sets, follow progress, delete.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeSetStatus, ChangeSetType, Parameter, TemplateStage,
+};
+
+use super::progress::{elapsed, Tail};
+use super::{err_text, sdk_err, Aws};
+use crate::error::{Error, Result};
+
+/// What the deployer needs to know about a stack.
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    /// Status, e.g. `UPDATE_COMPLETE`.
+    pub status: String,
+    /// Why it is in that status, when CloudFormation says.
+    pub reason: Option<String>,
+    /// Outputs.
+    pub outputs: BTreeMap<String, String>,
+    /// Parameters as deployed.
+    pub parameters: BTreeMap<String, String>,
+}
+
+impl StackInfo {
+    /// Whether CloudFormation is still working on it.
+    pub fn busy(&self) -> bool {
+        self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
+    }
+}
+
+/// Where a template comes from.
+#[derive(Debug, Clone)]
+pub enum TemplateSource {
+    /// Inline body.
+    Body(String),
+    /// An S3 URL (templates over the inline limit).
+    Url(String),
+}
+
+/// The outcome of [`deploy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployed {
+    /// Nothing differed.
+    NoChanges,
+    /// Created.
+    Created,
+    /// Updated.
+    Updated,
+}
+
+/// Describes a stack; `None` when it does not exist (or was deleted).
+pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>> {
+    match aws.cfn.describe_stacks().stack_name(name).send().await {
+        Ok(out) => Ok(out.stacks().first().map(|s| StackInfo {
+            status: s
+                .stack_status()
+                .map(|x| x.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: s.stack_status_reason().map(str::to_owned),
+            outputs: s
+                .outputs()
+                .iter()
+                .filter_map(|o| {
+                    Some((
+                        o.output_key()?.to_owned(),
+                        o.output_value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect(),
+            parameters: s
+                .parameters()
+                .iter()
+                .filter_map(|p| {
+                    Some((
+                        p.parameter_key()?.to_owned(),
+                        p.parameter_value().unwrap_or_default().to_owned(),
+                    ))
+                })
+                .collect(),
+        })),
+        Err(e) if err_text(&e).contains("does not exist") => Ok(None),
+        Err(e) => Err(sdk_err(&format!("cannot describe stack {name}"), e)),
+    }
+}
+
+async fn current_template(aws: &Aws, name: &str) -> Option<String> {
+    aws.cfn
+        .get_template()
+        .stack_name(name)
+        .template_stage(TemplateStage::Original)
+        .send()
+        .await
+        .ok()
+        .and_then(|t| t.template_body().map(str::to_owned))
+}
+
+fn cfn_params(params: &[(String, String)]) -> Vec<Parameter> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn is_no_change(reason: &str) -> bool {
+    reason.contains("didn't contain changes") || reason.contains("No updates are to be performed")
+}
+
+/// One line of a change set, readable.
+#[derive(Debug, Clone)]
+pub struct ChangeLine {
+    /// Add, Modify, Remove, ...
+    pub action: String,
+    /// Logical id.
+    pub logical_id: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// Replacement: True, False, Conditional.
+    pub replacement: String,
+}
+
+struct ChangeSet {
+    id: String,
+    changes: Vec<ChangeLine>,
+    empty: bool,
+}
+
+async fn create_change_set(
+    aws: &Aws,
+    name: &str,
+    template: &TemplateSource,
+    params: &[(String, String)],
+    iam: bool,
+    create: bool,
+) -> Result<ChangeSet> {
+    let cs_name = format!("deployer-{}", std::process::id());
+    let mut req = aws
+        .cfn
+        .create_change_set()
+        .stack_name(name)
+        .change_set_name(&cs_name)
+        .change_set_type(if create {
+            ChangeSetType::Create
+        } else {
+            ChangeSetType::Update
+        })
+        .set_parameters(Some(cfn_params(params)));
+    req = match template {
+        TemplateSource::Body(b) => req.template_body(b),
+        TemplateSource::Url(u) => req.template_url(u),
+    };
+    if iam {
+        req = req.capabilities(Capability::CapabilityIam);
+    }
+    let out = req
+        .send()
+        .await
+        .map_err(|e| sdk_err(&format!("cannot create a change set for {name}"), e))?;
+    let id = out.id().unwrap_or(&cs_name).to_owned();
+    loop {
+        let d = aws
+            .cfn
+            .describe_change_set()
+            .change_set_name(&id)
+            .stack_name(name)
+            .send()
+            .await
+            .map_err(|e| sdk_err(&format!("cannot read the change set of {name}"), e))?;
+        let status = d.status().cloned();
+        let reason = d.status_reason().unwrap_or_default().to_owned();
+        match status {
+            Some(ChangeSetStatus::CreateComplete) => {
+                let changes = d
+                    .changes()
+                    .iter()
+                    .filter_map(|c| c.resource_change())
+                    .map(|r| ChangeLine {
+                        action: r
+                            .action()
+                            .map(|a| a.as_str().to_owned())
+                            .unwrap_or_default(),
+                        logical_id: r.logical_resource_id().unwrap_or_default().to_owned(),
+                        resource_type: r.resource_type().unwrap_or_default().to_owned(),
+                        replacement: r
+                            .replacement()
+                            .map(|a| a.as_str().to_owned())
+                            .unwrap_or_default(),
+                    })
+                    .collect();
+                return Ok(ChangeSet {
+                    id,
+                    changes,
+                    empty: false,
+                });
+            }
+            Some(ChangeSetStatus::Failed) if is_no_change(&reason) => {
+                return Ok(ChangeSet {
+                    id,
+                    changes: Vec::new(),
+                    empty: true,
+                });
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let _ = aws
+                    .cfn
+                    .delete_change_set()
+                    .change_set_name(&id)
+                    .stack_name(name)
+                    .send()
+                    .await;
+                return Err(Error::failed(format!(
+                    "CloudFormation refused the change set for {name}: {reason}"
+                )));
+            }
+            _ => tokio::time::sleep(aws.poll.min(std::time::Duration::from_secs(2))).await,
+        }
+    }
+}
+
+/// Prints a change set's lines.
+pub fn print_changes(changes: &[ChangeLine]) {
+    for c in changes {
+        let replace = match c.replacement.as_str() {
+            "True" => "  (replacement)",
+            "Conditional" => "  (may be replaced)",
+            _ => "",
+        };
+        println!(
+            "      {:<8} {:<40} {}{replace}",
+            c.action, c.resource_type, c.logical_id
+        );
+    }
+}
+
+/// Asks CloudFormation what deploying would change, without changing anything. `None` when the
+/// stack does not exist yet (everything would be created).
+pub async fn preview(
+    aws: &Aws,
+    name: &str,
+    template: &TemplateSource,
+    params: &[(String, String)],
+    iam: bool,
+) -> Result<Option<Vec<ChangeLine>>> {
+    let exists = describe(aws, name)
+        .await?
+        .filter(|s| s.status != "REVIEW_IN_PROGRESS");
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let cs = create_change_set(aws, name, template, params, iam, false).await?;
+    let _ = aws
+        .cfn
+        .delete_change_set()
+        .change_set_name(&cs.id)
+        .stack_name(name)
+        .send()
+        .await;
+    Ok(Some(cs.changes))
+}
+
+/// Creates or updates stack `name` through a change set, following its events live. An update
+/// that changes nothing is a success. A failure reports the first failed resource and the state
+/// the stack was left in.
+pub async fn deploy(
+    aws: &Aws,
+    label: &str,
+    name: &str,
+    template: &TemplateSource,
+    params: &[(String, String)],
+    iam: bool,
+) -> Result<Deployed> {
+    let mut existing = describe(aws, name).await?;
+    if let Some(s) = &existing {
+        if s.busy() {
+            return Err(Error::failed(format!(
+                "{name} is {}: wait for CloudFormation to finish, then run again",
+                s.status
+            )));
+        }
+        if s.status == "ROLLBACK_COMPLETE" || s.status == "ROLLBACK_FAILED" {
+            println!("  {label}: {name} is {} after a failed creation; deleting it before creating it again", s.status);
+            delete(aws, label, name).await?;
+            existing = None;
+        }
+    }
+    let create = existing
+        .as_ref()
+        .is_none_or(|s| s.status == "REVIEW_IN_PROGRESS");
+    if let (false, Some(s), TemplateSource::Body(body)) = (create, &existing, template) {
+        let same_params = params.iter().all(|(k, v)| s.parameters.get(k) == Some(v));
+        if same_params && current_template(aws, name).await.as_deref() == Some(body.as_str()) {
+            println!("  {label}: no changes");
+            return Ok(Deployed::NoChanges);
+        }
+    }
+    let cs = create_change_set(aws, name, template, params, iam, create).await?;
+    if cs.empty {
+        let _ = aws
+            .cfn
+            .delete_change_set()
+            .change_set_name(&cs.id)
+            .stack_name(name)
+            .send()
+            .await;
+        println!("  {label}: no changes");
+        return Ok(Deployed::NoChanges);
+    }
+    println!(
+        "  {label}: {} {name} ({} resource change(s))",
+        if create { "creating" } else { "updating" },
+        cs.changes.len()
+    );
+    print_changes(&cs.changes);
+    let mut tail = Tail::default();
+    if !create {
+        tail.skip(&events(aws, name).await?);
+    }
+    let start = Instant::now();
+    aws.cfn
+        .execute_change_set()
+        .change_set_name(&cs.id)
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_err(&format!("cannot execute the change set of {name}"), e))?;
+    let final_status = follow(aws, label, name, start, &mut tail).await?;
+    if final_status == "CREATE_COMPLETE" || final_status == "UPDATE_COMPLETE" {
+        println!("  {label}: {final_status} in {}", elapsed(start).trim());
+        return Ok(if create {
+            Deployed::Created
+        } else {
+            Deployed::Updated
+        });
+    }
+    Err(failure(name, &final_status, &tail))
+}
+
+fn failure(name: &str, status: &str, tail: &Tail) -> Error {
+    let first = match &tail.first_failure {
+        Some((id, kind, reason)) => format!("first failure: {id} ({kind}): {reason}"),
+        None => "no resource reported a reason".to_owned(),
+    };
+    let state = match status {
+        "ROLLBACK_COMPLETE" => "rolled back; the next run deletes and re-creates it",
+        "UPDATE_ROLLBACK_COMPLETE" => "rolled back to the previous working version",
+        s if s.ends_with("_FAILED") => {
+            "left in a failed state; see the CloudFormation console before retrying"
+        }
+        _ => "not in a completed state",
+    };
+    Error::failed(format!("stack {name} ended {status}: {state}\n  {first}"))
+}
+
+async fn events(aws: &Aws, name: &str) -> Result<Vec<aws_sdk_cloudformation::types::StackEvent>> {
+    match aws
+        .cfn
+        .describe_stack_events()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.stack_events().to_vec()),
+        Err(e) if err_text(&e).contains("does not exist") => Ok(Vec::new()),
+        Err(e) => Err(sdk_err(&format!("cannot read the events of {name}"), e)),
+    }
+}
+
+/// Polls until the stack leaves its in-progress state, printing events; returns the final status
+/// (`DELETE_COMPLETE` when the stack is gone).
+async fn follow(
+    aws: &Aws,
+    label: &str,
+    name: &str,
+    start: Instant,
+    tail: &mut Tail,
+) -> Result<String> {
+    loop {
+        tail.show(label, start, &events(aws, name).await?);
+        let status = match describe(aws, name).await? {
+            None => return Ok("DELETE_COMPLETE".into()),
+            Some(s) => s.status,
+        };
+        if !status.ends_with("_IN_PROGRESS") {
+            tail.show(label, start, &events(aws, name).await?);
+            return Ok(status);
+        }
+        tokio::time::sleep(aws.poll).await;
+    }
+}
+
+/// Deletes a stack and waits until it is gone.
+pub async fn delete(aws: &Aws, label: &str, name: &str) -> Result<()> {
+    let Some(s) = describe(aws, name).await? else {
+        println!("  {label}: {name} does not exist");
+        return Ok(());
+    };
+    if s.status == "DELETE_COMPLETE" {
+        return Ok(());
+    }
+    let mut tail = Tail::default();
+    tail.skip(&events(aws, name).await?);
+    let start = Instant::now();
+    println!("  {label}: deleting {name}");
+    aws.cfn
+        .delete_stack()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|e| sdk_err(&format!("cannot delete {name}"), e))?;
+    let status = follow(aws, label, name, start, &mut tail).await?;
+    if status == "DELETE_COMPLETE" {
+        println!("  {label}: deleted in {}", elapsed(start).trim());
+        Ok(())
+    } else {
+        Err(failure(name, &status, &tail))
+    }
+}

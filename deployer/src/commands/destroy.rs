@@ -1,0 +1,72 @@
+//! `deployer destroy`: deletes the profile's stacks in reverse order, then the certificates the
+//! deployer imported. Asks for the deployment name unless `--yes`.
+
+use std::io::BufRead;
+
+use super::context::Context;
+use crate::aws::{acm, cfn};
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::stacks::StackKind;
+
+/// Runs the teardown.
+pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
+    let mut cx = Context::connect(plan).await?;
+    let names: Vec<String> = plan
+        .stacks
+        .iter()
+        .rev()
+        .map(|k| plan.stack_name(*k))
+        .collect();
+    if let Some(gw) = cfn::describe(&cx.aws, &plan.stack_name(StackKind::Gateway)).await? {
+        if gw
+            .parameters
+            .get("DBDeletionProtection")
+            .map(String::as_str)
+            == Some("true")
+        {
+            return Err(Error::usage(format!(
+                "the database of {} has deletion protection on: set DB_DELETION_PROTECTION=false in {}, run `deployer deploy gateway`, then destroy again",
+                plan.stack_name(StackKind::Gateway),
+                plan.profile.source
+            )));
+        }
+    }
+    if !yes {
+        println!(
+            "This deletes {} (the database leaves a final snapshot; a Cognito pool is retained).",
+            names.join(", ")
+        );
+        println!(
+            "Type the deployment name ({}) to continue:",
+            plan.profile.deployment
+        );
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Error::usage(format!("cannot read the confirmation: {e}")))?;
+        if line.trim() != plan.profile.deployment {
+            return Err(Error::usage("not confirmed; nothing was deleted"));
+        }
+    }
+    for kind in plan.stacks.iter().rev() {
+        cfn::delete(&cx.aws, kind.slug(), &plan.stack_name(*kind)).await?;
+        cx.state.outputs.remove(&plan.stack_name(*kind));
+    }
+    for arn in [
+        cx.state.vpn_certificate_arn.take(),
+        cx.state.gateway_certificate_arn.take(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match acm::delete(&cx.aws, &arn).await {
+            Ok(()) => println!("  pki: deleted imported certificate {arn}"),
+            Err(e) => println!("  pki: {e} (delete it later in the ACM console)"),
+        }
+    }
+    plan.state.save(&cx.state)?;
+    println!("destroyed {}. Kept: the private CA and VPN files in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! One module per subcommand, and the dispatcher.
+
+mod context;
+mod deploy;
+mod destroy;
+mod keys;
+mod outputs;
+mod plan;
+mod preflight;
+mod status;
+mod summary;
+mod verify;
+
+use crate::cli::Command;
+use crate::error::{Error, Result};
+use crate::plan::Plan;
+use crate::stacks::StackKind;
+
+/// Runs a subcommand.
+pub async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Plan {
+            common,
+            live,
+            show_config,
+        } => plan::run(&Plan::load(&common)?, live, show_config).await,
+        Command::DeployAll { common } => deploy::all(&Plan::load(&common)?).await,
+        Command::Deploy { stack, common } => {
+            let kind = StackKind::from_slug(&stack).ok_or_else(|| {
+                Error::usage(format!("unknown stack {stack:?}: use identity, gateway, collector, observability or vpn"))
+            })?;
+            deploy::one(&Plan::load(&common)?, kind).await
+        }
+        Command::Status { common } => status::run(&Plan::load(&common)?).await,
+        Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
+        Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
+        Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,
+        Command::Keys => {
+            keys::run();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! `deployer plan`: validates the profile, renders the gateway config and every stack's
+//! parameters, and prints what would be deployed. Offline unless `--live`, which also asks
+//! CloudFormation for change sets.
+
+use super::context::Context;
+use crate::aws::cfn;
+use crate::error::Result;
+use crate::image;
+use crate::params::{self, Inputs, Outputs};
+use crate::plan::Plan;
+use crate::profile::{CertMode, Image, Telemetry};
+use crate::stacks::INLINE_TEMPLATE_LIMIT;
+
+/// Runs the plan.
+pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
+    let p = &plan.profile;
+    println!("profile {} is valid", p.source);
+    println!(
+        "deployment {} in {}: {}",
+        p.deployment,
+        p.region,
+        crate::cfn_order(plan)
+    );
+    println!(
+        "gateway {} ({})",
+        p.gateway_url(),
+        match &p.cert {
+            CertMode::Managed =>
+                "public ACM certificate, DNS-validated in the hosted zone".to_owned(),
+            CertMode::Byo { arn } => format!("your certificate {arn}"),
+            CertMode::SelfSigned =>
+                "self-signed: the deployer makes a private CA and imports the certificate"
+                    .to_owned(),
+        }
+    );
+    match &p.telemetry {
+        Telemetry::Off => println!("telemetry off"),
+        Telemetry::Collector { hostname, .. } => println!(
+            "telemetry to the bundled collector https://{hostname} (logs: {})",
+            p.telemetry_logs
+        ),
+        Telemetry::External { endpoint } => {
+            println!("telemetry to {endpoint} (logs: {})", p.telemetry_logs)
+        }
+    }
+
+    let mut outputs = Outputs::new();
+    let mut cx = None;
+    if live {
+        let mut c = Context::connect(plan).await?;
+        c.read_outputs().await?;
+        outputs = c.outputs.clone();
+        cx = Some(c);
+    }
+    let facts = match cx.as_ref().map(|c| c.identity()) {
+        Some(Ok(f)) => f,
+        _ => plan.planned_identity(),
+    };
+    let rendered = plan.render(&facts)?;
+    println!(
+        "gateway.yaml: valid; {}; sha256 {}",
+        rendered.budget_line(),
+        &rendered.sha256[..12]
+    );
+    if show_config {
+        println!("{}", rendered.text);
+    }
+    let image_uri = planned_image(plan);
+    let note = if matches!(p.image, Image::Build { .. }) {
+        " (built from this checkout and pushed unless ECR already has the tag)"
+    } else {
+        ""
+    };
+    println!("image {image_uri}{note}");
+
+    for kind in &plan.stacks {
+        let t = plan.template(*kind)?;
+        let name = plan.stack_name(*kind);
+        let how = if t.body.len() <= INLINE_TEMPLATE_LIMIT {
+            "inline"
+        } else {
+            "via S3"
+        };
+        println!(
+            "\n{kind}: stack {name}, template {} ({} bytes, {how})",
+            t.file,
+            t.body.len()
+        );
+        let inputs = Inputs {
+            outputs: &outputs,
+            planning: true,
+            image_uri: image_uri.clone(),
+            config: &rendered,
+            gateway_certificate_arn: None,
+            vpn_certificate_arn: None,
+        };
+        let values = params::parameters(*kind, p, &inputs)?;
+        print_params(&values);
+        if let Some(c) = &cx {
+            let unresolved = values
+                .iter()
+                .any(|(_, v)| v.starts_with('<') && v.ends_with('>'));
+            if unresolved {
+                println!("    change set: after the stacks before it exist");
+                continue;
+            }
+            let source = cfn::TemplateSource::Body(t.body.to_owned());
+            match cfn::preview(&c.aws, &name, &source, &values, kind.needs_iam()).await? {
+                None => println!("    change set: new stack, every resource is created"),
+                Some(changes) if changes.is_empty() => println!("    change set: no changes"),
+                Some(changes) => {
+                    println!("    change set: {} change(s)", changes.len());
+                    cfn::print_changes(&changes);
+                }
+            }
+        }
+    }
+    if !live {
+        println!("\n(offline plan; run with --live and AWS credentials to see CloudFormation change sets)");
+    }
+    Ok(())
+}
+
+fn print_params(values: &[(String, String)]) {
+    for (k, v) in values {
+        if k.starts_with("GatewayConfigPart") {
+            if !v.is_empty() {
+                println!("    {k:<28} {} bytes of gateway.yaml", v.len());
+            }
+            continue;
+        }
+        println!("    {k:<28} {}", if v.is_empty() { "(empty)" } else { v });
+    }
+}
+
+fn planned_image(plan: &Plan) -> String {
+    let p = &plan.profile;
+    match &p.image {
+        Image::Uri(u) => u.clone(),
+        Image::Build { repository } => {
+            let platform = image::platform(&p.cpu_architecture);
+            let tag = std::env::current_dir()
+                .ok()
+                .and_then(|d| image::find_source_dir(&d))
+                .and_then(|root| image::content_tag(&root, platform).ok())
+                .unwrap_or_else(|| "<content tag of the build inputs>".into());
+            format!(
+                "<account>.dkr.ecr.{}.amazonaws.com/{repository}:{tag}",
+                p.region
+            )
+        }
+    }
+}
