@@ -62,7 +62,7 @@ impl StackKind {
 
 impl fmt::Display for StackKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
+        f.pad(self.slug())
     }
 }
 

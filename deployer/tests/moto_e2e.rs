@@ -1,0 +1,334 @@
+//! End to end against a local moto server: `deploy-all`, a second `deploy-all` that changes
+//! nothing, `status`, `outputs` and `destroy`, through the real AWS SDK for Rust with the
+//! deployer's endpoint pointed at moto on loopback. Resource types moto does not model are skipped
+//! by moto (see `support/moto_server.py`); the orchestration is what is under test.
+//!
+//! Needs `python3` with `moto[server]` (scripts/install-test-deps installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
+
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_moto() -> Moto {
+    let probe = Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "moto is not installed: run scripts/install-test-deps (pip install \"moto[server]\")"
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Moto {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Runs the deployer against moto; returns (exit code, stdout + stderr).
+fn deployer(moto: &Moto, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .current_dir(repo_root())
+        .env("DEPLOYER_AWS_ENDPOINT_URL", &moto.url)
+        .env("DEPLOYER_POLL_MS", "20")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn sdk_config(moto: &Moto) -> aws_sdk_route53::Config {
+    aws_sdk_route53::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build()
+}
+
+/// A public zone for the managed certificate, an image already in ECR under the content tag, and
+/// a bring-your-own OIDC client secret.
+async fn seed(moto: &Moto) -> (String, String) {
+    let r53 = aws_sdk_route53::Client::from_conf(sdk_config(moto));
+    let zone = r53
+        .create_hosted_zone()
+        .name("corp.example.com")
+        .caller_reference("e2e")
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+
+    let ecr_conf = aws_sdk_ecr::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let ecr = aws_sdk_ecr::Client::from_conf(ecr_conf);
+    ecr.create_repository()
+        .repository_name("claude-gateway")
+        .send()
+        .await
+        .unwrap();
+    let tag = deployer::image::content_tag(&repo_root(), "linux/amd64").unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": "sha256:aaaa"},
+        "layers": []
+    });
+    ecr.put_image()
+        .repository_name("claude-gateway")
+        .image_manifest(manifest.to_string())
+        .image_tag(&tag)
+        .send()
+        .await
+        .unwrap();
+
+    let sm_conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let sm = aws_sdk_secretsmanager::Client::from_conf(sm_conf);
+    let secret = sm
+        .create_secret()
+        .name("claude-gateway-google")
+        .secret_string("not-a-real-client-secret")
+        .send()
+        .await
+        .unwrap();
+    (zone_id, secret.arn().unwrap().to_owned())
+}
+
+/// A shipped profile with some keys replaced, written to `dir`.
+fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join(format!("config/{name}.env"))).unwrap();
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !set.iter().any(|(k, _)| l.starts_with(&format!("{k}="))))
+        .map(str::to_owned)
+        .collect();
+    out.extend(set.iter().map(|(k, v)| format!("{k}={v}")));
+    let path = dir.join(format!("{name}.env"));
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], expect_ovpn: bool) {
+    let p = profile.to_str().unwrap();
+    let s = state.to_str().unwrap();
+
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "first deploy-all:\n{out}");
+    for stack in stacks {
+        assert!(
+            out.contains(&format!("{stack}: CREATE_COMPLETE")),
+            "{stack} not created:\n{out}"
+        );
+    }
+    assert!(out.contains("preflight"), "{out}");
+    assert!(
+        out.contains("managed settings for every developer machine"),
+        "{out}"
+    );
+    assert!(out.contains("\"forceLoginMethod\":\"gateway\""), "{out}");
+    assert!(out.contains("dashboard    https://"), "{out}");
+    let ovpn = state.join("vpn/developer1.ovpn");
+    assert_eq!(ovpn.exists(), expect_ovpn, "{out}");
+    if expect_ovpn {
+        let text = std::fs::read_to_string(&ovpn).unwrap();
+        assert!(
+            text.contains("tun-mtu 1300") && text.contains("mssfix 1260") && text.contains("<key>")
+        );
+    }
+
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "second deploy-all:\n{out}");
+    for stack in stacks {
+        assert!(
+            out.contains(&format!("{stack}: no changes")),
+            "{stack} changed on a re-run:\n{out}"
+        );
+    }
+    assert!(
+        !out.contains("creating") && !out.contains("updating"),
+        "{out}"
+    );
+
+    let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "status:\n{out}");
+    assert!(out.contains("CREATE_COMPLETE"), "{out}");
+    assert!(out.contains("config sha256"), "{out}");
+
+    let (code, out) = deployer(
+        moto,
+        &["outputs", "--profile", p, "--state-dir", s, "--json"],
+    );
+    assert_eq!(code, 0, "outputs:\n{out}");
+    let json_start = out.find('{').unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&out[json_start..]).unwrap();
+    assert!(doc["claude-gateway-gateway"]["GatewayUrl"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+
+    let (code, out) = deployer(
+        moto,
+        &["destroy", "--profile", p, "--state-dir", s, "--yes"],
+    );
+    assert_eq!(code, 0, "destroy:\n{out}");
+    let order: Vec<usize> = stacks
+        .iter()
+        .rev()
+        .map(|st| out.find(&format!("{st}: deleting")).unwrap())
+        .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "destroy must run in reverse order:\n{out}"
+    );
+
+    let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 1, "status after destroy:\n{out}");
+    assert!(out.contains("not deployed"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_all_twice_status_outputs_destroy_against_moto() {
+    let moto = start_moto();
+    let (zone_id, secret_arn) = seed(&moto).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // The flagship profile: identity, gateway, collector, observability and VPN; image by content tag.
+    let flagship = edited(
+        dir.path(),
+        "managed-newcognito-collector-vpn",
+        &[
+            ("HOSTED_ZONE_ID", &zone_id),
+            ("BEDROCK_ACCESS_CHECK", "false"),
+            ("DB_DELETION_PROTECTION", "false"),
+        ],
+    );
+    full_cycle(
+        &moto,
+        &flagship,
+        &dir.path().join("state-a"),
+        &["identity", "gateway", "collector", "observability", "vpn"],
+        true,
+    );
+
+    // Self-signed with bring-your-own OIDC: a CA made and imported by the deployer, no zone, no identity stack.
+    let selfsigned = edited(
+        dir.path(),
+        "selfsigned-fallback",
+        &[
+            ("OIDC_CLIENT_SECRET_ARN", &secret_arn),
+            ("BEDROCK_ACCESS_CHECK", "false"),
+            ("DB_DELETION_PROTECTION", "false"),
+            ("GATEWAY_IMAGE", "111122223333.dkr.ecr.us-east-1.amazonaws.com/claude-gateway@sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+        ],
+    );
+    let state = dir.path().join("state-b");
+    full_cycle(
+        &moto,
+        &selfsigned,
+        &state,
+        &["gateway", "observability", "vpn"],
+        true,
+    );
+    assert!(state.join("pki/ca.pem").exists() && state.join("pki/gateway.pem").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_refuses_a_missing_zone_and_a_domain_outside_it() {
+    let moto = start_moto();
+    let (zone_id, _) = seed(&moto).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(
+        dir.path(),
+        "managed-newcognito-notelemetry",
+        &[
+            ("HOSTED_ZONE_ID", "ZNOTTHERE"),
+            ("BEDROCK_ACCESS_CHECK", "false"),
+        ],
+    );
+    let (code, out) = deployer(&moto, &["deploy-all", "--profile", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ZNOTTHERE"), "{out}");
+
+    let p = edited(
+        dir.path(),
+        "managed-newcognito-notelemetry",
+        &[
+            ("HOSTED_ZONE_ID", &zone_id),
+            ("GATEWAY_HOSTNAME", "claude.badcorp.example.com"),
+            ("BEDROCK_ACCESS_CHECK", "false"),
+        ],
+    );
+    let (code, out) = deployer(&moto, &["deploy-all", "--profile", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("GATEWAY_HOSTNAME claude.badcorp.example.com is not inside hosted zone corp.example.com"), "{out}");
+    assert!(
+        !out.contains("creating"),
+        "nothing is deployed after a failed preflight:\n{out}"
+    );
+}

@@ -1,0 +1,103 @@
+//! `deployer plan` runs for every shipped profile with no AWS account and no network, and exit
+//! codes follow the documented contract.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
+
+use std::path::Path;
+use std::process::Command;
+
+fn deployer(args: &[&str]) -> (i32, String, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .args(args)
+        .current_dir(&root)
+        // No credentials and an endpoint nobody listens on: any AWS call would fail loudly.
+        .env("AWS_ACCESS_KEY_ID", "")
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .env("AWS_PROFILE", "nonexistent-offline-test")
+        .env("DEPLOYER_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn plan_runs_offline_for_every_shipped_profile() {
+    for name in [
+        "managed-newcognito-collector-vpn",
+        "managed-newcognito-notelemetry",
+        "managed-existingcognito-byotelemetry",
+        "byo-oidc-notelemetry",
+        "byo-oidc-byotelemetry",
+        "selfsigned-fallback",
+    ] {
+        let (code, out, err) = deployer(&["plan", "--profile", &format!("config/{name}.env")]);
+        assert_eq!(code, 0, "{name}: {err}\n{out}");
+        assert!(out.contains("gateway.yaml: valid;"), "{name}: {out}");
+        assert!(out.contains("/ 16384 bytes"), "{name}: {out}");
+        assert!(
+            out.contains("gateway: stack claude-gateway-gateway"),
+            "{name}: {out}"
+        );
+        assert!(
+            out.contains("observability: stack claude-gateway-observability"),
+            "{name}: {out}"
+        );
+        assert!(out.contains("offline plan"), "{name}: {out}");
+    }
+}
+
+#[test]
+fn plan_shows_outputs_it_will_wire_and_the_config() {
+    let (code, out, _) = deployer(&[
+        "plan",
+        "--profile",
+        "config/managed-newcognito-collector-vpn.env",
+        "--show-config",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("<gateway.VpcId>"),
+        "collector and VPN read the gateway's outputs: {out}"
+    );
+    assert!(out.contains("<identity.ClientSecretArn>"));
+    assert!(out.contains("\"public_url\":\"https://claude.corp.example.com\""));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.env");
+    std::fs::write(
+        &bad,
+        "AWS_REGION=us-east-1\nGATEWAY_HOST=claude.example.com\n",
+    )
+    .unwrap();
+    let (code, _, err) = deployer(&["plan", "--profile", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("GATEWAY_HOST: unknown key"), "{err}");
+    let (code, _, _) = deployer(&["plan", "--profile", "config/does-not-exist.env"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = deployer(&[
+        "deploy",
+        "nonsense",
+        "--profile",
+        "config/byo-oidc-notelemetry.env",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, _) = deployer(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn keys_lists_every_key() {
+    let (code, out, _) = deployer(&["keys"]);
+    assert_eq!(code, 0);
+    for k in deployer::profile::keys::KEYS {
+        assert!(out.contains(k.name));
+    }
+}
