@@ -66,3 +66,38 @@ fn is_cascade(reason: &str) -> bool {
         || reason.contains("Resource update cancelled")
         || reason.contains("were not created")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::ResourceStatus;
+
+    fn ev(id: &str, logical: &str, status: ResourceStatus, reason: &str) -> StackEvent {
+        StackEvent::builder()
+            .event_id(id)
+            .logical_resource_id(logical)
+            .resource_type("AWS::X::Y")
+            .resource_status(status)
+            .resource_status_reason(reason)
+            .build()
+    }
+
+    #[test]
+    fn first_real_failure_is_kept() {
+        let mut tail = Tail::default();
+        let start = Instant::now();
+        tail.skip(&[ev("0", "Old", ResourceStatus::CreateFailed, "before this run")]);
+        // Newest first, as CloudFormation returns them.
+        let events = vec![
+            ev("3", "Other", ResourceStatus::CreateFailed, "Resource creation cancelled"),
+            ev("2", "Certificate", ResourceStatus::CreateFailed, "DNS validation timed out"),
+            ev("1", "Vpc", ResourceStatus::CreateComplete, ""),
+            ev("0", "Old", ResourceStatus::CreateFailed, "before this run"),
+        ];
+        tail.show("gateway", start, &events);
+        assert_eq!(
+            tail.first_failure,
+            Some(("Certificate".into(), "AWS::X::Y".into(), "DNS validation timed out".into()))
+        );
+    }
+}
