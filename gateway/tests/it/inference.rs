@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use testkit::{Behavior, FakeBedrock, Options, Reply};
 
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::{free_port, shared};
@@ -20,13 +20,25 @@ struct Setup {
 async fn setup(extra: &str) -> Setup {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream("bedrock", &fake.url(), &o.access_key_id, &o.secret_access_key);
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &o.access_key_id,
+        &o.secret_access_key,
+    );
     let url = shared().new_db();
     let extra = extra.to_owned();
-    let gw = tokio::task::spawn_blocking(move || Gateway::start(|port| config_with(port, &url, &ups, &extra), &[]))
-        .await
-        .unwrap();
-    Setup { fake, gw, token: token("dev1", &["eng"]), http: crate::support::client() }
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &url, &ups, &extra), &[])
+    })
+    .await
+    .unwrap();
+    Setup {
+        fake,
+        gw,
+        token: token("dev1", &["eng"]),
+        http: crate::support::client(),
+    }
 }
 
 impl Setup {
@@ -59,7 +71,10 @@ fn expected_sse(events: &[Value]) -> String {
             o.remove("amazon-bedrock-invocationMetrics");
         }
         let t = e["type"].as_str().unwrap().to_owned();
-        out.push_str(&format!("event: {t}\ndata: {}\n\n", serde_json::to_string(&e).unwrap()));
+        out.push_str(&format!(
+            "event: {t}\ndata: {}\n\n",
+            serde_json::to_string(&e).unwrap()
+        ));
     }
     out
 }
@@ -69,7 +84,10 @@ async fn json_requests_reach_bedrock_translated_and_signed() {
     let s = setup("").await;
     let res = s
         .post("/v1/messages?beta=true", &request(false))
-        .header("anthropic-beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+        .header(
+            "anthropic-beta",
+            "claude-code-20250219,interleaved-thinking-2025-05-14",
+        )
         .send()
         .await
         .unwrap();
@@ -89,13 +107,35 @@ async fn json_requests_reach_bedrock_translated_and_signed() {
     assert!(r.body.get("model").is_none());
     assert!(r.body.get("stream").is_none());
     assert_eq!(r.body["anthropic_version"], "bedrock-2023-05-31");
-    assert_eq!(r.body["anthropic_beta"], json!(["claude-code-20250219", "interleaved-thinking-2025-05-14"]));
-    assert_eq!(r.body["some_future_field"], json!({"keep": [1, 2, 3]}), "unknown fields pass through");
-    assert_eq!(r.body["metadata"], json!({"user_id": "{\"device_id\":\"d\"}"}));
-    assert!(!r.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("anthropic-beta")), "the beta header is not sent to Bedrock");
+    assert_eq!(
+        r.body["anthropic_beta"],
+        json!(["claude-code-20250219", "interleaved-thinking-2025-05-14"])
+    );
+    assert_eq!(
+        r.body["some_future_field"],
+        json!({"keep": [1, 2, 3]}),
+        "unknown fields pass through"
+    );
+    assert_eq!(
+        r.body["metadata"],
+        json!({"user_id": "{\"device_id\":\"d\"}"})
+    );
+    assert!(
+        !r.headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("anthropic-beta")),
+        "the beta header is not sent to Bedrock"
+    );
 
-    let audit: Vec<Value> = s.gw.stdout().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    let inf = audit.iter().find(|e| e["evt"] == "inference").expect("an inference event");
+    let audit: Vec<Value> =
+        s.gw.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+    let inf = audit
+        .iter()
+        .find(|e| e["evt"] == "inference")
+        .expect("an inference event");
     assert_eq!(inf["sub"], "dev1");
     assert_eq!(inf["model"], "claude-sonnet-4-5");
     assert_eq!(inf["upstream"], "bedrock");
@@ -115,13 +155,25 @@ async fn streams_are_relayed_event_by_event_byte_exact() {
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let text = res.text().await.unwrap();
     assert_eq!(text, expected_sse(&events));
-    assert!(text.contains("event: content_block_start") && text.contains("tool_use") && text.contains("thinking"));
+    assert!(
+        text.contains("event: content_block_start")
+            && text.contains("tool_use")
+            && text.contains("thinking")
+    );
     assert!(!text.contains("amazon-bedrock-invocationMetrics"));
-    assert!(s.fake.requests()[0].path.ends_with("/invoke-with-response-stream"));
+    assert!(s.fake.requests()[0]
+        .path
+        .ends_with("/invoke-with-response-stream"));
 
     // Usage reached the audit record when the stream ended.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let last = s.gw.stdout().lines().filter(|l| l.contains("\"evt\":\"inference\"")).last().unwrap().to_owned();
+    let last =
+        s.gw.stdout()
+            .lines()
+            .filter(|l| l.contains("\"evt\":\"inference\""))
+            .last()
+            .unwrap()
+            .to_owned();
     let e: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(e["completed"], true);
     assert!(e["output_tokens"].as_u64().unwrap() > 0);
@@ -141,7 +193,10 @@ async fn the_first_byte_arrives_before_the_stream_ends() {
     assert!(String::from_utf8_lossy(&first).starts_with("event: message_start"));
     while body.next().await.is_some() {}
     let total = started.elapsed();
-    assert!(total > first_at + Duration::from_millis(600), "first byte at {first_at:?}, end at {total:?}: buffered?");
+    assert!(
+        total > first_at + Duration::from_millis(600),
+        "first byte at {first_at:?}, end at {total:?}: buffered?"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,8 +205,18 @@ async fn silent_streams_get_pings() {
     let mut reply = Reply::text("m", "late", 1, 1);
     reply.first_delay = Duration::from_millis(900);
     s.fake.push(Behavior::Reply(reply));
-    let text = s.post("/v1/messages", &request(true)).send().await.unwrap().text().await.unwrap();
-    assert!(text.starts_with("event: ping\ndata: {\"type\": \"ping\"}\n\n"), "{text}");
+    let text = s
+        .post("/v1/messages", &request(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("event: ping\ndata: {\"type\": \"ping\"}\n\n"),
+        "{text}"
+    );
     assert!(text.contains("event: message_stop"));
 }
 
@@ -159,20 +224,35 @@ async fn silent_streams_get_pings() {
 async fn count_tokens_goes_to_bedrock_count_tokens() {
     let s = setup("").await;
     let body = json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "count these words please"}], "tools": []});
-    let res = s.post("/v1/messages/count_tokens", &body).header("anthropic-beta", "claude-code-20250219").send().await.unwrap();
+    let res = s
+        .post("/v1/messages/count_tokens", &body)
+        .header("anthropic-beta", "claude-code-20250219")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
     assert!(v["input_tokens"].as_u64().unwrap() > 0);
     let r = &s.fake.requests()[0];
     assert_eq!(r.path.split('/').next_back(), Some("count-tokens"));
-    assert_eq!(r.model_id, "anthropic.claude-haiku-4-5-20251001-v1:0", "CountTokens takes the foundation model");
+    assert_eq!(
+        r.model_id, "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "CountTokens takes the foundation model"
+    );
     assert!(r.signature_valid);
     assert!(r.body.get("model").is_none() && r.body.get("tools").is_none());
     assert!(r.body["max_tokens"].as_u64().unwrap() >= 1);
 
     // An application inference profile cannot be counted: 501, so the client falls back.
     let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc";
-    let res = s.post("/v1/messages/count_tokens", &json!({"model": arn, "messages": []})).send().await.unwrap();
+    let res = s
+        .post(
+            "/v1/messages/count_tokens",
+            &json!({"model": arn, "messages": []}),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 501);
     assert_eq!(res.headers()["x-should-retry"], "false");
     let v: Value = res.json().await.unwrap();
@@ -183,25 +263,92 @@ async fn count_tokens_goes_to_bedrock_count_tokens() {
 async fn every_error_class_maps_to_the_anthropic_envelope() {
     let s = setup("").await;
     let cases = [
-        (400, "ValidationException", "max_tokens: must be positive", 400, "invalid_request_error", Some("max_tokens: must be positive")),
-        (400, "ValidationException", "Input is too long for requested model.", 400, "invalid_request_error", Some("Input is too long.")),
-        (403, "AccessDeniedException", "User: arn:aws:sts::123456789012:assumed-role/x is not authorized", 403, "permission_error", None),
-        (404, "ResourceNotFoundException", "Model arn:aws:bedrock:us-east-1:123456789012:x not found", 404, "not_found_error", None),
-        (429, "ThrottlingException", "Too many requests", 429, "rate_limit_error", None),
-        (503, "ServiceUnavailableException", "busy", 502, "api_error", Some("all upstreams failed (1 attempted)")),
-        (500, "InternalServerException", "boom", 502, "api_error", Some("all upstreams failed (1 attempted)")),
-        (424, "ModelErrorException", "model failed", 502, "api_error", None),
+        (
+            400,
+            "ValidationException",
+            "max_tokens: must be positive",
+            400,
+            "invalid_request_error",
+            Some("max_tokens: must be positive"),
+        ),
+        (
+            400,
+            "ValidationException",
+            "Input is too long for requested model.",
+            400,
+            "invalid_request_error",
+            Some("Input is too long."),
+        ),
+        (
+            403,
+            "AccessDeniedException",
+            "User: arn:aws:sts::123456789012:assumed-role/x is not authorized",
+            403,
+            "permission_error",
+            None,
+        ),
+        (
+            404,
+            "ResourceNotFoundException",
+            "Model arn:aws:bedrock:us-east-1:123456789012:x not found",
+            404,
+            "not_found_error",
+            None,
+        ),
+        (
+            429,
+            "ThrottlingException",
+            "Too many requests",
+            429,
+            "rate_limit_error",
+            None,
+        ),
+        (
+            503,
+            "ServiceUnavailableException",
+            "busy",
+            502,
+            "api_error",
+            Some("all upstreams failed (1 attempted)"),
+        ),
+        (
+            500,
+            "InternalServerException",
+            "boom",
+            502,
+            "api_error",
+            Some("all upstreams failed (1 attempted)"),
+        ),
+        (
+            424,
+            "ModelErrorException",
+            "model failed",
+            502,
+            "api_error",
+            None,
+        ),
     ];
     for (status, kind, message, want_status, want_type, want_message) in cases {
-        s.fake.push(Behavior::Error { status, error_type: kind.into(), message: message.into() });
-        let res = s.post("/v1/messages", &request(false)).send().await.unwrap();
+        s.fake.push(Behavior::Error {
+            status,
+            error_type: kind.into(),
+            message: message.into(),
+        });
+        let res = s
+            .post("/v1/messages", &request(false))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status().as_u16(), want_status, "{kind}");
         let retry_after = res.headers().get("retry-after").cloned();
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], want_type, "{kind}");
         let text = v["error"]["message"].as_str().unwrap();
-        assert!(!text.contains("123456789012") && !text.contains("arn:"), "{kind}: {text}");
+        assert!(
+            !text.contains("123456789012") && !text.contains("arn:"),
+            "{kind}: {text}"
+        );
         if let Some(m) = want_message {
             assert_eq!(text, m, "{kind}");
         }
@@ -211,14 +358,24 @@ async fn every_error_class_maps_to_the_anthropic_envelope() {
         assert!(v["request_id"].is_string());
     }
     let log = s.gw.stderr();
-    assert!(log.contains("AccessDeniedException"), "the operator's log keeps the detail");
-    assert!(!log.contains("123456789012"), "account ids are masked in logs too");
+    assert!(
+        log.contains("AccessDeniedException"),
+        "the operator's log keeps the detail"
+    );
+    assert!(
+        !log.contains("123456789012"),
+        "account ids are masked in logs too"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exception_mid_stream_becomes_an_error_event() {
     let s = setup("").await;
-    s.fake.push(Behavior::ExceptionAfterEvents { after: 3, exception_type: "modelStreamErrorException".into(), message: "internal failure in account 123456789012".into() });
+    s.fake.push(Behavior::ExceptionAfterEvents {
+        after: 3,
+        exception_type: "modelStreamErrorException".into(),
+        message: "internal failure in account 123456789012".into(),
+    });
     let res = s.post("/v1/messages", &request(true)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let text = res.text().await.unwrap();
@@ -233,17 +390,36 @@ async fn an_exception_mid_stream_becomes_an_error_event() {
 
     // A connection that breaks mid-stream ends the same way.
     s.fake.push(Behavior::BreakAfterEvents(2));
-    let text = s.post("/v1/messages", &request(true)).send().await.unwrap().text().await.unwrap();
-    assert!(text.trim_end().split("\n\n").last().unwrap().starts_with("event: error"), "{text}");
+    let text = s
+        .post("/v1/messages", &request(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.trim_end()
+            .split("\n\n")
+            .last()
+            .unwrap()
+            .starts_with("event: error"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upstream_times_out_before_the_first_byte() {
     let s = setup("timeouts: {upstream_ttfb_ms: 400}\n").await;
-    s.fake.push(Behavior::StallBeforeHeaders(Duration::from_secs(5)));
+    s.fake
+        .push(Behavior::StallBeforeHeaders(Duration::from_secs(5)));
     let started = Instant::now();
     let res = s.post("/v1/messages", &request(true)).send().await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(res.status(), 502);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"]["message"], "all upstreams failed (1 attempted)");
@@ -257,13 +433,26 @@ async fn failover_runs_in_order_before_the_first_byte() {
     let dead = format!("http://127.0.0.1:{}", free_port());
     let ups = [
         bedrock_upstream("dead", &dead, &o.access_key_id, &o.secret_access_key),
-        bedrock_upstream("throttled", &a.url(), &o.access_key_id, &o.secret_access_key),
+        bedrock_upstream(
+            "throttled",
+            &a.url(),
+            &o.access_key_id,
+            &o.secret_access_key,
+        ),
         bedrock_upstream("healthy", &b.url(), &o.access_key_id, &o.secret_access_key),
     ]
     .join("\n");
     let url = shared().new_db();
-    let gw = tokio::task::spawn_blocking(move || Gateway::start(|port| config_with(port, &url, &ups, ""), &[])).await.unwrap();
-    a.push(Behavior::Error { status: 429, error_type: "ThrottlingException".into(), message: "slow down".into() });
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &url, &ups, ""), &[])
+    })
+    .await
+    .unwrap();
+    a.push(Behavior::Error {
+        status: 429,
+        error_type: "ThrottlingException".into(),
+        message: "slow down".into(),
+    });
     let res = crate::support::client()
         .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
         .bearer_auth(token("dev2", &[]))
@@ -276,7 +465,11 @@ async fn failover_runs_in_order_before_the_first_byte() {
     assert_eq!(b.requests().len(), 1);
 
     // A 400 does not fail over.
-    a.push(Behavior::Error { status: 400, error_type: "ValidationException".into(), message: "bad".into() });
+    a.push(Behavior::Error {
+        status: 400,
+        error_type: "ValidationException".into(),
+        message: "bad".into(),
+    });
     let res = crate::support::client()
         .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
         .bearer_auth(token("dev2", &[]))
@@ -303,10 +496,20 @@ async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
     while s.fake.open_streams() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(s.fake.open_streams(), 0, "the upstream stream was not released");
+    assert_eq!(
+        s.fake.open_streams(),
+        0,
+        "the upstream stream was not released"
+    );
     // The abandoned stream is still audited, with what was delivered.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let last = s.gw.stdout().lines().filter(|l| l.contains("\"evt\":\"inference\"")).last().unwrap().to_owned();
+    let last =
+        s.gw.stdout()
+            .lines()
+            .filter(|l| l.contains("\"evt\":\"inference\""))
+            .last()
+            .unwrap()
+            .to_owned();
     let e: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(e["completed"], false);
     assert!(e["input_tokens"].as_u64().unwrap() > 0);
@@ -315,16 +518,32 @@ async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_and_auth() {
     let s = setup("models: [{id: team-sonnet, label: Team Sonnet, upstream_model: {bedrock: 'us.anthropic.claude-sonnet-4-5-20250929-v1:0'}}]\n").await;
-    let res = s.http.get(format!("http://127.0.0.1:{}/v1/models", s.gw.port)).bearer_auth(&s.token).send().await.unwrap();
+    let res = s
+        .http
+        .get(format!("http://127.0.0.1:{}/v1/models", s.gw.port))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["data"][0]["id"], "team-sonnet");
     assert_eq!(v["data"][0]["display_name"], "Team Sonnet");
-    assert!(v["data"].as_array().unwrap().iter().any(|m| m["id"] == "claude-opus-4-8"));
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["id"] == "claude-opus-4-8"));
     assert_eq!(v["has_more"], false);
     assert_eq!(v["first_id"], "team-sonnet");
 
-    let res = s.http.post(format!("http://127.0.0.1:{}/v1/messages", s.gw.port)).json(&request(false)).send().await.unwrap();
+    let res = s
+        .http
+        .post(format!("http://127.0.0.1:{}/v1/messages", s.gw.port))
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 401);
     for (body, msg) in [
         (json!({"messages": []}), "model is required"),
@@ -336,5 +555,8 @@ async fn models_and_auth() {
         let v: Value = res.json().await.unwrap();
         assert!(v["error"]["message"].as_str().unwrap().contains(msg), "{v}");
     }
-    assert!(s.fake.requests().is_empty(), "nothing invalid reached the upstream");
+    assert!(
+        s.fake.requests().is_empty(),
+        "nothing invalid reached the upstream"
+    );
 }

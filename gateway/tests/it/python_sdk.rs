@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use testkit::{FakeBedrock, Options};
+use crate::support::bedrock::{FakeBedrock, Options};
 
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::shared;
@@ -11,11 +11,18 @@ use crate::support::pg::shared;
 async fn the_anthropic_python_sdk_works_through_the_gateway() {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream("bedrock", &fake.url(), &o.access_key_id, &o.secret_access_key);
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &o.access_key_id,
+        &o.secret_access_key,
+    );
     let url = shared().new_db();
-    let gw = tokio::task::spawn_blocking(move || Gateway::start(|port| config_with(port, &url, &ups, ""), &[]))
-        .await
-        .unwrap();
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &url, &ups, ""), &[])
+    })
+    .await
+    .unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/anthropic_sdk.py");
     let out = Command::new("python3")
         .arg(script)
@@ -30,7 +37,11 @@ async fn the_anthropic_python_sdk_works_through_the_gateway() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let plain = v["plain_text"].as_str().unwrap();
     assert!(!plain.is_empty());
-    assert_eq!(v["stream_text"].as_str().unwrap(), plain, "streamed and plain answers agree");
+    assert_eq!(
+        v["stream_text"].as_str().unwrap(),
+        plain,
+        "streamed and plain answers agree"
+    );
     assert_eq!(v["plain_stop"], "end_turn");
     assert_eq!(v["stream_stop"], "end_turn");
     assert!(v["stream_output_tokens"].as_u64().unwrap() > 0);

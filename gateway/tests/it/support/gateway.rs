@@ -24,7 +24,6 @@ pub fn config(port: u16, postgres_url: &str, extra: &str) -> String {
 }
 
 /// A Bedrock upstream entry pointing at a test double.
-#[allow(dead_code)] // used by the inference suites
 pub fn bedrock_upstream(name: &str, url: &str, key_id: &str, secret: &str) -> String {
     format!(
         "  - provider: bedrock
@@ -36,7 +35,6 @@ pub fn bedrock_upstream(name: &str, url: &str, key_id: &str, secret: &str) -> St
 }
 
 /// Like [`config`], with the given `upstreams` list entries (YAML lines).
-#[allow(dead_code)] // used by the inference suites
 pub fn config_with(port: u16, postgres_url: &str, upstreams: &str, extra: &str) -> String {
     format!(
         "listen: {{host: 127.0.0.1, port: {port}}}

@@ -1,5 +1,6 @@
 //! Fixtures shared by the integration tests: PostgreSQL clusters and gateway processes.
 
+pub mod bedrock;
 pub mod gateway;
 pub mod http;
 pub mod otlp;
