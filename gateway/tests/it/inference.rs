@@ -170,8 +170,8 @@ async fn streams_are_relayed_event_by_event_byte_exact() {
     let last =
         s.gw.stdout()
             .lines()
-            .filter(|l| l.contains("\"evt\":\"inference\""))
-            .last()
+            .rev()
+            .find(|l| l.contains("\"evt\":\"inference\""))
             .unwrap()
             .to_owned();
     let e: Value = serde_json::from_str(&last).unwrap();
@@ -506,8 +506,8 @@ async fn a_client_that_leaves_mid_stream_releases_the_upstream() {
     let last =
         s.gw.stdout()
             .lines()
-            .filter(|l| l.contains("\"evt\":\"inference\""))
-            .last()
+            .rev()
+            .find(|l| l.contains("\"evt\":\"inference\""))
             .unwrap()
             .to_owned();
     let e: Value = serde_json::from_str(&last).unwrap();
