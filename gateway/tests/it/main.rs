@@ -16,6 +16,7 @@ mod readiness;
 mod relay;
 mod shutdown;
 mod signin;
+mod spend_e2e;
 mod spend_store;
 mod store;
 mod support;

@@ -222,3 +222,67 @@ fn a_replayed_call_of_a_denied_tool_is_refused() {
             && audit.contains("\"action\":\"refused\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_tool_never_reaches_the_upstream() {
+    use crate::support::bedrock::{FakeBedrock, Options};
+    use crate::support::gateway::{bedrock_upstream, config_with};
+    let fake = FakeBedrock::start(Options::default()).await.unwrap();
+    let o = Options::default();
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &o.access_key_id,
+        &o.secret_access_key,
+    );
+    let url = shared().new_db();
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &url, &ups, MANAGED), &[])
+    })
+    .await
+    .unwrap();
+    let body = json!({
+        "model": "claude-haiku-4-5", "max_tokens": 50,
+        "tools": [
+            {"name": "Read", "description": "read", "input_schema": {"type": "object"}},
+            {"name": "WebFetch", "description": "fetch", "input_schema": {"type": "object"}}
+        ],
+        "messages": [{"role": "user", "content": "hello"}]
+    });
+    let r = crate::support::client()
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("c1", &["contractors"]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = &fake.requests()[0].body;
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Read"],
+        "WebFetch was stripped before Bedrock saw the request"
+    );
+    assert!(gw.stdout().contains("\"action\":\"stripped\""));
+
+    // A user whose policy allows it sends it through unchanged.
+    let mut allowed = body.clone();
+    allowed["model"] = "claude-opus-4-8".into();
+    crate::support::client()
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("e1", &["eng"]))
+        .json(&allowed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.requests()[1].body["tools"].as_array().unwrap().len(),
+        2
+    );
+}
