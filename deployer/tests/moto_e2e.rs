@@ -222,6 +222,10 @@ fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], image_
         "{out}"
     );
 
+    let (code, out) = deployer(moto, &["plan", "--live", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "plan --live:\n{out}");
+    assert_eq!(out.matches("change set:").count(), stacks.len(), "{out}");
+
     let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "status:\n{out}");
     assert!(out.contains("CREATE_COMPLETE"), "{out}");

@@ -86,18 +86,37 @@ mod tests {
     fn first_real_failure_is_kept() {
         let mut tail = Tail::default();
         let start = Instant::now();
-        tail.skip(&[ev("0", "Old", ResourceStatus::CreateFailed, "before this run")]);
+        tail.skip(&[ev(
+            "0",
+            "Old",
+            ResourceStatus::CreateFailed,
+            "before this run",
+        )]);
         // Newest first, as CloudFormation returns them.
         let events = vec![
-            ev("3", "Other", ResourceStatus::CreateFailed, "Resource creation cancelled"),
-            ev("2", "Certificate", ResourceStatus::CreateFailed, "DNS validation timed out"),
+            ev(
+                "3",
+                "Other",
+                ResourceStatus::CreateFailed,
+                "Resource creation cancelled",
+            ),
+            ev(
+                "2",
+                "Certificate",
+                ResourceStatus::CreateFailed,
+                "DNS validation timed out",
+            ),
             ev("1", "Vpc", ResourceStatus::CreateComplete, ""),
             ev("0", "Old", ResourceStatus::CreateFailed, "before this run"),
         ];
         tail.show("gateway", start, &events);
         assert_eq!(
             tail.first_failure,
-            Some(("Certificate".into(), "AWS::X::Y".into(), "DNS validation timed out".into()))
+            Some((
+                "Certificate".into(),
+                "AWS::X::Y".into(),
+                "DNS validation timed out".into()
+            ))
         );
     }
 }

@@ -65,7 +65,7 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
     if show_config {
         println!("{}", rendered.text);
     }
-    let image_uri = planned_image(plan);
+    let image_uri = planned_image(plan, cx.as_ref().map(|c| c.account.as_str()));
     let note = if matches!(p.image, Image::Build { .. }) {
         " (built from this checkout and pushed unless ECR already has the tag)"
     } else {
@@ -91,8 +91,12 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
             planning: true,
             image_uri: image_uri.clone(),
             config: &rendered,
-            gateway_certificate_arn: None,
-            vpn_certificate_arn: None,
+            gateway_certificate_arn: cx
+                .as_ref()
+                .and_then(|c| c.state.gateway_certificate_arn.clone()),
+            vpn_certificate_arn: cx
+                .as_ref()
+                .and_then(|c| c.state.vpn_certificate_arn.clone()),
         };
         let values = params::parameters(*kind, p, &inputs)?;
         print_params(&values);
@@ -103,6 +107,9 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
             if unresolved {
                 println!("    change set: after the stacks before it exist");
                 continue;
+            }
+            if let Some(deployed) = cfn::describe(&c.aws, &name).await? {
+                print_param_diff(&deployed.parameters, &values);
             }
             let source = cfn::TemplateSource::Body(t.body.to_owned());
             match cfn::preview(&c.aws, &name, &source, &values, kind.needs_iam()).await? {
@@ -121,6 +128,43 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
     Ok(())
 }
 
+/// Parameters whose deployed value differs from the planned one (the config parts as one).
+fn print_param_diff(
+    deployed: &std::collections::BTreeMap<String, String>,
+    planned: &[(String, String)],
+) {
+    let config = |get: &dyn Fn(&str) -> String| {
+        (1..=4)
+            .map(|i| get(&format!("GatewayConfigPart{i}")))
+            .collect::<String>()
+    };
+    let old_cfg = config(&|k| deployed.get(k).cloned().unwrap_or_default());
+    let new_cfg = config(&|k| {
+        planned
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    });
+    if planned.iter().any(|(k, _)| k == "GatewayConfigPart1") && old_cfg != new_cfg {
+        println!(
+            "    parameter  gateway.yaml changes ({} -> {} bytes): the tasks roll",
+            old_cfg.len(),
+            new_cfg.len()
+        );
+    }
+    for (k, v) in planned {
+        if k.starts_with("GatewayConfigPart") {
+            continue;
+        }
+        match deployed.get(k) {
+            Some(old) if old == v => {}
+            Some(old) => println!("    parameter  {k}: {old:?} -> {v:?}"),
+            None => println!("    parameter  {k}: (template default) -> {v:?}"),
+        }
+    }
+}
+
 fn print_params(values: &[(String, String)]) {
     for (k, v) in values {
         if k.starts_with("GatewayConfigPart") {
@@ -133,7 +177,7 @@ fn print_params(values: &[(String, String)]) {
     }
 }
 
-fn planned_image(plan: &Plan) -> String {
+fn planned_image(plan: &Plan, account: Option<&str>) -> String {
     let p = &plan.profile;
     match &p.image {
         Image::Uri(u) => u.clone(),
@@ -145,7 +189,8 @@ fn planned_image(plan: &Plan) -> String {
                 .and_then(|root| image::content_tag(&root, platform).ok())
                 .unwrap_or_else(|| "<content tag of the build inputs>".into());
             format!(
-                "<account>.dkr.ecr.{}.amazonaws.com/{repository}:{tag}",
+                "{}.dkr.ecr.{}.amazonaws.com/{repository}:{tag}",
+                account.unwrap_or("<account>"),
                 p.region
             )
         }
