@@ -169,14 +169,8 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
                 i.out(StackKind::Gateway, "PrivateSubnetIds")?,
             ));
             v.push(("VpcCidr", i.out(StackKind::Gateway, "VpcCidr")?));
-            v.push((
-                "ClientCidrs",
-                p.client_cidrs
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ));
+            // Only the gateway sends to the collector (it relays the clients' telemetry), so no
+            // client network is admitted there.
             v.push(("CollectorHostname", hostname.clone()));
             v.push((
                 "CertificateArn",
