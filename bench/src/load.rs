@@ -34,8 +34,17 @@ impl Target {
         use claude_gateway::auth::token::{Identity, SessionKeys};
         use claude_gateway::config::Secret;
         let keys = SessionKeys::new(&[Secret::new(crate::procs::SECRET)], None);
-        let who = Identity { sub: "bench".into(), email: Some("bench@example.com".into()), name: None, groups: vec![] };
-        let token = keys.mint(&who, time::OffsetDateTime::now_utc(), time::Duration::hours(2));
+        let who = Identity {
+            sub: "bench".into(),
+            email: Some("bench@example.com".into()),
+            name: None,
+            groups: vec![],
+        };
+        let token = keys.mint(
+            &who,
+            time::OffsetDateTime::now_utc(),
+            time::Duration::hours(2),
+        );
         Target {
             client: client(),
             url_stream: format!("{gw}/v1/messages"),
@@ -56,7 +65,11 @@ impl Target {
         } else {
             body["anthropic_version"] = "bedrock-2023-05-31".into();
         }
-        let url = if stream { &self.url_stream } else { &self.url_plain };
+        let url = if stream {
+            &self.url_stream
+        } else {
+            &self.url_plain
+        };
         let mut req = self.client.post(url).json(&body);
         if let Some(t) = &self.bearer {
             req = req.bearer_auth(t);
@@ -90,7 +103,11 @@ pub struct Run {
 
 async fn one(target: &Target, stream: bool) -> Result<(Duration, Duration), String> {
     let started = Instant::now();
-    let res = target.request(stream).send().await.map_err(|e| e.to_string())?;
+    let res = target
+        .request(stream)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !res.status().is_success() {
         return Err(format!("status {}", res.status()));
     }
@@ -170,7 +187,10 @@ pub async fn hold_open(target: &Target, n: usize, rss: impl Fn() -> u64) -> Resu
     let deadline = Instant::now() + Duration::from_secs(60);
     while started.load(Ordering::Relaxed) < n as u64 {
         if Instant::now() > deadline {
-            return Err(format!("only {} of {n} streams opened", started.load(Ordering::Relaxed)));
+            return Err(format!(
+                "only {} of {n} streams opened",
+                started.load(Ordering::Relaxed)
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

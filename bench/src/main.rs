@@ -1,10 +1,14 @@
 //! `gateway-bench`: what claude-gateway adds over calling the Bedrock test double directly.
 //!
-//! It starts `fake-bedrock` and `claude-gateway` (release builds) as separate processes on
-//! loopback, then measures time to first byte and total time of streamed responses at 1 and 64
+//! It runs the Bedrock test double in this process and `claude-gateway` (a release build) as a
+//! separate process, both on loopback, then measures time to first byte and total time of streamed responses at 1 and 64
 //! concurrent streams, non-streaming requests per second, idle and peak RSS of the gateway, and its
 //! RSS with 1,000 streams open at once. Run it with `scripts/bench`.
 
+// The Bedrock test double of the integration tests, run in this process.
+#[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#[path = "../../gateway/tests/it/support/bedrock.rs"]
+mod bedrock;
 mod load;
 mod procs;
 mod stats;
@@ -23,9 +27,6 @@ struct Args {
     /// The claude-gateway binary.
     #[arg(long)]
     gateway: String,
-    /// The fake-bedrock binary.
-    #[arg(long)]
-    fake: String,
     /// A PostgreSQL URL the gateway may use.
     #[arg(long)]
     postgres: String,
@@ -52,7 +53,7 @@ async fn main() {
 
 async fn run(args: Args) -> Result<(), String> {
     // 20 text deltas 10 ms apart: a short, realistic stream.
-    let fake = procs::Fake::start(&args.fake, 20, 10).await?;
+    let fake = procs::fake(20, 10).await?;
     let gateway = procs::Gateway::start(&args.gateway, &fake.url, &args.postgres).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_kib = gateway.rss_kib();
@@ -61,38 +62,71 @@ async fn run(args: Args) -> Result<(), String> {
     let via = Target::gateway(&gateway.url);
     let mut rows = Vec::new();
     for concurrency in [1usize, 64] {
-        let w = Workload { concurrency, rounds: args.rounds, stream: true };
+        let w = Workload {
+            concurrency,
+            rounds: args.rounds,
+            stream: true,
+        };
         // Warm both paths (connection pools, credentials, caches).
         load::streams(&direct, &Workload { rounds: 2, ..w }).await?;
         load::streams(&via, &Workload { rounds: 2, ..w }).await?;
         let d = load::streams(&direct, &w).await?;
         let g = load::streams(&via, &w).await?;
-        rows.push((concurrency, Summary::of(&d.ttfb), Summary::of(&g.ttfb), Summary::of(&d.total), Summary::of(&g.total)));
+        rows.push((
+            concurrency,
+            Summary::of(&d.ttfb),
+            Summary::of(&g.ttfb),
+            Summary::of(&d.total),
+            Summary::of(&g.total),
+        ));
     }
     let rps_direct = load::rps(&direct, 64, Duration::from_secs(args.seconds)).await?;
     let rps_gateway = load::rps(&via, 64, Duration::from_secs(args.seconds)).await?;
     let peak_kib = gateway.peak_kib();
 
     // Memory with many streams open: a slow stream (one delta a second) held by each client.
-    let slow = procs::Fake::start(&args.fake, 30, 1000).await?;
+    let slow = procs::fake(30, 1000).await?;
     let gw2 = procs::Gateway::start(&args.gateway, &slow.url, &args.postgres).await?;
-    let open_kib = load::hold_open(&Target::gateway(&gw2.url), args.open_streams, || gw2.rss_kib()).await?;
+    let open_kib = load::hold_open(&Target::gateway(&gw2.url), args.open_streams, || {
+        gw2.rss_kib()
+    })
+    .await?;
 
-    println!("## claude-gateway benchmark (loopback, {} cores)\n", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "## claude-gateway benchmark (loopback, {} cores)\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!("| concurrent streams | TTFB p50 direct | TTFB p50 via gateway | TTFB p99 direct | TTFB p99 via gateway | added p99 TTFB | total p50 direct | total p50 via gateway |");
     println!("|---|---|---|---|---|---|---|---|");
     for (c, dt, gt, dtot, gtot) in &rows {
         println!(
             "| {c} | {} | {} | {} | {} | {} | {} | {} |",
-            stats::ms(dt.p50), stats::ms(gt.p50), stats::ms(dt.p99), stats::ms(gt.p99),
-            stats::ms(gt.p99.saturating_sub(dt.p99)), stats::ms(dtot.p50), stats::ms(gtot.p50)
+            stats::ms(dt.p50),
+            stats::ms(gt.p50),
+            stats::ms(dt.p99),
+            stats::ms(gt.p99),
+            stats::ms(gt.p99.saturating_sub(dt.p99)),
+            stats::ms(dtot.p50),
+            stats::ms(gtot.p50)
         );
     }
     println!("\n| measure | value |\n|---|---|");
     println!("| non-streaming requests/s, 64 concurrent, direct | {rps_direct:.0} |");
     println!("| non-streaming requests/s, 64 concurrent, via gateway | {rps_gateway:.0} |");
-    println!("| gateway RSS idle after boot | {:.1} MB |", idle_kib as f64 / 1024.0);
-    println!("| gateway peak RSS during the runs above | {:.1} MB |", peak_kib as f64 / 1024.0);
-    println!("| gateway RSS with {} streams open | {:.1} MB |", args.open_streams, open_kib as f64 / 1024.0);
+    println!(
+        "| gateway RSS idle after boot | {:.1} MB |",
+        idle_kib as f64 / 1024.0
+    );
+    println!(
+        "| gateway peak RSS during the runs above | {:.1} MB |",
+        peak_kib as f64 / 1024.0
+    );
+    println!(
+        "| gateway RSS with {} streams open | {:.1} MB |",
+        args.open_streams,
+        open_kib as f64 / 1024.0
+    );
     Ok(())
 }

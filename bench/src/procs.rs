@@ -3,36 +3,37 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A running fake-bedrock.
+/// The double, serving `events` text deltas `delay_ms` apart, accepting unsigned requests (so the
+/// direct baseline pays no signing cost the gateway would not pay too).
 pub struct Fake {
-    _child: Child,
+    _double: crate::bedrock::FakeBedrock,
     pub url: String,
 }
 
-impl Fake {
-    /// Starts the double with `events` text deltas `delay_ms` apart, accepting unsigned requests
-    /// (so the direct baseline pays no signing cost the gateway would not also pay).
-    pub async fn start(bin: &str, events: u32, delay_ms: u64) -> Result<Fake, String> {
-        let mut child = Command::new(bin)
-            .args(["--port", "0", "--events", &events.to_string(), "--delay-ms", &delay_ms.to_string(), "--accept-unsigned"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {bin}: {e}"))?;
-        let out = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(out).lines();
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .map_err(|_| "fake-bedrock did not start")?
-            .map_err(|e| e.to_string())?
-            .ok_or("fake-bedrock exited")?;
-        let url = line.trim().strip_prefix("listening on ").ok_or(format!("unexpected: {line}"))?.to_owned();
-        Ok(Fake { _child: child, url })
-    }
+/// Starts the double in this process.
+pub async fn fake(events: u32, delay_ms: u64) -> Result<Fake, String> {
+    let text: String = (0..events).map(|i| format!("w{i} ")).collect();
+    let mut reply = crate::bedrock::Reply::text(
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        &text,
+        12,
+        u64::from(events),
+    );
+    reply.delay_between = Duration::from_millis(delay_ms);
+    let opts = crate::bedrock::Options {
+        default_behavior: crate::bedrock::Behavior::Reply(reply),
+        accept_unsigned: true,
+        ..crate::bedrock::Options::default()
+    };
+    let double = crate::bedrock::FakeBedrock::start(opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Fake {
+        url: double.url(),
+        _double: double,
+    })
 }
 
 /// A running gateway.
@@ -93,7 +94,11 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Gateway { child, url, _dir: dir })
+        Ok(Gateway {
+            child,
+            url,
+            _dir: dir,
+        })
     }
 
     fn status_kib(&self, field: &str) -> u64 {

@@ -21,7 +21,10 @@ impl Summary {
             let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
             v[rank - 1]
         };
-        Summary { p50: at(0.50), p99: at(0.99) }
+        Summary {
+            p50: at(0.50),
+            p99: at(0.99),
+        }
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Options {
     pub secret_access_key: String,
     pub region: String,
     pub default_behavior: Behavior,
+    /// Serve unsigned requests too (the benchmark's direct baseline).
+    pub accept_unsigned: bool,
 }
 
 impl Default for Options {
@@ -43,6 +45,7 @@ impl Default for Options {
                 12,
                 8,
             )),
+            accept_unsigned: false,
         }
     }
 }
@@ -470,7 +473,8 @@ async fn handle(
         body: parsed.clone(),
         signature_valid,
     });
-    if !signature_valid {
+    let unsigned_ok = inner.opts.accept_unsigned && !headers.contains_key("authorization");
+    if !signature_valid && !unsigned_ok {
         return error(
             403,
             "InvalidSignatureException",
