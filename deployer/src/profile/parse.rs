@@ -57,7 +57,8 @@ pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
         _ => CertMode::Managed,
     };
     if let CertMode::Byo { arn } = &cert {
-        if !arn.is_empty() && !(arn.starts_with("arn:") && arn.contains(":acm:")) {
+        let acm_arn = arn.starts_with("arn:") && arn.contains(":acm:");
+        if !arn.is_empty() && !acm_arn {
             r.err(
                 "CERTIFICATE_ARN",
                 format!("{arn:?} is not an ACM certificate ARN"),
