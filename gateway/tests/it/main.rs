@@ -8,6 +8,7 @@ mod bearer;
 mod config_files;
 mod edge;
 mod inference;
+mod log_hygiene;
 mod own_telemetry;
 mod policy;
 mod python_sdk;
