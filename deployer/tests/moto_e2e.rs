@@ -17,6 +17,8 @@ use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
 struct Moto {
     child: Child,
     url: String,
+    /// Extra variables for the deployer (e.g. a lower inline template limit).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Drop for Moto {
@@ -55,6 +57,7 @@ fn start_moto() -> Moto {
     Moto {
         child,
         url: format!("http://127.0.0.1:{port}"),
+        env: Vec::new(),
     }
 }
 
@@ -72,6 +75,7 @@ fn deployer(moto: &Moto, args: &[&str]) -> (i32, String) {
         .current_dir(repo_root())
         .env("DEPLOYER_AWS_ENDPOINT_URL", &moto.url)
         .env("DEPLOYER_POLL_MS", "20")
+        .envs(moto.env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_SESSION_TOKEN")
@@ -187,6 +191,9 @@ fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], image_
         );
     }
     assert!(out.contains("preflight"), "{out}");
+    if !moto.env.is_empty() {
+        assert!(out.contains("gateway: gateway.yaml is 43386 bytes, over the inline limit; uploading to s3://claude-gateway-cfn-123456789012-us-east-1/"), "{out}");
+    }
     if image_from_ecr {
         assert!(out.contains("is already in ECR"), "{out}");
         assert!(
@@ -265,7 +272,7 @@ fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], image_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_all_twice_status_outputs_destroy_against_moto() {
-    let moto = start_moto();
+    let mut moto = start_moto();
     let (zone_id, secret_arn) = seed(&moto).await;
     let dir = tempfile::tempdir().unwrap();
 
@@ -298,6 +305,11 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
             ("GATEWAY_IMAGE", "111122223333.dkr.ecr.us-east-1.amazonaws.com/claude-gateway@sha256:0000000000000000000000000000000000000000000000000000000000000000"),
         ],
     );
+    // Large templates through the deployer's S3 bucket: lower the inline limit below the gateway and
+    // observability templates (moto reads path-style template URLs only on a localhost endpoint).
+    moto.url = moto.url.replace("127.0.0.1", "localhost");
+    moto.env
+        .push(("DEPLOYER_INLINE_TEMPLATE_LIMIT", "20000".into()));
     let state = dir.path().join("state-b");
     full_cycle(
         &moto,

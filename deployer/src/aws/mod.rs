@@ -3,7 +3,8 @@
 //!
 //! `DEPLOYER_AWS_ENDPOINT_URL` (or the SDK's own `AWS_ENDPOINT_URL`) points every client at one
 //! endpoint, such as a local moto server. `DEPLOYER_POLL_MS` sets how often stack progress is
-//! polled (default 5000).
+//! polled (default 5000). `DEPLOYER_INLINE_TEMPLATE_LIMIT` lowers the size above which a template
+//! goes through S3 instead of inline (default and maximum: CloudFormation's 51,200 bytes).
 
 pub mod acm;
 pub mod bedrock;
@@ -23,11 +24,14 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use claude_gateway::config::{Env, ProcessEnv};
 
 use crate::error::Error;
+use crate::stacks::INLINE_TEMPLATE_LIMIT;
 
 /// The variable that overrides every AWS endpoint.
 pub const ENDPOINT_VAR: &str = "DEPLOYER_AWS_ENDPOINT_URL";
 /// The variable that sets the progress poll interval in milliseconds.
 pub const POLL_VAR: &str = "DEPLOYER_POLL_MS";
+/// The variable that lowers the inline template limit.
+pub const INLINE_LIMIT_VAR: &str = "DEPLOYER_INLINE_TEMPLATE_LIMIT";
 
 /// Every client the deployer uses, for one Region.
 #[derive(Debug, Clone)]
@@ -56,6 +60,8 @@ pub struct Aws {
     pub poll: Duration,
     /// The endpoint override, when one is set.
     pub endpoint: Option<String>,
+    /// Templates larger than this go through S3.
+    pub inline_limit: usize,
 }
 
 impl Aws {
@@ -71,6 +77,11 @@ impl Aws {
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis)
             .unwrap_or(Duration::from_secs(5));
+        let inline_limit = env
+            .var(INLINE_LIMIT_VAR)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(INLINE_TEMPLATE_LIMIT)
+            .min(INLINE_TEMPLATE_LIMIT);
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
         if let Some(url) = &endpoint {
@@ -96,6 +107,7 @@ impl Aws {
             region: region.to_owned(),
             poll,
             endpoint,
+            inline_limit,
         }
     }
 }

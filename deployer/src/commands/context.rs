@@ -10,7 +10,7 @@ use crate::pki::{Ca, Issued};
 use crate::plan::Plan;
 use crate::profile::{CertMode, Image};
 use crate::render::{IdentityFacts, Rendered};
-use crate::stacks::{StackKind, INLINE_TEMPLATE_LIMIT};
+use crate::stacks::StackKind;
 use crate::state::State;
 
 /// A live session against one account and Region.
@@ -220,7 +220,7 @@ impl<'a> Context<'a> {
     /// Inline body, or an S3 URL for templates over the inline limit.
     pub async fn template_source(&self, kind: StackKind) -> Result<cfn::TemplateSource> {
         let t = self.plan.template(kind)?;
-        if t.body.len() <= INLINE_TEMPLATE_LIMIT {
+        if t.body.len() <= self.aws.inline_limit {
             return Ok(cfn::TemplateSource::Body(t.body.to_owned()));
         }
         let bucket = aws::s3::bucket_name(

@@ -5,7 +5,7 @@ use super::context::Context;
 use crate::aws;
 use crate::error::{Error, Result};
 use crate::profile::{host_in_zone, CertMode, Idp, Telemetry};
-use crate::stacks::{self, INLINE_TEMPLATE_LIMIT};
+use crate::stacks;
 
 /// Runs the checks, printing each; fails on the first that cannot pass.
 pub async fn run(cx: &Context<'_>) -> Result<()> {
@@ -44,7 +44,7 @@ pub async fn run(cx: &Context<'_>) -> Result<()> {
     }
     for kind in &cx.plan.stacks {
         if let Some(t) = stacks::template(*kind, p) {
-            let how = if t.body.len() <= INLINE_TEMPLATE_LIMIT {
+            let how = if t.body.len() <= cx.aws.inline_limit {
                 "inline"
             } else {
                 "through the deployer's S3 bucket"
