@@ -65,6 +65,8 @@ pub struct State {
     pub otel: Otel,
     /// Spend metering and caps (with an `admin` block).
     pub meter: Option<Arc<Meter>>,
+    /// Prices, for the cost the audit log reports (with or without metering).
+    pub prices: crate::spend::prices::PriceBook,
 }
 
 impl AppState {
@@ -90,6 +92,7 @@ impl AppState {
         };
         let policies = Policies::new(&config);
         let meter = Meter::new(&config).map(Arc::new);
+        let prices = crate::spend::prices::PriceBook::new(config.pricing.as_ref());
         let relay = Arc::new(Relay::new(
             config.telemetry.as_ref(),
             crate::upstream::anthropic::http_client()?,
@@ -114,6 +117,7 @@ impl AppState {
             policies,
             relay,
             otel,
+            prices,
             meter,
         })))
     }

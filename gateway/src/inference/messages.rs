@@ -29,11 +29,21 @@ struct Record {
     path: String,
     model: String,
     upstream: String,
+    provider_model: String,
     started: Instant,
     fingerprints: Option<crate::telemetry::prompt_hash::Fingerprints>,
 }
 
 impl Record {
+    /// The list-price (or contracted) cost of `usage` at this attempt's upstream, in USD.
+    fn cost_usd(&self, usage: &Usage) -> f64 {
+        let (rates, _) = self
+            .state
+            .prices
+            .rates(&self.upstream, &self.provider_model);
+        self.state.prices.cost_micros(&rates, usage, 0) as f64 / 1e6
+    }
+
     fn emit(&self, status: u16, usage: Usage, extra: serde_json::Value) {
         let mut fields = serde_json::json!({
             "request_id": self.request_id,
@@ -49,6 +59,7 @@ impl Record {
             "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_input_tokens,
             "cache_write_tokens": usage.cache_creation_input_tokens,
+            "cost_usd": self.cost_usd(&usage),
         });
         if let (Some(obj), serde_json::Value::Object(more)) = (fields.as_object_mut(), extra) {
             obj.extend(more);
@@ -96,7 +107,7 @@ pub async fn messages(
         .and_then(|p| p.effective(&who).and_then(|e| p.rate_limits(&e)));
     let held = match &limits {
         Some((index, l)) => Some(
-            crate::spend::ratelimit::admit(&state, &index.to_string(), &who.sub, l, &obj, stream)
+            crate::spend::ratelimit::admit(&state, &index.to_string(), &who, l, &obj, stream)
                 .await?,
         ),
         None => None,
@@ -152,6 +163,7 @@ pub async fn messages(
             path: uri.path().to_owned(),
             model: model.clone(),
             upstream: upstream_name.clone(),
+            provider_model: provider_model.clone(),
             started,
             fingerprints: fingerprints.clone(),
         };
@@ -319,6 +331,7 @@ impl Record {
             path: self.path.clone(),
             model: self.model.clone(),
             upstream: self.upstream.clone(),
+            provider_model: self.provider_model.clone(),
             started: self.started,
             fingerprints: self.fingerprints.clone(),
         }

@@ -43,14 +43,18 @@ pub fn apply(
     if state.policies.as_ref().is_some_and(|p| p.enforce_tools) {
         match enforce(body, &eff.denials) {
             Verdict::Clean => {}
-            Verdict::Stripped(tools) => audit(
-                "policy.tool_denied",
-                json!({"action": "stripped", "tools": tools}),
-            ),
+            Verdict::Stripped(tools) => {
+                for tool in &tools {
+                    audit(
+                        "policy.tool_denied",
+                        json!({"action": "stripped", "tool": tool, "tools": tools}),
+                    );
+                }
+            }
             Verdict::Refused(tool) => {
                 audit(
                     "policy.tool_denied",
-                    json!({"action": "refused", "tools": [tool]}),
+                    json!({"action": "refused", "tool": tool, "tools": [tool]}),
                 );
                 return Err(ApiError::BadRequest(format!(
                     "tool {tool} is denied by your organization's policy"

@@ -247,6 +247,7 @@ impl Meter {
                     now,
                     json!({"sub": who.sub, "email": who.email, "groups": who.groups, "cause": "over_limit", "period": period.as_str(),
                            "cap_cents": source.and_then(|s| s.amount_cents), "limit_id": source.map(|s| s.limit_id.clone()),
+                           "scope": source.map(|s| match s.source { Scope::User(_) => "user", Scope::Group(_) => "rbac_group", Scope::Organization => "organization" }),
                            "spent_micros": spent, "worst_case_micros": worst}),
                 );
                 Err(blocked(state, period, now, spent, cap))

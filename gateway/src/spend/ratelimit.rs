@@ -7,6 +7,7 @@
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
+use crate::auth::token::Identity;
 use crate::config::{PolicyRateLimits, RateLimit};
 use crate::http::error::{ApiError, RateLimited};
 use crate::inference::body::RawObject;
@@ -65,7 +66,7 @@ fn scopes(policy_key: &str, sub: &str, limits: &PolicyRateLimits, writes: bool) 
     out
 }
 
-fn refuse(state: &AppState, what: &'static str, retry_after: i64, sub: &str) -> ApiError {
+fn refuse(state: &AppState, what: &'static str, retry_after: i64, who: &Identity) -> ApiError {
     state
         .otel
         .m
@@ -74,7 +75,7 @@ fn refuse(state: &AppState, what: &'static str, retry_after: i64, sub: &str) -> 
     state.audit.emit(
         "ratelimit.blocked",
         state.clock.now(),
-        serde_json::json!({"sub": sub, "limit": what, "retry_after": retry_after}),
+        serde_json::json!({"sub": who.sub, "email": who.email, "groups": who.groups, "limit": what, "retry_after": retry_after}),
     );
     ApiError::RateLimited(Box::new(RateLimited {
         message: format!("rate limit exceeded: {what}"),
@@ -94,11 +95,12 @@ async fn secs_left(state: &AppState, key: &str, now: OffsetDateTime) -> i64 {
 pub async fn admit(
     state: &AppState,
     policy_key: &str,
-    sub: &str,
+    who: &Identity,
     limits: &PolicyRateLimits,
     body: &RawObject,
     stream: bool,
 ) -> Result<Held, ApiError> {
+    let sub = who.sub.as_str();
     let now = state.clock.now();
     let writes = offers_write_tools(body);
     let mut held = Held::default();
@@ -112,7 +114,7 @@ pub async fn admit(
                         state,
                         "tokens_per_minute",
                         secs_left(state, &key, now).await,
-                        sub,
+                        who,
                     ));
                 }
             }
@@ -127,7 +129,7 @@ pub async fn admit(
                         state,
                         "requests_per_minute",
                         secs_left(state, &key, now).await,
-                        sub,
+                        who,
                     ));
                 }
             }
@@ -138,7 +140,7 @@ pub async fn admit(
                 held.streams.push(key.clone());
                 if n > i64::from(max) {
                     release(state, &held).await;
-                    return Err(refuse(state, "concurrent_streams", 5, sub));
+                    return Err(refuse(state, "concurrent_streams", 5, who));
                 }
             }
         }

@@ -6,6 +6,7 @@
 mod admin_api;
 mod bearer;
 mod config_files;
+mod dashboards;
 mod edge;
 mod inference;
 mod log_hygiene;
