@@ -9,6 +9,7 @@
 pub mod acm;
 pub mod bedrock;
 pub mod cfn;
+pub mod changeset;
 pub mod ecr;
 pub mod ecs;
 pub mod progress;

@@ -3,7 +3,7 @@
 //! CloudFormation for change sets.
 
 use super::context::Context;
-use crate::aws::cfn;
+use crate::aws::{cfn, changeset};
 use crate::error::Result;
 use crate::image;
 use crate::params::{self, Inputs, Outputs};
@@ -112,12 +112,12 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
                 print_param_diff(&deployed.parameters, &values);
             }
             let source = cfn::TemplateSource::Body(t.body.to_owned());
-            match cfn::preview(&c.aws, &name, &source, &values, kind.needs_iam()).await? {
+            match changeset::preview(&c.aws, &name, &source, &values, kind.needs_iam()).await? {
                 None => println!("    change set: new stack, every resource is created"),
                 Some(changes) if changes.is_empty() => println!("    change set: no changes"),
                 Some(changes) => {
                     println!("    change set: {} change(s)", changes.len());
-                    cfn::print_changes(&changes);
+                    changeset::print_changes(&changes);
                 }
             }
         }
