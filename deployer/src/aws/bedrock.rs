@@ -65,3 +65,21 @@ pub async fn check_access(aws: &Aws, models: &[String], region: &str) -> Result<
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_ids() {
+        assert_eq!(
+            probe_id("claude-sonnet-4-5", "eu-west-1"),
+            "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
+        );
+        assert!(probe_id("haiku", "us-east-1").starts_with("us.anthropic.claude-haiku-"));
+        assert_eq!(
+            probe_id("global.anthropic.claude-opus-4-8", "us-east-1"),
+            "global.anthropic.claude-opus-4-8"
+        );
+    }
+}
