@@ -104,7 +104,7 @@ pub const KEYS: &[Key] = &[
     w("COLLECTOR_CERTIFICATE_ARN", "", COLLECTOR, "certificate for the collector with CERTIFICATE_MODE=byo (default CERTIFICATE_ARN, e.g. a wildcard)"),
     w("TELEMETRY_ENDPOINT", "", EXTERNAL, "your OTLP/HTTP origin, https, no /v1 path"),
     w("TELEMETRY_LOGS", "", ANY_TELEMETRY, "relay client events (logs) too; default true with the collector, false with external"),
-    w("GATEWAY_METRICS", "true", ANY_TELEMETRY, "export the gateway's own metrics and traces to the same endpoint"),
+    w("GATEWAY_METRICS", "true", ANY_TELEMETRY, "export the gateway's own metrics to the same endpoint (and its traces, with an external endpoint)"),
     // Spend limits
     k("ADMIN_API", "false", "enable spend limits and the Admin API (generates admin keys)"),
     w("ADMIN_GROUPS", "", ADMIN, "groups whose members may call the Admin API with their session (default ADMIN_GROUP)"),

@@ -142,7 +142,8 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
             headers: BTreeMap::new(),
             interval_seconds: 60,
             metrics: true,
-            traces: true,
+            // The bundled collector has no trace pipeline; an external endpoint gets traces too.
+            traces: matches!(p.telemetry, Telemetry::External { .. }),
         }),
     });
     let admin = p.admin_api.as_ref().map(|a| Admin {
