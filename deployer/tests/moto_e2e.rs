@@ -164,6 +164,74 @@ async fn seed(moto: &Moto) -> (String, String) {
     (zone_id, secret.arn().unwrap().to_owned())
 }
 
+/// Outputs of one stack really feed the next: the rendered config carries the identity stack's
+/// issuer, and the collector and VPN sit in the VPC the gateway stack created.
+async fn check_wiring(moto: &Moto, stacks: &[&str]) {
+    let conf = aws_sdk_cloudformation::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let cfn = aws_sdk_cloudformation::Client::from_conf(conf);
+    let stack = |name: &str| {
+        let cfn = cfn.clone();
+        let name = format!("claude-gateway-{name}");
+        async move {
+            let out = cfn.describe_stacks().stack_name(name).send().await.unwrap();
+            let s = out.stacks()[0].clone();
+            let params: std::collections::BTreeMap<String, String> = s
+                .parameters()
+                .iter()
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap().to_owned(),
+                        p.parameter_value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let outputs: std::collections::BTreeMap<String, String> = s
+                .outputs()
+                .iter()
+                .map(|o| {
+                    (
+                        o.output_key().unwrap().to_owned(),
+                        o.output_value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            (params, outputs)
+        }
+    };
+    let (gw_params, gw_out) = stack("gateway").await;
+    let config: serde_json::Value = serde_json::from_str(&gw_params["GatewayConfigPart1"]).unwrap();
+    assert_eq!(
+        config["listen"]["public_url"].as_str().unwrap(),
+        gw_out["GatewayUrl"]
+    );
+    if stacks.contains(&"identity") {
+        let (_, id_out) = stack("identity").await;
+        assert_eq!(config["oidc"]["issuer"].as_str().unwrap(), id_out["Issuer"]);
+        assert_eq!(gw_params["OidcClientSecretArn"], id_out["ClientSecretArn"]);
+    }
+    if stacks.contains(&"collector") {
+        let (c_params, c_out) = stack("collector").await;
+        assert_eq!(c_params["VpcId"], gw_out["VpcId"]);
+        assert!(gw_out["VpcId"].starts_with("vpc-"), "moto models the VPC");
+        assert_eq!(
+            config["telemetry"]["forward_to"][0]["url"]
+                .as_str()
+                .unwrap(),
+            c_out["CollectorEndpoint"]
+        );
+    }
+    if stacks.contains(&"vpn") {
+        let (v_params, _) = stack("vpn").await;
+        assert_eq!(v_params["VpcId"], gw_out["VpcId"]);
+        assert!(v_params["ServerCertificateArn"].starts_with("arn:aws:acm:"));
+    }
+}
+
 /// A shipped profile with some keys replaced, written to `dir`.
 fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join(format!("config/{name}.env"))).unwrap();
@@ -178,7 +246,13 @@ fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], image_from_ecr: bool) {
+async fn full_cycle(
+    moto: &Moto,
+    profile: &Path,
+    state: &Path,
+    stacks: &[&str],
+    image_from_ecr: bool,
+) {
     let p = profile.to_str().unwrap();
     let s = state.to_str().unwrap();
 
@@ -207,6 +281,7 @@ fn full_cycle(moto: &Moto, profile: &Path, state: &Path, stacks: &[&str], image_
     );
     assert!(out.contains("\"forceLoginMethod\":\"gateway\""), "{out}");
     assert!(out.contains("dashboard    https://"), "{out}");
+    check_wiring(moto, stacks).await;
     let ovpn = state.join("vpn/developer1.ovpn");
     assert!(ovpn.exists(), "{out}");
     {
@@ -292,7 +367,8 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
         &dir.path().join("state-a"),
         &["identity", "gateway", "collector", "observability", "vpn"],
         true,
-    );
+    )
+    .await;
 
     // Self-signed with bring-your-own OIDC: a CA made and imported by the deployer, no zone, no identity stack.
     let selfsigned = edited(
@@ -317,7 +393,8 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
         &state,
         &["gateway", "observability", "vpn"],
         false,
-    );
+    )
+    .await;
     assert!(state.join("pki/ca.pem").exists() && state.join("pki/gateway.pem").exists());
 }
 
