@@ -125,6 +125,28 @@ fn rendered_config_carries_the_profile() {
 }
 
 #[test]
+fn bring_your_own_telemetry_reaches_the_config() {
+    for name in [
+        "managed-existingcognito-byotelemetry",
+        "byo-oidc-byotelemetry",
+    ] {
+        let p = shipped(name);
+        let cfg = render::build(&p, &facts(&p)).unwrap();
+        let t = cfg.telemetry.expect("telemetry is on");
+        assert_eq!(
+            t.forward_to[0].url, "https://otel.observability.corp.example.com",
+            "{name}"
+        );
+        assert_eq!(t.export.as_ref().unwrap().endpoint, t.forward_to[0].url);
+        assert!(!Plan::from_profile(p, None)
+            .stacks
+            .contains(&StackKind::Collector));
+    }
+    let p = shipped("byo-oidc-notelemetry");
+    assert!(render::build(&p, &facts(&p)).unwrap().telemetry.is_none());
+}
+
+#[test]
 fn every_shipped_profile_has_parameters_for_each_of_its_stacks() {
     for name in SHIPPED {
         let p = shipped(name);
