@@ -2,8 +2,8 @@
 //! registry does not have the tag yet.
 //!
 //! The tag is `src-` and the first 20 hex digits of a SHA-256 over everything the Docker build
-//! reads (the Dockerfile, the workspace manifest and lock file, and the `gateway/` and `deployer/`
-//! sources, minus what `.dockerignore` leaves out) and the target platform. Equal inputs give the
+//! reads (the Dockerfile and every source its build stage copies in, read from its `COPY` lines,
+//! minus what `.dockerignore` leaves out) and the target platform. Equal inputs give the
 //! same tag on any machine, so a re-run finds the tag in ECR and pushes nothing; any change gives a
 //! new tag, which an immutable repository accepts.
 
@@ -13,14 +13,31 @@ use aws_lc_rs::digest::{Context, SHA256};
 
 use crate::error::{Error, Result};
 
-/// The files and folders of the build context, relative to the repository root.
-const INPUTS: &[&str] = &[
-    "Dockerfile",
-    "Cargo.toml",
-    "Cargo.lock",
-    "gateway",
-    "deployer",
-];
+/// The files and folders the Dockerfile copies from the build context (its `COPY` lines without
+/// `--from`), and the Dockerfile itself, relative to the repository root.
+pub fn inputs(dockerfile: &str) -> Vec<String> {
+    let mut out = vec!["Dockerfile".to_owned()];
+    for line in dockerfile.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words
+            .first()
+            .is_none_or(|w| !w.eq_ignore_ascii_case("COPY"))
+            || line.contains("--from")
+        {
+            continue;
+        }
+        let args: Vec<&str> = words[1..]
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
+        if let Some((_, sources)) = args.split_last() {
+            out.extend(sources.iter().map(|s| s.trim_end_matches('/').to_owned()));
+        }
+    }
+    out
+}
+
 const SKIP_DIRS: &[&str] = &["target", "node_modules", "__pycache__", ".git"];
 
 /// The repository root: `start` or the nearest parent holding the Dockerfile and `gateway/`.
@@ -42,8 +59,10 @@ pub fn platform(cpu_architecture: &str) -> &'static str {
 
 /// The content tag of the build inputs under `root` for `platform`.
 pub fn content_tag(root: &Path, platform: &str) -> Result<String> {
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))
+        .map_err(|e| Error::failed(format!("cannot read the Dockerfile: {e}")))?;
     let mut files = Vec::new();
-    for input in INPUTS {
+    for input in inputs(&dockerfile) {
         collect(root, &root.join(input), &mut files)?;
     }
     files.sort();
@@ -148,7 +167,11 @@ mod tests {
     #[test]
     fn tag_follows_content() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("Dockerfile"), "FROM x").unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM x\nCOPY gateway ./gateway\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("gateway/target")).unwrap();
         std::fs::write(dir.path().join("gateway/Cargo.toml"), "[package]").unwrap();
         std::fs::write(dir.path().join("gateway/target/junk"), "ignored").unwrap();
@@ -163,6 +186,15 @@ mod tests {
         assert_eq!(
             find_source_dir(&dir.path().join("gateway")).unwrap(),
             dir.path()
+        );
+    }
+
+    #[test]
+    fn inputs_come_from_the_copy_lines() {
+        let d = "FROM rust AS b\nCOPY Cargo.toml Cargo.lock ./\nCOPY --chown=1 gateway/ ./gateway\nFROM x\nCOPY --from=b /out/bin /bin\n";
+        assert_eq!(
+            inputs(d),
+            vec!["Dockerfile", "Cargo.toml", "Cargo.lock", "gateway"]
         );
     }
 }
