@@ -232,6 +232,10 @@ impl FakeBedrock {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let app = Router::new().fallback(handle).with_state(inner.clone());
+        // Small event frames must leave at once: no Nagle delay on the double's side either.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
