@@ -27,10 +27,13 @@ use crate::store::spend::{BucketCap, Reserved, MICROS_PER_CENT};
 pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
 const LIMITS_TTL: Duration = Duration::from_secs(5);
 const MAX_HELD: usize = 100_000;
+/// A settlement that has not answered by then is held and retried (settlements are idempotent).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A settlement waiting for the store.
 #[derive(Debug, Clone)]
 struct Held {
+    id: String,
     reservation: Option<String>,
     principal: String,
     buckets: Vec<String>,
@@ -53,6 +56,7 @@ const TOUCH_EVERY: Duration = Duration::from_secs(900);
 /// What admission decided, carried to settlement.
 #[derive(Debug, Clone)]
 pub struct Ticket {
+    id: String,
     reservation: Option<String>,
     principal: String,
     buckets: Vec<String>,
@@ -159,6 +163,7 @@ impl Meter {
         let now = state.clock.now();
         let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
         let mut ticket = Ticket {
+            id: format!("stl_{}", codes::token(16).map_err(|_| ApiError::Internal)?),
             reservation: None,
             principal: who.sub.clone(),
             buckets: buckets.clone(),
@@ -288,13 +293,26 @@ impl Meter {
         let (meter, state, model) = (self.clone(), state.clone(), model.to_owned());
         tokio::spawn(async move {
             let t = &ticket;
-            let settled = state
-                .store
-                .settle(t.reservation.as_deref(), &t.principal, &t.buckets, cost)
-                .await;
+            tracing::debug!(id = %t.id, reservation = ?t.reservation, cost, "settling");
+            let settled = match tokio::time::timeout(
+                SETTLE_TIMEOUT,
+                state.store.settle(
+                    &t.id,
+                    t.reservation.as_deref(),
+                    &t.principal,
+                    &t.buckets,
+                    cost,
+                ),
+            )
+            .await
+            {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("timed out".to_owned()),
+            };
             if let Err(e) = settled {
                 tracing::warn!("spend settlement held until the store answers: {e}");
                 meter.hold(Held {
+                    id: t.id.clone(),
                     reservation: t.reservation.clone(),
                     principal: t.principal.clone(),
                     buckets: t.buckets.clone(),
@@ -331,23 +349,38 @@ impl Meter {
 
     /// Writes held settlements; returns how many are still held.
     pub async fn flush(&self, state: &AppState) -> usize {
+        let before = self.held.lock().map(|h| h.len()).unwrap_or(0);
         let pending: Vec<Held> = self
             .held
             .lock()
             .map(|mut h| std::mem::take(&mut *h))
             .unwrap_or_default();
         for h in pending {
-            if state
-                .store
-                .settle(h.reservation.as_deref(), &h.principal, &h.buckets, h.cost)
-                .await
-                .is_err()
-            {
+            let written = tokio::time::timeout(
+                SETTLE_TIMEOUT,
+                state.store.settle(
+                    &h.id,
+                    h.reservation.as_deref(),
+                    &h.principal,
+                    &h.buckets,
+                    h.cost,
+                ),
+            )
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
                 self.hold(h);
             }
         }
-        self.held.lock().map(|h| h.len()).unwrap_or(0)
+        let left = self.held.lock().map(|h| h.len()).unwrap_or(0);
+        if written_any(before, left) {
+            tracing::info!("wrote {} held spend settlements", before - left);
+        }
+        left
     }
+}
+
+fn written_any(before: usize, left: usize) -> bool {
+    before > left
 }
 
 /// The refusal, with the reference's headers and message.

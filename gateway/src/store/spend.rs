@@ -289,22 +289,35 @@ impl Store {
     /// the cost is added.
     pub async fn settle(
         &self,
+        settlement_id: &str,
         reservation_id: Option<&str>,
         principal: &str,
         buckets: &[String],
         cost: i64,
     ) -> Result<(), StoreError> {
-        retry_deadlock(|| self.settle_once(reservation_id, principal, buckets, cost)).await
+        retry_deadlock(|| self.settle_once(settlement_id, reservation_id, principal, buckets, cost))
+            .await
     }
 
     async fn settle_once(
         &self,
+        settlement_id: &str,
         reservation_id: Option<&str>,
         principal: &str,
         buckets: &[String],
         cost: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        // Exactly once: a retry after an unknown outcome finds its own row and does nothing.
+        let first = sqlx::query("INSERT INTO settlements (id) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(settlement_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if first == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
         let held: Option<i64> = match reservation_id {
             Some(id) => {
                 sqlx::query_scalar("DELETE FROM reservations WHERE id = $1 RETURNING amount_micros")
@@ -574,6 +587,11 @@ impl Store {
             .rows_affected();
         n += sqlx::query("DELETE FROM admin_audit WHERE at < $1")
             .bind(now - time::Duration::days(i64::from(audit_days)))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM settlements WHERE at < $1")
+            .bind(now - time::Duration::days(3))
             .execute(self.pool())
             .await?
             .rows_affected();

@@ -19,6 +19,7 @@ mod relay;
 mod shutdown;
 mod signin;
 mod spend_e2e;
+mod spend_outage;
 mod spend_store;
 mod store;
 mod support;

@@ -63,7 +63,7 @@ async fn no_user_passes_a_cap_under_concurrency() {
                 if matches!(r, Reserved::Admitted(_)) {
                     // Settle at the worst case (the tightest possible outcome).
                     let buckets: Vec<String> = caps(None).into_iter().map(|c| c.bucket).collect();
-                    s.settle(Some(&id), &principal, &buckets, worst)
+                    s.settle(&format!("s-{id}"), Some(&id), &principal, &buckets, worst)
                         .await
                         .unwrap();
                     1
@@ -118,13 +118,23 @@ async fn settlement_is_exact_and_refusal_reserves_nothing() {
         t.iter().map(|t| t.reserved).collect::<Vec<_>>(),
         vec![60_000, 60_000, 60_000]
     );
-    s.settle(Some("a"), "u", &buckets, 12_345).await.unwrap();
-    s.settle(Some("a"), "u", &buckets, 0).await.unwrap();
+    s.settle("s-a", Some("a"), "u", &buckets, 12_345)
+        .await
+        .unwrap();
+    s.settle("s-a", Some("a"), "u", &buckets, 12_345)
+        .await
+        .unwrap();
+    s.settle("s-a2", Some("a"), "u", &buckets, 0).await.unwrap();
     let t = s.totals("u", &buckets).await.unwrap();
-    assert_eq!(t[0].settled, 12_345, "cost added once");
+    assert_eq!(
+        t[0].settled, 12_345,
+        "a settlement retried with its id is applied once"
+    );
     assert_eq!(t[0].reserved, 0);
     // An uncapped user is still metered.
-    s.settle(None, "free", &buckets, 777).await.unwrap();
+    s.settle("s-free", None, "free", &buckets, 777)
+        .await
+        .unwrap();
     assert_eq!(s.totals("free", &buckets).await.unwrap()[2].settled, 777);
 }
 
@@ -153,7 +163,9 @@ async fn reservations_of_a_dead_gateway_expire() {
     );
     assert_eq!(s.totals("u", &buckets).await.unwrap()[0].reserved, 0);
     // Settling an expired reservation later adds only the cost: nothing is billed twice.
-    s.settle(Some("dead"), "u", &buckets, 5_000).await.unwrap();
+    s.settle("s-dead", Some("dead"), "u", &buckets, 5_000)
+        .await
+        .unwrap();
     let t = s.totals("u", &buckets).await.unwrap();
     assert_eq!((t[0].settled, t[0].reserved), (5_000, 0));
 }

@@ -561,7 +561,9 @@ async fn handle(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tokio::spawn(async move {
         let _guard = guard;
-        tokio::time::sleep(reply.first_delay).await;
+        if !reply.first_delay.is_zero() {
+            tokio::time::sleep(reply.first_delay).await;
+        }
         for (i, event) in reply.events.iter().enumerate() {
             if let Some((after, exc)) = &stop {
                 if i == *after {
@@ -586,7 +588,7 @@ async fn handle(
                     return;
                 }
             }
-            if i > 0 {
+            if i > 0 && !reply.delay_between.is_zero() {
                 tokio::time::sleep(reply.delay_between).await;
             }
             if tx.send(Ok(Bytes::from(chunk(event)))).await.is_err() {

@@ -1,0 +1,159 @@
+//! Spend through a PostgreSQL outage: fail-open keeps serving and the spend of every request served
+//! meanwhile is written once the store is back; fail-closed refuses while it cannot check.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
+use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::pg::Cluster;
+
+const WRITE: &str = "write-key-0123456789abcdef0123456789";
+
+async fn setup(pg: &Cluster, fail_closed: bool) -> (FakeBedrock, Gateway, String) {
+    let opts = Options {
+        default_behavior: Behavior::Reply(Reply::text("m", "a b", 10, 100)),
+        ..Options::default()
+    };
+    let fake = FakeBedrock::start(opts.clone()).await.unwrap();
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &opts.access_key_id,
+        &opts.secret_access_key,
+    );
+    let url = pg.new_db();
+    let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\nenforcement: {{fail_closed_on_error: {fail_closed}}}\n");
+    let u = url.clone();
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(
+            |port| config_with(port, &u, &ups, &extra),
+            &[("CLAUDE_GATEWAY_LOG_LEVEL", "debug")],
+        )
+    })
+    .await
+    .unwrap();
+    let r = crate::support::client()
+        .post(format!(
+            "http://127.0.0.1:{}/v1/organizations/spend_limits",
+            gw.port
+        ))
+        .header("x-api-key", WRITE)
+        .json(&json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    (fake, gw, url)
+}
+
+async fn ask(port: u16) -> (u16, String) {
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]});
+    let r = crate::support::client()
+        .post(format!("http://127.0.0.1:{port}/v1/messages"))
+        .bearer_auth(token("dev", &[]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_serves_and_loses_no_spend() {
+    let pg = Cluster::start();
+    let (_fake, gw, url) = setup(&pg, false).await;
+    // 10 input + 100 output tokens of Sonnet 4.5 = 30 + 1,500 = 1,530 µ$ each.
+    assert_eq!(ask(gw.port).await.0, 200);
+    pg.pg_stop();
+    for _ in 0..3 {
+        let (status, text) = ask(gw.port).await;
+        assert_eq!(status, 200, "fail-open serves during the outage: {text}");
+    }
+    pg.pg_start();
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        1,
+        Duration::from_secs(5),
+    );
+    let month =
+        claude_gateway::spend::periods::Period::Monthly.bucket(time::OffsetDateTime::now_utc());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut settled = 0;
+    while Instant::now() < deadline {
+        if let Ok(t) = store.totals("dev", std::slice::from_ref(&month)).await {
+            settled = t[0].settled;
+            if settled == 4 * 1_530 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let all: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT bucket, settled_micros, reserved_micros FROM spend ORDER BY bucket")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    let costs: Vec<(i64,)> = sqlx::query_as("SELECT requests FROM cost_daily")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    eprintln!("SPEND {all:?} COSTROWS {costs:?}");
+    assert_eq!(
+        settled,
+        4 * 1_530,
+        "every request served during the outage was billed once\n{}",
+        gw.stderr()
+    );
+    assert!(
+        gw.stderr().contains("held until the store answers"),
+        "{}",
+        gw.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_refuses_while_the_store_is_down() {
+    let pg = Cluster::start();
+    let (fake, gw, _url) = setup(&pg, true).await;
+    assert_eq!(ask(gw.port).await.0, 200);
+    pg.pg_stop();
+    // Cached caps last 5 s: wait them out so admission has to ask the store.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (status, text) = ask(gw.port).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("billing_error") && text.contains("spend limit unavailable"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "nothing reached Bedrock while enforcement was blind"
+    );
+    pg.pg_start();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settlement_without_an_outage() {
+    let pg = Cluster::start();
+    let (_fake, gw, url) = setup(&pg, false).await;
+    for _ in 0..4 {
+        assert_eq!(ask(gw.port).await.0, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        1,
+        Duration::from_secs(5),
+    );
+    let all: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT bucket, settled_micros, reserved_micros FROM spend ORDER BY bucket")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(all[1].1, 4 * 1_530, "{all:?}\n{}", gw.stderr());
+    assert_eq!(all[1].2, 0, "{all:?}");
+}
