@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-use super::caps::{self, Limit, Scope};
+use super::caps::{self, Scope};
 use super::periods::Period;
 use crate::auth::bearer::bearer;
 use crate::auth::codes::{same, token};
@@ -361,24 +361,6 @@ async fn remove(
     Ok(Json(json!({"type": "spend_limit_deleted", "id": id})))
 }
 
-fn to_limits(rows: &[LimitRow]) -> Vec<Limit> {
-    rows.iter()
-        .filter_map(|r| {
-            let scope = match r.scope_type.as_str() {
-                "user" => Scope::User(r.scope_id.clone()),
-                "rbac_group" => Scope::Group(r.scope_id.clone()),
-                _ => Scope::Organization,
-            };
-            Some(Limit {
-                id: r.id.clone(),
-                scope,
-                amount_cents: r.amount_cents,
-                period: Period::parse(&r.period)?,
-            })
-        })
-        .collect()
-}
-
 fn cents(micros: i64) -> String {
     let whole = micros / MICROS_PER_CENT;
     let frac = (micros % MICROS_PER_CENT).abs();
@@ -428,7 +410,7 @@ async fn effective(
     } else {
         users
     };
-    let limits = to_limits(&state.store.limits().await.map_err(internal)?);
+    let limits = caps::from_rows(state.store.limits().await.map_err(internal)?);
     let mode = state
         .config
         .admin

@@ -97,22 +97,7 @@ impl Meter {
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
-        let parsed: Vec<Limit> = rows
-            .into_iter()
-            .filter_map(|r| {
-                let scope = match r.scope_type.as_str() {
-                    "user" => Scope::User(r.scope_id),
-                    "rbac_group" => Scope::Group(r.scope_id),
-                    _ => Scope::Organization,
-                };
-                Some(Limit {
-                    id: r.id,
-                    scope,
-                    amount_cents: r.amount_cents,
-                    period: Period::parse(&r.period)?,
-                })
-            })
-            .collect();
+        let parsed: Vec<Limit> = caps::from_rows(rows);
         let v = Arc::new(parsed);
         if let Ok(mut l) = self.limits.lock() {
             *l = Some((Instant::now(), v.clone()));

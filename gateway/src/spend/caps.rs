@@ -44,6 +44,25 @@ pub struct Effective {
     pub source: Scope,
 }
 
+/// Caps as stored, read into [`Limit`]s (rows with an unknown period are skipped).
+pub fn from_rows(rows: Vec<crate::store::spend::LimitRow>) -> Vec<Limit> {
+    rows.into_iter()
+        .filter_map(|r| {
+            let scope = match r.scope_type.as_str() {
+                "user" => Scope::User(r.scope_id),
+                "rbac_group" => Scope::Group(r.scope_id),
+                _ => Scope::Organization,
+            };
+            Some(Limit {
+                id: r.id,
+                scope,
+                amount_cents: r.amount_cents,
+                period: Period::parse(&r.period)?,
+            })
+        })
+        .collect()
+}
+
 /// The caps that apply to `sub` in `groups`, one per period that has any.
 pub fn effective(
     limits: &[Limit],

@@ -28,22 +28,7 @@ pub async fn usage(State(state): State<AppState>, Caller(who): Caller) -> Respon
         (Ok(l), Ok(t)) => (l, t),
         _ => return (StatusCode::SERVICE_UNAVAILABLE, "usage unavailable").into_response(),
     };
-    let limits: Vec<caps::Limit> = limits
-        .into_iter()
-        .filter_map(|r| {
-            let scope = match r.scope_type.as_str() {
-                "user" => caps::Scope::User(r.scope_id),
-                "rbac_group" => caps::Scope::Group(r.scope_id),
-                _ => caps::Scope::Organization,
-            };
-            Some(caps::Limit {
-                id: r.id,
-                scope,
-                amount_cents: r.amount_cents,
-                period: Period::parse(&r.period)?,
-            })
-        })
-        .collect();
+    let limits = caps::from_rows(limits);
     let mode = state
         .config
         .admin
