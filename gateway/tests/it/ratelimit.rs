@@ -85,3 +85,78 @@ async fn limits_hold_per_user_per_group_and_across_replicas() {
             || b.stdout().contains("\"evt\":\"ratelimit.blocked\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_streams_and_tokens_per_minute_are_limited() {
+    use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
+    use crate::support::gateway::{bedrock_upstream, config_with};
+    use futures_util::StreamExt;
+    // Slow streams (10 tokens of output each), two at a time, 25 tokens a minute.
+    let mut reply = Reply::text("m", "a b c d e f", 5, 10);
+    reply.delay_between = std::time::Duration::from_millis(150);
+    let opts = Options {
+        default_behavior: Behavior::Reply(reply),
+        ..Options::default()
+    };
+    let fake = FakeBedrock::start(opts.clone()).await.unwrap();
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &opts.access_key_id,
+        &opts.secret_access_key,
+    );
+    let url = shared().new_db();
+    let limits = "managed:\n  policies:\n    - match: {}\n      cli: {env: {A: '1'}}\n      rate_limits:\n        user: {concurrent_streams: 2, tokens_per_minute: 25}\n";
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &url, &ups, limits), &[])
+    })
+    .await
+    .unwrap();
+    let c = crate::support::client();
+    let stream_req = || {
+        let mut b = request(false);
+        b["stream"] = true.into();
+        c.post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+            .bearer_auth(token("s1", &[]))
+            .json(&b)
+            .send()
+    };
+    let first = stream_req().await.unwrap();
+    let second = stream_req().await.unwrap();
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = stream_req().await.unwrap();
+    assert_eq!(third.status(), 429, "a third stream while two are open");
+    let v: Value = third.json().await.unwrap();
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("concurrent_streams"));
+    // Finishing the streams frees the slots and counts their tokens (2 × 15 = 30 > 25).
+    for r in [first, second] {
+        let mut body = r.bytes_stream();
+        while body.next().await.is_some() {}
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let after = stream_req().await.unwrap();
+    assert_eq!(after.status(), 429, "the minute's tokens are spent");
+    let v: Value = after.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens_per_minute"),
+        "{v}"
+    );
+    // Another user is unaffected.
+    let other = crate::support::client()
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("s2", &[]))
+        .json(&request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+}
