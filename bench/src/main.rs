@@ -41,6 +41,9 @@ struct Args {
     open_streams: usize,
 }
 
+/// The Admin API key of the capped gateway.
+const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef012345";
+
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -84,6 +87,34 @@ async fn run(args: Args) -> Result<(), String> {
     let rps_gateway = load::rps(&via, 64, Duration::from_secs(args.seconds)).await?;
     let peak_kib = gateway.peak_kib();
 
+    // The same load with a spend cap on every user: each request reserves its worst case and
+    // settles in PostgreSQL.
+    let capped = procs::Gateway::start_with(
+        &args.gateway,
+        &fake.url,
+        &args.postgres,
+        &format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n"),
+    )
+    .await?;
+    reqwest::Client::new()
+        .post(format!("{}/v1/organizations/spend_limits", capped.url))
+        .header("x-api-key", ADMIN_KEY)
+        .json(&serde_json::json!({"scope": {"type": "organization"}, "amount": "100000000", "period": "monthly"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let via_capped = Target::gateway(&capped.url);
+    let w = Workload {
+        concurrency: 64,
+        rounds: args.rounds,
+        stream: true,
+    };
+    load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
+    let plain = load::streams(&via, &w).await?;
+    let metered = load::streams(&via_capped, &w).await?;
+    let (p, m) = (Summary::of(&plain.ttfb), Summary::of(&metered.ttfb));
+    let rps_capped = load::rps(&via_capped, 64, Duration::from_secs(args.seconds)).await?;
+
     // Memory with many streams open: a slow stream (one delta a second) held by each client.
     let slow = procs::fake(30, 1000).await?;
     let gw2 = procs::Gateway::start(&args.gateway, &slow.url, &args.postgres).await?;
@@ -115,6 +146,13 @@ async fn run(args: Args) -> Result<(), String> {
     println!("\n| measure | value |\n|---|---|");
     println!("| non-streaming requests/s, 64 concurrent, direct | {rps_direct:.0} |");
     println!("| non-streaming requests/s, 64 concurrent, via gateway | {rps_gateway:.0} |");
+    println!("| non-streaming requests/s, 64 concurrent, via gateway with spend caps | {rps_capped:.0} |");
+    println!(
+        "| TTFB p50 / p99 at 64 streams, gateway without caps | {} / {} |",
+        stats::ms(p.p50),
+        stats::ms(p.p99)
+    );
+    println!("| TTFB p50 / p99 at 64 streams, gateway with caps (reservation before, settlement after) | {} / {} |", stats::ms(m.p50), stats::ms(m.p99));
     println!(
         "| gateway RSS idle after boot | {:.1} MB |",
         idle_kib as f64 / 1024.0

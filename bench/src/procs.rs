@@ -49,6 +49,16 @@ pub const SECRET: &str = "bench-session-secret-0123456789abcdef";
 impl Gateway {
     /// Starts the gateway in front of `upstream` and waits for `/healthz`.
     pub async fn start(bin: &str, upstream: &str, postgres: &str) -> Result<Gateway, String> {
+        Self::start_with(bin, upstream, postgres, "").await
+    }
+
+    /// Like [`Gateway::start`], with `extra` YAML appended to the config.
+    pub async fn start_with(
+        bin: &str,
+        upstream: &str,
+        postgres: &str,
+        extra: &str,
+    ) -> Result<Gateway, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -63,7 +73,7 @@ upstreams:
 session: {{jwt_secret: {SECRET}}}
 store: {{postgres_url: '{postgres}'}}
 oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: bench}}
-"
+{extra}"
         );
         let dir = std::env::temp_dir().join(format!("gateway-bench-{port}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
