@@ -31,20 +31,7 @@ impl Target {
 
     /// Through the gateway.
     pub fn gateway(gw: &str) -> Target {
-        use claude_gateway::auth::token::{Identity, SessionKeys};
-        use claude_gateway::config::Secret;
-        let keys = SessionKeys::new(&[Secret::new(crate::procs::SECRET)], None);
-        let who = Identity {
-            sub: "bench".into(),
-            email: Some("bench@example.com".into()),
-            name: None,
-            groups: vec![],
-        };
-        let token = keys.mint(
-            &who,
-            time::OffsetDateTime::now_utc(),
-            time::Duration::hours(2),
-        );
+        let token = token("bench");
         Target {
             client: client(),
             url_stream: format!("{gw}/v1/messages"),
@@ -52,6 +39,15 @@ impl Target {
             bearer: Some(token),
             model_in_body: true,
         }
+    }
+
+    /// The same target as worker `i`'s own user (each worker is a different developer).
+    fn for_worker(&self, i: usize) -> Target {
+        let mut t = self.clone();
+        if t.bearer.is_some() {
+            t.bearer = Some(token(&format!("dev{i}")));
+        }
+        t
     }
 
     fn request(&self, stream: bool) -> reqwest::RequestBuilder {
@@ -76,6 +72,24 @@ impl Target {
         }
         req
     }
+}
+
+/// A session token for `sub`, minted with the benchmark gateway's secret.
+fn token(sub: &str) -> String {
+    use claude_gateway::auth::token::{Identity, SessionKeys};
+    use claude_gateway::config::Secret;
+    let keys = SessionKeys::new(&[Secret::new(crate::procs::SECRET)], None);
+    let who = Identity {
+        sub: sub.to_owned(),
+        email: Some(format!("{sub}@example.com")),
+        name: None,
+        groups: vec![],
+    };
+    keys.mint(
+        &who,
+        time::OffsetDateTime::now_utc(),
+        time::Duration::hours(2),
+    )
 }
 
 fn client() -> reqwest::Client {
@@ -126,8 +140,8 @@ async fn one(target: &Target, stream: bool) -> Result<(Duration, Duration), Stri
 /// `concurrency` workers each sending `rounds` requests back to back.
 pub async fn streams(target: &Target, w: &Workload) -> Result<Run, String> {
     let mut tasks = Vec::new();
-    for _ in 0..w.concurrency {
-        let t = target.clone();
+    for i in 0..w.concurrency {
+        let t = target.for_worker(i);
         let (rounds, stream) = (w.rounds, w.stream);
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::with_capacity(rounds);
@@ -152,8 +166,8 @@ pub async fn rps(target: &Target, concurrency: usize, len: Duration) -> Result<f
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + len;
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (t, done) = (target.clone(), done.clone());
+    for i in 0..concurrency {
+        let (t, done) = (target.for_worker(i), done.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
                 one(&t, false).await?;

@@ -71,7 +71,7 @@ upstreams:
     base_url: {upstream}
     auth: {{aws_access_key_id: AKIDFAKEBEDROCK, aws_secret_access_key: fake-bedrock-secret-key}}
 session: {{jwt_secret: {SECRET}}}
-store: {{postgres_url: '{postgres}'}}
+store: {{postgres_url: '{postgres}', max_connections: 20}}
 oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: bench}}
 {extra}"
         );
