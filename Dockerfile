@@ -19,6 +19,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY gateway ./gateway
 COPY deployer ./deployer
 COPY bench ./bench
+COPY testkit ./testkit
 # Cache mounts keep the crate registry and build directory between builds; the binary is copied
 # out of the cached target directory in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
