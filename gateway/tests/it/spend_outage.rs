@@ -147,3 +147,91 @@ async fn settlement_without_an_outage() {
     assert_eq!(all[1].1, 4 * 1_530, "{all:?}\n{}", gw.stderr());
     assert_eq!(all[1].2, 0, "{all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_killed_mid_stream_leaves_only_an_expiring_reservation() {
+    use futures_util::StreamExt;
+    let pg = Cluster::start();
+    let mut reply = Reply::text("m", "one two three four five six seven eight", 10, 100);
+    reply.delay_between = Duration::from_millis(300);
+    let opts = Options {
+        default_behavior: Behavior::Reply(reply),
+        ..Options::default()
+    };
+    let fake = FakeBedrock::start(opts.clone()).await.unwrap();
+    let ups = bedrock_upstream(
+        "bedrock",
+        &fake.url(),
+        &opts.access_key_id,
+        &opts.secret_access_key,
+    );
+    let url = pg.new_db();
+    let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\n");
+    let u = url.clone();
+    let gw = tokio::task::spawn_blocking(move || {
+        Gateway::start(|port| config_with(port, &u, &ups, &extra), &[])
+    })
+    .await
+    .unwrap();
+    let c = crate::support::client();
+    c.post(format!(
+        "http://127.0.0.1:{}/v1/organizations/spend_limits",
+        gw.port
+    ))
+    .header("x-api-key", WRITE)
+    .json(&json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
+    .send()
+    .await
+    .unwrap();
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 200, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let res = c
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("dev", &[]))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut stream = res.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    gw.signal("KILL");
+    while stream.next().await.is_some() {}
+
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        1,
+        Duration::from_secs(5),
+    );
+    let month =
+        claude_gateway::spend::periods::Period::Monthly.bucket(time::OffsetDateTime::now_utc());
+    let t = store
+        .totals("dev", std::slice::from_ref(&month))
+        .await
+        .unwrap();
+    assert!(
+        t[0].reserved > 0,
+        "the dead gateway's reservation is still held"
+    );
+    assert_eq!(
+        t[0].settled, 0,
+        "nothing was billed for the unfinished request"
+    );
+    // The sweeper of any replica releases it once it expires.
+    let later = time::OffsetDateTime::now_utc()
+        + claude_gateway::spend::admission::RESERVATION_TTL
+        + time::Duration::minutes(1);
+    assert_eq!(store.expire_reservations(later).await.unwrap(), 3);
+    let t = store
+        .totals("dev", std::slice::from_ref(&month))
+        .await
+        .unwrap();
+    assert_eq!(
+        (t[0].reserved, t[0].settled),
+        (0, 0),
+        "released, and billed nothing twice"
+    );
+    assert_eq!(
+        store.expire_reservations(later).await.unwrap(),
+        0,
+        "released once"
+    );
+}
