@@ -8,7 +8,7 @@ use crate::support::data;
 const SECRET: &str = "0123456789abcdef0123456789abcdef-secret";
 
 fn check(file: &std::path::Path, extra_env: &[(&str, &str)]) -> (bool, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-gateway"));
+    let mut cmd = Command::new(crate::support::gateway_bin());
     cmd.arg("check-config").arg(file);
     for (k, v) in [
         ("GATEWAY_JWT_SECRET", SECRET),
@@ -127,7 +127,7 @@ fn loopback_urls_need_the_switch() {
 #[test]
 fn config_can_come_from_an_environment_variable() {
     // An invalid config through --config-env fails the same way a file does, naming the source.
-    let out = Command::new(env!("CARGO_BIN_EXE_claude-gateway"))
+    let out = Command::new(crate::support::gateway_bin())
         .args(["--config-env", "GATEWAY_CONFIG"])
         .env(
             "GATEWAY_CONFIG",
@@ -142,7 +142,7 @@ fn config_can_come_from_an_environment_variable() {
         "{stderr}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_claude-gateway"))
+    let out = Command::new(crate::support::gateway_bin())
         .args(["--config-env", "NOT_SET_ANYWHERE"])
         .env_remove("NOT_SET_ANYWHERE")
         .output()

@@ -97,7 +97,7 @@ impl Gateway {
         std::fs::write(&cfg, yaml).expect("write config");
         let stdout = std::fs::File::create(dir.path().join("stdout")).expect("stdout file");
         let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_claude-gateway"));
+        let mut cmd = Command::new(crate::support::gateway_bin());
         cmd.arg("--config")
             .arg(&cfg)
             .env("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1")

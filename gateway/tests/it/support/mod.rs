@@ -22,3 +22,13 @@ pub fn client() -> reqwest::Client {
     });
     reqwest::Client::new()
 }
+
+/// The `claude-gateway` binary under test: `GATEWAY_TEST_BIN` when set (the release build the
+/// container image ships, as `scripts/test` does), else the one cargo built for this test run.
+pub fn gateway_bin() -> std::path::PathBuf {
+    use claude_gateway::config::{Env, ProcessEnv};
+    ProcessEnv
+        .var("GATEWAY_TEST_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_claude-gateway")))
+}
