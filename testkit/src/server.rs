@@ -23,6 +23,9 @@ use crate::sigv4::{self, Keys, Refusal, SignedRequest};
 /// The only `anthropic_version` Bedrock accepts.
 pub const ANTHROPIC_VERSION: &str = "bedrock-2023-05-31";
 
+/// How long a broken response waits for what it wrote to leave before it drops the connection.
+const FLUSH_PAUSE: Duration = Duration::from_millis(10);
+
 /// Largest request body read.
 const MAX_BODY: usize = 64 << 20;
 
@@ -496,6 +499,10 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Bytes, std::io::Error>
     }
     if ending_now {
         s.done = true;
+        if matches!(s.ending, Ending::Break) {
+            // Let the events already written leave before the connection goes.
+            tokio::time::sleep(FLUSH_PAUSE).await;
+        }
         return match std::mem::replace(&mut s.ending, Ending::Complete) {
             Ending::Complete => None,
             Ending::Break => Some((
@@ -513,16 +520,24 @@ async fn next_chunk(mut s: StreamState) -> Option<(Result<Bytes, std::io::Error>
     Some((Ok(frame), s))
 }
 
-/// A body that sends `prefix`, then fails, so the connection drops mid-body.
+/// A body that sends `prefix`, lets it leave, then fails, so the connection drops mid-body.
 fn broken_body(prefix: Vec<u8>) -> Body {
-    let items: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(Bytes::from(prefix)),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "the double breaks the response",
-        )),
-    ];
-    Body::from_stream(futures_util::stream::iter(items))
+    let stream = futures_util::stream::unfold(Some(prefix), |state| async move {
+        match state {
+            Some(prefix) => Some((Ok(Bytes::from(prefix)), None)),
+            None => {
+                tokio::time::sleep(FLUSH_PAUSE).await;
+                Some((
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the double breaks the response",
+                    )),
+                    None,
+                ))
+            }
+        }
+    });
+    Body::from_stream(stream)
 }
 
 /// Answers with a full body whose connection breaks half way through it.
