@@ -160,8 +160,8 @@ struct Inner {
     open: AtomicUsize,
     seq: AtomicU64,
     port: u16,
-    /// The default reply, already framed.
-    default_frames: Option<Arc<Vec<Bytes>>>,
+    /// The default reply, already encoded.
+    default_encoded: Option<Arc<Encoded>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -185,8 +185,8 @@ impl FakeBedrock {
     pub async fn start_on(opts: Options, port: u16) -> std::io::Result<FakeBedrock> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
-        let default_frames = match &opts.default_behavior {
-            Behavior::Reply(r) => Some(Arc::new(encode_stream(r))),
+        let default_encoded = match &opts.default_behavior {
+            Behavior::Reply(r) => Some(Arc::new(Encoded::new(r))),
             _ => None,
         };
         let inner = Arc::new(Inner {
@@ -196,7 +196,7 @@ impl FakeBedrock {
             open: AtomicUsize::new(0),
             seq: AtomicU64::new(0),
             port: addr.port(),
-            default_frames,
+            default_encoded,
         });
         let app = Router::new().fallback(handle).with_state(inner.clone());
         // Event frames are small and must leave at once: no Nagle delay.
@@ -258,6 +258,26 @@ impl Drop for OpenGuard {
     }
 }
 
+/// A reply in both of Bedrock's forms.
+struct Encoded {
+    /// The stream, one event-stream message per event.
+    frames: Arc<Vec<Bytes>>,
+    /// The InvokeModel answer.
+    message: Value,
+    message_json: Bytes,
+}
+
+impl Encoded {
+    fn new(reply: &Reply) -> Encoded {
+        let message = message_from_events(&reply.events);
+        Encoded {
+            frames: Arc::new(encode_stream(reply)),
+            message_json: Bytes::from(message.to_string()),
+            message,
+        }
+    }
+}
+
 /// The stream events of a reply as Bedrock frames them. A `message_stop` without invocation
 /// metrics gets them, made from the usage and the scripted delays.
 fn encode_stream(reply: &Reply) -> Vec<Bytes> {
@@ -291,8 +311,8 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-fn json_response(status: u16, request_id: &str, body: String) -> Response {
-    let mut res = Response::new(Body::from(body));
+fn json_response(status: u16, request_id: &str, body: impl Into<Body>) -> Response {
+    let mut res = Response::new(body.into());
     *res.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = res.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
@@ -541,8 +561,7 @@ fn broken_body(prefix: Vec<u8>) -> Body {
 }
 
 /// Answers with a full body whose connection breaks half way through it.
-fn break_json(mut res: Response, body: String) -> Response {
-    let bytes = body.into_bytes();
+fn break_json(mut res: Response, bytes: Bytes) -> Response {
     let half = bytes.len() / 2;
     res.headers_mut()
         .insert("content-length", header_value(&bytes.len().to_string()));
@@ -675,16 +694,20 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             )
         }
     };
-    // Behaviours other than `Reply` play out over the default reply; the default reply's frames
-    // are made once, at start.
+    // Behaviours other than `Reply` play out over the default reply, encoded once, at start.
     let fallback;
-    let (reply, cached_frames) = match (scripted, &inner.opts.default_behavior) {
+    let (reply, cached) = match (scripted, &inner.opts.default_behavior) {
         (Some(r), _) if popped.is_some() => (r, None),
-        (_, Behavior::Reply(r)) => (r, inner.default_frames.clone()),
+        (_, Behavior::Reply(r)) => (r, inner.default_encoded.clone()),
         _ => {
             fallback = Reply::text(DEFAULT_MODEL, "one two three four five six seven", 5, 7);
             (&fallback, None)
         }
+    };
+    let encoded = || {
+        cached
+            .clone()
+            .unwrap_or_else(|| Arc::new(Encoded::new(reply)))
     };
 
     match operation {
@@ -693,7 +716,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 Some(Ok(b)) => estimate_input_tokens(b),
                 _ => 0,
             };
-            let body = json!({ "inputTokens": n }).to_string();
+            let body = Bytes::from(json!({ "inputTokens": n }).to_string());
             let res = json_response(200, &request_id, body.clone());
             if matches!(ending, Ending::Break) {
                 return break_json(res, body);
@@ -707,10 +730,10 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             if !generation.is_zero() {
                 tokio::time::sleep(generation).await;
             }
-            let msg = message_from_events(&reply.events);
-            let body = msg.to_string();
+            let encoded = encoded();
+            let body = encoded.message_json.clone();
             let mut res = json_response(200, &request_id, body.clone());
-            let usage = &msg["usage"];
+            let usage = &encoded.message["usage"];
             let h = res.headers_mut();
             let count = |key: &str| usage[key].as_u64().unwrap_or(0).to_string();
             h.insert(
@@ -743,7 +766,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             res
         }
         Operation::InvokeStream => {
-            let frames = cached_frames.unwrap_or_else(|| Arc::new(encode_stream(reply)));
+            let frames = encoded().frames.clone();
             let state = StreamState {
                 stop_at: stop_at.min(frames.len()),
                 frames,
