@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -438,8 +438,7 @@ fn unix_now() -> i64 {
 fn authenticate(
     opts: &Options,
     method: &str,
-    path: &str,
-    query: Option<&str>,
+    uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), Refusal> {
@@ -474,8 +473,9 @@ fn authenticate(
     };
     let req = SignedRequest {
         method,
-        path,
-        query,
+        path: uri.path(),
+        query: uri.query(),
+        authority: uri.authority().map(|a| a.as_str()),
         headers,
         body,
     };
@@ -573,14 +573,12 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let started = Instant::now();
     let seq = inner.seq.fetch_add(1, Ordering::Relaxed);
     let request_id = format!(
-        "{:08x}-{:04x}-4000-8000-{seq:012x}",
-        0x5eed_0000u32 | u32::from(inner.port),
-        (seq >> 48) & 0xffff
+        "{:08x}-0000-4000-8000-{seq:012x}",
+        0x5eed_0000u32 | u32::from(inner.port)
     );
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_owned();
     let path = parts.uri.path().to_owned();
-    let query = parts.uri.query();
     let headers = &parts.headers;
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
@@ -595,7 +593,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     };
     let (model_id, operation) = route(&method, &path);
 
-    let auth = authenticate(&inner.opts, &method, &path, query, headers, &body);
+    let auth = authenticate(&inner.opts, &method, &parts.uri, headers, &body);
     let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     // CountTokens wraps the InvokeModel body, base64-encoded.
     let count_input: Option<Result<Value, &'static str>> = (operation == Operation::CountTokens)
@@ -613,11 +611,11 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 Err("1 validation error detected: Value at 'input' failed to satisfy constraint: Member must not be null")
             }
         });
-    let recorded_body = match &count_input {
-        Some(Ok(inner_body)) => inner_body.clone(),
-        _ => parsed.clone(),
-    };
     if inner.opts.record_requests {
+        let recorded_body = match &count_input {
+            Some(Ok(inner_body)) => inner_body.clone(),
+            _ => parsed.clone(),
+        };
         lock(&inner.recorded).push(Recorded {
             method: method.clone(),
             path: path.clone(),

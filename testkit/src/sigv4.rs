@@ -29,6 +29,9 @@ pub struct SignedRequest<'a> {
     /// The path exactly as received (still percent-encoded).
     pub path: &'a str,
     pub query: Option<&'a str>,
+    /// The request target's authority, which stands for `host` where there is no such header
+    /// (HTTP/2).
+    pub authority: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
 }
@@ -144,6 +147,9 @@ pub fn canonical_request(
         let mut values = Vec::new();
         for v in req.headers.get_all(name) {
             values.push(trim_all(v.to_str().ok()?));
+        }
+        if values.is_empty() && name == "host" {
+            values.extend(req.authority.map(str::to_owned));
         }
         if values.is_empty() {
             return None;
@@ -398,6 +404,7 @@ mod tests {
             method,
             path,
             query,
+            authority: None,
             headers: &h,
             body: b"",
         };
@@ -490,6 +497,22 @@ mod tests {
     }
 
     #[test]
+    fn authority_stands_for_a_missing_host_header() {
+        let mut h = headers(&[("x-amz-date", AT)]);
+        let sig = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        h.insert("authorization", HeaderValue::from_str(&format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature={sig}")).unwrap());
+        let req = SignedRequest {
+            method: "GET",
+            path: "/",
+            query: None,
+            authority: Some("example.amazonaws.com"),
+            headers: &h,
+            body: b"",
+        };
+        verify(&keys(), &req, parse_amz_date(AT).unwrap()).unwrap();
+    }
+
+    #[test]
     fn paths_are_encoded_twice() {
         // The test suite's double-encode-path case.
         assert_eq!(
@@ -514,6 +537,7 @@ mod tests {
             method: "GET",
             path: "/",
             query: None,
+            authority: None,
             headers: &hh,
             body: b"",
         };
