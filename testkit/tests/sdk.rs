@@ -814,3 +814,53 @@ async fn unknown_operations_are_refused() {
     assert_eq!(r.operation, Operation::Unknown);
     assert!(r.signature_valid);
 }
+
+/// Replaces the request body after the SDK has signed it.
+#[derive(Debug)]
+struct TamperAfterSigning;
+
+impl aws_sdk_bedrockruntime::config::Intercept for TamperAfterSigning {
+    fn name(&self) -> &'static str {
+        "TamperAfterSigning"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &aws_sdk_bedrockruntime::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_bedrockruntime::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let mut b = body();
+        b["max_tokens"] = 1025.into();
+        let bytes = serde_json::to_vec(&b).unwrap();
+        assert_eq!(bytes.len(), serde_json::to_vec(&body()).unwrap().len());
+        *ctx.request_mut().body_mut() = aws_smithy_types::body::SdkBody::from(bytes);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_body_changed_after_signing_is_refused() {
+    let fake = start().await;
+    let o = Options::default();
+    let c = Client::from_conf(
+        config(&fake)
+            .credentials_provider(Credentials::new(
+                o.access_key_id,
+                o.secret_access_key,
+                None,
+                None,
+                "test",
+            ))
+            .interceptor(TamperAfterSigning)
+            .build(),
+    );
+    let service = invoke(&c, MODEL, &body())
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(service.code(), Some("InvalidSignatureException"));
+    let r = &fake.requests()[0];
+    assert!(!r.signature_valid);
+    assert_eq!(r.body["max_tokens"], 1025);
+}
