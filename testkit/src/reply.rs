@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn tool_input_splits_into_pieces() {
-        let input = json!({"path": "/tmp/x", "lines": [1, 2, 3], "note": "ünïcödé"});
+        let input = json!({"path": "src/main.rs", "lines": [1, 2, 3], "note": "ünïcödé"});
         let r = Reply::builder("m")
             .tool_use("toolu_9", "Read", &input)
             .build();
