@@ -1,8 +1,10 @@
 //! Fixtures shared by the integration tests: PostgreSQL clusters and gateway processes.
 
 pub mod bedrock;
+pub mod claude;
 pub mod gateway;
 pub mod http;
+pub mod idp;
 pub mod otlp;
 pub mod pg;
 
