@@ -631,3 +631,97 @@ fn list_files(dir: &std::path::Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A loopback proxy in front of `target` that adds `"email"` to each token endpoint answer that
+/// carries an access token: a gateway that tells the client which account approved the code.
+async fn email_adding_proxy(target: String, email: &'static str) -> String {
+    use axum::body::{to_bytes, Body};
+    use axum::extract::Request;
+    use axum::response::Response;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let client = http();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (client, target) = (client.clone(), target.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let mut fwd = client.request(parts.method.clone(), format!("{target}{path}"));
+            for (k, v) in &parts.headers {
+                if k != "host" && k != "content-length" {
+                    fwd = fwd.header(k, v);
+                }
+            }
+            let body = to_bytes(body, 1 << 20).await.unwrap();
+            let up = fwd.body(body).send().await.unwrap();
+            let status = up.status();
+            let headers = up.headers().clone();
+            let mut bytes = up.bytes().await.unwrap().to_vec();
+            if parts.uri.path() == "/oauth/token" && status == 200 {
+                let mut v: Value = serde_json::from_slice(&bytes).unwrap();
+                if v.get("access_token").is_some() {
+                    v["email"] = email.into();
+                    bytes = serde_json::to_vec(&v).unwrap();
+                }
+            }
+            let mut resp = Response::builder().status(status);
+            for (k, v) in &headers {
+                if k != "content-length" && k != "transfer-encoding" && k != "connection" {
+                    resp = resp.header(k, v);
+                }
+            }
+            resp.body(Body::from(bytes)).unwrap()
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+/// A gateway whose token answer names the account (`email`): the client asks the user to
+/// confirm it before storing the credential, and the harness confirms.
+#[test]
+#[ignore = "drives the reference gateway; run with --ignored"]
+fn real_client_confirms_the_account_a_gateway_names() {
+    let rt = runtime();
+    let port = free_port();
+    let idp = Idp::start(&users(), &format!("http://127.0.0.1:{port}/oauth/callback"));
+    let gw = ReferenceGateway::start(port, DEAD_UPSTREAM, &oidc_for(&idp, "client_secret_basic"));
+    let proxy = rt.block_on(email_adding_proxy(gw.base.clone(), "alice@example.com"));
+
+    let mut claude = Claude::new(&proxy);
+    let device = claude.login();
+    // The verification page is the gateway's own (its discovery names its own origin).
+    let origin = url::Url::parse(&device.verification_uri)
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    assert_eq!(origin, gw.base);
+    let approval = rt.block_on(idp.approve_device(&origin, &device.user_code, "alice"));
+    assert_eq!(approval.status, 200, "{}\n{}", approval.body, gw.logs());
+
+    let creds = claude.wait_signed_in(Duration::from_secs(60));
+    assert_eq!(creds["enterpriseGateway"]["url"], proxy.as_str());
+    assert_eq!(
+        creds["enterpriseGateway"]["email"], "alice@example.com",
+        "{creds}"
+    );
+    eprintln!("credentials with a named account: {}", redact(&creds));
+}
+
+/// The credentials file with its tokens cut short, for printing.
+fn redact(creds: &Value) -> Value {
+    let mut c = creds.clone();
+    for key in ["jwt", "idpRefreshToken"] {
+        if let Some(t) = c["enterpriseGateway"][key].as_str() {
+            c["enterpriseGateway"][key] = format!("{}…", &t[..t.len().min(12)]).into();
+        }
+    }
+    c
+}

@@ -315,8 +315,46 @@ impl Claude {
         }
     }
 
+    /// Waits until no line of the screen contains `marker` (or `within` passes). Waiting for the
+    /// screen acted on to go, rather than for any redraw, keeps a key from landing twice on it,
+    /// or on the next one.
+    fn wait_gone(&self, marker: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            if !self.screen().contains(marker) {
+                std::thread::sleep(Duration::from_millis(150));
+                return;
+            }
+        }
+    }
+
+    /// Presses `key` on the screen that shows `marker`, and waits for that screen to go.
+    fn press(&self, screen: &str, key: &str, marker: &str) {
+        self.act(screen, &format!("{key} on {marker:?}"));
+        self.keys(&[key]);
+        self.wait_gone(marker, Duration::from_secs(5));
+    }
+
+    /// Presses Enter on a "Press Enter to continue" screen (named by its last line of text above
+    /// that hint).
+    fn press_continue(&self, screen: &str) {
+        let lines: Vec<&str> = screen.lines().collect();
+        let hint = lines
+            .iter()
+            .position(|l| l.contains("Press Enter to continue"))
+            .unwrap_or(0);
+        let marker = lines[..hint]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| !l.is_empty())
+            .unwrap_or("Press Enter to continue");
+        self.press(screen, "Enter", marker);
+    }
+
     /// In a list of options, moves the `❯` marker to the line containing `label` and presses
-    /// Enter.
+    /// Enter; waits for the list to go.
     pub fn choose(&self, label: &str) {
         for _ in 0..20 {
             let screen = self.screen();
@@ -327,9 +365,7 @@ impl Claude {
                 self.fail(&format!("no option {label:?} to choose"));
             };
             if target == marker {
-                self.act(&screen, &format!("choose {label:?}"));
-                self.keys(&["Enter"]);
-                self.settle(&screen, Duration::from_secs(5));
+                self.press(&screen, "Enter", label);
                 return;
             }
             let key = if target < marker { "Up" } else { "Down" };
@@ -354,28 +390,26 @@ impl Claude {
                 return found;
             }
             if screen.contains("Choose the text style") {
-                self.act(&screen, "Enter (default theme)");
-                self.keys(&["Enter"]);
+                self.press(&screen, "Enter", "Choose the text style");
             } else if screen.contains("Enter to connect") {
-                self.act(&screen, "Enter (connect to the gateway)");
-                self.keys(&["Enter"]);
+                self.press(&screen, "Enter", "Enter to connect");
             } else if screen.contains("Trust gateway") && screen.contains("Yes, trust this gateway")
             {
                 self.choose("Yes, trust this gateway");
-                continue;
+            } else if screen.contains("Press Enter to continue") {
+                self.press_continue(&screen);
             } else if at_prompt(&screen) && !typed_login {
                 self.act(&screen, "type /login");
                 self.type_text("/login");
                 std::thread::sleep(Duration::from_millis(300));
                 self.keys(&["Enter"]);
                 typed_login = true;
+                self.settle(&screen, Duration::from_secs(5));
             } else if screen.contains("[claude exited with status") {
                 self.fail("the client exited before showing a sign-in code");
             } else {
                 std::thread::sleep(Duration::from_millis(200));
-                continue;
             }
-            self.settle(&screen, Duration::from_secs(5));
         }
         self.fail("timed out waiting for the client's device sign-in code")
     }
@@ -470,12 +504,12 @@ impl Claude {
                 self.act(&screen, "at the prompt");
                 return;
             }
-            if screen.contains("Press Enter to continue")
-                || screen.contains("Choose the text style")
-            {
-                self.act(&screen, "Enter (continue)");
-                self.keys(&["Enter"]);
-                self.settle(&screen, Duration::from_secs(5));
+            if screen.contains("Choose the text style") {
+                self.press(&screen, "Enter", "Choose the text style");
+                continue;
+            }
+            if screen.contains("Press Enter to continue") {
+                self.press_continue(&screen);
                 continue;
             }
             if screen.contains("[claude exited with status") {
