@@ -123,6 +123,7 @@ impl Claude {
         };
         std::fs::create_dir_all(c.config_dir()).expect("config dir");
         std::fs::create_dir_all(c.workdir()).expect("work dir");
+        std::fs::create_dir_all(c.dir.path().join("tmp")).expect("tmp dir");
         let settings = serde_json::json!({
             "forceLoginMethod": "gateway",
             "forceLoginGatewayUrl": gateway_url,
@@ -191,6 +192,10 @@ impl Claude {
             ("PATH".into(), path),
             ("TERM".into(), "xterm-256color".into()),
             ("LANG".into(), "C.UTF-8".into()),
+            (
+                "TMPDIR".into(),
+                self.dir.path().join("tmp").display().to_string(),
+            ),
             (
                 "BROWSER".into(),
                 self.dir.path().join("browser.sh").display().to_string(),
@@ -584,14 +589,61 @@ impl Claude {
 }
 
 impl Drop for Claude {
+    /// Ends the tmux server and waits for the client to exit (it writes its state on the way
+    /// out), so the throwaway folder can go.
     fn drop(&mut self) {
-        if self.started {
-            let _ = self
-                .tmux()
-                .arg("kill-server")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if !self.started {
+            return;
+        }
+        let panes = self
+            .tmux()
+            .args(["list-panes", "-a", "-F", "#{pane_pid}"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids = Vec::new();
+        for pid in panes.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
+            descendants(pid, &mut pids);
+        }
+        let _ = self
+            .tmux()
+            .arg("kill-server")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let alive = |pids: &[u32]| {
+            pids.iter()
+                .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(&pids) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(&pids) {
+            let mut kill = Command::new("kill");
+            kill.arg("-KILL");
+            for p in &pids {
+                kill.arg(p.to_string());
+            }
+            let _ = kill.stdout(Stdio::null()).stderr(Stdio::null()).status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `pid` and every process under it, from `/proc/<pid>/task/*/children`.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    out.push(pid);
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten();
+    for task in tasks {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            if !out.contains(&child) {
+                descendants(child, out);
+            }
         }
     }
 }
