@@ -300,6 +300,7 @@ impl Claude {
         }
     }
 
+    #[track_caller]
     fn fail(&self, what: &str) -> ! {
         panic!(
             "{what}\n--- screen ---\n{}\n--------------",
@@ -335,6 +336,7 @@ impl Claude {
     }
 
     /// Presses `key` on the screen that shows `marker`, and waits for that screen to go.
+    #[track_caller]
     fn press(&self, screen: &str, key: &str, marker: &str) {
         self.act(screen, &format!("{key} on {marker:?}"));
         self.keys(&[key]);
@@ -343,6 +345,7 @@ impl Claude {
 
     /// Presses Enter on a "Press Enter to continue" screen (named by its last line of text above
     /// that hint).
+    #[track_caller]
     fn press_continue(&self, screen: &str) {
         let lines: Vec<&str> = screen.lines().collect();
         let hint = lines
@@ -360,6 +363,7 @@ impl Claude {
 
     /// In a list of options, moves the `❯` marker to the line containing `label` and presses
     /// Enter; waits for the list to go.
+    #[track_caller]
     pub fn choose(&self, label: &str) {
         for _ in 0..20 {
             let screen = self.screen();
@@ -384,6 +388,7 @@ impl Claude {
     /// theme, connects to the gateway from the settings, trusts the gateway (its fingerprint
     /// prompt), types `/login` when the client is already at its prompt, and reads the user code
     /// and verification URL off the screen.
+    #[track_caller]
     pub fn login(&mut self) -> DeviceLogin {
         self.start();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -465,6 +470,7 @@ impl Claude {
     /// Waits until the client says it is connected and `.credentials.json` holds the gateway
     /// token; confirms the signed-in account when the client asks (a gateway that returns
     /// `email`). Returns the credentials.
+    #[track_caller]
     pub fn wait_signed_in(&self, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -497,6 +503,7 @@ impl Claude {
 
     /// Walks the client from wherever it is to its input prompt: presses Enter on "Press Enter
     /// to continue" screens and the theme picker, and trusts the working folder.
+    #[track_caller]
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
@@ -529,6 +536,7 @@ impl Claude {
 
     /// `claude -p PROMPT` with the same HOME and config dir; returns stdout. Panics (with both
     /// streams) when it fails or takes over two minutes.
+    #[track_caller]
     pub fn print(&self, prompt: &str) -> String {
         let out = self.print_with(&[prompt], Duration::from_secs(120));
         if out.status != Some(0) {
@@ -542,6 +550,7 @@ impl Claude {
 
     /// `claude -p ARGS...` (non-interactive, stdin closed) with a deadline; on timeout the process
     /// is killed and the test fails with what it wrote so far.
+    #[track_caller]
     pub fn print_with(&self, args: &[&str], timeout: Duration) -> PrintOutput {
         let out_path = self.dir.path().join("print.stdout");
         let err_path = self.dir.path().join("print.stderr");
