@@ -18,6 +18,7 @@ mod readiness;
 mod relay;
 mod shutdown;
 mod signin;
+mod signin_client;
 mod signin_harness;
 mod spend_e2e;
 mod spend_outage;

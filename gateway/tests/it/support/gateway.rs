@@ -36,15 +36,42 @@ pub fn bedrock_upstream(name: &str, url: &str, key_id: &str, secret: &str) -> St
 
 /// Like [`config`], with the given `upstreams` list entries (YAML lines).
 pub fn config_with(port: u16, postgres_url: &str, upstreams: &str, extra: &str) -> String {
+    config_oidc(
+        port,
+        postgres_url,
+        upstreams,
+        "issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: idp-client-secret",
+        extra,
+    )
+}
+
+/// Like [`config_with`], with `oidc` as the body of the `oidc` flow mapping (for a real IdP, see
+/// [`oidc_for`]). `extra` may not hold a `session` block; the session secret is [`JWT_SECRET`].
+pub fn config_oidc(
+    port: u16,
+    postgres_url: &str,
+    upstreams: &str,
+    oidc: &str,
+    extra: &str,
+) -> String {
     format!(
         "listen: {{host: 127.0.0.1, port: {port}}}
 upstreams:
 {upstreams}
 session: {{jwt_secret: {JWT_SECRET}}}
 store: {{postgres_url: '{postgres_url}', connect_timeout_seconds: 2}}
-oidc: {{issuer: 'http://127.0.0.1:9', client_id: gateway-client, client_secret: idp-client-secret}}
+oidc: {{{oidc}}}
 {extra}
 "
+    )
+}
+
+/// The `oidc` body for the test IdP, with the IdP's client authentication method.
+#[allow(dead_code)] // used by later suites
+pub fn oidc_for(idp: &super::idp::Idp, method: &str) -> String {
+    format!(
+        "issuer: '{}', client_id: {}, client_secret: {}, token_endpoint_auth_method: {method}",
+        idp.issuer, idp.client_id, idp.client_secret
     )
 }
 
