@@ -87,10 +87,9 @@ pub async fn callback(
             "device.callback",
             json!({"result": "browser_mismatch"}),
         );
-        return clear_cookie(
-            message(StatusCode::FORBIDDEN, "Different browser", "This sign-in was started in a different browser. Open the verification link on the device that showed the code."),
-            secure,
-        );
+        // The cookie this browser holds (if any) binds another sign-in: leave it alone, or a
+        // stray or planted callback link would break the sign-in this browser is in the middle of.
+        return message(StatusCode::FORBIDDEN, "Different browser", "This sign-in was started in a different browser. Open the verification link on the device that showed the code.");
     }
     let mut g = match grant::load(&state.store, &state.sealer, &st.grant, now).await {
         Ok(Some(g)) if g.status == Status::Pending => g,
