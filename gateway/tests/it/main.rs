@@ -20,6 +20,7 @@ mod shutdown;
 mod signin;
 mod signin_client;
 mod signin_harness;
+mod signin_idp;
 mod spend_e2e;
 mod spend_outage;
 mod spend_store;

@@ -112,10 +112,10 @@ pub struct SignInRefused {
     pub body: String,
 }
 
-/// What the browser saw at the end of [`Idp::approve_device`].
+/// What the browser saw at the end of [`Idp::approve_device`] (or of [`Browser::open`]).
 #[derive(Debug)]
 pub struct DeviceApproval {
-    /// The relying party's callback URL the IdP sent the browser to.
+    /// The relying party's callback URL the IdP sent the browser to (the URL opened).
     pub callback_url: String,
     /// The gateway's answer to that callback.
     pub status: u16,
@@ -347,6 +347,21 @@ impl Idp {
         user_code: &str,
         login: &str,
     ) -> DeviceApproval {
+        self.device_callback(gateway, user_code, login)
+            .await
+            .open()
+            .await
+    }
+
+    /// Like [`Idp::approve_device`], stopping where the IdP sends the browser back to the
+    /// gateway: the callback URL, not yet opened, and the browser that got there (holding the
+    /// gateway's browser-binding cookie), to open it with, or to copy, or to open it elsewhere.
+    pub async fn device_callback(
+        &self,
+        gateway: &str,
+        user_code: &str,
+        login: &str,
+    ) -> DeviceCallback {
         let mut browser = Browser::new();
         let base = url::Url::parse(gateway).expect("gateway URL");
         let origin = base.origin().ascii_serialization();
@@ -364,7 +379,7 @@ impl Idp {
                 r.status, r.body
             );
         };
-        let callback = match self
+        let callback_url = match self
             .sign_in_with(&mut browser, authorize.as_str(), login)
             .await
         {
@@ -377,14 +392,26 @@ impl Idp {
                 self.logs()
             ),
         };
-        let r = browser
-            .request(&url::Url::parse(&callback).expect("callback URL"), None)
-            .await;
-        DeviceApproval {
-            callback_url: callback,
-            status: r.status,
-            body: r.body,
+        DeviceCallback {
+            callback_url,
+            browser,
         }
+    }
+}
+
+/// A device sign-in stopped where the IdP sends the browser back to the gateway (see
+/// [`Idp::device_callback`]).
+pub struct DeviceCallback {
+    /// The gateway's callback URL with the IdP's `code` and the gateway's `state`.
+    pub callback_url: String,
+    /// The browser that signed in: the gateway's `gw_dev` cookie and the IdP's session.
+    pub browser: Browser,
+}
+
+impl DeviceCallback {
+    /// Opens the callback in the browser that started the sign-in.
+    pub async fn open(&mut self) -> DeviceApproval {
+        self.browser.open(&self.callback_url).await
     }
 }
 
@@ -416,13 +443,22 @@ struct Page {
     body: String,
 }
 
-/// A cookie-keeping HTTP client that follows nothing by itself.
-struct Browser {
+/// A cookie-keeping HTTP client that follows nothing by itself. A clone carries the same cookies
+/// from then on separately (the same browser profile copied).
+#[derive(Clone)]
+pub struct Browser {
     client: reqwest::Client,
     cookies: Vec<Cookie>,
 }
 
+impl Default for Browser {
+    fn default() -> Self {
+        Browser::new()
+    }
+}
+
 /// A host-only cookie (what the servers under test set).
+#[derive(Clone)]
 struct Cookie {
     host: String,
     path: String,
@@ -431,7 +467,8 @@ struct Cookie {
 }
 
 impl Browser {
-    fn new() -> Browser {
+    /// A browser with no cookies.
+    pub fn new() -> Browser {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -442,6 +479,26 @@ impl Browser {
             client,
             cookies: Vec::new(),
         }
+    }
+
+    /// GETs `url` with the cookies that match and keeps the ones it sets; follows no redirect.
+    pub async fn open(&mut self, url: &str) -> DeviceApproval {
+        let r = self
+            .request(&url::Url::parse(url).expect("a URL"), None)
+            .await;
+        DeviceApproval {
+            callback_url: url.to_owned(),
+            status: r.status,
+            body: r.body,
+        }
+    }
+
+    /// The value of the cookie `name` this browser holds for `host`.
+    pub fn cookie(&self, host: &str, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|c| c.host == host && c.name == name)
+            .map(|c| c.value.as_str())
     }
 
     async fn request(&mut self, url: &url::Url, form: Option<Vec<(String, String)>>) -> Page {
