@@ -3,116 +3,12 @@
 //! The client runs in tmux (`support::claude`); the browser step is played over HTTP by
 //! `Idp::approve_device` (the pages themselves are checked in Chromium by `device_pages`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use serde_json::Value;
-
-use crate::support::bedrock::{FakeBedrock, Options as BedrockOptions};
 use crate::support::claude::Claude;
-use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
-use crate::support::idp::{Idp, TestUser};
-use crate::support::pg::{free_port, shared};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// The claims of a JWT, unverified.
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&B64.decode(payload).expect("base64url payload")).expect("JSON claims")
-}
-
-/// The audit events named `evt` the gateway wrote so far.
-fn audit(gw: &Gateway, evt: &str) -> Vec<Value> {
-    gw.stdout()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["evt"] == evt)
-        .collect()
-}
-
-/// Everything one real-client scenario needs: the double, the IdP, our gateway on a fixed port
-/// (the IdP must know the callback before the gateway starts).
-struct Stack {
-    bedrock: FakeBedrock,
-    idp: Idp,
-    gw: Gateway,
-    base: String,
-}
-
-/// Starts the stack; `session` is the body of the `session` mapping after the secret (e.g.
-/// `, ttl_hours: 0.05`), `extra` more top-level YAML.
-fn stack(rt: &tokio::runtime::Runtime, users: &[TestUser], session: &str, extra: &str) -> Stack {
-    let bedrock = rt
-        .block_on(FakeBedrock::start(BedrockOptions::default()))
-        .unwrap();
-    let o = BedrockOptions::default();
-    let upstream = bedrock_upstream(
-        "bedrock",
-        &bedrock.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(users, &format!("{base}/oauth/callback"));
-    let url = shared().new_db();
-    let plain = format!("session: {{jwt_secret: {JWT_SECRET}}}");
-    let yaml = config_oidc(
-        port,
-        &url,
-        &upstream,
-        &oidc_for(&idp, "client_secret_basic"),
-        extra,
-    );
-    assert!(yaml.contains(&plain));
-    let yaml = yaml.replace(
-        &plain,
-        &format!("session: {{jwt_secret: {JWT_SECRET}{session}}}"),
-    );
-    let gw = Gateway::spawn(&yaml, port, &[]);
-    gw.wait_healthy(Duration::from_secs(30));
-    Stack {
-        bedrock,
-        idp,
-        gw,
-        base,
-    }
-}
-
-/// Signs `claude` in as `login` and walks it to its prompt; returns the stored credentials.
-fn sign_in(rt: &tokio::runtime::Runtime, s: &Stack, claude: &mut Claude, login: &str) -> Value {
-    let device = claude.login();
-    assert_eq!(device.verification_uri, format!("{}/device", s.base));
-    assert_eq!(
-        device.verification_uri_complete,
-        format!("{}/device?user_code={}", s.base, device.user_code)
-    );
-    let approval = rt.block_on(s.idp.approve_device(&s.base, &device.user_code, login));
-    assert_eq!(
-        approval.status,
-        200,
-        "{}\n{}\n--- IdP ---\n{}",
-        approval.body,
-        s.gw.stdout(),
-        s.idp.logs()
-    );
-    assert!(
-        approval.body.contains("signed in"),
-        "the callback page: {}",
-        approval.body
-    );
-    let creds = claude.wait_signed_in(Duration::from_secs(60));
-    claude.wait_ready(Duration::from_secs(60));
-    creds
-}
+use crate::support::idp::TestUser;
+use crate::support::stack::{sign_in, stack};
+use crate::support::{jwt_claims, runtime};
 
 /// Sign-in by the real client, an answer through the gateway, and the client's refresh: with a
 /// three-minute session the client refreshes before each request (it renews when less than five
@@ -156,13 +52,9 @@ fn the_real_client_signs_in_works_and_refreshes() {
 
     // Sign-in left its audit trail, with no token in it.
     for evt in ["device.authorize", "device.verify", "device.callback"] {
-        assert!(
-            !audit(&s.gw, evt).is_empty(),
-            "no {evt}:\n{}",
-            s.gw.stdout()
-        );
+        assert!(!s.gw.audit(evt).is_empty(), "no {evt}:\n{}", s.gw.stdout());
     }
-    let mint = audit(&s.gw, "session.mint");
+    let mint = s.gw.audit("session.mint");
     assert_eq!(mint.len(), 1, "{mint:?}");
     assert_eq!(mint[0]["sub"], "alice");
     let log = format!("{}{}", s.gw.stdout(), s.gw.stderr());
@@ -175,7 +67,7 @@ fn the_real_client_signs_in_works_and_refreshes() {
     // One prompt through the gateway to the double; the client refreshed first.
     let out = claude.print("Say hello");
     assert!(out.contains("Hello from the Bedrock double."), "{out}");
-    let inference = audit(&s.gw, "inference");
+    let inference = s.gw.audit("inference");
     assert!(!inference.is_empty(), "{}", s.gw.stdout());
     assert!(
         inference.iter().all(|e| e["sub"] == "alice"),
@@ -183,7 +75,7 @@ fn the_real_client_signs_in_works_and_refreshes() {
     );
     assert!(!s.bedrock.requests().is_empty());
 
-    let refreshed = audit(&s.gw, "session.refresh");
+    let refreshed = s.gw.audit("session.refresh");
     assert!(
         !refreshed.is_empty(),
         "the client did not refresh:\n{}",

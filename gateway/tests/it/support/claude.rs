@@ -87,6 +87,8 @@ pub struct Claude {
     dir: tempfile::TempDir,
     bin: PathBuf,
     started: bool,
+    /// Variables set (or, with `None`, removed) over the defaults of [`Claude::env`].
+    env_overrides: Vec<(String, Option<String>)>,
     /// `CLAUDE_HARNESS_TRACE=1`: print each screen the harness acts on, and what it does.
     trace: bool,
 }
@@ -117,6 +119,7 @@ impl Claude {
             dir,
             bin,
             started: false,
+            env_overrides: Vec::new(),
             trace: ProcessEnv
                 .var("CLAUDE_HARNESS_TRACE")
                 .is_some_and(|v| !v.is_empty() && v != "0"),
@@ -172,8 +175,26 @@ impl Claude {
             .collect()
     }
 
+    /// Sets `key` (or removes it, with `None`) in the client's environment, for what runs next.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env_overrides.retain(|(k, _)| k != key);
+        self.env_overrides
+            .push((key.to_owned(), value.map(str::to_owned)));
+    }
+
     /// The whole environment the client runs with (nothing else is inherited).
     pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.default_env();
+        for (key, value) in &self.env_overrides {
+            env.retain(|(k, _)| k != key);
+            if let Some(v) = value {
+                env.push((key.clone(), v.clone()));
+            }
+        }
+        env
+    }
+
+    fn default_env(&self) -> Vec<(String, String)> {
         let home = self.home();
         let path = ProcessEnv
             .var("PATH")
@@ -502,7 +523,8 @@ impl Claude {
     }
 
     /// Walks the client from wherever it is to its input prompt: presses Enter on "Press Enter
-    /// to continue" screens and the theme picker, and trusts the working folder.
+    /// to continue" screens and the theme picker, trusts the working folder, and approves
+    /// managed settings that ask for approval (telemetry redirected by the organization).
     #[track_caller]
     pub fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -510,6 +532,13 @@ impl Claude {
             let screen = self.screen();
             if screen.contains("Yes, I trust this folder") {
                 self.choose("Yes, I trust this folder");
+                continue;
+            }
+            // Managed settings that send telemetry somewhere ask the person first.
+            if screen.contains("Managed settings require approval")
+                && screen.contains("Yes, I trust these settings")
+            {
+                self.choose("Yes, I trust these settings");
                 continue;
             }
             if at_prompt(&screen) {

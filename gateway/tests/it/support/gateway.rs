@@ -184,6 +184,16 @@ impl Gateway {
         std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
     }
 
+    /// The audit events named `evt` written so far (stdout's JSON lines).
+    #[allow(dead_code)] // used by later suites
+    pub fn audit(&self, evt: &str) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["evt"] == evt)
+            .collect()
+    }
+
     /// What the process wrote to stderr (operational logs).
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()

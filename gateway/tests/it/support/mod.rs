@@ -1,5 +1,7 @@
 //! Fixtures shared by the integration tests: PostgreSQL clusters and gateway processes.
 
+use base64::Engine as _;
+
 pub mod bedrock;
 pub mod claude;
 pub mod gateway;
@@ -7,6 +9,8 @@ pub mod http;
 pub mod idp;
 pub mod otlp;
 pub mod pg;
+pub mod stack;
+pub mod webdriver;
 
 /// The repository's test data folder.
 pub fn data(path: &str) -> std::path::PathBuf {
@@ -33,4 +37,24 @@ pub fn gateway_bin() -> std::path::PathBuf {
         .var("GATEWAY_TEST_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_BIN_EXE_claude-gateway")))
+}
+
+/// A two-worker runtime for tests that drive async fixtures from blocking code.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The claims of a JWT, unverified.
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url payload"),
+    )
+    .expect("JSON claims")
 }

@@ -1,0 +1,99 @@
+//! A whole sign-in stack for real-client tests: the Bedrock double, the test IdP, and our
+//! gateway in front of them, plus the sign-in a developer does on day one.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::bedrock::{FakeBedrock, Options as BedrockOptions};
+use super::claude::Claude;
+use super::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
+use super::idp::{Idp, TestUser};
+use super::pg::{free_port, shared};
+
+/// Everything one real-client scenario needs: the double, the IdP, our gateway on a fixed port
+/// with its `public_url` (the IdP must know the callback before the gateway starts).
+pub struct Stack {
+    pub bedrock: FakeBedrock,
+    pub idp: Idp,
+    pub gw: Gateway,
+    pub base: String,
+}
+
+/// Starts the stack; `session` is the body of the `session` mapping after the secret (e.g.
+/// `, ttl_hours: 0.05`), `extra` more top-level YAML.
+pub fn stack(
+    rt: &tokio::runtime::Runtime,
+    users: &[TestUser],
+    session: &str,
+    extra: &str,
+) -> Stack {
+    let bedrock = rt
+        .block_on(FakeBedrock::start(BedrockOptions::default()))
+        .unwrap();
+    let o = BedrockOptions::default();
+    let upstream = bedrock_upstream(
+        "bedrock",
+        &bedrock.url(),
+        &o.access_key_id,
+        &o.secret_access_key,
+    );
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(users, &format!("{base}/oauth/callback"));
+    let url = shared().new_db();
+    let plain = format!("session: {{jwt_secret: {JWT_SECRET}}}");
+    let yaml = config_oidc(
+        port,
+        &url,
+        &upstream,
+        &oidc_for(&idp, "client_secret_basic"),
+        extra,
+    );
+    let listen = format!("listen: {{host: 127.0.0.1, port: {port}}}");
+    assert!(yaml.contains(&plain) && yaml.contains(&listen));
+    let yaml = yaml
+        .replace(
+            &plain,
+            &format!("session: {{jwt_secret: {JWT_SECRET}{session}}}"),
+        )
+        .replace(
+            &listen,
+            &format!("listen: {{host: 127.0.0.1, port: {port}, public_url: '{base}'}}"),
+        );
+    let gw = Gateway::spawn(&yaml, port, &[]);
+    gw.wait_healthy(Duration::from_secs(30));
+    Stack {
+        bedrock,
+        idp,
+        gw,
+        base,
+    }
+}
+
+/// Signs `claude` in as `login` and walks it to its prompt; returns the stored credentials.
+pub fn sign_in(rt: &tokio::runtime::Runtime, s: &Stack, claude: &mut Claude, login: &str) -> Value {
+    let device = claude.login();
+    assert_eq!(device.verification_uri, format!("{}/device", s.base));
+    assert_eq!(
+        device.verification_uri_complete,
+        format!("{}/device?user_code={}", s.base, device.user_code)
+    );
+    let approval = rt.block_on(s.idp.approve_device(&s.base, &device.user_code, login));
+    assert_eq!(
+        approval.status,
+        200,
+        "{}\n{}\n--- IdP ---\n{}",
+        approval.body,
+        s.gw.stdout(),
+        s.idp.logs()
+    );
+    assert!(
+        approval.body.contains("signed in"),
+        "the callback page: {}",
+        approval.body
+    );
+    let creds = claude.wait_signed_in(Duration::from_secs(60));
+    claude.wait_ready(Duration::from_secs(60));
+    creds
+}
