@@ -28,5 +28,6 @@ mod spend_outage;
 mod spend_store;
 mod store;
 mod support;
+mod telemetry_client;
 mod tls;
 mod upload;
