@@ -6,25 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway};
 use crate::support::idp::{Idp, TestUser};
 use crate::support::pg::{free_port, shared};
 use crate::support::webdriver::{Browser, LogEntry};
+use crate::support::{jwt_claims, runtime};
 
 /// The device grant's poll interval, as `POST /oauth/device_authorization` announces it.
 const INTERVAL: Duration = Duration::from_secs(5);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A gateway on a port chosen first, and the IdP that knows its callback.
 struct Stack {
@@ -143,16 +134,6 @@ impl Stack {
             );
         }
     }
-
-    /// The audit events named `evt` so far.
-    fn audit(&self, evt: &str) -> Vec<Value> {
-        self.gw
-            .stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|e| e["evt"] == evt)
-            .collect()
-    }
 }
 
 /// Reads the browser log into `seen` (each entry is handed out once) and prints it.
@@ -182,12 +163,6 @@ async fn computed(b: &Browser, css: &str, property: &str) -> String {
     .as_str()
     .unwrap_or_default()
     .to_owned()
-}
-
-/// The claims of a JWT, unverified.
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&B64.decode(payload).expect("base64url payload")).expect("JSON claims")
 }
 
 /// Opens the verification link and checks the confirmation page a person sees.
@@ -276,7 +251,7 @@ fn the_verification_page_shows_the_code_and_waits_for_a_button() {
             (status, &v["error"]),
             (400, &json!("authorization_pending"))
         );
-        assert!(s.audit("device.verify").is_empty(), "{}", s.gw.stdout());
+        assert!(s.gw.audit("device.verify").is_empty(), "{}", s.gw.stdout());
         assert!(!s.idp.logs().contains("GET /auth"), "{}", s.idp.logs());
         collect_log(&b, &mut log, "confirmation page").await;
 
@@ -345,7 +320,7 @@ fn approve_signs_in_at_the_idp_and_the_poll_gets_a_token() {
         .await;
         collect_log(&b, &mut log, "after Approve").await;
         assert_eq!(b.title().await, "Sign in");
-        let verify = s.audit("device.verify");
+        let verify = s.gw.audit("device.verify");
         assert!(
             verify.iter().any(|e| e["result"] == "redirect"),
             "{verify:?}"
@@ -370,7 +345,7 @@ fn approve_signs_in_at_the_idp_and_the_poll_gets_a_token() {
         );
         let text = b.find("body").await.text().await;
         assert!(text.contains("Claude Code is signed in"), "{text}");
-        let callbacks = s.audit("device.callback");
+        let callbacks = s.gw.audit("device.callback");
         assert_eq!(callbacks.len(), 1, "{callbacks:?}");
         assert_eq!(callbacks[0]["result"], "success");
         assert_eq!(callbacks[0]["sub"], "alice");
@@ -424,7 +399,7 @@ fn deny_shows_the_denied_page_and_the_poll_is_refused() {
         let text = b.find("body").await.text().await;
         assert!(text.contains("was denied"), "{text}");
         assert!(b.try_find("form").await.is_none());
-        let deny = s.audit("device.deny");
+        let deny = s.gw.audit("device.deny");
         assert_eq!(deny.len(), 1, "{}", s.gw.stdout());
         assert_eq!(deny[0]["result"], "denied");
         assert!(!s.idp.logs().contains("GET /auth"), "{}", s.idp.logs());

@@ -19,6 +19,7 @@ use crate::support::bedrock::{FakeBedrock, Options as BedrockOptions};
 use crate::support::claude::{claude_bin, Claude};
 use crate::support::idp::{Idp, IdpOptions, TestUser};
 use crate::support::pg::{free_port, shared};
+use crate::support::{jwt_claims, query_param, runtime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -27,14 +28,6 @@ fn users() -> Vec<TestUser> {
         TestUser::new("alice").groups(&["eng", "staff"]),
         TestUser::new("bob").email("bob@corp.example", false),
     ]
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn http() -> reqwest::Client {
@@ -66,12 +59,6 @@ async fn post_form(
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// The claims of a JWT, unverified.
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&B64.decode(payload).expect("base64url payload")).expect("JSON claims")
 }
 
 fn random_b64(bytes: usize) -> String {
@@ -106,14 +93,6 @@ fn authorize_url(
             .append_pair("code_challenge_method", "S256");
     }
     (url.to_string(), verifier)
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// The IdP alone, as a relying party uses it: code flow with PKCE, both client authentication

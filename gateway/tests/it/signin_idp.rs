@@ -16,16 +16,9 @@ use claude_gateway::config::Secret;
 use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
 use crate::support::idp::{Browser, Idp, IdpOptions, TestUser};
 use crate::support::pg::{free_port, shared};
+use crate::support::{query_param, runtime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// The claims of a JWT, unverified.
 fn jwt_part(jwt: &str, part: usize) -> Value {
@@ -51,29 +44,12 @@ fn assert_session_token(jwt: &str, sub: &str, email: &str, groups: &[&str]) -> V
     claims
 }
 
-/// The audit events named `evt` the gateway wrote so far.
-fn audit(gw: &Gateway, evt: &str) -> Vec<Value> {
-    gw.stdout()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|e| e["evt"] == evt)
-        .collect()
-}
-
 /// The `result` of each audit event named `evt`, in order.
 fn results(gw: &Gateway, evt: &str) -> Vec<String> {
-    audit(gw, evt)
+    gw.audit(evt)
         .iter()
         .map(|e| e["result"].as_str().unwrap_or_default().to_owned())
         .collect()
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
 }
 
 /// `url` with its query parameter `name` set to `value`.
@@ -260,13 +236,13 @@ impl Stack {
 
     /// The last `session.mint` and `auth.denied` events say the sign-in was refused for `why`.
     fn assert_refusal_audited(&self, why: &str) {
-        let mint = audit(&self.gw, "session.mint");
+        let mint = self.gw.audit("session.mint");
         let last = mint.last().expect("a session.mint event");
         assert_eq!(
             (&last["result"], &last["err"]),
             (&json!("fail"), &json!(why))
         );
-        let denied = audit(&self.gw, "auth.denied");
+        let denied = self.gw.audit("auth.denied");
         let last = denied.last().expect("an auth.denied event");
         assert_eq!(last["reason"], why, "{last}");
         assert_eq!(last["path"], "/oauth/callback", "{last}");
@@ -321,19 +297,19 @@ fn device_flow_with(method: &str) {
 
         assert_eq!(results(&s.gw, "device.authorize"), ["success"]);
         assert_eq!(results(&s.gw, "device.verify"), ["redirect"]);
-        let callback = audit(&s.gw, "device.callback");
+        let callback = s.gw.audit("device.callback");
         assert_eq!(callback.len(), 1, "{callback:?}");
         assert_eq!(
             (&callback[0]["result"], &callback[0]["sub"]),
             (&json!("success"), &json!("alice"))
         );
-        let mint = audit(&s.gw, "session.mint");
+        let mint = s.gw.audit("session.mint");
         assert_eq!(mint.len(), 1, "{mint:?}");
         assert_eq!(mint[0]["result"], "success");
         assert_eq!(mint[0]["sub"], "alice");
         assert_eq!(mint[0]["email"], "alice@example.com");
         assert_eq!(mint[0]["groups"], json!(["eng", "staff"]));
-        assert!(audit(&s.gw, "auth.denied").is_empty());
+        assert!(s.gw.audit("auth.denied").is_empty());
 
         // The device code is good for one collection.
         let (status, body) = s.poll(&device_code).await;
@@ -352,7 +328,7 @@ fn device_flow_with(method: &str) {
         assert_eq!(fresh["token_type"], "Bearer", "{fresh}");
         let rt2 = fresh["refresh_token"].as_str().unwrap().to_owned();
         assert_ne!(rt1, rt2, "the IdP rotated its refresh token");
-        let refresh = audit(&s.gw, "session.refresh");
+        let refresh = s.gw.audit("session.refresh");
         assert_eq!(refresh.len(), 1, "{refresh:?}");
         assert_eq!(
             (&refresh[0]["result"], &refresh[0]["sub"]),
@@ -368,7 +344,7 @@ fn device_flow_with(method: &str) {
             "{body}\n{}",
             s.logs()
         );
-        let last = audit(&s.gw, "session.refresh").pop().unwrap();
+        let last = s.gw.audit("session.refresh").pop().unwrap();
         assert_eq!(
             (&last["result"], &last["err"]),
             (&json!("fail"), &json!("invalid_grant"))
@@ -386,7 +362,7 @@ fn device_flow_with(method: &str) {
             s.logs()
         );
         assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
-        let last = audit(&s.gw, "session.refresh").pop().unwrap();
+        let last = s.gw.audit("session.refresh").pop().unwrap();
         assert_eq!(
             (&last["result"], &last["err"]),
             (&json!("fail"), &json!("idp_unavailable"))
@@ -479,7 +455,7 @@ fn a_callback_in_another_browser_is_refused() {
             ),
             "{body}"
         );
-        assert!(audit(&s.gw, "session.mint").is_empty());
+        assert!(s.gw.audit("session.mint").is_empty());
         let idp_log = s.idp.logs();
         assert!(
             !idp_log.contains("POST /token"),
@@ -694,7 +670,7 @@ fn allowed_groups_gate_the_sign_in() {
             "dave@example.com",
             &["eng", "admins"],
         );
-        let mint = audit(&s.gw, "session.mint");
+        let mint = s.gw.audit("session.mint");
         assert_eq!(mint.last().unwrap()["groups"], json!(["eng", "admins"]));
         assert_eq!(results(&s.gw, "session.mint"), ["fail", "success"]);
     });

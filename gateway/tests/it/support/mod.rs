@@ -58,3 +58,12 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
     )
     .expect("JSON claims")
 }
+
+/// The value of the query parameter `name` in `url`.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
