@@ -45,6 +45,11 @@ pub struct Options {
     pub accept_unsigned: bool,
     /// Keep every request for [`FakeBedrock::requests`]; a long benchmark turns this off.
     pub record_requests: bool,
+    /// InvokeModel waits as long as the reply would take to stream (`first_delay`, then
+    /// `delay_between` per further event) before it answers, as a model generates the whole
+    /// answer first. Off, it waits `first_delay` only: a benchmark's non-streaming throughput
+    /// then measures the client, not the pacing of its streams.
+    pub pace_invoke: bool,
 }
 
 /// The text of the default reply.
@@ -63,6 +68,7 @@ impl Default for Options {
             default_behavior: Behavior::Reply(Reply::text(DEFAULT_MODEL, DEFAULT_TEXT, 12, 8)),
             accept_unsigned: false,
             record_requests: true,
+            pace_invoke: true,
         }
     }
 }
@@ -724,7 +730,11 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         Operation::Invoke => {
             // The whole answer is generated before it is sent.
             let n = reply.events.len().max(1) as u32;
-            let generation = reply.first_delay + reply.delay_between * (n - 1);
+            let generation = if inner.opts.pace_invoke {
+                reply.first_delay + reply.delay_between * (n - 1)
+            } else {
+                reply.first_delay
+            };
             if !generation.is_zero() {
                 tokio::time::sleep(generation).await;
             }

@@ -314,6 +314,32 @@ async fn stream_is_paced_and_not_buffered() {
 }
 
 #[tokio::test]
+async fn invoke_waits_for_the_whole_answer_unless_told_not_to() {
+    let paced = Reply::text("m", "one two three", 1, 1)
+        .with_delays(Duration::from_millis(100), Duration::from_millis(60));
+    let generation = Duration::from_millis(100 + 60 * (paced.events.len() as u64 - 1));
+    let fake = start().await;
+    fake.push(Behavior::Reply(paced.clone()));
+    let t0 = Instant::now();
+    invoke(&client(&fake), MODEL, &body()).await.unwrap();
+    assert!(t0.elapsed() >= generation, "{:?}", t0.elapsed());
+
+    let fake = FakeBedrock::start(Options {
+        pace_invoke: false,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    fake.push(Behavior::Reply(paced));
+    let t0 = Instant::now();
+    let msg = invoke(&client(&fake), MODEL, &body()).await.unwrap();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < generation - Duration::from_millis(200), "{took:?}");
+    assert_eq!(msg["content"][0]["text"], "one two three");
+}
+
+#[tokio::test]
 async fn count_tokens_works() {
     let fake = start().await;
     let c = client(&fake);
