@@ -5,10 +5,6 @@
 //! concurrent streams, non-streaming requests per second, idle and peak RSS of the gateway, and its
 //! RSS with 1,000 streams open at once. Run it with `scripts/bench`.
 
-// The Bedrock test double of the integration tests, run in this process.
-#[allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
-#[path = "../../gateway/tests/it/support/bedrock.rs"]
-mod bedrock;
 mod load;
 mod procs;
 mod stats;

@@ -5,29 +5,33 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-/// The double, serving `events` text deltas `delay_ms` apart, accepting unsigned requests (so the
-/// direct baseline pays no signing cost the gateway would not pay too).
+/// The double (`testkit`), serving `events` text deltas `delay_ms` apart, accepting unsigned
+/// requests (so the direct baseline pays no signing cost the gateway would not pay too). It keeps
+/// no request records, and answers InvokeModel without waiting out the stream's pacing, so the
+/// non-streaming load measures throughput.
 pub struct Fake {
-    _double: crate::bedrock::FakeBedrock,
+    _double: testkit::FakeBedrock,
     pub url: String,
 }
 
 /// Starts the double in this process.
 pub async fn fake(events: u32, delay_ms: u64) -> Result<Fake, String> {
     let text: String = (0..events).map(|i| format!("w{i} ")).collect();
-    let mut reply = crate::bedrock::Reply::text(
+    let mut reply = testkit::Reply::text(
         "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
         &text,
         12,
         u64::from(events),
     );
     reply.delay_between = Duration::from_millis(delay_ms);
-    let opts = crate::bedrock::Options {
-        default_behavior: crate::bedrock::Behavior::Reply(reply),
+    let opts = testkit::Options {
+        default_behavior: testkit::Behavior::Reply(reply),
         accept_unsigned: true,
-        ..crate::bedrock::Options::default()
+        record_requests: false,
+        pace_invoke: false,
+        ..testkit::Options::default()
     };
-    let double = crate::bedrock::FakeBedrock::start(opts)
+    let double = testkit::FakeBedrock::start(opts)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Fake {
