@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
+use testkit::{Behavior, FakeBedrock, Options};
 
-use crate::support::bedrock::{Behavior, FakeBedrock, Options};
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::shared;
 

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use testkit::{Behavior, FakeBedrock, Options, Reply};
 
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::{free_port, shared};

@@ -3,8 +3,8 @@
 //! prompt text are searched for in everything it wrote, at debug level.
 
 use serde_json::json;
+use testkit::{FakeBedrock, Options};
 
-use crate::support::bedrock::{FakeBedrock, Options};
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway, JWT_SECRET};
 use crate::support::otlp::Receiver;
 use crate::support::pg::shared;

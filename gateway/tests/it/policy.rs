@@ -225,8 +225,8 @@ fn a_replayed_call_of_a_denied_tool_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_tool_never_reaches_the_upstream() {
-    use crate::support::bedrock::{FakeBedrock, Options};
     use crate::support::gateway::{bedrock_upstream, config_with};
+    use testkit::{FakeBedrock, Options};
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
     let ups = bedrock_upstream(

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::bedrock::{FakeBedrock, Options};
+use testkit::{FakeBedrock, Options};
 
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::shared;

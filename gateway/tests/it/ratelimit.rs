@@ -88,9 +88,9 @@ async fn limits_hold_per_user_per_group_and_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_and_tokens_per_minute_are_limited() {
-    use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
     use crate::support::gateway::{bedrock_upstream, config_with};
     use futures_util::StreamExt;
+    use testkit::{Behavior, FakeBedrock, Options, Reply};
     // Slow streams (10 tokens of output each), two at a time, 25 tokens a minute.
     let mut reply = Reply::text("m", "a b c d e f", 5, 10);
     reply.delay_between = std::time::Duration::from_millis(150);

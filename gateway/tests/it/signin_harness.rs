@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::Value;
+use testkit::{FakeBedrock, Options as BedrockOptions};
 
-use crate::support::bedrock::{FakeBedrock, Options as BedrockOptions};
 use crate::support::claude::{claude_bin, Claude};
 use crate::support::idp::{Idp, IdpOptions, TestUser};
 use crate::support::pg::{free_port, shared};

@@ -5,8 +5,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use testkit::{Behavior, FakeBedrock, Options, Reply};
 
-use crate::support::bedrock::{Behavior, FakeBedrock, Options, Reply};
 use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
 use crate::support::pg::Cluster;
 

@@ -13,8 +13,8 @@ use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 use serde_json::json;
+use testkit::{Behavior, Reply};
 
-use crate::support::bedrock::{Behavior, Reply};
 use crate::support::claude::Claude;
 use crate::support::idp::TestUser;
 use crate::support::otlp::Receiver;

@@ -2,7 +2,6 @@
 
 use base64::Engine as _;
 
-pub mod bedrock;
 pub mod claude;
 pub mod gateway;
 pub mod http;

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use testkit::{FakeBedrock, Options as BedrockOptions};
 
-use super::bedrock::{FakeBedrock, Options as BedrockOptions};
 use super::claude::Claude;
 use super::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
 use super::idp::{Idp, TestUser};
