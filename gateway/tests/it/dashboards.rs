@@ -114,10 +114,10 @@ fn json_paths(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Queries over the gateway's log group (they filter on `evt`): their text.
-fn gateway_queries(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
+/// The body of each `QueryString: |` block of a template.
+pub(crate) fn query_blocks(text: &str) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         if l.trim_start().starts_with("QueryString: |") {
             let indent = l.len() - l.trim_start().len();
@@ -128,6 +128,15 @@ fn gateway_queries(text: &str) -> Vec<String> {
                 .collect();
             out.push(body.join("\n"));
         }
+    }
+    out
+}
+
+/// Queries over the gateway's log group (they filter on `evt`): their text, from saved queries
+/// and from the dashboard's log widgets.
+fn gateway_queries(text: &str) -> Vec<String> {
+    let mut out = query_blocks(text);
+    for l in text.lines() {
         for part in l.split("\"query\":\"").skip(1) {
             out.push(part.split("\"}").next().unwrap_or_default().to_owned());
         }

@@ -15,6 +15,7 @@ use prost::Message;
 use serde_json::json;
 use testkit::{Behavior, Reply};
 
+use crate::dashboards::query_blocks;
 use crate::support::claude::Claude;
 use crate::support::idp::TestUser;
 use crate::support::otlp::Receiver;
@@ -106,24 +107,6 @@ fn read_tool_reply(path: &str) -> Reply {
 fn template(name: &str) -> String {
     let path = format!("{}/../cfn/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// The body of each `QueryString: |` block.
-fn query_blocks(text: &str) -> Vec<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim_start().starts_with("QueryString: |") {
-            let indent = l.len() - l.trim_start().len();
-            let body: Vec<&str> = lines[i + 1..]
-                .iter()
-                .take_while(|x| x.trim().is_empty() || x.len() - x.trim_start().len() > indent)
-                .copied()
-                .collect();
-            out.push(body.join("\n"));
-        }
-    }
-    out
 }
 
 /// The dotted names after `prefix` (`attributes.`, `resource.`) in `text`.
