@@ -62,6 +62,41 @@ impl Usage {
     }
 }
 
+/// What a stream relayed of its content, for billing a stream that ended before the upstream's
+/// final count (the client left, or the upstream broke): the output count reported so far is
+/// only the one in `message_start`, while the client may have received many deltas.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Delivered {
+    deltas: u64,
+    payload_bytes: u64,
+}
+
+/// The JSON around a delta's payload: `{"type":"content_block_delta","index":0,"delta":
+/// {"type":"text_delta","text":""}}`.
+const DELTA_ENVELOPE: usize = 80;
+
+/// Bytes of delta payload per output token: the usual rule of thumb for English text and code.
+const BYTES_PER_TOKEN: u64 = 4;
+
+impl Delivered {
+    /// Counts one relayed `content_block_delta` event, given its JSON's length.
+    pub fn delta(&mut self, json_len: usize) {
+        self.deltas += 1;
+        self.payload_bytes += json_len.saturating_sub(DELTA_ENVELOPE) as u64;
+    }
+
+    /// The output tokens to bill: what the upstream reported when the stream completed, else at
+    /// least one token per relayed delta, or one per four bytes of their payload if more.
+    pub fn output_tokens(&self, reported: u64, completed: bool) -> u64 {
+        if completed {
+            return reported;
+        }
+        reported
+            .max(self.deltas)
+            .max(self.payload_bytes.div_ceil(BYTES_PER_TOKEN))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +117,25 @@ mod tests {
                 cache_creation_input_tokens: 7
             }
         );
+    }
+
+    #[test]
+    fn an_unfinished_stream_bills_what_it_relayed() {
+        let mut d = Delivered::default();
+        let short = json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}).to_string();
+        let long = json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x".repeat(400)}}).to_string();
+        // A completed stream bills the upstream's count, whatever was relayed.
+        d.delta(short.len());
+        assert_eq!(d.output_tokens(40, true), 40);
+        // Unfinished: at least one token per delta...
+        for _ in 0..9 {
+            d.delta(short.len());
+        }
+        assert_eq!(d.output_tokens(1, false), 10);
+        // ...or a token per four bytes of payload when deltas are long.
+        d.delta(long.len());
+        assert_eq!(d.output_tokens(1, false), (10 * 2 + 400_u64).div_ceil(4));
+        // Never less than the upstream reported.
+        assert_eq!(d.output_tokens(500, false), 500);
     }
 }

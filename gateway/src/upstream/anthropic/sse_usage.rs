@@ -4,12 +4,13 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use crate::inference::usage::Usage;
+use crate::inference::usage::{Delivered, Usage};
 use crate::upstream::{SseStream, StreamEnd, StreamOutcome};
 
 struct Scan {
     pending: Vec<u8>,
     usage: Usage,
+    delivered: Delivered,
     completed: bool,
     errored: bool,
     end: Option<StreamEnd>,
@@ -45,6 +46,7 @@ impl Scan {
                     self.usage.observe(&v);
                 }
             }
+            "content_block_delta" => self.delivered.delta(data.trim().len()),
             "message_stop" => self.completed = true,
             "error" => self.errored = true,
             _ => {}
@@ -55,8 +57,12 @@ impl Scan {
 impl Drop for Scan {
     fn drop(&mut self) {
         if let Some(end) = self.end.take() {
+            let mut usage = self.usage;
+            usage.output_tokens = self
+                .delivered
+                .output_tokens(usage.output_tokens, self.completed);
             end(StreamOutcome {
-                usage: self.usage,
+                usage,
                 completed: self.completed,
                 errored: self.errored,
             });
@@ -69,6 +75,7 @@ pub fn track(upstream: BoxStream<'static, reqwest::Result<Bytes>>, end: StreamEn
     let scan = Scan {
         pending: Vec::new(),
         usage: Usage::default(),
+        delivered: Delivered::default(),
         completed: false,
         errored: false,
         end: Some(end),

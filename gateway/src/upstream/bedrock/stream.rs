@@ -1,7 +1,8 @@
 //! Bedrock's binary event stream re-emitted as Anthropic server-sent events, one event per chunk,
 //! never buffered. A silent upstream gets a `ping` every 15 s; an exception becomes an `error`
 //! event and the stream ends cleanly. Dropping the stream (the client left) drops the upstream
-//! connection and still reports the usage delivered so far.
+//! connection and still reports the usage delivered so far (the output estimated from the
+//! deltas relayed when Bedrock never sent its final count).
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use futures_util::StreamExt;
 
 use super::errors::stream_exception;
 use crate::inference::sse;
-use crate::inference::usage::Usage;
+use crate::inference::usage::{Delivered, Usage};
 use crate::upstream::{SseStream, StreamEnd, StreamOutcome};
 
 type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
@@ -22,6 +23,7 @@ type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
 /// Reports the outcome exactly once, when the stream finishes or is dropped.
 struct Tracker {
     usage: Usage,
+    delivered: Delivered,
     completed: bool,
     errored: bool,
     end: Option<StreamEnd>,
@@ -30,8 +32,12 @@ struct Tracker {
 impl Drop for Tracker {
     fn drop(&mut self) {
         if let Some(end) = self.end.take() {
+            let mut usage = self.usage;
+            usage.output_tokens = self
+                .delivered
+                .output_tokens(usage.output_tokens, self.completed);
             end(StreamOutcome {
-                usage: self.usage,
+                usage,
                 completed: self.completed,
                 errored: self.errored,
             });
@@ -54,6 +60,7 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
         done: false,
         tracker: Tracker {
             usage: Usage::default(),
+            delivered: Delivered::default(),
             completed: false,
             errored: false,
             end: Some(end),
@@ -120,6 +127,9 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
 /// Deltas pass through without being parsed.
 fn relay_chunk(json: &[u8], tracker: &mut Tracker) -> Option<Bytes> {
     if let Some(t) = sse::leading_type(json) {
+        if t == "content_block_delta" {
+            tracker.delivered.delta(json.len());
+        }
         if t == "content_block_delta"
             || t == "content_block_start"
             || t == "content_block_stop"
@@ -141,6 +151,9 @@ fn relay_chunk(json: &[u8], tracker: &mut Tracker) -> Option<Bytes> {
         .unwrap_or("unknown")
         .to_owned();
     tracker.usage.observe(&event);
+    if kind == "content_block_delta" {
+        tracker.delivered.delta(json.len());
+    }
     if kind == "message_stop" {
         tracker.completed = true;
     }
