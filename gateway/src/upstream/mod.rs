@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, Env, Provider};
 use crate::inference::body::RawObject;
-use crate::inference::usage::Usage;
+use crate::inference::usage::{Delivered, Usage};
 pub use failure::Failure;
 
 /// Default cap on concurrent upstream requests per replica.
@@ -76,6 +76,50 @@ pub struct StreamOutcome {
     pub completed: bool,
     /// It ended with an in-band error.
     pub errored: bool,
+}
+
+/// What a relayed stream has carried so far, reported once to its [`StreamEnd`] when the stream
+/// finishes or is dropped (the client left): the usage the upstream reported, with the output
+/// estimated from the relayed deltas when the upstream never sent its final count.
+pub struct StreamMeter {
+    /// Usage as the upstream reported it.
+    pub usage: Usage,
+    /// Content relayed.
+    pub delivered: Delivered,
+    /// It reached `message_stop`.
+    pub completed: bool,
+    /// It ended with an in-band error.
+    pub errored: bool,
+    end: Option<StreamEnd>,
+}
+
+impl StreamMeter {
+    /// A meter that reports to `end`.
+    pub fn new(end: StreamEnd) -> Self {
+        Self {
+            usage: Usage::default(),
+            delivered: Delivered::default(),
+            completed: false,
+            errored: false,
+            end: Some(end),
+        }
+    }
+}
+
+impl Drop for StreamMeter {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            let mut usage = self.usage;
+            usage.output_tokens = self
+                .delivered
+                .output_tokens(usage.output_tokens, self.completed);
+            end(StreamOutcome {
+                usage,
+                completed: self.completed,
+                errored: self.errored,
+            });
+        }
+    }
 }
 
 /// One configured upstream's client.

@@ -4,16 +4,11 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use crate::inference::usage::{Delivered, Usage};
-use crate::upstream::{SseStream, StreamEnd, StreamOutcome};
+use crate::upstream::{SseStream, StreamEnd, StreamMeter};
 
 struct Scan {
     pending: Vec<u8>,
-    usage: Usage,
-    delivered: Delivered,
-    completed: bool,
-    errored: bool,
-    end: Option<StreamEnd>,
+    meter: StreamMeter,
 }
 
 impl Scan {
@@ -43,29 +38,13 @@ impl Scan {
         match kind {
             "message_start" | "message_delta" => {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
-                    self.usage.observe(&v);
+                    self.meter.usage.observe(&v);
                 }
             }
-            "content_block_delta" => self.delivered.delta(data.trim().len()),
-            "message_stop" => self.completed = true,
-            "error" => self.errored = true,
+            "content_block_delta" => self.meter.delivered.delta(data.trim().len()),
+            "message_stop" => self.meter.completed = true,
+            "error" => self.meter.errored = true,
             _ => {}
-        }
-    }
-}
-
-impl Drop for Scan {
-    fn drop(&mut self) {
-        if let Some(end) = self.end.take() {
-            let mut usage = self.usage;
-            usage.output_tokens = self
-                .delivered
-                .output_tokens(usage.output_tokens, self.completed);
-            end(StreamOutcome {
-                usage,
-                completed: self.completed,
-                errored: self.errored,
-            });
         }
     }
 }
@@ -74,11 +53,7 @@ impl Drop for Scan {
 pub fn track(upstream: BoxStream<'static, reqwest::Result<Bytes>>, end: StreamEnd) -> SseStream {
     let scan = Scan {
         pending: Vec::new(),
-        usage: Usage::default(),
-        delivered: Delivered::default(),
-        completed: false,
-        errored: false,
-        end: Some(end),
+        meter: StreamMeter::new(end),
     };
     futures_util::stream::unfold((upstream, scan), |(mut up, mut scan)| async move {
         match up.next().await {
@@ -87,7 +62,7 @@ pub fn track(upstream: BoxStream<'static, reqwest::Result<Bytes>>, end: StreamEn
                 Some((Ok(bytes), (up, scan)))
             }
             Some(Err(e)) => {
-                scan.errored = true;
+                scan.meter.errored = true;
                 tracing::warn!("Anthropic upstream stream failed: {e}");
                 Some((
                     Ok(crate::inference::sse::error(

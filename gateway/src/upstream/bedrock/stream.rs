@@ -15,41 +15,15 @@ use futures_util::StreamExt;
 
 use super::errors::stream_exception;
 use crate::inference::sse;
-use crate::inference::usage::{Delivered, Usage};
-use crate::upstream::{SseStream, StreamEnd, StreamOutcome};
+use crate::upstream::{SseStream, StreamEnd, StreamMeter};
 
 type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
-
-/// Reports the outcome exactly once, when the stream finishes or is dropped.
-struct Tracker {
-    usage: Usage,
-    delivered: Delivered,
-    completed: bool,
-    errored: bool,
-    end: Option<StreamEnd>,
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        if let Some(end) = self.end.take() {
-            let mut usage = self.usage;
-            usage.output_tokens = self
-                .delivered
-                .output_tokens(usage.output_tokens, self.completed);
-            end(StreamOutcome {
-                usage,
-                completed: self.completed,
-                errored: self.errored,
-            });
-        }
-    }
-}
 
 struct State {
     rx: Receiver,
     ping_after: Duration,
     done: bool,
-    tracker: Tracker,
+    meter: StreamMeter,
 }
 
 /// The SSE body for a Bedrock response stream.
@@ -58,13 +32,7 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
         rx,
         ping_after,
         done: false,
-        tracker: Tracker {
-            usage: Usage::default(),
-            delivered: Delivered::default(),
-            completed: false,
-            errored: false,
-            end: Some(end),
-        },
+        meter: StreamMeter::new(end),
     };
     futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
@@ -78,7 +46,7 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
             match next {
                 Ok(Some(ResponseStream::Chunk(part))) => {
                     let Some(bytes) = part.bytes() else { continue };
-                    match relay_chunk(bytes.as_ref(), &mut st.tracker) {
+                    match relay_chunk(bytes.as_ref(), &mut st.meter) {
                         Some(frame) => return Some((Ok(frame), st)),
                         None => continue,
                     }
@@ -86,11 +54,11 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
                 Ok(Some(_)) => continue,
                 Ok(None) => {
                     st.done = true;
-                    if st.tracker.completed {
+                    if st.meter.completed {
                         return None;
                     }
                     // The upstream closed without message_stop: say so in band.
-                    st.tracker.errored = true;
+                    st.meter.errored = true;
                     tracing::warn!("Bedrock stream ended before message_stop");
                     return Some((
                         Ok(sse::error(
@@ -102,7 +70,7 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
                 }
                 Err(err) => {
                     st.done = true;
-                    st.tracker.errored = true;
+                    st.meter.errored = true;
                     let (kind, message, detail) = match err.as_service_error() {
                         Some(e) => stream_exception(
                             e.code().unwrap_or("Unknown"),
@@ -125,10 +93,10 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
 
 /// One Bedrock chunk (an Anthropic event's JSON) as an SSE frame, reading usage on the way.
 /// Deltas pass through without being parsed.
-fn relay_chunk(json: &[u8], tracker: &mut Tracker) -> Option<Bytes> {
+fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
     if let Some(t) = sse::leading_type(json) {
         if t == "content_block_delta" {
-            tracker.delivered.delta(json.len());
+            meter.delivered.delta(json.len());
         }
         if t == "content_block_delta"
             || t == "content_block_start"
@@ -150,12 +118,12 @@ fn relay_chunk(json: &[u8], tracker: &mut Tracker) -> Option<Bytes> {
         .and_then(serde_json::Value::as_str)
         .unwrap_or("unknown")
         .to_owned();
-    tracker.usage.observe(&event);
+    meter.usage.observe(&event);
     if kind == "content_block_delta" {
-        tracker.delivered.delta(json.len());
+        meter.delivered.delta(json.len());
     }
     if kind == "message_stop" {
-        tracker.completed = true;
+        meter.completed = true;
     }
     let data = match event
         .as_object_mut()
