@@ -1,6 +1,6 @@
 //! The real client (2.1.328) under a group policy from our gateway: it fetches the policy at
-//! start, restricts its models to the policy's list, leaves the denied tool out of its requests,
-//! and a request for a model outside the list gets the gateway's 400 message.
+//! start, its model picker offers the policy's list, it leaves the denied tool out of its
+//! requests, and a request for a model outside the list gets the gateway's 400 message.
 
 use std::time::Duration;
 
@@ -54,6 +54,21 @@ fn the_real_client_takes_its_group_policy() {
         "{served:?}"
     );
     assert_eq!(served[0]["result"], "served");
+
+    // The client's model picker offers the policy's list and nothing else.
+    claude.type_text("/model");
+    std::thread::sleep(Duration::from_millis(300));
+    claude.keys(&["Enter"]);
+    let picker = claude.wait_screen("the model picker", Duration::from_secs(30), |s| {
+        s.contains("Select model") && s.contains("(claude-")
+    });
+    let offered: Vec<&str> = picker
+        .split("(claude-")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect();
+    assert_eq!(offered, ["haiku-4-5"], "{picker}");
+    claude.keys(&["Escape"]);
 
     // The gateway offers only the policy's models.
     let jwt = creds["enterpriseGateway"]["jwt"].as_str().unwrap();

@@ -300,6 +300,27 @@ impl Claude {
         self.tmux_ok(&["capture-pane", "-p", "-J", "-t", SESSION])
     }
 
+    /// Waits until the screen satisfies `ready` and returns it; fails the test, naming `what`,
+    /// after `timeout`.
+    #[track_caller]
+    pub fn wait_screen(
+        &self,
+        what: &str,
+        timeout: Duration,
+        ready: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let screen = self.screen();
+            if ready(&screen) {
+                self.act(&screen, &format!("saw {what}"));
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.fail(&format!("timed out after {timeout:?} waiting for {what}"))
+    }
+
     /// Sends keys by tmux name (`Enter`, `Up`, `Escape`, `C-c`, ...).
     pub fn keys(&self, keys: &[&str]) {
         let mut args = vec!["send-keys", "-t", SESSION];
