@@ -113,6 +113,10 @@ fn rendered_config_carries_the_profile() {
     let cli = contractors.cli.as_ref().unwrap();
     assert_eq!(cli["availableModels"], serde_json::json!(["haiku"]));
     assert_eq!(
+        cli["model"], "haiku",
+        "a list without Opus names the starting model"
+    );
+    assert_eq!(
         cli["permissions"]["deny"],
         serde_json::json!(["WebFetch", "WebSearch"])
     );

@@ -198,6 +198,9 @@ fn log_banner(state: &AppState, local: SocketAddr, tls: bool) {
             "access_control.allow_cidrs is empty: any address that reaches the port may sign in"
         );
     }
+    for warning in state.policies.iter().flat_map(|p| p.lint()) {
+        tracing::warn!("{warning}");
+    }
     let ups: Vec<String> = c
         .upstreams
         .iter()

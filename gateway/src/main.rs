@@ -96,6 +96,10 @@ fn check_config(file: &std::path::Path, env: &dyn Env) -> ExitCode {
         Ok(loaded) => {
             println!("{}: ok", file.display());
             print!("{}", config::summary(&loaded));
+            let policies = claude_gateway::policy::Policies::new(&loaded.config);
+            for warning in policies.iter().flat_map(|p| p.lint()) {
+                println!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -34,6 +34,10 @@ fn policy(group: Option<&String>, rules: &PolicyRules) -> Result<Policy, String>
     if !rules.models.is_empty() {
         cli.insert("availableModels".into(), json!(rules.models));
         cli.insert("enforceAvailableModels".into(), Value::Bool(true));
+        // Claude Code starts on Opus; a list without it needs a starting model from the list.
+        if !rules.models.iter().any(|m| m.contains("opus")) {
+            cli.insert("model".into(), json!(rules.models[0]));
+        }
     }
     if !rules.deny_tools.is_empty() {
         cli.insert("permissions".into(), json!({ "deny": rules.deny_tools }));

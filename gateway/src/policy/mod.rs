@@ -64,6 +64,36 @@ impl Policies {
         })
     }
 
+    /// Warnings about policies that parse but will not work as an operator likely means: a model
+    /// allowlist without `model` that leaves out the client's default model (Opus), so every
+    /// developer under it gets a 400 until they pick another model.
+    pub fn lint(&self) -> Vec<String> {
+        let ps = &self.cfg.policies;
+        let base: Vec<usize> = (0..ps.len())
+            .filter(|i| matcher::is_catch_all(&ps[*i].matcher))
+            .collect();
+        let mut out = Vec::new();
+        for i in 0..ps.len() {
+            let mut indices = base.clone();
+            if !indices.contains(&i) {
+                indices.push(i);
+            }
+            let eff = self.build(indices);
+            let Some(models) = &eff.available_models else {
+                continue;
+            };
+            let default_allowed = models.iter().any(|m| m.contains("opus"));
+            if eff.settings.get("model").is_none() && !default_allowed {
+                out.push(format!(
+                    "managed.policies[{i}]: availableModels leaves out Claude Code's default model \
+                     (Opus) and sets no `model`; its developers get 400s until they pick one. Set \
+                     `model` to one of {models:?}"
+                ));
+            }
+        }
+        out
+    }
+
     /// The inference rate limits for an effective policy: those of the most specific policy that
     /// sets any, with its index (the key of its shared counters).
     pub fn rate_limits(&self, eff: &Effective) -> Option<(usize, crate::config::PolicyRateLimits)> {
@@ -197,6 +227,23 @@ fn telemetry_env(cfg: &Config) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lint_names_an_allowlist_without_the_default_model() {
+        let cfg = crate::config::load(
+            "listen: {host: 127.0.0.1}\nupstreams: [{provider: bedrock, region: us-east-1}]\nsession: {jwt_secret: 0123456789abcdef0123456789abcdef}\nstore: {postgres_url: 'postgres://x@127.0.0.1:1/x'}\noidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}\nmanaged:\n  policies:\n    - match: {groups: [a]}\n      cli: {availableModels: [claude-haiku-4-5]}\n    - match: {groups: [b]}\n      cli: {availableModels: [claude-haiku-4-5], model: claude-haiku-4-5}\n    - match: {groups: [c]}\n      cli: {availableModels: [opus, claude-haiku-4-5]}\n    - match: {}\n      cli: {env: {A: '1'}}\n",
+            &crate::config::MapEnv::new(),
+        )
+        .map(|l| l.config)
+        .unwrap_or_else(|e| panic!("{e}"));
+        let warnings = Policies::new(&cfg).map(|p| p.lint()).unwrap_or_default();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("managed.policies[0]:"),
+            "{warnings:?}"
+        );
+    }
+
     use super::*;
     use crate::config::{load, MapEnv};
     use serde_json::json;
