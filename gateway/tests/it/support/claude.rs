@@ -19,6 +19,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use claude_gateway::config::{Env, ProcessEnv};
+
+use super::Process;
 use serde_json::Value;
 
 /// The client version the harness is written against.
@@ -660,9 +662,9 @@ impl Drop for Claude {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        let mut pids = Vec::new();
+        let mut procs = Vec::new();
         for pid in panes.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-            descendants(pid, &mut pids);
+            descendants(pid, &mut procs);
         }
         let _ = self
             .tmux()
@@ -670,29 +672,23 @@ impl Drop for Claude {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let alive = |pids: &[u32]| {
-            pids.iter()
-                .any(|p| Path::new(&format!("/proc/{p}")).exists())
-        };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while alive(&pids) && Instant::now() < deadline {
+        while procs.iter().any(Process::alive) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if alive(&pids) {
-            let mut kill = Command::new("kill");
-            kill.arg("-KILL");
-            for p in &pids {
-                kill.arg(p.to_string());
-            }
-            let _ = kill.stdout(Stdio::null()).stderr(Stdio::null()).status();
-            std::thread::sleep(Duration::from_millis(100));
+        for p in &procs {
+            p.kill();
         }
     }
 }
 
 /// `pid` and every process under it, from `/proc/<pid>/task/*/children`.
-fn descendants(pid: u32, out: &mut Vec<u32>) {
-    out.push(pid);
+fn descendants(pid: u32, out: &mut Vec<Process>) {
+    let Some(me) = Process::of(pid) else { return };
+    if out.contains(&me) {
+        return;
+    }
+    out.push(me);
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
         .into_iter()
         .flatten()
@@ -700,9 +696,7 @@ fn descendants(pid: u32, out: &mut Vec<u32>) {
     for task in tasks {
         let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
         for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            if !out.contains(&child) {
-                descendants(child, out);
-            }
+            descendants(child, out);
         }
     }
 }

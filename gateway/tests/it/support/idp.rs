@@ -205,11 +205,16 @@ impl Idp {
             child: Some(child),
             dir,
         };
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!("the test IdP did not say it was listening:\n{}", idp.logs())
-            });
+        let line = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(e) => {
+                let exit = idp.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                panic!(
+                    "the test IdP did not say it was listening ({e}; exit status {exit:?}):\n{}",
+                    idp.logs()
+                )
+            }
+        };
         let base = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from the test IdP: {line}"))

@@ -66,3 +66,48 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
+
+/// A process named by its pid and its start time, so that a pid the kernel has since given to
+/// another process (pids wrap quickly on a busy test machine) is never mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    start: u64,
+}
+
+impl Process {
+    /// The process `pid` is now, if it exists.
+    pub fn of(pid: u32) -> Option<Process> {
+        let (_, start) = stat(pid)?;
+        Some(Process { pid, start })
+    }
+
+    /// Whether it is still running: the same process (same start time), not a zombie.
+    pub fn alive(&self) -> bool {
+        stat(self.pid)
+            .is_some_and(|(state, start)| start == self.start && state != 'Z' && state != 'X')
+    }
+
+    /// SIGKILL, only if it is still this process.
+    pub fn kill(&self) {
+        if self.alive() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The state letter and start time (clock ticks after boot) from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last `)`.
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 is the state; field 22 the start time (1-based, counting pid and comm).
+    let state = fields.first()?.chars().next()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, start))
+}

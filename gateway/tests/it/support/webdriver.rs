@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::Process;
+
 /// Debian's chromedriver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's Chromium launcher.
@@ -57,7 +59,7 @@ pub struct Browser {
     session_id: String,
     driver_port: u16,
     driver: Option<Child>,
-    chromium_pid: Option<u32>,
+    chromium: Option<Process>,
     dir: tempfile::TempDir,
 }
 
@@ -103,7 +105,7 @@ impl Browser {
             session_id: String::new(),
             driver_port,
             driver: Some(child),
-            chromium_pid: None,
+            chromium: None,
             dir,
         };
         b.wait_ready(Duration::from_secs(20)).await;
@@ -130,9 +132,10 @@ impl Browser {
             .unwrap_or_else(|| panic!("no sessionId in {v}"))
             .to_owned();
         b.session = format!("http://127.0.0.1:{driver_port}/session/{}", b.session_id);
-        b.chromium_pid = v["capabilities"]["goog:processID"]
+        b.chromium = v["capabilities"]["goog:processID"]
             .as_u64()
-            .and_then(|p| u32::try_from(p).ok());
+            .and_then(|p| u32::try_from(p).ok())
+            .and_then(Process::of);
         b
     }
 
@@ -339,30 +342,14 @@ impl Browser {
             .ok()
         })
         .join();
-        if let Some(pid) = self.chromium_pid.take() {
+        if let Some(chromium) = self.chromium.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
-            while alive(pid) && Instant::now() < deadline {
+            while chromium.alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if alive(pid) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
-                    .status();
-            }
+            chromium.kill();
         }
     }
-}
-
-/// Whether `pid` is a running (not zombie) process.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next())
-        })
-        .flatten()
-        .is_some_and(|state| state != 'Z' && state != 'X')
 }
 
 impl Drop for Browser {
