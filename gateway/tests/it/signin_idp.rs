@@ -675,3 +675,107 @@ fn allowed_groups_gate_the_sign_in() {
         assert_eq!(results(&s.gw, "session.mint"), ["fail", "success"]);
     });
 }
+
+/// Over https (`listen.tls`, `public_url` https): the browser-binding cookie is `__Host-`
+/// prefixed, `Secure`, host-only on `/`, and the whole sign-in works with it.
+#[test]
+fn over_https_the_browser_cookie_is_host_prefixed_and_secure() {
+    let rt = runtime();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let der = cert.cert.der().to_vec();
+
+    let port = free_port();
+    let base = format!("https://localhost:{port}");
+    let idp = Idp::start_with(
+        &[TestUser::new("alice").groups(&["eng"])],
+        &[&format!("{base}/oauth/callback")],
+        IdpOptions::default(),
+    );
+    let upstream = bedrock_upstream(
+        "bedrock",
+        "http://127.0.0.1:9",
+        "AKIATESTTESTTEST",
+        "test-aws-secret",
+    );
+    let plain = format!("listen: {{host: 127.0.0.1, port: {port}}}");
+    let yaml = config_oidc(
+        port,
+        &shared().new_db(),
+        &upstream,
+        &oidc_for(&idp, "client_secret_basic"),
+        "",
+    );
+    assert!(yaml.contains(&plain));
+    let yaml = yaml.replace(
+        &plain,
+        &format!(
+            "listen: {{host: 127.0.0.1, port: {port}, public_url: '{base}', tls: {{cert: '{}', key: '{}'}}}}",
+            cert_path.display(),
+            key_path.display()
+        ),
+    );
+    let gw = Gateway::spawn(&yaml, port, &[]);
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_der(&der).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let s = Stack {
+        idp,
+        gw,
+        base,
+        client,
+    };
+    rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let up = s.client.get(format!("{}/healthz", s.base)).send().await;
+            if up.is_ok_and(|r| r.status() == 200) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no https answer\n{}", s.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let (device_code, user_code) = s.device_authorization().await;
+        let mut callback = s
+            .idp
+            .device_callback_in(Browser::trusting(&der), &s.base, &user_code, "alice")
+            .await;
+        let binding: Vec<&String> = callback
+            .browser
+            .set_cookie_headers()
+            .iter()
+            .filter(|c| c.contains("gw_dev="))
+            .collect();
+        assert_eq!(binding.len(), 1, "{binding:?}");
+        let cookie = binding[0];
+        assert!(cookie.starts_with("__Host-gw_dev="), "{cookie}");
+        let attrs: Vec<String> = cookie
+            .split(';')
+            .skip(1)
+            .map(|a| a.trim().to_ascii_lowercase())
+            .collect();
+        for wanted in ["secure", "httponly", "path=/", "samesite=lax"] {
+            assert!(attrs.iter().any(|a| a == wanted), "{wanted} in {cookie}");
+        }
+        assert!(
+            !attrs.iter().any(|a| a.starts_with("domain=")),
+            "a __Host- cookie has no Domain: {cookie}"
+        );
+
+        let approval = callback.open().await;
+        assert_eq!(approval.status, 200, "{}\n{}", approval.body, s.logs());
+        let (status, tokens) = s.poll(&device_code).await;
+        assert_eq!(status, 200, "{tokens}\n{}", s.logs());
+        let claims = jwt_part(tokens["access_token"].as_str().unwrap(), 1);
+        assert_eq!(claims["iss"], s.base.as_str(), "{claims}");
+        assert_eq!(claims["sub"], "alice");
+    });
+    s.gw.assert_no_secrets();
+}

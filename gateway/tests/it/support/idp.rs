@@ -367,7 +367,18 @@ impl Idp {
         user_code: &str,
         login: &str,
     ) -> DeviceCallback {
-        let mut browser = Browser::new();
+        self.device_callback_in(Browser::new(), gateway, user_code, login)
+            .await
+    }
+
+    /// Like [`Idp::device_callback`], in `browser` (one that trusts a test certificate, say).
+    pub async fn device_callback_in(
+        &self,
+        mut browser: Browser,
+        gateway: &str,
+        user_code: &str,
+        login: &str,
+    ) -> DeviceCallback {
         let base = url::Url::parse(gateway).expect("gateway URL");
         let origin = base.origin().ascii_serialization();
         let device = base.join("/device").expect("device URL");
@@ -454,6 +465,7 @@ struct Page {
 pub struct Browser {
     client: reqwest::Client,
     cookies: Vec<Cookie>,
+    set_cookie_headers: Vec<String>,
 }
 
 impl Default for Browser {
@@ -474,8 +486,18 @@ struct Cookie {
 impl Browser {
     /// A browser with no cookies.
     pub fn new() -> Browser {
+        Self::with_client(reqwest::Client::builder())
+    }
+
+    /// A browser that also trusts `cert_der` (a test server's self-signed certificate).
+    pub fn trusting(cert_der: &[u8]) -> Browser {
+        let cert = reqwest::Certificate::from_der(cert_der).expect("a DER certificate");
+        Self::with_client(reqwest::Client::builder().add_root_certificate(cert))
+    }
+
+    fn with_client(builder: reqwest::ClientBuilder) -> Browser {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
             .build()
@@ -483,7 +505,13 @@ impl Browser {
         Browser {
             client,
             cookies: Vec::new(),
+            set_cookie_headers: Vec::new(),
         }
+    }
+
+    /// Every `Set-Cookie` header this browser received, as sent, oldest first.
+    pub fn set_cookie_headers(&self) -> &[String] {
+        &self.set_cookie_headers
     }
 
     /// GETs `url` with the cookies that match and keeps the ones it sets; follows no redirect.
@@ -543,6 +571,7 @@ impl Browser {
         let status = resp.status().as_u16();
         for set in resp.headers().get_all("set-cookie") {
             if let Ok(set) = set.to_str() {
+                self.set_cookie_headers.push(set.to_owned());
                 self.store(url, set);
             }
         }
