@@ -106,6 +106,9 @@ pub struct Workload {
     pub concurrency: usize,
     pub rounds: usize,
     pub stream: bool,
+    /// Worker `i` starts `spread * i / concurrency` late: zero starts every worker at once (each
+    /// round then arrives as one burst); a stream's length spreads arrivals evenly over it.
+    pub spread: Duration,
 }
 
 /// Latencies of a run.
@@ -143,7 +146,9 @@ pub async fn streams(target: &Target, w: &Workload) -> Result<Run, String> {
     for i in 0..w.concurrency {
         let t = target.for_worker(i);
         let (rounds, stream) = (w.rounds, w.stream);
+        let late = w.spread.mul_f64(i as f64 / w.concurrency as f64);
         tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(late).await;
             let mut out = Vec::with_capacity(rounds);
             for _ in 0..rounds {
                 out.push(one(&t, stream).await?);

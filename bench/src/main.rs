@@ -60,11 +60,18 @@ async fn run(args: Args) -> Result<(), String> {
     let direct = Target::direct(&fake.url);
     let via = Target::gateway(&gateway.url);
     let mut rows = Vec::new();
-    for concurrency in [1usize, 64] {
+    // About one stream's length: 20 deltas 10 ms apart, and the answer's head and tail.
+    let stream_len = Duration::from_millis(270);
+    for (label, concurrency, spread) in [
+        ("1", 1usize, Duration::ZERO),
+        ("64, arriving together", 64, Duration::ZERO),
+        ("64, arrivals spread over a stream", 64, stream_len),
+    ] {
         let w = Workload {
             concurrency,
             rounds: args.rounds,
             stream: true,
+            spread,
         };
         // Warm both paths (connection pools, credentials, caches).
         load::streams(&direct, &Workload { rounds: 2, ..w }).await?;
@@ -72,7 +79,7 @@ async fn run(args: Args) -> Result<(), String> {
         let d = load::streams(&direct, &w).await?;
         let g = load::streams(&via, &w).await?;
         rows.push((
-            concurrency,
+            label,
             Summary::of(&d.ttfb),
             Summary::of(&g.ttfb),
             Summary::of(&d.total),
@@ -104,6 +111,7 @@ async fn run(args: Args) -> Result<(), String> {
         concurrency: 64,
         rounds: args.rounds,
         stream: true,
+        spread: Duration::ZERO,
     };
     load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
     let plain = load::streams(&via, &w).await?;
