@@ -368,6 +368,7 @@ fn approve_signs_in_at_the_idp_and_the_poll_gets_a_token() {
         let violations = csp_violations(&log);
         assert!(violations.is_empty(), "{violations:?}");
         s.gw.assert_no_secrets();
+        s.gw.assert_absent(&[&s.idp.client_secret]);
         eprintln!("approve in Chromium took {:?}", t0.elapsed());
     });
 }

@@ -123,7 +123,8 @@ fn the_real_client_takes_its_group_policy() {
         "nothing outside the allowlist reached Bedrock"
     );
 
-    // The allowed model works, and the client left the denied tool out of what it offered.
+    // The allowed model works, and the client left the denied tool out of what it offered: the
+    // gateway, which would strip it too, never had to.
     let out = claude.print_with(
         &["--model", "claude-haiku-4-5", "Say hi"],
         Duration::from_secs(90),
@@ -141,4 +142,9 @@ fn the_real_client_takes_its_group_policy() {
         assert!(tools.iter().any(|t| t == "Read"), "{tools:?}");
         assert!(!tools.iter().any(|t| t == "WebFetch"), "{tools:?}");
     }
+    assert!(
+        s.gw.audit("policy.tool_denied").is_empty(),
+        "the client offered the denied tool: {:?}",
+        s.gw.audit("policy.tool_denied")
+    );
 }

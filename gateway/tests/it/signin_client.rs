@@ -64,7 +64,10 @@ fn the_real_client_signs_in_works_and_refreshes() {
         "the IdP's token reached a log line"
     );
 
-    // One prompt through the gateway to the double; the client refreshed first.
+    // One prompt through the gateway to the double, from `claude -p` alone (the interactive
+    // client, which could refresh too, has quit); it refreshes first.
+    claude.quit();
+    let refreshes_before = s.gw.audit("session.refresh").len();
     let out = claude.print("Say hello");
     assert!(out.contains("Hello from the Bedrock double."), "{out}");
     let inference = s.gw.audit("inference");
@@ -85,6 +88,25 @@ fn the_real_client_signs_in_works_and_refreshes() {
         refreshed.iter().all(|e| e["result"] == "success"),
         "{refreshed:?}"
     );
+    let order: Vec<String> =
+        s.gw.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|e| e["evt"].as_str().map(str::to_owned))
+            .filter(|e| e == "session.refresh" || e == "inference")
+            .collect();
+    let refresh_at = order
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| *e == "session.refresh")
+        .nth(refreshes_before)
+        .map(|(i, _)| i)
+        .unwrap_or_else(|| panic!("claude -p did not refresh: {order:?}"));
+    let inference_at = order.iter().position(|e| e == "inference").unwrap();
+    assert!(
+        refresh_at < inference_at,
+        "refresh before the request: {order:?}"
+    );
     let after = claude.credentials();
     let new_jwt = after["enterpriseGateway"]["jwt"].as_str().unwrap();
     assert_ne!(new_jwt, jwt, "the client stored the refreshed token");
@@ -93,8 +115,11 @@ fn the_real_client_signs_in_works_and_refreshes() {
         .as_str()
         .unwrap();
     assert_ne!(new_rt, idp_refresh, "the IdP's rotated refresh token");
-    assert!(s.idp.logs().contains("POST /token 200"), "{}", s.idp.logs());
+    // Two code-or-refresh grants at the IdP: the sign-in's code exchange and the refresh.
+    let idp_log = s.idp.logs();
+    assert!(idp_log.matches("POST /token 200").count() >= 2, "{idp_log}");
     s.gw.assert_no_secrets();
+    s.gw.assert_absent(&[&s.idp.client_secret]);
 
     eprintln!(
         "real client on our gateway: signed in after {signed_in:?}, answered and refreshed \

@@ -370,6 +370,7 @@ fn device_flow_with(method: &str) {
         assert_eq!(results(&s.gw, "session.refresh").len(), 3);
     });
     s.gw.assert_no_secrets();
+    s.gw.assert_absent(&[&s.idp.client_secret]);
     let out = format!("{}{}", s.gw.stdout(), s.gw.stderr());
     assert!(
         !out.contains(&s.idp.client_secret),
@@ -778,4 +779,5 @@ fn over_https_the_browser_cookie_is_host_prefixed_and_secure() {
         assert_eq!(claims["sub"], "alice");
     });
     s.gw.assert_no_secrets();
+    s.gw.assert_absent(&[&s.idp.client_secret]);
 }

@@ -289,6 +289,10 @@ fn the_templates_read_what_the_real_client_sends() {
     // The client's default model is outside the policy's list: the gateway answers 400.
     let out = claude.print_with(&["Once more"], Duration::from_secs(90));
     assert_ne!(out.status, Some(0), "{out:?}");
+    assert!(
+        !s.gw.audit("policy.blocked").is_empty(),
+        "the gateway refused the default model: {out:?}"
+    );
 
     // The client flushes on exit; the relay forwards at once. Wait for what the templates read.
     let wanted_events = [
@@ -333,9 +337,26 @@ fn the_templates_read_what_the_real_client_sends() {
         checked += check_query(&c, q);
     }
 
-    // The collector's metric declarations, for the metrics the client sent.
+    // The collector's metric declarations. Every client metric they name was sent in this run,
+    // except those this run cannot produce (no commit, pull request or file edit happened): a
+    // misspelled name fails here.
+    const NOT_EXERCISED: &[&str] = &[
+        "claude_code.commit.count",
+        "claude_code.pull_request.count",
+        "claude_code.lines_of_code.count",
+        "claude_code.code_edit_tool.decision",
+    ];
     let declarations = metric_declarations(&template("collector.yaml"));
     assert!(declarations.len() >= 5, "{declarations:?}");
+    for name in declarations.iter().flat_map(|(names, _)| names) {
+        if name.starts_with("claude_code.") && !NOT_EXERCISED.contains(&name.as_str()) {
+            assert!(
+                c.metrics.contains_key(name),
+                "collector.yaml declares {name}, which the client did not send (it sent {:?})",
+                c.metrics.keys().collect::<Vec<_>>()
+            );
+        }
+    }
     for (names, dims) in &declarations {
         for name in names.iter().filter(|n| c.metrics.contains_key(*n)) {
             for dim in dims.iter().flatten() {

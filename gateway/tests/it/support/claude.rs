@@ -482,28 +482,25 @@ impl Claude {
             .split_whitespace()
             .next()?
             .to_owned();
-        // The browser is launched around when the screen shows the code.
-        let mut complete = None;
-        for _ in 0..20 {
-            complete = self
+        // The browser is launched around when the screen shows the code; what it was asked to
+        // open is the verification link the client built.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let verification_uri_complete = loop {
+            let opened = self
                 .opened_urls()
                 .into_iter()
                 .rev()
                 .find(|u| u.contains(&user_code));
-            if complete.is_some() {
-                break;
+            if let Some(url) = opened {
+                break url;
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!(
+                    "the client showed code {user_code} but did not open a browser on it"
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
-        let verification_uri_complete = complete.unwrap_or_else(|| {
-            format!(
-                "{verification_uri}?user_code={}",
-                percent_encoding::utf8_percent_encode(
-                    &user_code,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            )
-        });
+        };
         Some(DeviceLogin {
             user_code,
             verification_uri,
@@ -650,12 +647,20 @@ impl Claude {
 }
 
 impl Drop for Claude {
-    /// Ends the tmux server and waits for the client to exit (it writes its state on the way
-    /// out), so the throwaway folder can go.
     fn drop(&mut self) {
+        self.quit();
+    }
+}
+
+impl Claude {
+    /// Ends the interactive client (its tmux server) and waits for it to exit: it writes its
+    /// state on the way out, and stops refreshing its token in the background. Nothing happens
+    /// when it is not running.
+    pub fn quit(&mut self) {
         if !self.started {
             return;
         }
+        self.started = false;
         let panes = self
             .tmux()
             .args(["list-panes", "-a", "-F", "#{pane_pid}"])

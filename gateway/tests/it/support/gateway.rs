@@ -199,10 +199,21 @@ impl Gateway {
         std::fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
     }
 
-    /// Asserts that no secret of the test config reached stdout or stderr.
+    /// Asserts that no secret of the test configs (the session secret, the upstream keys of the
+    /// test config and of the Bedrock double) reached stdout or stderr.
     pub fn assert_no_secrets(&self) {
+        self.assert_absent(&[
+            JWT_SECRET,
+            "test-aws-secret",
+            "idp-client-secret",
+            "fake-bedrock-secret-key",
+        ]);
+    }
+
+    /// Asserts that none of `secrets` reached stdout or stderr.
+    pub fn assert_absent(&self, secrets: &[&str]) {
         let out = format!("{}{}", self.stdout(), self.stderr());
-        for secret in [JWT_SECRET, "test-aws-secret", "idp-client-secret"] {
+        for secret in secrets {
             assert!(!out.contains(secret), "a log line carries a secret:\n{out}");
         }
     }
