@@ -157,6 +157,15 @@ impl Gateway {
     pub fn wait_healthy(&self, within: Duration) {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
+            // A gateway that exited (bad config, port taken) will not come up: say so now, and
+            // never take another process's answer on the port for ours.
+            if !super::Process::of(self.pid()).is_some_and(|p| p.alive()) {
+                panic!(
+                    "the gateway exited before it was healthy:\n{}\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
