@@ -56,9 +56,7 @@ fn the_real_client_takes_its_group_policy() {
     assert_eq!(served[0]["result"], "served");
 
     // The client's model picker offers the policy's list and nothing else.
-    claude.type_text("/model");
-    std::thread::sleep(Duration::from_millis(300));
-    claude.keys(&["Enter"]);
+    claude.command("/model");
     let picker = claude.wait_screen("the model picker", Duration::from_secs(30), |s| {
         s.contains("Select model") && s.contains("(claude-")
     });

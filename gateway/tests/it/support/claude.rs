@@ -302,6 +302,21 @@ impl Claude {
         self.tmux_ok(&["capture-pane", "-p", "-J", "-t", SESSION])
     }
 
+    /// Types a slash command at the prompt and, once the input line shows it, presses Enter.
+    #[track_caller]
+    pub fn command(&self, command: &str) {
+        self.type_text(command);
+        let typed = format!("❯ {command}");
+        self.wait_screen(
+            &format!("{command} in the input line"),
+            Duration::from_secs(10),
+            |s| s.contains(&typed),
+        );
+        // Let the command menu settle on the typed command before confirming it.
+        std::thread::sleep(Duration::from_millis(300));
+        self.keys(&["Enter"]);
+    }
+
     /// Waits until the screen satisfies `ready` and returns it; fails the test, naming `what`,
     /// after `timeout`.
     #[track_caller]
@@ -454,9 +469,7 @@ impl Claude {
                 self.press_continue(&screen);
             } else if at_prompt(&screen) && !typed_login {
                 self.act(&screen, "type /login");
-                self.type_text("/login");
-                std::thread::sleep(Duration::from_millis(300));
-                self.keys(&["Enter"]);
+                self.command("/login");
                 typed_login = true;
                 self.settle(&screen, Duration::from_secs(5));
             } else if screen.contains("[claude exited with status") {
