@@ -82,6 +82,20 @@ pub async fn callback(
     };
     let presented = cookie(&headers, cookie_name(secure)).map(|c| sha256_hex(&c));
     if !presented.is_some_and(|h| same(&h, &st.browser)) {
+        // A link whose sign-in is over (a reload of the success page, whose cookie is gone) can
+        // complete nothing: say it was used rather than blame the browser.
+        let over = matches!(
+            grant::load(&state.store, &state.sealer, &st.grant, now).await,
+            Ok(ref g) if g.as_ref().is_none_or(|g| g.status != Status::Pending)
+        );
+        if over {
+            ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Already used",
+                "This device code has already been used or has expired.",
+            );
+        }
         ctx.audit(
             &state,
             "device.callback",
