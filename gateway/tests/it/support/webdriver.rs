@@ -89,8 +89,12 @@ impl Browser {
         std::fs::create_dir(&profile).expect("profile dir");
         let driver_port = super::pg::free_port();
         let log = std::fs::File::create(dir.path().join("chromedriver.log")).expect("log file");
+        use std::os::unix::process::CommandExt;
+        // Its own process group, which the Chromium it starts joins: dropping the browser ends
+        // both, even when the session never came up.
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={driver_port}"))
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -356,6 +360,12 @@ impl Drop for Browser {
     fn drop(&mut self) {
         self.quit();
         if let Some(mut c) = self.driver.take() {
+            // The group's id is chromedriver's pid, which stays ours until it is reaped below.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }
