@@ -34,8 +34,8 @@ fn policy(group: Option<&String>, rules: &PolicyRules) -> Result<Policy, String>
     if !rules.models.is_empty() {
         cli.insert("availableModels".into(), json!(rules.models));
         cli.insert("enforceAvailableModels".into(), Value::Bool(true));
-        // Claude Code starts on Opus; a list without it needs a starting model from the list.
-        if !rules.models.iter().any(|m| m.contains("opus")) {
+        // A list without the client's starting model needs a starting model from the list.
+        if !claude_gateway::policy::allows_default_model(&rules.models) {
             cli.insert("model".into(), json!(rules.models[0]));
         }
     }

@@ -68,12 +68,9 @@ impl Policies {
     /// allowlist without `model` that leaves out the client's default model (Opus), so every
     /// developer under it gets a 400 until they pick another model.
     pub fn lint(&self) -> Vec<String> {
-        let ps = &self.cfg.policies;
-        let base: Vec<usize> = (0..ps.len())
-            .filter(|i| matcher::is_catch_all(&ps[*i].matcher))
-            .collect();
+        let base = self.base();
         let mut out = Vec::new();
-        for i in 0..ps.len() {
+        for i in 0..self.cfg.policies.len() {
             let mut indices = base.clone();
             if !indices.contains(&i) {
                 indices.push(i);
@@ -82,8 +79,7 @@ impl Policies {
             let Some(models) = &eff.available_models else {
                 continue;
             };
-            let default_allowed = models.iter().any(|m| m.contains("opus"));
-            if eff.settings.get("model").is_none() && !default_allowed {
+            if eff.settings.get("model").is_none() && !allows_default_model(models) {
                 out.push(format!(
                     "managed.policies[{i}]: availableModels leaves out Claude Code's default model \
                      (Opus) and sets no `model`; its developers get 400s until they pick one. Set \
@@ -123,13 +119,19 @@ impl Policies {
         Some(eff)
     }
 
+    /// The catch-all policies (`match: {}`): the base layer under every other.
+    fn base(&self) -> Vec<usize> {
+        let ps = &self.cfg.policies;
+        (0..ps.len())
+            .filter(|i| matcher::is_catch_all(&ps[*i].matcher))
+            .collect()
+    }
+
     /// The indices to merge for `who`: catch-alls first (the base), then the first matching
     /// policy (`first_match`) or every matching policy in order (`layered`).
     fn select(&self, who: &Identity) -> Option<Vec<usize>> {
         let ps = &self.cfg.policies;
-        let base: Vec<usize> = (0..ps.len())
-            .filter(|i| matcher::is_catch_all(&ps[*i].matcher))
-            .collect();
+        let base = self.base();
         let specific = (0..ps.len()).filter(|i| {
             !matcher::is_catch_all(&ps[*i].matcher) && matcher::matches(&ps[*i].matcher, who)
         });
@@ -193,6 +195,12 @@ impl Policies {
     }
 }
 
+/// Whether a model allowlist admits the model Claude Code starts on when settings name none
+/// (Opus, as of 2.1.328): any entry naming an Opus model or the `opus` alias.
+pub fn allows_default_model(models: &[String]) -> bool {
+    models.iter().any(|m| m.contains("opus"))
+}
+
 /// The OTLP environment pushed to clients when the gateway relays telemetry: a base layer under
 /// the policies' own `env`, so a policy can still point its clients elsewhere.
 fn telemetry_env(cfg: &Config) -> Map<String, Value> {
@@ -227,23 +235,6 @@ fn telemetry_env(cfg: &Config) -> Map<String, Value> {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn lint_names_an_allowlist_without_the_default_model() {
-        let cfg = crate::config::load(
-            "listen: {host: 127.0.0.1}\nupstreams: [{provider: bedrock, region: us-east-1}]\nsession: {jwt_secret: 0123456789abcdef0123456789abcdef}\nstore: {postgres_url: 'postgres://x@127.0.0.1:1/x'}\noidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}\nmanaged:\n  policies:\n    - match: {groups: [a]}\n      cli: {availableModels: [claude-haiku-4-5]}\n    - match: {groups: [b]}\n      cli: {availableModels: [claude-haiku-4-5], model: claude-haiku-4-5}\n    - match: {groups: [c]}\n      cli: {availableModels: [opus, claude-haiku-4-5]}\n    - match: {}\n      cli: {env: {A: '1'}}\n",
-            &crate::config::MapEnv::new(),
-        )
-        .map(|l| l.config)
-        .unwrap_or_else(|e| panic!("{e}"));
-        let warnings = Policies::new(&cfg).map(|p| p.lint()).unwrap_or_default();
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(
-            warnings[0].starts_with("managed.policies[0]:"),
-            "{warnings:?}"
-        );
-    }
-
     use super::*;
     use crate::config::{load, MapEnv};
     use serde_json::json;
@@ -357,6 +348,20 @@ mod tests {
                 .effective(&who(&["eng"], "a@example.com"))
                 .unwrap()
                 .checksum
+        );
+    }
+
+    #[test]
+    fn lint_names_an_allowlist_without_the_default_model() {
+        let p = policies(
+            "  policies:\n    - match: {groups: [a]}\n      cli: {availableModels: [claude-haiku-4-5]}\n    - match: {groups: [b]}\n      cli: {availableModels: [claude-haiku-4-5], model: claude-haiku-4-5}\n    - match: {groups: [c]}\n      cli: {availableModels: [opus, claude-haiku-4-5]}\n    - match: {}\n      cli: {env: {A: '1'}}",
+            "",
+        );
+        let warnings = p.lint();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("managed.policies[0]:"),
+            "{warnings:?}"
         );
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 use testkit::{Behavior, FakeBedrock, Options};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::gateway::{config_with, double_upstream, token, Gateway};
 use crate::support::pg::shared;
 
 const WRITE: &str = "write-key-0123456789abcdef0123456789";
@@ -16,12 +16,7 @@ const WRITE: &str = "write-key-0123456789abcdef0123456789";
 async fn captured() -> BTreeMap<String, BTreeSet<String>> {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let extra = format!(
         "admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\nmanaged:\n  enforce_tool_denials: true\n  policies:\n    - match: {{}}\n      cli: {{permissions: {{deny: [WebFetch]}}}}\n      rate_limits: {{user: {{requests_per_minute: 6}}}}\n"

@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use testkit::{Behavior, FakeBedrock, Options, Reply};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::gateway::{bedrock_upstream, config_with, double_upstream, token, Gateway};
 use crate::support::pg::{free_port, shared};
 
 struct Setup {
@@ -20,12 +20,7 @@ struct Setup {
 async fn setup(extra: &str) -> Setup {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let extra = extra.to_owned();
     let gw = tokio::task::spawn_blocking(move || {

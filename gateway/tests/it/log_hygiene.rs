@@ -5,7 +5,7 @@
 use serde_json::json;
 use testkit::{FakeBedrock, Options};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway, JWT_SECRET};
+use crate::support::gateway::{config_with, double_upstream, token, Gateway, JWT_SECRET};
 use crate::support::otlp::Receiver;
 use crate::support::pg::shared;
 
@@ -17,12 +17,7 @@ async fn nothing_secret_reaches_the_logs() {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let collector = Receiver::start().await;
     let o = Options::default();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let extra = format!(
         "admin:\n  write_keys: [{{id: ops, key: {ADMIN_KEY}}}]\naudit: {{prompt_hash_key: prompt-hash-key-0123456789abcdef0123}}\ntelemetry:\n  forward_to: [{{url: '{}', headers: {{Authorization: 'Bearer collector-secret-token'}}}}]\n",

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::gateway::{config, token, Gateway};
+use crate::support::gateway::{config, double_upstream, token, Gateway};
 use crate::support::http::{get, raw};
 use crate::support::pg::shared;
 
@@ -225,16 +225,11 @@ fn a_replayed_call_of_a_denied_tool_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_tool_never_reaches_the_upstream() {
-    use crate::support::gateway::{bedrock_upstream, config_with};
+    use crate::support::gateway::config_with;
     use testkit::{FakeBedrock, Options};
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let gw = tokio::task::spawn_blocking(move || {
         Gateway::start(|port| config_with(port, &url, &ups, MANAGED), &[])

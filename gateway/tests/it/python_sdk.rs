@@ -4,19 +4,14 @@ use std::process::Command;
 
 use testkit::{FakeBedrock, Options};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::gateway::{config_with, double_upstream, token, Gateway};
 use crate::support::pg::shared;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_anthropic_python_sdk_works_through_the_gateway() {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let gw = tokio::task::spawn_blocking(move || {
         Gateway::start(|port| config_with(port, &url, &ups, ""), &[])

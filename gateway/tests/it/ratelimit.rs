@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::gateway::{config, token, Gateway};
+use crate::support::gateway::{config, double_upstream, token, Gateway};
 use crate::support::pg::shared;
 
 const LIMITS: &str = "managed:
@@ -88,7 +88,7 @@ async fn limits_hold_per_user_per_group_and_across_replicas() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_streams_and_tokens_per_minute_are_limited() {
-    use crate::support::gateway::{bedrock_upstream, config_with};
+    use crate::support::gateway::config_with;
     use futures_util::StreamExt;
     use testkit::{Behavior, FakeBedrock, Options, Reply};
     // Slow streams (10 tokens of output each), two at a time, 25 tokens a minute.
@@ -99,12 +99,7 @@ async fn open_streams_and_tokens_per_minute_are_limited() {
         ..Options::default()
     };
     let fake = FakeBedrock::start(opts.clone()).await.unwrap();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &opts.access_key_id,
-        &opts.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &opts);
     let url = shared().new_db();
     let limits = "managed:\n  policies:\n    - match: {}\n      cli: {env: {A: '1'}}\n      rate_limits:\n        user: {concurrent_streams: 2, tokens_per_minute: 25}\n";
     let gw = tokio::task::spawn_blocking(move || {

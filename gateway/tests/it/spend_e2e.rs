@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use testkit::{Behavior, FakeBedrock, Options, Reply};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::gateway::{config_with, double_upstream, token, Gateway};
 use crate::support::pg::shared;
 
 const WRITE: &str = "write-key-0123456789abcdef0123456789";
@@ -21,12 +21,7 @@ async fn concurrent_requests_never_overshoot_and_every_cost_is_recorded() {
         ..Options::default()
     };
     let fake = FakeBedrock::start(opts.clone()).await.unwrap();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &opts.access_key_id,
-        &opts.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &opts);
     let url = shared().new_db();
     let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\n");
     let (u1, u2, x1, x2, p1, p2) = (

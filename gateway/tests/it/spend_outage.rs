@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use testkit::{Behavior, FakeBedrock, Options, Reply};
 
-use crate::support::gateway::{bedrock_upstream, config_with, token, Gateway};
+use crate::support::gateway::{config_with, double_upstream, token, Gateway};
 use crate::support::pg::Cluster;
 
 const WRITE: &str = "write-key-0123456789abcdef0123456789";
@@ -18,12 +18,7 @@ async fn setup(pg: &Cluster, fail_closed: bool) -> (FakeBedrock, Gateway, String
         ..Options::default()
     };
     let fake = FakeBedrock::start(opts.clone()).await.unwrap();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &opts.access_key_id,
-        &opts.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &opts);
     let url = pg.new_db();
     let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\nenforcement: {{fail_closed_on_error: {fail_closed}}}\n");
     let u = url.clone();
@@ -159,12 +154,7 @@ async fn a_gateway_killed_mid_stream_leaves_only_an_expiring_reservation() {
         ..Options::default()
     };
     let fake = FakeBedrock::start(opts.clone()).await.unwrap();
-    let ups = bedrock_upstream(
-        "bedrock",
-        &fake.url(),
-        &opts.access_key_id,
-        &opts.secret_access_key,
-    );
+    let ups = double_upstream(&fake, &opts);
     let url = pg.new_db();
     let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\n");
     let u = url.clone();

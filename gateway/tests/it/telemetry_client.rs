@@ -89,19 +89,10 @@ fn capture(rx: &Receiver) -> Captured {
 
 /// A reply that asks the client to read `path`.
 fn read_tool_reply(path: &str) -> Reply {
-    let input = json!({ "file_path": path }).to_string();
-    Reply {
-        events: vec![
-            json!({"type": "message_start", "message": {"id": "msg_bdrk_read", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 30, "output_tokens": 1}}}),
-            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_read_01", "name": "Read", "input": {}}}),
-            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": input}}),
-            json!({"type": "content_block_stop", "index": 0}),
-            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 20}}),
-            json!({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": 30, "outputTokenCount": 20, "invocationLatency": 50, "firstByteLatency": 10}}),
-        ],
-        delay_between: Duration::ZERO,
-        first_delay: Duration::ZERO,
-    }
+    Reply::builder("m")
+        .usage(30, 20)
+        .tool_use("toolu_read_01", "Read", &json!({ "file_path": path }))
+        .build()
 }
 
 fn template(name: &str) -> String {

@@ -1,7 +1,6 @@
 //! A real `claude-gateway` process for end-to-end tests: written config, free port, captured
 //! output, stopped on drop.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -31,6 +30,16 @@ pub fn bedrock_upstream(name: &str, url: &str, key_id: &str, secret: &str) -> St
     region: us-east-1
     base_url: {url}
     auth: {{aws_access_key_id: {key_id}, aws_secret_access_key: {secret}}}"
+    )
+}
+
+/// The upstream entry, named `bedrock`, for a running double started with `opts`.
+pub fn double_upstream(double: &testkit::FakeBedrock, opts: &testkit::Options) -> String {
+    bedrock_upstream(
+        "bedrock",
+        &double.url(),
+        &opts.access_key_id,
+        &opts.secret_access_key,
     )
 }
 
@@ -67,7 +76,6 @@ oidc: {{{oidc}}}
 }
 
 /// The `oidc` body for the test IdP, with the IdP's client authentication method.
-#[allow(dead_code)] // used by later suites
 pub fn oidc_for(idp: &super::idp::Idp, method: &str) -> String {
     format!(
         "issuer: '{}', client_id: {}, client_secret: {}, token_endpoint_auth_method: {method}",
@@ -142,12 +150,6 @@ impl Gateway {
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
-    #[allow(dead_code)] // used by later suites
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
@@ -194,7 +196,6 @@ impl Gateway {
     }
 
     /// The audit events named `evt` written so far (stdout's JSON lines).
-    #[allow(dead_code)] // used by later suites
     pub fn audit(&self, evt: &str) -> Vec<serde_json::Value> {
         self.stdout()
             .lines()
@@ -256,12 +257,6 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
-    }
-
-    /// The directory holding the config and logs.
-    #[allow(dead_code)] // used by later suites
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::Value;
 use testkit::{FakeBedrock, Options as BedrockOptions};
 
 use super::claude::Claude;
-use super::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
+use super::gateway::{config_oidc, double_upstream, oidc_for, Gateway, JWT_SECRET};
 use super::idp::{Idp, TestUser};
 use super::pg::{free_port, shared};
 
@@ -32,12 +32,7 @@ pub fn stack(
         .block_on(FakeBedrock::start(BedrockOptions::default()))
         .unwrap();
     let o = BedrockOptions::default();
-    let upstream = bedrock_upstream(
-        "bedrock",
-        &bedrock.url(),
-        &o.access_key_id,
-        &o.secret_access_key,
-    );
+    let upstream = double_upstream(&bedrock, &o);
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let idp = Idp::start(users, &format!("{base}/oauth/callback"));
