@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway};
-use crate::support::idp::{Idp, TestUser};
-use crate::support::pg::{free_port, shared};
+use crate::support::gateway::Gateway;
+use crate::support::idp::{Idp, IdpOptions, TestUser};
+use crate::support::stack::signin_only;
 use crate::support::webdriver::{Browser, LogEntry};
 use crate::support::{jwt_claims, runtime};
 
@@ -26,28 +26,8 @@ struct Stack {
 }
 
 fn stack() -> Stack {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let idp = Idp::start(
-        &[TestUser::new("alice").groups(&["eng"])],
-        &format!("{base}/oauth/callback"),
-    );
-    // Nothing here reaches an upstream: a dead one will do.
-    let upstream = bedrock_upstream(
-        "bedrock",
-        "http://127.0.0.1:9",
-        "AKIATESTTESTTEST",
-        "test-aws-secret",
-    );
-    let yaml = config_oidc(
-        port,
-        &shared().new_db(),
-        &upstream,
-        &oidc_for(&idp, "client_secret_basic"),
-        "",
-    );
-    let gw = Gateway::spawn(&yaml, port, &[]);
-    gw.wait_healthy(Duration::from_secs(30));
+    let users = [TestUser::new("alice").groups(&["eng"])];
+    let (idp, gw, base) = signin_only(&users, IdpOptions::default(), "");
     Stack {
         idp,
         gw,

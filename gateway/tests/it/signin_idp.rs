@@ -16,6 +16,7 @@ use claude_gateway::config::Secret;
 use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
 use crate::support::idp::{Browser, Idp, IdpOptions, TestUser};
 use crate::support::pg::{free_port, shared};
+use crate::support::stack::signin_only;
 use crate::support::{query_param, runtime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -81,23 +82,11 @@ struct Stack {
 /// Starts the stack; `method` is the client authentication the IdP holds the gateway to, `gates`
 /// more of the `oidc` mapping (e.g. `, allowed_groups: [admins]`).
 fn stack(users: &[TestUser], method: &str, gates: &str) -> Stack {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let opts = IdpOptions {
         token_endpoint_auth_method: method.into(),
         ..IdpOptions::default()
     };
-    let idp = Idp::start_with(users, &[&format!("{base}/oauth/callback")], opts);
-    let upstream = bedrock_upstream(
-        "bedrock",
-        "http://127.0.0.1:9",
-        "AKIATESTTESTTEST",
-        "test-aws-secret",
-    );
-    let oidc = format!("{}{gates}", oidc_for(&idp, method));
-    let yaml = config_oidc(port, &shared().new_db(), &upstream, &oidc, "");
-    let gw = Gateway::spawn(&yaml, port, &[]);
-    gw.wait_healthy(Duration::from_secs(30));
+    let (idp, gw, base) = signin_only(users, opts, gates);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

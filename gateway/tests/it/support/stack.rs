@@ -7,8 +7,10 @@ use serde_json::Value;
 use testkit::{FakeBedrock, Options as BedrockOptions};
 
 use super::claude::Claude;
-use super::gateway::{config_oidc, double_upstream, oidc_for, Gateway, JWT_SECRET};
-use super::idp::{Idp, TestUser};
+use super::gateway::{
+    bedrock_upstream, config_oidc, double_upstream, oidc_for, Gateway, JWT_SECRET,
+};
+use super::idp::{Idp, IdpOptions, TestUser};
 use super::pg::{free_port, shared};
 
 /// Everything one real-client scenario needs: the double, the IdP, our gateway on a fixed port
@@ -91,4 +93,25 @@ pub fn sign_in(rt: &tokio::runtime::Runtime, s: &Stack, claude: &mut Claude, log
     let creds = claude.wait_signed_in(Duration::from_secs(60));
     claude.wait_ready(Duration::from_secs(60));
     creds
+}
+
+/// For tests that only sign in: the IdP (with `opts`) and our gateway in front of it, on a port
+/// the IdP knows the callback of, with an upstream nobody listens on. `gates` extends the `oidc`
+/// mapping (e.g. `, allowed_groups: [admins]`). Returns them with the gateway's base URL.
+pub fn signin_only(users: &[TestUser], opts: IdpOptions, gates: &str) -> (Idp, Gateway, String) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let method = opts.token_endpoint_auth_method.clone();
+    let idp = Idp::start_with(users, &[&format!("{base}/oauth/callback")], opts);
+    let upstream = bedrock_upstream(
+        "bedrock",
+        "http://127.0.0.1:9",
+        "AKIATESTTESTTEST",
+        "test-aws-secret",
+    );
+    let oidc = format!("{}{gates}", oidc_for(&idp, &method));
+    let yaml = config_oidc(port, &shared().new_db(), &upstream, &oidc, "");
+    let gw = Gateway::spawn(&yaml, port, &[]);
+    gw.wait_healthy(Duration::from_secs(30));
+    (idp, gw, base)
 }
