@@ -77,3 +77,56 @@ pub fn track(upstream: BoxStream<'static, reqwest::Result<Bytes>>, end: StreamEn
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::upstream::StreamOutcome;
+
+    /// Runs `events` (SSE frames) through `track`, reading `read` chunks before dropping the
+    /// stream; returns what it reported.
+    fn outcome(events: &[&str], read: usize) -> StreamOutcome {
+        let chunks: Vec<reqwest::Result<Bytes>> = events
+            .iter()
+            .map(|e| Ok(Bytes::from(e.to_string())))
+            .collect();
+        let seen = Arc::new(Mutex::new(None));
+        let sink = seen.clone();
+        let end: StreamEnd = Box::new(move |o| {
+            if let Ok(mut s) = sink.lock() {
+                *s = Some(o);
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        rt.block_on(async {
+            let mut stream = track(futures_util::stream::iter(chunks).boxed(), end);
+            for _ in 0..read {
+                let _ = stream.next().await;
+            }
+        });
+        let got = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        got.unwrap_or_else(|| panic!("no outcome reported"))
+    }
+
+    const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
+    const DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
+    const END: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":40}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn a_finished_stream_reports_the_upstream_count() {
+        let o = outcome(&[START, DELTA, DELTA, END], 4);
+        assert!(o.completed);
+        assert_eq!((o.usage.input_tokens, o.usage.output_tokens), (12, 40));
+    }
+
+    #[test]
+    fn an_abandoned_stream_reports_what_it_relayed() {
+        let o = outcome(&[START, DELTA, DELTA, DELTA, END], 4);
+        assert!(!o.completed);
+        assert_eq!((o.usage.input_tokens, o.usage.output_tokens), (12, 3));
+    }
+}
