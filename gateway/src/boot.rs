@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Env, Loaded};
+use crate::shutdown::{Phase, Shutdown};
 use crate::state::AppState;
 use crate::store::{connect_options, spawn_sweeper, Store, StoreError};
 use crate::telemetry::audit::Audit;
@@ -18,6 +19,8 @@ use crate::{http, server};
 
 /// Default drain window on SIGTERM.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(25);
+/// After the drain, how long the store gets to take what requests left to write.
+const SETTLE_WINDOW: Duration = Duration::from_secs(10);
 /// The variable that overrides the drain window, in milliseconds.
 pub const DRAIN_VAR: &str = "CLAUDE_GATEWAY_DRAIN_TIMEOUT_MS";
 
@@ -103,6 +106,7 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     state.readiness.ok_at(clock.now().unix_timestamp());
     log_banner(&state, local, tls.is_some());
 
+    // Background tasks stop once the last request has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
     let retention = state.config.admin.as_ref().map(|a| {
         (
@@ -111,53 +115,36 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
             a.identity_retention_days,
         )
     });
-    let sweeper = spawn_sweeper(store.clone(), clock, retention, stop_rx.clone());
-    tokio::spawn(watch_signals(stop_tx, drain));
+    let sweeper = spawn_sweeper(store.clone(), clock.clone(), retention, stop_rx.clone());
+    let settler = state.settler.spawn(store.clone(), clock.clone(), stop_rx);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(watch_signals(shutdown.clone(), drain));
 
-    let otel_state = state.clone();
-    let flusher = spawn_flusher(state.clone(), stop_rx.clone());
-    let finished = server::serve(listener, tls, http::router(state), stop_rx, drain).await;
+    let kept = state.clone();
+    let finished = server::serve(listener, tls, http::router(state), shutdown, drain).await;
     if finished {
         tracing::info!("shutdown complete: every open request finished, none was cut");
     } else {
         tracing::warn!(
-            "drain window over after {} ms: closing the requests still open",
+            "drain window over after {} ms: open streams were ended with an in-band error",
             drain.as_millis()
         );
     }
-    sweeper.abort();
-    flusher.abort();
-    if let Some(meter) = &otel_state.meter {
-        let left = meter.flush(&otel_state).await;
-        if left > 0 {
-            tracing::error!("{left} spend settlements could not be written before exit");
-        }
+    // Every request has ended (or been cut): write their ends, then close the store.
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    let _ = settler.await;
+    let left = kept.settler.drain(&store, &clock, SETTLE_WINDOW).await;
+    if left > 0 {
+        tracing::error!("{left} request ends (spend settlements, stream slots) could not be written before exit");
+    } else {
+        tracing::info!("every request's spend and rate-limit accounting is written");
     }
-    tokio::task::spawn_blocking(move || otel_state.otel.shutdown())
+    tokio::task::spawn_blocking(move || kept.otel.shutdown())
         .await
         .ok();
     store.close().await;
     Ok(())
-}
-
-/// Writes spend settlements held during a store outage, every 5 seconds.
-fn spawn_flusher(state: AppState, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Some(meter) = state.meter.clone() else {
-            return;
-        };
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let left = meter.flush(&state).await;
-            if left > 0 {
-                tracing::warn!("{left} spend settlements still held: the store is not answering");
-            }
-        }
-    })
 }
 
 async fn bind(addr: &str) -> Result<TcpListener, BootError> {
@@ -210,7 +197,7 @@ fn log_banner(state: &AppState, local: SocketAddr, tls: bool) {
 }
 
 /// First SIGTERM or SIGINT starts the drain; a second one exits at once.
-async fn watch_signals(stop: watch::Sender<bool>, drain: Duration) {
+async fn watch_signals(stop: Shutdown, drain: Duration) {
     let mut count = 0;
     loop {
         if !next_signal().await {
@@ -222,7 +209,7 @@ async fn watch_signals(stop: watch::Sender<bool>, drain: Duration) {
                 "shutdown signal received: refusing new connections; open requests get up to {} ms to finish (set by {DRAIN_VAR})",
                 drain.as_millis()
             );
-            let _ = stop.send(true);
+            stop.advance(Phase::Draining);
         } else {
             tracing::warn!("second shutdown signal: exiting now");
             std::process::exit(1);

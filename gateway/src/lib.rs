@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: gateway.yaml, typed and validated before anything starts.
 //! - [`server`]: sockets, TLS, graceful shutdown.
+//! - [`shutdown`]: the phases of a stop, watched by the server and open streams.
 //! - [`http`]: the router and the layers every request crosses (request id, security headers,
 //!   size limits, client IP and CIDR rules), and the error envelope.
 //! - [`auth`]: session tokens (and, with sign-in, the device grant and OIDC relying party).
@@ -24,6 +25,7 @@ pub mod http;
 pub mod inference;
 pub mod policy;
 pub mod server;
+pub mod shutdown;
 pub mod spend;
 pub mod state;
 pub mod store;

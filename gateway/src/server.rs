@@ -11,11 +11,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::http::access::ConnPeer;
+use crate::shutdown::{Phase, Shutdown};
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,13 +66,17 @@ pub fn tls_acceptor(cert_path: &str, key_path: &str) -> Result<TlsAcceptor, TlsE
     Ok(TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Serves `app` on `listener` until `shutdown` turns true, then drains for at most `drain`.
+/// After the drain window, how long streams ended in-band get to reach their clients.
+const CUT_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until the stop begins, then drains for at most `drain`; past it,
+/// cuts what is still open (streams end with an in-band error) and waits a moment for that.
 /// Returns true when every connection finished inside the window.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: Shutdown,
     drain: Duration,
 ) -> bool {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -103,14 +107,24 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 spawn_connection(stream, peer, tls.clone(), app.clone(), builder.clone(), &graceful);
             }
-            _ = shutdown.changed() => break,
+            () = shutdown.reached(Phase::Draining) => break,
         }
     }
     drop(listener);
+    let all_closed = graceful.shutdown();
+    tokio::pin!(all_closed);
     tokio::select! {
-        () = graceful.shutdown() => true,
-        () = tokio::time::sleep(drain) => false,
+        () = &mut all_closed => return true,
+        () = tokio::time::sleep(drain) => {}
     }
+    shutdown.advance(Phase::Cut);
+    tokio::select! {
+        () = &mut all_closed => {}
+        () = tokio::time::sleep(CUT_GRACE) => {
+            tracing::warn!("connections still open {} ms after the cut: closing them", CUT_GRACE.as_millis());
+        }
+    }
+    false
 }
 
 fn spawn_connection(

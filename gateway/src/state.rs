@@ -67,6 +67,10 @@ pub struct State {
     pub meter: Option<Arc<Meter>>,
     /// Prices, for the cost the audit log reports (with or without metering).
     pub prices: crate::spend::prices::PriceBook,
+    /// Where requests' ends (settlements, rate-limit accounting) are queued for the store.
+    pub settler: crate::spend::settler::Settler,
+    /// The phases of a stop.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl AppState {
@@ -119,6 +123,8 @@ impl AppState {
             otel,
             prices,
             meter,
+            settler: crate::spend::settler::Settler::new(),
+            shutdown: crate::shutdown::Shutdown::new(),
         })))
     }
 }

@@ -918,6 +918,21 @@ pub struct Timeouts {
         deserialize_with = "lenient::de"
     )]
     pub stream_keepalive_ms: u64,
+    /// Extension: how long a request may wait for one of this replica's upstream slots
+    /// (`BUN_CONFIG_MAX_HTTP_REQUESTS`) before it is answered `529 overloaded_error`.
+    #[serde(
+        default = "Timeouts::default_upstream_slot_wait",
+        deserialize_with = "lenient::de"
+    )]
+    pub upstream_slot_wait_ms: u64,
+    /// Extension: how long admission may wait for the store to check and reserve spend. A store
+    /// that is up but busy past it gets `529 overloaded_error`; one that is down follows
+    /// `enforcement.fail_closed_on_error`.
+    #[serde(
+        default = "Timeouts::default_spend_check",
+        deserialize_with = "lenient::de"
+    )]
+    pub spend_check_ms: u64,
 }
 
 impl Timeouts {
@@ -927,6 +942,12 @@ impl Timeouts {
     fn default_keepalive() -> u64 {
         15_000
     }
+    fn default_upstream_slot_wait() -> u64 {
+        10_000
+    }
+    fn default_spend_check() -> u64 {
+        5_000
+    }
 }
 
 impl Default for Timeouts {
@@ -934,6 +955,8 @@ impl Default for Timeouts {
         Self {
             upstream_ttfb_ms: Self::default_ttfb(),
             stream_keepalive_ms: Self::default_keepalive(),
+            upstream_slot_wait_ms: Self::default_upstream_slot_wait(),
+            spend_check_ms: Self::default_spend_check(),
         }
     }
 }

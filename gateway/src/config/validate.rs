@@ -930,6 +930,14 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     if cfg.timeouts.stream_keepalive_ms < 100 {
         cx.err("timeouts.stream_keepalive_ms", "must be at least 100");
     }
+    for (k, v) in [
+        ("upstream_slot_wait_ms", cfg.timeouts.upstream_slot_wait_ms),
+        ("spend_check_ms", cfg.timeouts.spend_check_ms),
+    ] {
+        if !(1..=600_000).contains(&v) {
+            cx.err(format!("timeouts.{k}"), "must be 1 to 600000");
+        }
+    }
     for (k, w) in [
         ("device_authorization", cfg.rate_limits.device_authorization),
         ("device_verify", cfg.rate_limits.device_verify),

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// An inference rate limit refused the request.
     #[error("{}", .0.message)]
     RateLimited(Box<RateLimited>),
+    /// The gateway itself is saturated or stopping: the client should retry shortly (a `529
+    /// overloaded_error`, which the client retries).
+    #[error("{0}")]
+    Overloaded(&'static str),
 }
 
 /// A `429 rate_limit_error`.
@@ -69,6 +73,11 @@ pub struct Billing {
     pub headers: http::HeaderMap,
 }
 
+/// The API's status for an overloaded service.
+fn overloaded() -> StatusCode {
+    StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
 impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
@@ -85,6 +94,7 @@ impl ApiError {
             ApiError::AllFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Billing(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded(_) => overloaded(),
         }
     }
 
@@ -103,6 +113,7 @@ impl ApiError {
             ApiError::NotSupported(_) => "not_supported",
             ApiError::Billing(_) => "billing_error",
             ApiError::RateLimited(_) => "rate_limit_error",
+            ApiError::Overloaded(_) => "overloaded_error",
         }
     }
 }
@@ -134,6 +145,12 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited(r) = &self {
             res.headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from(r.retry_after));
+        }
+        if let ApiError::Overloaded(_) = &self {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            res.headers_mut()
+                .insert("x-should-retry", HeaderValue::from_static("true"));
         }
         if let ApiError::Billing(b) = &self {
             res.headers_mut().extend(b.headers.clone());

@@ -1,79 +1,33 @@
-//! `POST /v1/messages`: parse just enough of the body, pick upstreams, fail over before the first
-//! byte, then relay the answer (JSON or SSE, never buffered) and audit it when it ends.
+//! `POST /v1/messages`, as a pipeline: parse → policy → admission (one guard holds what it took)
+//! → upstream attempts with failover before the first byte → relay (JSON or SSE, never buffered)
+//! → settle and audit when the answer ends. The guard settles or releases exactly once, whichever
+//! way the request ends.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::body::RawObject;
 use super::dispatch::{candidates, Attempts};
+use super::record::Record;
 use super::usage::Usage;
 use crate::auth::caller::Caller;
-use crate::auth::token::Identity;
 use crate::http::edge::RequestId;
 use crate::http::error::ApiError;
+use crate::shutdown::{Phase, Shutdown};
 use crate::state::AppState;
 use crate::upstream::bedrock::translate::betas;
-use crate::upstream::{Call, Reply, StreamOutcome};
+use crate::upstream::{Call, Reply, SseStream, StreamOutcome};
 
-/// What the audit `inference` event records.
-struct Record {
-    state: AppState,
-    request_id: String,
-    who: Identity,
-    path: String,
-    model: String,
-    upstream: String,
-    provider_model: String,
-    started: Instant,
-    fingerprints: Option<crate::telemetry::prompt_hash::Fingerprints>,
-}
-
-impl Record {
-    /// The list-price (or contracted) cost of `usage` at this attempt's upstream, in USD.
-    fn cost_usd(&self, usage: &Usage) -> f64 {
-        let (rates, _) = self
-            .state
-            .prices
-            .rates(&self.upstream, &self.provider_model);
-        self.state.prices.cost_micros(&rates, usage, 0) as f64 / 1e6
-    }
-
-    fn emit(&self, status: u16, usage: Usage, extra: serde_json::Value) {
-        let mut fields = serde_json::json!({
-            "request_id": self.request_id,
-            "sub": self.who.sub,
-            "email": self.who.email,
-            "groups": self.who.groups,
-            "path": self.path,
-            "model": self.model,
-            "upstream": self.upstream,
-            "status": status,
-            "ms": self.started.elapsed().as_millis() as u64,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_input_tokens,
-            "cache_write_tokens": usage.cache_creation_input_tokens,
-            "cost_usd": self.cost_usd(&usage),
-        });
-        if let (Some(obj), serde_json::Value::Object(more)) = (fields.as_object_mut(), extra) {
-            obj.extend(more);
-        }
-        if let (Some(obj), Some(f)) = (fields.as_object_mut(), &self.fingerprints) {
-            obj.insert("prompt_hmac".into(), f.prompt.clone().into());
-            obj.insert("tool_input_hmacs".into(), f.tool_inputs.clone().into());
-        }
-        self.state.otel.tokens(&self.model, &usage);
-        self.state
-            .audit
-            .emit("inference", self.state.clock.now(), fields);
-    }
-}
+/// What a client is told when the gateway stops while its request is still open.
+const STOPPING: &str = "the gateway is restarting; retry the request";
 
 /// The handler.
 pub async fn messages(
@@ -100,48 +54,27 @@ pub async fn messages(
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
-    // Rate limits first: a refused request reserves nothing.
-    let limits = state
-        .policies
-        .as_ref()
-        .and_then(|p| p.effective(&who).and_then(|e| p.rate_limits(&e)));
-    let held = match &limits {
-        Some((index, l)) => Some(
-            crate::spend::ratelimit::admit(&state, &index.to_string(), &who, l, &obj, stream)
-                .await?,
-        ),
-        None => None,
-    };
-    // Admission: reserve the worst case under the caller's caps before anything goes upstream.
-    let ticket = match (&state.meter, targets.first()) {
-        (Some(meter), Some((first, provider_model))) => {
-            let (rates, _) = meter
-                .book
-                .rates(state.config.upstreams[*first].name(), provider_model);
-            let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
-            match meter
-                .admit(&state, &who, &rates, body.len(), max_tokens)
-                .await
-            {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    finish_limits(&state, held, 0);
-                    return Err(e);
-                }
-            }
-        }
-        _ => None,
-    };
-    let usage_headers = ticket
-        .as_ref()
-        .map(|t| t.headers.clone())
-        .unwrap_or_default();
+    let guard = super::admit::admit(
+        &state,
+        &who,
+        &rid,
+        &model,
+        &obj,
+        body.len(),
+        targets.first(),
+    )
+    .await?
+    .share();
+    let usage_headers = guard.headers();
 
     let mut attempts = Attempts::default();
     let mut obj = Some(obj);
     let last = targets.len() - 1;
     for (n, (index, provider_model)) in targets.into_iter().enumerate() {
-        let upstream_name = state.config.upstreams[index].name().to_owned();
+        let Some(client) = state.upstreams.clients.get(index) else {
+            return Err(ApiError::Internal);
+        };
+        let upstream = state.config.upstreams[index].name().to_owned();
         let body = if n == last {
             obj.take().unwrap_or_default()
         } else {
@@ -149,25 +82,32 @@ pub async fn messages(
                 .map(RawObject::clone_fields)
                 .unwrap_or_default()
         };
-        let permit = state
-            .upstreams
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| ApiError::Internal)?;
+        let permit = upstream_slot(&state).await?;
         let record = Record {
             state: state.clone(),
             request_id: rid.as_str().to_owned(),
             who: who.clone(),
             path: uri.path().to_owned(),
             model: model.clone(),
-            upstream: upstream_name.clone(),
+            upstream: upstream.clone(),
             provider_model: provider_model.clone(),
             started,
             fingerprints: fingerprints.clone(),
         };
-        let provider_model_for_price = provider_model.clone();
+        guard.serving(&upstream, &provider_model);
+        // A stream's end report owns the permit, so a stream counts against the cap until it ends.
+        let end = {
+            let (guard, record) = (guard.clone(), record.clone());
+            Box::new(move |out: StreamOutcome| {
+                drop(permit);
+                guard.finish(out.usage);
+                record.emit(
+                    200,
+                    out.usage,
+                    serde_json::json!({"stream": true, "completed": out.completed, "errored": out.errored}),
+                );
+            })
+        };
         let call = Call {
             body,
             model: provider_model,
@@ -176,53 +116,12 @@ pub async fn messages(
             headers: &headers,
             path_and_query,
         };
-        let Some(client) = state.upstreams.clients.get(index) else {
-            return Err(ApiError::Internal);
-        };
-        // The stream's end report owns the permit, so a stream counts against the cap until it ends.
-        let end_record = Record {
-            upstream: upstream_name.clone(),
-            ..record.clone_shallow()
-        };
-        let settle = settlement(
-            &state,
-            ticket.clone(),
-            held.clone(),
-            &upstream_name,
-            &provider_model_for_price,
-            &model,
-        );
-        let end = Box::new(move |out: StreamOutcome| {
-            drop(permit);
-            settle(out.usage);
-            end_record.emit(200, out.usage, serde_json::json!({"stream": true, "completed": out.completed, "errored": out.errored}));
-        });
         let attempt_started = Instant::now();
-        let result = client.messages(call, end).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(f) if f.failover => "failover",
-            Err(_) => "error",
+        let result = tokio::select! {
+            r = client.messages(call, end) => r,
+            () = state.shutdown.reached(Phase::Cut) => return Err(ApiError::Overloaded(STOPPING)),
         };
-        let metric_model = crate::telemetry::otel::low_cardinality_model(&model);
-        state.otel.m.upstream_duration.record(
-            attempt_started.elapsed().as_secs_f64() * 1000.0,
-            &[
-                opentelemetry::KeyValue::new("upstream", upstream_name.clone()),
-                opentelemetry::KeyValue::new("model", metric_model.clone()),
-                opentelemetry::KeyValue::new("outcome", outcome),
-            ],
-        );
-        if let Err(f) = &result {
-            state.otel.m.upstream_errors.add(
-                1,
-                &[
-                    opentelemetry::KeyValue::new("upstream", upstream_name.clone()),
-                    opentelemetry::KeyValue::new("model", metric_model),
-                    opentelemetry::KeyValue::new("error_type", f.kind),
-                ],
-            );
-        }
+        observe(&state, &upstream, &model, attempt_started, &result);
         match result {
             Ok(Reply::Json {
                 status,
@@ -230,111 +129,103 @@ pub async fn messages(
                 body,
                 usage,
             }) => {
-                settlement(
-                    &state,
-                    ticket.clone(),
-                    held.clone(),
-                    &upstream_name,
-                    &provider_model_for_price,
-                    &model,
-                )(usage);
+                guard.finish(usage);
                 record.emit(status.as_u16(), usage, serde_json::json!({"stream": false}));
                 let mut res = relay(status, h, Body::from(body), &rid);
-                res.headers_mut().extend(usage_headers.clone());
+                res.headers_mut().extend(usage_headers);
                 return Ok(res);
             }
             Ok(Reply::Stream { headers: h, body }) => {
+                let body = until_cut(body, state.shutdown.clone());
                 let mut res = relay(StatusCode::OK, h, Body::from_stream(body), &rid);
-                res.headers_mut().extend(usage_headers.clone());
+                res.headers_mut().extend(usage_headers);
                 return Ok(res);
             }
             Err(failure) => {
-                tracing::warn!(upstream = %upstream_name, status = failure.status.as_u16(), "upstream attempt failed: {}", failure.detail);
+                tracing::warn!(upstream = %upstream, status = failure.status.as_u16(), "upstream attempt failed: {}", failure.detail);
                 record.emit(
                     failure.status.as_u16(),
                     Usage::default(),
                     serde_json::json!({"error": failure.kind}),
                 );
                 if let Some(f) = attempts.record(failure) {
-                    release(&state, ticket);
-                    finish_limits(&state, held, 0);
                     return Err(ApiError::Upstream(Box::new(f)));
                 }
             }
         }
     }
-    release(&state, ticket);
-    finish_limits(&state, held, 0);
     Err(attempts.exhausted(state.config.upstreams.len()))
 }
 
-/// The settlement of an attempt at `upstream` serving `provider_model`: once called with the
-/// usage, the ticket settles at that cost.
-fn settlement(
-    state: &AppState,
-    ticket: Option<crate::spend::admission::Ticket>,
-    held: Option<crate::spend::ratelimit::Held>,
-    upstream: &str,
-    provider_model: &str,
-    model: &str,
-) -> impl FnOnce(Usage) + Send + 'static {
-    let meter = state.meter.clone();
-    let (state, upstream, provider_model, model) = (
-        state.clone(),
-        upstream.to_owned(),
-        provider_model.to_owned(),
-        model.to_owned(),
-    );
-    move |usage: Usage| {
-        finish_limits(
-            &state,
-            held,
-            usage.input_tokens + usage.output_tokens + usage.cache_creation_input_tokens,
-        );
-        if let (Some(meter), Some(ticket)) = (meter, ticket) {
-            let (rates, known) = meter.book.rates(&upstream, &provider_model);
-            if !known {
-                tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
+/// One of this replica's upstream slots, waited for at most `timeouts.upstream_slot_wait_ms`.
+async fn upstream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    let wait = Duration::from_millis(state.config.timeouts.upstream_slot_wait_ms);
+    let acquire = state.upstreams.permits.clone().acquire_owned();
+    match tokio::time::timeout(wait, acquire).await {
+        Ok(Ok(permit)) => Ok(permit),
+        Ok(Err(_)) => Err(ApiError::Internal),
+        Err(_) => {
+            tracing::warn!(
+                "every upstream slot stayed busy for {} ms: refusing (retryable)",
+                wait.as_millis()
+            );
+            Err(ApiError::Overloaded(
+                "the gateway is at its limit of requests in flight; retry shortly",
+            ))
+        }
+    }
+}
+
+/// Ends `body` with an in-band `overloaded_error` once the stop reaches its cut, dropping the
+/// upstream stream so its usage so far is reported and settled.
+fn until_cut(body: SseStream, shutdown: Shutdown) -> SseStream {
+    let cut = Box::pin(async move { shutdown.reached(Phase::Cut).await });
+    futures_util::stream::unfold(Some((body, cut)), |open| async move {
+        let (mut body, mut cut) = open?;
+        tokio::select! {
+            biased;
+            item = body.next() => item.map(|item| (item, Some((body, cut)))),
+            () = &mut cut => {
+                drop(body);
+                Some((Ok(super::sse::error("overloaded_error", STOPPING)), None))
             }
-            meter.settle(&state, ticket, rates, &model, usage);
         }
-    }
+    })
+    .boxed()
 }
 
-/// Counts a finished request's tokens against its rate limits and frees its stream slots.
-fn finish_limits(state: &AppState, held: Option<crate::spend::ratelimit::Held>, tokens: u64) {
-    if let Some(held) = held {
-        let state = state.clone();
-        tokio::spawn(async move { crate::spend::ratelimit::finish(&state, &held, tokens).await });
-    }
-}
-
-/// Releases a reservation when no upstream served the request.
-fn release(state: &AppState, ticket: Option<crate::spend::admission::Ticket>) {
-    if let (Some(meter), Some(ticket)) = (&state.meter, ticket) {
-        meter.settle(
-            state,
-            ticket,
-            crate::spend::prices::UNKNOWN,
-            "none",
-            Usage::default(),
+/// The attempt's duration and errors, as the gateway's own metrics.
+fn observe(
+    state: &AppState,
+    upstream: &str,
+    model: &str,
+    started: Instant,
+    result: &Result<Reply, crate::upstream::Failure>,
+) {
+    use opentelemetry::KeyValue;
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(f) if f.failover => "failover",
+        Err(_) => "error",
+    };
+    let model = crate::telemetry::otel::low_cardinality_model(model);
+    state.otel.m.upstream_duration.record(
+        started.elapsed().as_secs_f64() * 1000.0,
+        &[
+            KeyValue::new("upstream", upstream.to_owned()),
+            KeyValue::new("model", model.clone()),
+            KeyValue::new("outcome", outcome),
+        ],
+    );
+    if let Err(f) = result {
+        state.otel.m.upstream_errors.add(
+            1,
+            &[
+                KeyValue::new("upstream", upstream.to_owned()),
+                KeyValue::new("model", model),
+                KeyValue::new("error_type", f.kind),
+            ],
         );
-    }
-}
-
-impl Record {
-    fn clone_shallow(&self) -> Record {
-        Record {
-            state: self.state.clone(),
-            request_id: self.request_id.clone(),
-            who: self.who.clone(),
-            path: self.path.clone(),
-            model: self.model.clone(),
-            upstream: self.upstream.clone(),
-            provider_model: self.provider_model.clone(),
-            started: self.started,
-            fingerprints: self.fingerprints.clone(),
-        }
     }
 }
 

@@ -1,13 +1,16 @@
 //! The Anthropic Messages API, served from the configured upstreams: `POST /v1/messages`,
 //! `POST /v1/messages/count_tokens` and `GET /v1/models`.
 
+mod admit;
 pub mod body;
 pub mod catalog;
 mod count;
 mod dispatch;
+pub mod guard;
 mod messages;
 mod models;
 mod policy_gate;
+mod record;
 pub mod sse;
 pub mod usage;
 

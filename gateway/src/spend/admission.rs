@@ -13,32 +13,21 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::caps::{self, Limit, Scope};
+use super::outage::{classify, Miss};
 use super::periods::Period;
 use super::prices::{PriceBook, Rates};
+use super::settler::Job;
 use crate::auth::codes;
 use crate::auth::token::Identity;
 use crate::config::Config;
 use crate::http::error::{ApiError, Billing};
 use crate::inference::usage::Usage;
 use crate::state::AppState;
-use crate::store::spend::{BucketCap, Reserved, MICROS_PER_CENT};
+use crate::store::spend::{BucketCap, Ledger, Reserved, Settlement, MICROS_PER_CENT};
 
 /// How long a reservation outlives a gateway that died mid-request.
 pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
 const LIMITS_TTL: Duration = Duration::from_secs(5);
-const MAX_HELD: usize = 100_000;
-/// A settlement that has not answered by then is held and retried (settlements are idempotent).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A settlement waiting for the store.
-#[derive(Debug, Clone)]
-struct Held {
-    id: String,
-    reservation: Option<String>,
-    principal: String,
-    buckets: Vec<String>,
-    cost: i64,
-}
 
 /// Spend enforcement and metering for one gateway.
 #[derive(Debug)]
@@ -46,7 +35,6 @@ pub struct Meter {
     /// Prices.
     pub book: PriceBook,
     limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
-    held: Mutex<Vec<Held>>,
     touched: Mutex<std::collections::HashMap<String, Instant>>,
 }
 
@@ -73,7 +61,6 @@ impl Meter {
         Some(Self {
             book: PriceBook::new(cfg.pricing.as_ref()),
             limits: Mutex::new(None),
-            held: Mutex::new(Vec::new()),
             touched: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -85,7 +72,7 @@ impl Meter {
         }
     }
 
-    async fn limits(&self, state: &AppState) -> Result<Arc<Vec<Limit>>, String> {
+    async fn limits(&self, state: &AppState) -> Result<Arc<Vec<Limit>>, Miss> {
         if let Ok(l) = self.limits.lock() {
             if let Some((at, v)) = l.as_ref() {
                 if at.elapsed() < LIMITS_TTL {
@@ -93,10 +80,11 @@ impl Meter {
                 }
             }
         }
-        let rows = tokio::time::timeout(Duration::from_secs(2), state.store.limits())
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
+        let rows = match tokio::time::timeout(check_wait(state), state.store.limits()).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => return Err(miss(state, Some(&e)).await),
+            Err(_) => return Err(miss(state, None).await),
+        };
         let parsed: Vec<Limit> = caps::from_rows(rows);
         let v = Arc::new(parsed);
         if let Ok(mut l) = self.limits.lock() {
@@ -159,14 +147,7 @@ impl Meter {
         let fail_closed = state.config.enforcement.fail_closed_on_error;
         let limits = match self.limits(state).await {
             Ok(l) => l,
-            Err(e) if fail_closed => {
-                tracing::warn!("spend limits unavailable, refusing (fail-closed): {e}");
-                return Err(unavailable());
-            }
-            Err(e) => {
-                tracing::warn!("spend limits unavailable, admitting (fail-open): {e}");
-                return Ok(ticket);
-            }
+            Err(miss) => return missed(miss, fail_closed, "spend limits", ticket),
         };
         let mode = state
             .config
@@ -193,20 +174,14 @@ impl Meter {
         let worst = i64::try_from(self.book.worst_case_micros(rates, body_len, max_tokens))
             .unwrap_or(i64::MAX);
         let id = format!("rsv_{}", codes::token(16).map_err(|_| ApiError::Internal)?);
-        let result = tokio::time::timeout(
-            Duration::from_secs(2),
-            state
-                .store
-                .reserve(&id, &who.sub, &bucket_caps, worst, now + RESERVATION_TTL),
-        )
-        .await;
+        let result = reserve(state, &id, &who.sub, &bucket_caps, worst, now).await;
         match result {
-            Ok(Ok(Reserved::Admitted(before))) => {
+            Ok(Reserved::Admitted(before)) => {
                 ticket.reservation = Some(id);
                 ticket.headers = usage_headers(&bucket_caps, &before, now, false);
                 Ok(ticket)
             }
-            Ok(Ok(Reserved::Over(over))) => {
+            Ok(Reserved::Over(over)) => {
                 let periods: Vec<Period> = Period::ALL
                     .iter()
                     .zip(&buckets)
@@ -242,130 +217,147 @@ impl Meter {
                 );
                 Err(blocked(state, period, now, spent, cap))
             }
-            Ok(Err(e)) if fail_closed => {
-                tracing::warn!("spend reservation failed, refusing (fail-closed): {e}");
-                Err(unavailable())
-            }
-            Err(_) if fail_closed => Err(unavailable()),
-            Ok(Err(e)) => {
-                tracing::warn!("spend reservation failed, admitting (fail-open): {e}");
-                Ok(ticket)
-            }
-            Err(_) => {
-                tracing::warn!("spend reservation timed out, admitting (fail-open)");
-                Ok(ticket)
-            }
+            Err(miss) => missed(miss, fail_closed, "spend reservation", ticket),
         }
     }
 
-    /// Settles a ticket at the cost of `usage` (spawned: the client never waits for it).
-    pub fn settle(
-        self: &Arc<Self>,
-        state: &AppState,
+    /// The settlement of a ticket whose request was served at `upstream` as `provider_model`
+    /// and used `usage`.
+    pub fn settlement(
+        &self,
         ticket: Ticket,
-        rates: Rates,
+        upstream: &str,
+        provider_model: &str,
         model: &str,
         usage: Usage,
-    ) {
+        now: OffsetDateTime,
+    ) -> Settlement {
+        let (rates, known) = self.book.rates(upstream, provider_model);
+        if !known {
+            tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
+        }
         let cost = i64::try_from(self.book.cost_micros(&rates, &usage, 0)).unwrap_or(i64::MAX);
-        state.otel.m.cost.add(
-            cost as f64 / 1e6,
-            &[KeyValue::new(
-                "model",
-                crate::telemetry::otel::low_cardinality_model(model),
-            )],
-        );
-        let (meter, state, model) = (self.clone(), state.clone(), model.to_owned());
-        tokio::spawn(async move {
-            let t = &ticket;
-            tracing::debug!(id = %t.id, reservation = ?t.reservation, cost, "settling");
-            let settled = match tokio::time::timeout(
-                SETTLE_TIMEOUT,
-                state.store.settle(
-                    &t.id,
-                    t.reservation.as_deref(),
-                    &t.principal,
-                    &t.buckets,
-                    cost,
-                ),
-            )
-            .await
-            {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err("timed out".to_owned()),
-            };
-            if let Err(e) = settled {
-                tracing::warn!("spend settlement held until the store answers: {e}");
-                meter.hold(Held {
-                    id: t.id.clone(),
-                    reservation: t.reservation.clone(),
-                    principal: t.principal.clone(),
-                    buckets: t.buckets.clone(),
-                    cost,
-                });
-                return;
-            }
-            let now = state.clock.now();
-            let _ = state
-                .store
-                .record_cost(
-                    t.day,
-                    &t.principal,
-                    t.who.email.as_deref(),
-                    t.who.name.as_deref(),
-                    &t.who.groups,
-                    &model,
-                    cost,
-                    now,
-                )
-                .await;
-        });
+        let ledger = Ledger {
+            day: ticket.day,
+            model: model.to_owned(),
+            email: ticket.who.email.clone(),
+            name: ticket.who.name.clone(),
+            groups: ticket.who.groups.clone(),
+            at: now,
+        };
+        ticket.into_settlement(cost, Some(ledger))
     }
 
-    fn hold(&self, h: Held) {
-        if let Ok(mut held) = self.held.lock() {
-            if held.len() < MAX_HELD {
-                held.push(h);
-            } else {
-                tracing::error!("spend settlements held in memory are full; one was lost");
-            }
-        }
-    }
-
-    /// Writes held settlements; returns how many are still held.
-    pub async fn flush(&self, state: &AppState) -> usize {
-        let before = self.held.lock().map(|h| h.len()).unwrap_or(0);
-        let pending: Vec<Held> = self
-            .held
-            .lock()
-            .map(|mut h| std::mem::take(&mut *h))
-            .unwrap_or_default();
-        for h in pending {
-            let written = tokio::time::timeout(
-                SETTLE_TIMEOUT,
-                state.store.settle(
-                    &h.id,
-                    h.reservation.as_deref(),
-                    &h.principal,
-                    &h.buckets,
-                    h.cost,
-                ),
-            )
-            .await;
-            if !matches!(written, Ok(Ok(()))) {
-                self.hold(h);
-            }
-        }
-        let left = self.held.lock().map(|h| h.len()).unwrap_or(0);
-        if written_any(before, left) {
-            tracing::info!("wrote {} held spend settlements", before - left);
-        }
-        left
+    /// The settlement of a ticket whose request no upstream served: its reservation is released
+    /// and nothing is charged.
+    pub fn release(&self, ticket: Ticket) -> Settlement {
+        ticket.into_settlement(0, None)
     }
 }
 
-fn written_any(before: usize, left: usize) -> bool {
-    before > left
+impl Ticket {
+    fn into_settlement(self, cost: i64, ledger: Option<Ledger>) -> Settlement {
+        Settlement {
+            id: self.id,
+            reservation: self.reservation,
+            principal: self.principal,
+            buckets: self.buckets,
+            cost,
+            ledger,
+        }
+    }
+}
+
+/// How long the reachability probe of a spend check that got no answer may take.
+const PROBE_WITHIN: Duration = Duration::from_secs(1);
+
+/// How long a spend check may wait for the store (`timeouts.spend_check_ms`).
+fn check_wait(state: &AppState) -> Duration {
+    Duration::from_millis(state.config.timeouts.spend_check_ms)
+}
+
+/// Reserves in a task of its own, so a reservation that commits after this request stopped
+/// waiting is seen and released instead of staying orphaned until it expires.
+async fn reserve(
+    state: &AppState,
+    id: &str,
+    principal: &str,
+    caps: &[BucketCap],
+    amount: i64,
+    now: OffsetDateTime,
+) -> Result<Reserved, Miss> {
+    let mut task = {
+        let (store, id, principal, caps) = (
+            state.store.clone(),
+            id.to_owned(),
+            principal.to_owned(),
+            caps.to_vec(),
+        );
+        tokio::spawn(async move {
+            store
+                .reserve(&id, &principal, &caps, amount, now + RESERVATION_TTL)
+                .await
+        })
+    };
+    match tokio::time::timeout(check_wait(state), &mut task).await {
+        Ok(Ok(Ok(reserved))) => Ok(reserved),
+        Ok(Ok(Err(e))) => Err(miss(state, Some(&e)).await),
+        Ok(Err(_)) => Err(Miss::Outage("the reservation task failed".into())),
+        Err(_) => {
+            let (settler, id, principal) =
+                (state.settler.clone(), id.to_owned(), principal.to_owned());
+            let buckets = caps.iter().map(|c| c.bucket.clone()).collect();
+            tokio::spawn(async move {
+                if let Ok(Ok(Reserved::Admitted(_))) = task.await {
+                    tracing::info!(
+                        "a reservation committed after its request stopped waiting: released"
+                    );
+                    settler.submit(Job::Spend(Settlement {
+                        id: format!("stl_late_{id}"),
+                        reservation: Some(id),
+                        principal,
+                        buckets,
+                        cost: 0,
+                        ledger: None,
+                    }));
+                }
+            });
+            Err(miss(state, None).await)
+        }
+    }
+}
+
+/// Why a spend check got no answer; probes the database only when the error does not say.
+async fn miss(state: &AppState, err: Option<&crate::store::StoreError>) -> Miss {
+    let needs_probe = matches!(
+        err,
+        None | Some(crate::store::StoreError::Unavailable(
+            sqlx::Error::PoolTimedOut
+        ))
+    );
+    let reachable = needs_probe && state.store.reachable(PROBE_WITHIN).await;
+    classify(err, reachable)
+}
+
+/// The answer when a spend check got no answer: contention refuses (retryable), an outage fails
+/// open or closed as configured.
+fn missed(miss: Miss, fail_closed: bool, what: &str, ticket: Ticket) -> Result<Ticket, ApiError> {
+    match miss {
+        Miss::Busy => {
+            tracing::warn!("{what}: the store is busy, refusing (retryable)");
+            Err(ApiError::Overloaded(
+                "the gateway is busy checking spend limits; retry shortly",
+            ))
+        }
+        Miss::Outage(e) if fail_closed => {
+            tracing::warn!("{what} unavailable, refusing (fail-closed): {e}");
+            Err(unavailable())
+        }
+        Miss::Outage(e) => {
+            tracing::warn!("{what} unavailable, admitting (fail-open): {e}");
+            Ok(ticket)
+        }
+    }
 }
 
 /// The refusal, with the reference's headers and message.

@@ -11,12 +11,13 @@ use crate::auth::token::Identity;
 use crate::config::{PolicyRateLimits, RateLimit};
 use crate::http::error::{ApiError, RateLimited};
 use crate::inference::body::RawObject;
+use crate::spend::settler::LimitsDone;
 use crate::state::AppState;
 
 /// Tools that change files or run commands.
 pub const WRITE_TOOLS: &[&str] = &["Bash", "Edit", "MultiEdit", "Write", "NotebookEdit"];
 const MINUTE: Duration = Duration::seconds(60);
-/// A stream counter outlives a gateway that died with streams open for at most this long.
+/// A stream slot outlives a gateway that died with the stream open for at most this long.
 const STREAMS_TTL: Duration = Duration::hours(1);
 
 /// Whether the request offers a write-capable tool.
@@ -34,11 +35,23 @@ struct Scope {
     limit: RateLimit,
 }
 
-/// Keys of the stream counters an admitted request holds; released when it ends.
+/// What an admitted request holds: stream slots to free and token windows to count into when it
+/// ends.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
-    streams: Vec<String>,
+    slots: Vec<(String, String)>,
     tokens: Vec<String>,
+}
+
+impl Held {
+    /// The accounting to write when the request has used `tokens`.
+    pub fn done(self, tokens: u64) -> LimitsDone {
+        LimitsDone {
+            token_keys: self.tokens,
+            tokens: i64::try_from(tokens).unwrap_or(i64::MAX),
+            slots: self.slots,
+        }
+    }
 }
 
 fn scopes(policy_key: &str, sub: &str, limits: &PolicyRateLimits, writes: bool) -> Vec<Scope> {
@@ -99,6 +112,7 @@ pub async fn admit(
     limits: &PolicyRateLimits,
     body: &RawObject,
     stream: bool,
+    request_id: &str,
 ) -> Result<Held, ApiError> {
     let sub = who.sub.as_str();
     let now = state.clock.now();
@@ -135,35 +149,27 @@ pub async fn admit(
             }
         }
         if let (Some(max), true) = (s.limit.concurrent_streams, stream) {
-            let key = format!("rl:streams:{}", s.key);
-            if let Ok(n) = state.store.kv_add(&key, 1, now + STREAMS_TTL, now).await {
-                held.streams.push(key.clone());
-                if n > i64::from(max) {
+            let scope = format!("rl:streams:{}", s.key);
+            let taken = state
+                .store
+                .take_stream_slot(&scope, request_id, i64::from(max), now + STREAMS_TTL, now)
+                .await;
+            match taken {
+                Ok(true) => held.slots.push((scope, request_id.to_owned())),
+                Ok(false) => {
                     release(state, &held).await;
                     return Err(refuse(state, "concurrent_streams", 5, who));
                 }
+                Err(e) => tracing::debug!("stream slot not taken, admitting: {e}"),
             }
         }
     }
     Ok(held)
 }
 
-/// Counts the tokens a finished request used, and releases its stream slots.
-pub async fn finish(state: &AppState, held: &Held, tokens: u64) {
-    let now = state.clock.now();
-    for key in &held.tokens {
-        let _ = state
-            .store
-            .kv_window_add(key, i64::try_from(tokens).unwrap_or(i64::MAX), MINUTE, now)
-            .await;
-    }
-    release(state, held).await;
-}
-
 async fn release(state: &AppState, held: &Held) {
-    let now = state.clock.now();
-    for key in &held.streams {
-        let _ = state.store.kv_add(key, -1, now + STREAMS_TTL, now).await;
+    for (scope, id) in &held.slots {
+        let _ = state.store.free_stream_slot(scope, id).await;
     }
 }
 

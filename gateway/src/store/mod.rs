@@ -3,13 +3,17 @@
 
 mod connect;
 mod kv;
+mod slots;
 pub mod spend;
 mod sweeper;
 
 pub use connect::{connect_options, ConnectError};
 pub use sweeper::spawn_sweeper;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqlx::{Connection, PgConnection};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -31,7 +35,11 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    probe: Arc<Mutex<Option<(Instant, bool)>>>,
 }
+
+/// How long a reachability probe's answer is reused.
+const PROBE_TTL: Duration = Duration::from_secs(1);
 
 impl Store {
     /// A pool for `options`; no connection is opened until one is needed.
@@ -43,7 +51,10 @@ impl Store {
             .idle_timeout(Duration::from_secs(300))
             .test_before_acquire(true)
             .connect_lazy_with(options);
-        Self { pool }
+        Self {
+            pool,
+            probe: Arc::new(Mutex::new(None)),
+        }
     }
 
     /// Opens the first connection, trying `attempts` times `pause` apart: a database that is still
@@ -70,6 +81,30 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Whether the database accepts a new connection within `within`, tried outside the pool (so
+    /// a saturated pool does not look like an outage); the answer is reused for a second.
+    pub async fn reachable(&self, within: Duration) -> bool {
+        if let Ok(p) = self.probe.lock() {
+            if let Some((at, up)) = *p {
+                if at.elapsed() < PROBE_TTL {
+                    return up;
+                }
+            }
+        }
+        let options = self.pool.connect_options();
+        let up = match tokio::time::timeout(within, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                true
+            }
+            _ => false,
+        };
+        if let Ok(mut p) = self.probe.lock() {
+            *p = Some((Instant::now(), up));
+        }
+        up
     }
 
     /// Applies pending migrations. Replicas serialize on an advisory lock held on one connection,

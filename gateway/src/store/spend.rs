@@ -47,6 +47,41 @@ pub struct Totals {
     pub reserved: i64,
 }
 
+/// A request's metered cost, to be written once: its reservation released, its buckets charged,
+/// and its finance row added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// `stl_…`: the key that makes a retried settlement a no-op.
+    pub id: String,
+    /// The reservation to release, when one was made.
+    pub reservation: Option<String>,
+    /// Whose spend.
+    pub principal: String,
+    /// The period buckets to charge.
+    pub buckets: Vec<String>,
+    /// Micro-dollars.
+    pub cost: i64,
+    /// The finance row; `None` for a release that served nothing.
+    pub ledger: Option<Ledger>,
+}
+
+/// Finance's view of a settled request: the day it was admitted, the model, and who asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ledger {
+    /// The UTC day the request was admitted.
+    pub day: time::Date,
+    /// The model the client asked for.
+    pub model: String,
+    /// Email, as last seen.
+    pub email: Option<String>,
+    /// Display name, as last seen.
+    pub name: Option<String>,
+    /// Groups, as last seen.
+    pub groups: Vec<String>,
+    /// When the request ended.
+    pub at: OffsetDateTime,
+}
+
 /// What a reservation attempt found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
@@ -284,33 +319,18 @@ impl Store {
         Ok(Reserved::Admitted(totals))
     }
 
-    /// Settles a request at its actual cost: its reservation (if still open) is released and the
-    /// cost added to every bucket, once. Without a reservation (uncapped, or already expired) only
-    /// the cost is added.
-    pub async fn settle(
-        &self,
-        settlement_id: &str,
-        reservation_id: Option<&str>,
-        principal: &str,
-        buckets: &[String],
-        cost: i64,
-    ) -> Result<(), StoreError> {
-        retry_deadlock(|| self.settle_once(settlement_id, reservation_id, principal, buckets, cost))
-            .await
+    /// Settles a request at its actual cost: its reservation (if still open) is released, the
+    /// cost added to every bucket, and the finance row written, all once and in one transaction.
+    /// Without a reservation (uncapped, or already expired) only the cost is added.
+    pub async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
+        retry_deadlock(|| self.settle_once(s)).await
     }
 
-    async fn settle_once(
-        &self,
-        settlement_id: &str,
-        reservation_id: Option<&str>,
-        principal: &str,
-        buckets: &[String],
-        cost: i64,
-    ) -> Result<(), StoreError> {
+    async fn settle_once(&self, s: &Settlement) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         // Exactly once: a retry after an unknown outcome finds its own row and does nothing.
         let first = sqlx::query("INSERT INTO settlements (id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(settlement_id)
+            .bind(&s.id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -318,7 +338,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(());
         }
-        let held: Option<i64> = match reservation_id {
+        let held: Option<i64> = match &s.reservation {
             Some(id) => {
                 sqlx::query_scalar("DELETE FROM reservations WHERE id = $1 RETURNING amount_micros")
                     .bind(id)
@@ -327,18 +347,21 @@ impl Store {
             }
             None => None,
         };
-        lock_buckets(&mut tx, principal, buckets).await?;
+        lock_buckets(&mut tx, &s.principal, &s.buckets).await?;
         sqlx::query(
             "UPDATE spend SET settled_micros = settled_micros + $3,
                  reserved_micros = GREATEST(reserved_micros - $4, 0), updated_at = now()
              WHERE principal = $1 AND bucket = ANY($2)",
         )
-        .bind(principal)
-        .bind(buckets)
-        .bind(cost)
+        .bind(&s.principal)
+        .bind(&s.buckets)
+        .bind(s.cost)
         .bind(held.unwrap_or(0))
         .execute(&mut *tx)
         .await?;
+        if let Some(l) = &s.ledger {
+            add_cost_row(&mut tx, l, &s.principal, s.cost).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -400,45 +423,50 @@ impl Store {
     }
 
     /// Adds a request's cost to finance's daily rows, and records the principal's identity.
-    #[allow(clippy::too_many_arguments)]
     pub async fn record_cost(
         &self,
-        day: time::Date,
         principal: &str,
-        email: Option<&str>,
-        name: Option<&str>,
-        groups: &[String],
-        model: &str,
+        ledger: &Ledger,
         cost: i64,
-        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO cost_daily (day, principal, model, groups, cost_micros, requests) VALUES ($1, $2, $3, $4, $5, 1)
-             ON CONFLICT (day, principal, model) DO UPDATE SET cost_micros = cost_daily.cost_micros + EXCLUDED.cost_micros,
-                 requests = cost_daily.requests + 1, groups = EXCLUDED.groups",
-        )
-        .bind(day)
-        .bind(principal)
-        .bind(model)
-        .bind(groups)
-        .bind(cost)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO principals (principal, email, name, groups, last_seen) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, groups = EXCLUDED.groups, last_seen = EXCLUDED.last_seen",
-        )
-        .bind(principal)
-        .bind(email)
-        .bind(name)
-        .bind(groups)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        add_cost_row(&mut tx, ledger, principal, cost).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Adds one request to finance's daily row and records who the principal is.
+async fn add_cost_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    l: &Ledger,
+    principal: &str,
+    cost: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO cost_daily (day, principal, model, groups, cost_micros, requests) VALUES ($1, $2, $3, $4, $5, 1)
+         ON CONFLICT (day, principal, model) DO UPDATE SET cost_micros = cost_daily.cost_micros + EXCLUDED.cost_micros,
+             requests = cost_daily.requests + 1, groups = EXCLUDED.groups",
+    )
+    .bind(l.day)
+    .bind(principal)
+    .bind(&l.model)
+    .bind(&l.groups)
+    .bind(cost)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO principals (principal, email, name, groups, last_seen) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, groups = EXCLUDED.groups, last_seen = GREATEST(principals.last_seen, EXCLUDED.last_seen)",
+    )
+    .bind(principal)
+    .bind(&l.email)
+    .bind(&l.name)
+    .bind(&l.groups)
+    .bind(l.at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Creates the buckets if needed and locks them in one fixed order, so transactions touching the

@@ -1,5 +1,5 @@
 //! The background task that keeps the store tidy: every 30 seconds it deletes expired `kv` rows
-//! and releases expired spend reservations; every hour it enforces the retention windows.
+//! and stream slots, releases expired spend reservations; every hour it enforces the retention windows.
 
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub fn spawn_sweeper(
             ticks = ticks.wrapping_add(1);
             if let Err(e) = store.expire_reservations(clock.now()).await {
                 tracing::debug!("reservation expiry skipped: {e}");
+            }
+            if let Err(e) = store.sweep_stream_slots(clock.now(), BATCH).await {
+                tracing::debug!("stream slot sweep skipped: {e}");
             }
             for _ in 0..MAX_BATCHES {
                 match store.kv_sweep(clock.now(), BATCH).await {

@@ -261,53 +261,33 @@ async fn the_cost_report_groups_daily_cost() {
     let eng = vec!["eng".to_owned()];
     store
         .record_cost(
-            today,
             "alice",
-            Some("a@x"),
-            None,
-            &eng,
-            "claude-sonnet-4-5",
+            &crate::support::ledger(today, Some("a@x"), None, &eng, "claude-sonnet-4-5", now),
             1_500_000,
-            now,
         )
         .await
         .unwrap();
     store
         .record_cost(
-            today,
             "alice",
-            Some("a@x"),
-            None,
-            &eng,
-            "claude-sonnet-4-5",
+            &crate::support::ledger(today, Some("a@x"), None, &eng, "claude-sonnet-4-5", now),
             500_000,
-            now,
         )
         .await
         .unwrap();
     store
         .record_cost(
-            today,
             "bob",
-            None,
-            None,
-            &[],
-            "claude-haiku-4-5",
+            &crate::support::ledger(today, None, None, &[], "claude-haiku-4-5", now),
             30_000,
-            now,
         )
         .await
         .unwrap();
     store
         .record_cost(
-            yesterday,
             "bob",
-            None,
-            None,
-            &[],
-            "claude-haiku-4-5",
+            &crate::support::ledger(yesterday, None, None, &[], "claude-haiku-4-5", now),
             10_000,
-            now,
         )
         .await
         .unwrap();

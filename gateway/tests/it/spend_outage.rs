@@ -13,6 +13,10 @@ use crate::support::pg::Cluster;
 const WRITE: &str = "write-key-0123456789abcdef0123456789";
 
 async fn setup(pg: &Cluster, fail_closed: bool) -> (FakeBedrock, Gateway, String) {
+    setup_with(pg, fail_closed, "").await
+}
+
+async fn setup_with(pg: &Cluster, fail_closed: bool, more: &str) -> (FakeBedrock, Gateway, String) {
     let opts = Options {
         default_behavior: Behavior::Reply(Reply::text("m", "a b", 10, 100)),
         ..Options::default()
@@ -20,7 +24,7 @@ async fn setup(pg: &Cluster, fail_closed: bool) -> (FakeBedrock, Gateway, String
     let fake = FakeBedrock::start(opts.clone()).await.unwrap();
     let ups = double_upstream(&fake, &opts);
     let url = pg.new_db();
-    let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\nenforcement: {{fail_closed_on_error: {fail_closed}}}\n");
+    let extra = format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\nenforcement: {{fail_closed_on_error: {fail_closed}}}\n{more}");
     let u = url.clone();
     let gw = tokio::task::spawn_blocking(move || {
         Gateway::start(
@@ -97,6 +101,71 @@ async fn fail_open_serves_and_loses_no_spend() {
         "{}",
         gw.stderr()
     );
+    let (cost, requests): (i64, i64) = sqlx::query_as(
+        "SELECT coalesce(sum(cost_micros), 0)::bigint, coalesce(sum(requests), 0)::bigint FROM cost_daily",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (cost, requests),
+        (4 * 1_530, 4),
+        "finance's cost report has the requests settled after the outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contention_refuses_instead_of_admitting_unchecked_and_orphans_nothing() {
+    let pg = Cluster::start();
+    let (fake, gw, url) = setup_with(&pg, false, "timeouts: {spend_check_ms: 500}\n").await;
+    assert_eq!(ask(gw.port).await.0, 200, "the spend rows exist");
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        1,
+        Duration::from_secs(5),
+    );
+    // Another transaction holds the user's spend rows: the store is up, but admission must wait.
+    let mut blocker = store.pool().begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM spend WHERE principal = 'dev' FOR UPDATE")
+        .fetch_all(&mut *blocker)
+        .await
+        .unwrap();
+    let (status, text) = ask(gw.port).await;
+    assert_eq!(status, 529, "busy, not admitted unchecked: {text}");
+    assert!(text.contains("overloaded_error"), "{text}");
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "nothing unchecked reached Bedrock"
+    );
+    // The reservation commits once the rows are free; nobody waits for it, so it is released.
+    blocker.rollback().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !gw
+        .stderr()
+        .contains("committed after its request stopped waiting")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the late reservation was seen\n{}",
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut left: (i64, i64) = (-1, -1);
+    while Instant::now() < deadline {
+        left = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM reservations), (SELECT coalesce(sum(reserved_micros), 0)::bigint FROM spend)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        if left == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(left, (0, 0), "no reservation orphaned\n{}", gw.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,12 +4,29 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use claude_gateway::store::spend::{BucketCap, Reserved, MICROS_PER_CENT};
+use claude_gateway::store::spend::{BucketCap, Reserved, Settlement, MICROS_PER_CENT};
 use claude_gateway::store::Store;
 use sqlx::postgres::PgConnectOptions;
 use time::OffsetDateTime;
 
 use crate::support::pg::shared;
+
+fn settlement(
+    id: &str,
+    reservation: Option<&str>,
+    principal: &str,
+    buckets: &[String],
+    cost: i64,
+) -> Settlement {
+    Settlement {
+        id: id.to_owned(),
+        reservation: reservation.map(str::to_owned),
+        principal: principal.to_owned(),
+        buckets: buckets.to_vec(),
+        cost,
+        ledger: None,
+    }
+}
 
 async fn store() -> Store {
     let opts = PgConnectOptions::from_str(&shared().new_db()).unwrap();
@@ -63,9 +80,15 @@ async fn no_user_passes_a_cap_under_concurrency() {
                 if matches!(r, Reserved::Admitted(_)) {
                     // Settle at the worst case (the tightest possible outcome).
                     let buckets: Vec<String> = caps(None).into_iter().map(|c| c.bucket).collect();
-                    s.settle(&format!("s-{id}"), Some(&id), &principal, &buckets, worst)
-                        .await
-                        .unwrap();
+                    s.settle(&settlement(
+                        &format!("s-{id}"),
+                        Some(&id),
+                        &principal,
+                        &buckets,
+                        worst,
+                    ))
+                    .await
+                    .unwrap();
                     1
                 } else {
                     0
@@ -118,13 +141,15 @@ async fn settlement_is_exact_and_refusal_reserves_nothing() {
         t.iter().map(|t| t.reserved).collect::<Vec<_>>(),
         vec![60_000, 60_000, 60_000]
     );
-    s.settle("s-a", Some("a"), "u", &buckets, 12_345)
+    s.settle(&settlement("s-a", Some("a"), "u", &buckets, 12_345))
         .await
         .unwrap();
-    s.settle("s-a", Some("a"), "u", &buckets, 12_345)
+    s.settle(&settlement("s-a", Some("a"), "u", &buckets, 12_345))
         .await
         .unwrap();
-    s.settle("s-a2", Some("a"), "u", &buckets, 0).await.unwrap();
+    s.settle(&settlement("s-a2", Some("a"), "u", &buckets, 0))
+        .await
+        .unwrap();
     let t = s.totals("u", &buckets).await.unwrap();
     assert_eq!(
         t[0].settled, 12_345,
@@ -132,7 +157,7 @@ async fn settlement_is_exact_and_refusal_reserves_nothing() {
     );
     assert_eq!(t[0].reserved, 0);
     // An uncapped user is still metered.
-    s.settle("s-free", None, "free", &buckets, 777)
+    s.settle(&settlement("s-free", None, "free", &buckets, 777))
         .await
         .unwrap();
     assert_eq!(s.totals("free", &buckets).await.unwrap()[2].settled, 777);
@@ -163,7 +188,7 @@ async fn reservations_of_a_dead_gateway_expire() {
     );
     assert_eq!(s.totals("u", &buckets).await.unwrap()[0].reserved, 0);
     // Settling an expired reservation later adds only the cost: nothing is billed twice.
-    s.settle("s-dead", Some("dead"), "u", &buckets, 5_000)
+    s.settle(&settlement("s-dead", Some("dead"), "u", &buckets, 5_000))
         .await
         .unwrap();
     let t = s.totals("u", &buckets).await.unwrap();
@@ -218,12 +243,20 @@ async fn retention_removes_only_what_is_past_its_window() {
     let s = store().await;
     let now = OffsetDateTime::now_utc();
     let old = now - time::Duration::days(500);
-    s.record_cost(old.date(), "gone", Some("g@x"), None, &[], "m", 1, old)
-        .await
-        .unwrap();
-    s.record_cost(now.date(), "kept", Some("k@x"), None, &[], "m", 1, now)
-        .await
-        .unwrap();
+    s.record_cost(
+        "gone",
+        &crate::support::ledger(old.date(), Some("g@x"), None, &[], "m", old),
+        1,
+    )
+    .await
+    .unwrap();
+    s.record_cost(
+        "kept",
+        &crate::support::ledger(now.date(), Some("k@x"), None, &[], "m", now),
+        1,
+    )
+    .await
+    .unwrap();
     s.upsert_limit("spl_old", "user", "u", Some(1), "daily", "admin-key:a", old)
         .await
         .unwrap();

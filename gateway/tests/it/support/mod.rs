@@ -111,3 +111,22 @@ fn stat(pid: u32) -> Option<(char, u64)> {
     let start = fields.get(19)?.parse().ok()?;
     Some((state, start))
 }
+
+/// Finance's row for a request, as a settlement carries it.
+pub fn ledger(
+    day: time::Date,
+    email: Option<&str>,
+    name: Option<&str>,
+    groups: &[String],
+    model: &str,
+    at: time::OffsetDateTime,
+) -> claude_gateway::store::spend::Ledger {
+    claude_gateway::store::spend::Ledger {
+        day,
+        model: model.to_owned(),
+        email: email.map(str::to_owned),
+        name: name.map(str::to_owned),
+        groups: groups.to_vec(),
+        at,
+    }
+}

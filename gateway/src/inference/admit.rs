@@ -1,0 +1,62 @@
+//! The admission stage: the caller's rate limits, then a reservation of the request's worst-case
+//! cost under their spend caps, both held by one [`Admitted`] guard from here on.
+
+use super::body::RawObject;
+use super::guard::Admitted;
+use crate::auth::token::Identity;
+use crate::http::edge::RequestId;
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Admits a request to be served first by upstream `first` as `provider_model`, or refuses it.
+/// A refused request holds nothing.
+pub async fn admit(
+    state: &AppState,
+    who: &Identity,
+    rid: &RequestId,
+    model: &str,
+    obj: &RawObject,
+    body_len: usize,
+    first: Option<&(usize, String)>,
+) -> Result<Admitted, ApiError> {
+    let stream = obj.stream();
+    let limits = state
+        .policies
+        .as_ref()
+        .and_then(|p| p.effective(who).and_then(|e| p.rate_limits(&e)));
+    let held = match &limits {
+        Some((index, l)) => Some(
+            crate::spend::ratelimit::admit(
+                state,
+                &index.to_string(),
+                who,
+                l,
+                obj,
+                stream,
+                rid.as_str(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    // From here on the guard gives back what was taken, also when admission refuses.
+    let mut admitted = Admitted::new(
+        state.settler.clone(),
+        state.clock.clone(),
+        state.meter.clone(),
+        None,
+        held,
+        model,
+    );
+    if let (Some(meter), Some((index, provider_model))) = (&state.meter, first) {
+        let (rates, _) = meter
+            .book
+            .rates(state.config.upstreams[*index].name(), provider_model);
+        let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
+        let ticket = meter
+            .admit(state, who, &rates, body_len, max_tokens)
+            .await?;
+        admitted.hold_ticket(ticket);
+    }
+    Ok(admitted)
+}
