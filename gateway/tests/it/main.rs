@@ -9,6 +9,7 @@ mod config_files;
 mod dashboards;
 mod device_pages;
 mod edge;
+mod faults;
 mod inference;
 mod log_hygiene;
 mod own_telemetry;
