@@ -49,7 +49,10 @@ mod tests {
     fn a_wait_that_runs_out_while_the_database_answers_is_contention() {
         assert_eq!(classify(None, true), Miss::Busy);
         assert_eq!(
-            classify(Some(&StoreError::Unavailable(sqlx::Error::PoolTimedOut)), true),
+            classify(
+                Some(&StoreError::Unavailable(sqlx::Error::PoolTimedOut)),
+                true
+            ),
             Miss::Busy
         );
     }

@@ -111,31 +111,6 @@ impl Store {
         Ok(count.parse().unwrap_or(i64::MAX))
     }
 
-    /// Adds `delta` to the counter under `key` (created at 0 if absent or expired) and returns the
-    /// new value; the expiry is pushed to `expires_at`. For gauges such as open streams.
-    pub async fn kv_add(
-        &self,
-        key: &str,
-        delta: i64,
-        expires_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> Result<i64, StoreError> {
-        let (value,): (String,) = sqlx::query_as(
-            "INSERT INTO kv (key, value, expires_at) VALUES ($1, GREATEST($2, 0)::text, $3)
-             ON CONFLICT (key) DO UPDATE SET
-               value = GREATEST(CASE WHEN kv.expires_at <= $4 THEN 0 ELSE kv.value::bigint END + $2, 0)::text,
-               expires_at = EXCLUDED.expires_at
-             RETURNING value",
-        )
-        .bind(key)
-        .bind(delta)
-        .bind(expires_at)
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(value.parse().unwrap_or(0))
-    }
-
     /// Adds `n` to the fixed window under `key` (window starts at the first hit) and returns the
     /// total after the addition.
     pub async fn kv_window_add(
