@@ -64,17 +64,7 @@ async fn stack(pg: &Cluster, reply: Reply, drain_ms: u64) -> Stack {
         .await
         .unwrap();
     let b = start(url.clone(), ups, extra, drain).await.unwrap();
-    let r = crate::support::client()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/organizations/spend_limits",
-            a.port
-        ))
-        .header("x-api-key", WRITE)
-        .json(&json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::gateway::set_org_cap(a.port, WRITE, "100000", "monthly").await;
     let store = claude_gateway::store::Store::lazy(
         sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
         2,

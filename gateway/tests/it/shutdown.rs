@@ -81,17 +81,7 @@ async fn streams_open_past_the_drain_window_end_in_band_and_are_settled() {
     .await
     .unwrap();
     let c = crate::support::client();
-    let r = c
-        .post(format!(
-            "http://127.0.0.1:{}/v1/organizations/spend_limits",
-            gw.port
-        ))
-        .header("x-api-key", WRITE)
-        .json(&serde_json::json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::gateway::set_org_cap(gw.port, WRITE, "100000", "monthly").await;
 
     let body = serde_json::json!({"model": "claude-sonnet-4-5", "max_tokens": 1000, "stream": true,
         "messages": [{"role": "user", "content": "hi"}]});

@@ -45,17 +45,7 @@ async fn concurrent_requests_never_overshoot_and_every_cost_is_recorded() {
     let c = crate::support::client();
 
     // Every user: at most one cent ($0.01 = 10,000 µ$) a day.
-    let r = c
-        .post(format!(
-            "http://127.0.0.1:{}/v1/organizations/spend_limits",
-            a.port
-        ))
-        .header("x-api-key", WRITE)
-        .json(&json!({"scope": {"type": "organization"}, "amount": "1", "period": "daily"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::gateway::set_org_cap(a.port, WRITE, "1", "daily").await;
 
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 300, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let mut tasks = Vec::new();

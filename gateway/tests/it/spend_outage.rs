@@ -34,17 +34,7 @@ async fn setup_with(pg: &Cluster, fail_closed: bool, more: &str) -> (FakeBedrock
     })
     .await
     .unwrap();
-    let r = crate::support::client()
-        .post(format!(
-            "http://127.0.0.1:{}/v1/organizations/spend_limits",
-            gw.port
-        ))
-        .header("x-api-key", WRITE)
-        .json(&json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    crate::support::gateway::set_org_cap(gw.port, WRITE, "100000", "monthly").await;
     (fake, gw, url)
 }
 

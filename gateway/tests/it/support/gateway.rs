@@ -268,3 +268,18 @@ impl Drop for Gateway {
         }
     }
 }
+
+/// Sets the organization's spend cap through the Admin API (`amount` in cents, `period` daily,
+/// weekly or monthly) with an admin write key.
+pub async fn set_org_cap(port: u16, write_key: &str, amount: &str, period: &str) {
+    let r = crate::support::client()
+        .post(format!(
+            "http://127.0.0.1:{port}/v1/organizations/spend_limits"
+        ))
+        .header("x-api-key", write_key)
+        .json(&serde_json::json!({"scope": {"type": "organization"}, "amount": amount, "period": period}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the cap is set");
+}
