@@ -200,6 +200,11 @@ pub struct Oidc {
     /// Fill missing email or groups from `/userinfo`.
     #[serde(default, deserialize_with = "lenient::de")]
     pub userinfo_fallback: bool,
+    /// Extension: with `allowed_email_domains`, admit an email whose `email_verified` claim is
+    /// absent (for an IdP that never sends it and only issues verified addresses). Off: an
+    /// email the IdP does not say it verified does not pass a domain gate.
+    #[serde(default, deserialize_with = "lenient::de")]
+    pub accept_missing_email_verified: bool,
     /// PKCE S256.
     #[serde(default = "yes", deserialize_with = "lenient::de")]
     pub use_pkce: bool,
@@ -948,6 +953,9 @@ pub struct RateLimits {
     /// Per-IP limit on user-code submissions.
     #[serde(default = "RateLimits::default_verify")]
     pub device_verify: Window,
+    /// Extension: per-network limit on refresh grants (each one is a call to the IdP).
+    #[serde(default = "RateLimits::default_refresh")]
+    pub refresh: Window,
 }
 
 impl RateLimits {
@@ -963,6 +971,12 @@ impl RateLimits {
             window_seconds: 600,
         }
     }
+    fn default_refresh() -> Window {
+        Window {
+            max: 120,
+            window_seconds: 600,
+        }
+    }
 }
 
 impl Default for RateLimits {
@@ -970,6 +984,7 @@ impl Default for RateLimits {
         Self {
             device_authorization: Self::default_authorization(),
             device_verify: Self::default_verify(),
+            refresh: Self::default_refresh(),
         }
     }
 }

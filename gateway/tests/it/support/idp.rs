@@ -253,11 +253,29 @@ impl Idp {
         self.user_control(sub, "enable");
     }
 
+    /// A new signing key replaces the IdP's (its JWKS names only the new one); tokens, grants
+    /// and browser sessions issued so far stay valid.
+    pub fn rotate_signing_key(&self) {
+        self.control("/__test/keys/rotate");
+    }
+
+    /// Token answers (code exchange and refresh) carry no id_token while `omit` is set.
+    pub fn omit_id_tokens(&self, omit: bool) {
+        self.control(if omit {
+            "/__test/id_token/omit"
+        } else {
+            "/__test/id_token/include"
+        });
+    }
+
     fn user_control(&self, sub: &str, what: &str) {
-        let path = format!(
+        self.control(&format!(
             "/__test/users/{}/{what}",
             percent_encoding::utf8_percent_encode(sub, percent_encoding::NON_ALPHANUMERIC)
-        );
+        ));
+    }
+
+    fn control(&self, path: &str) {
         let r = super::http::raw(
             self.port,
             &format!(
@@ -266,7 +284,7 @@ impl Idp {
             ),
             b"",
         );
-        assert_eq!(r.status, 204, "{what} {sub} at the test IdP: {r:?}");
+        assert_eq!(r.status, 204, "POST {path} at the test IdP: {r:?}");
     }
 
     /// Acts as a browser at the IdP: opens `authorize_url`, signs in as `login` on the sign-in
