@@ -557,6 +557,22 @@ pub struct Managed {
     /// tools from requests and refuses replays of denied tool calls). Off unless turned on.
     #[serde(default, deserialize_with = "lenient::de")]
     pub enforce_tool_denials: bool,
+    /// Extension: what a signed-in user no policy matches may do. `allow` (the default, as the
+    /// reference): inference with no allowlist, no tool denials and no policy rate limits.
+    /// `deny`: inference is refused with `403 permission_error`.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+}
+
+/// `managed.unmatched`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Served without any policy's limits.
+    #[default]
+    Allow,
+    /// Refused.
+    Deny,
 }
 
 /// How matching policies combine.
