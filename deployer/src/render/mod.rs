@@ -220,6 +220,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
                 max: p.rate_device_verify.max,
                 window_seconds: p.rate_device_verify.window_seconds,
             },
+            ..Default::default()
         },
         login_notice: p.login_notice.clone(),
         load_test_mode: None,

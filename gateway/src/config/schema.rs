@@ -560,7 +560,7 @@ pub struct Managed {
     /// Extension: what a signed-in user no policy matches may do. `allow` (the default, as the
     /// reference): inference with no allowlist, no tool denials and no policy rate limits.
     /// `deny`: inference is refused with `403 permission_error`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Unmatched::is_allow")]
     pub unmatched: Unmatched,
 }
 
@@ -573,6 +573,12 @@ pub enum Unmatched {
     Allow,
     /// Refused.
     Deny,
+}
+
+impl Unmatched {
+    fn is_allow(&self) -> bool {
+        *self == Unmatched::Allow
+    }
 }
 
 /// How matching policies combine.
