@@ -180,7 +180,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
             tls: None,
             trusted_proxies: p
                 .network
-                .private_subnet_cidrs()
+                .load_balancer_cidrs()
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
