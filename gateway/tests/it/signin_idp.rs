@@ -644,6 +644,29 @@ fn allowed_email_domains_gate_the_sign_in() {
     });
 }
 
+/// `allowed_email_domains` and an IdP that sends no `email_verified` claim: the e-mail is not taken
+/// as verified, so the domain gate refuses it (it admitted it before); a verified one passes.
+#[test]
+fn a_domain_gate_refuses_an_email_not_said_to_be_verified() {
+    let rt = runtime();
+    let users = [
+        TestUser::new("erin").email_verified_absent("erin@corp.example"),
+        TestUser::new("carol").email("carol@corp.example", true),
+    ];
+    let s = stack(
+        &users,
+        "client_secret_basic",
+        ", allowed_email_domains: [corp.example]",
+    );
+    rt.block_on(async {
+        let why = "the IdP did not say the email address is verified";
+        s.refused_sign_in("erin", why).await;
+        s.assert_refusal_audited(why);
+        s.sign_in("carol").await;
+        assert_eq!(results(&s.gw, "session.mint"), ["fail", "success"]);
+    });
+}
+
 /// `allowed_groups: [admins]`: a user without it is refused, one with it is admitted.
 #[test]
 fn allowed_groups_gate_the_sign_in() {

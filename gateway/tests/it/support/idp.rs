@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 pub struct TestUser {
     pub sub: String,
     pub email: String,
-    pub email_verified: bool,
+    /// `None`: the IdP sends no `email_verified` claim at all.
+    pub email_verified: Option<bool>,
     pub name: String,
     pub groups: Vec<String>,
 }
@@ -36,7 +37,7 @@ impl TestUser {
         TestUser {
             sub: sub.to_owned(),
             email: format!("{sub}@example.com"),
-            email_verified: true,
+            email_verified: Some(true),
             name: format!("Test User {sub}"),
             groups: Vec::new(),
         }
@@ -49,18 +50,28 @@ impl TestUser {
 
     pub fn email(mut self, email: &str, verified: bool) -> TestUser {
         self.email = email.to_owned();
-        self.email_verified = verified;
+        self.email_verified = Some(verified);
+        self
+    }
+
+    /// `email`, with no `email_verified` claim (as some IdPs do).
+    pub fn email_verified_absent(mut self, email: &str) -> TestUser {
+        self.email = email.to_owned();
+        self.email_verified = None;
         self
     }
 
     fn to_json(&self) -> Value {
-        json!({
+        let mut user = json!({
             "sub": self.sub,
             "email": self.email,
-            "email_verified": self.email_verified,
             "name": self.name,
             "groups": self.groups,
-        })
+        });
+        if let Some(verified) = self.email_verified {
+            user["email_verified"] = verified.into();
+        }
+        user
     }
 }
 
