@@ -537,3 +537,40 @@ fn token_error<E: std::error::Error>(
         other => OidcError::Unavailable(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openidconnect::StandardErrorResponse;
+
+    fn answered(kind: CoreErrorResponseType) -> OidcError {
+        token_error::<std::io::Error>(RequestTokenError::ServerResponse(
+            StandardErrorResponse::new(kind, None, None),
+        ))
+    }
+
+    #[test]
+    fn only_the_idps_invalid_grant_kills_a_grant() {
+        assert!(matches!(
+            answered(CoreErrorResponseType::InvalidGrant),
+            OidcError::InvalidGrant(_)
+        ));
+        for kind in [
+            CoreErrorResponseType::InvalidClient,
+            CoreErrorResponseType::UnauthorizedClient,
+            CoreErrorResponseType::InvalidScope,
+            CoreErrorResponseType::InvalidRequest,
+            CoreErrorResponseType::Extension("server_error".into()),
+        ] {
+            assert!(
+                matches!(answered(kind.clone()), OidcError::Unavailable(_)),
+                "{kind:?}"
+            );
+        }
+        let io = std::io::Error::other("connection reset");
+        assert!(matches!(
+            token_error::<std::io::Error>(RequestTokenError::Request(io)),
+            OidcError::Unavailable(_)
+        ));
+    }
+}
