@@ -80,10 +80,14 @@ fn rendered_config_carries_the_profile() {
         cfg.listen.public_url.as_deref(),
         Some("https://claude.corp.example.com")
     );
+    // Only the load balancer's own subnets (the fifth and sixth /20): the Client VPN attaches to
+    // the private subnets (10.20.32.0/20, 10.20.48.0/20), whose addresses must not be able to
+    // set a client address through X-Forwarded-For.
     assert_eq!(
         cfg.listen.trusted_proxies,
-        vec!["10.20.32.0/20", "10.20.48.0/20"]
+        vec!["10.20.64.0/20", "10.20.80.0/20"]
     );
+    assert!(p.vpn.is_some());
     let oidc = cfg.oidc.as_ref().unwrap();
     assert_eq!(oidc.groups_claim, "cognito:groups");
     assert!(
@@ -262,6 +266,18 @@ fn bad_profiles_name_the_key() {
         (
             "VPN_CLIENT_CIDR=10.30.0.0/24",
             "VPN_CLIENT_CIDR: 10.30.0.0/24 must be between /12 and /22",
+        ),
+        (
+            "EXISTING_VPC_ID=vpc-0123\nEXISTING_PRIVATE_SUBNET_IDS=subnet-a1,subnet-b1\nEXISTING_PRIVATE_SUBNET_CIDRS=10.20.0.0/24,10.20.1.0/24",
+            "VPN: the bundled Client VPN attaches to EXISTING_PRIVATE_SUBNET_IDS",
+        ),
+        (
+            "SUBNET_CIDR_BITS=4",
+            "SUBNET_CIDR_BITS: \"4\" is not a whole number from 5",
+        ),
+        (
+            "VPC_CIDR=10.20.0.0/24\nSUBNET_CIDR_BITS=6",
+            "SUBNET_CIDR_BITS: six subnets",
         ),
         (
             "VPC_CIDR=10.20.0.1/16",

@@ -35,7 +35,7 @@ impl Deref for AppState {
 pub struct State {
     /// The validated config.
     pub config: Config,
-    /// Its fingerprint.
+    /// SHA-256 of the config file as written (before references are expanded).
     pub config_sha256: String,
     /// The gateway's public origin: `listen.public_url`, or the loopback origin it listens on.
     pub origin: String,

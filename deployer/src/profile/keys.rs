@@ -112,7 +112,7 @@ pub const KEYS: &[Key] = &[
     w("SPEND_FAIL_CLOSED", "false", ADMIN, "refuse inference when the limit check cannot reach the database"),
     // Network
     k("VPC_CIDR", "10.20.0.0/16", "CIDR of the new VPC, or the primary CIDR of EXISTING_VPC_ID"),
-    k("SUBNET_CIDR_BITS", "12", "host bits of each of the four new subnets (12 gives /20 in a /16)"),
+    k("SUBNET_CIDR_BITS", "12", "host bits of each of the six new subnets (12 gives /20 in a /16)"),
     k("NAT_GATEWAYS", "2", "NAT gateways in a new VPC: 1 (cheaper) or 2 (one per zone)"),
     k("EXISTING_VPC_ID", "", "deploy into this VPC instead of creating one"),
     k("EXISTING_PRIVATE_SUBNET_IDS", "", "two private subnets of EXISTING_VPC_ID in two zones, comma-separated"),

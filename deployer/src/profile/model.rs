@@ -136,14 +136,17 @@ impl Network {
         }
     }
 
-    /// The CIDRs of the private subnets the load balancer sits in (known before deployment).
-    pub fn private_subnet_cidrs(&self) -> Vec<Ipv4Net> {
+    /// The CIDRs of the subnets the load balancer sits in (known before deployment), which the
+    /// gateway trusts as proxies: in a new VPC its own two subnets (the fifth and sixth of
+    /// `Fn::Cidr(cidr, 6, bits)`), where no Client VPN attaches; in an existing VPC the private
+    /// subnets it shares with the tasks.
+    pub fn load_balancer_cidrs(&self) -> Vec<Ipv4Net> {
         match self {
             Network::New {
                 cidr, subnet_bits, ..
-            } => crate::netcalc::cfn_cidr(*cidr, 4, *subnet_bits)
+            } => crate::netcalc::cfn_cidr(*cidr, 6, *subnet_bits)
                 .into_iter()
-                .skip(2)
+                .skip(4)
                 .collect(),
             Network::Existing { subnet_cidrs, .. } => subnet_cidrs.clone(),
         }

@@ -180,7 +180,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
             tls: None,
             trusted_proxies: p
                 .network
-                .private_subnet_cidrs()
+                .load_balancer_cidrs()
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
@@ -220,6 +220,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
                 max: p.rate_device_verify.max,
                 window_seconds: p.rate_device_verify.window_seconds,
             },
+            ..Default::default()
         },
         login_notice: p.login_notice.clone(),
         load_test_mode: None,

@@ -26,6 +26,7 @@ pub fn managed(p: &Profile) -> Result<Option<Managed>, String> {
         policy_mode: Some(PolicyMode::FirstMatch),
         policies,
         enforce_tool_denials: p.enforce_tool_denials && any_denials,
+        unmatched: Default::default(),
     }))
 }
 

@@ -14,7 +14,9 @@ use super::codes::{same, sha256_hex};
 use super::context::Ctx;
 use super::device::{cookie_name, OAuthState};
 use super::grant::{self, Issued, Status};
+use super::oidc::OidcError;
 use super::pages::message;
+use super::refresh_state;
 use super::token::Identity;
 use crate::state::AppState;
 
@@ -105,28 +107,29 @@ pub async fn callback(
         // stray or planted callback link would break the sign-in this browser is in the middle of.
         return message(StatusCode::FORBIDDEN, "Different browser", "This sign-in was started in a different browser. Open the verification link on the device that showed the code.");
     }
-    let mut g = match grant::load(&state.store, &state.sealer, &st.grant, now).await {
-        Ok(Some(g)) if g.status == Status::Pending => g,
-        Ok(_) => {
-            ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
-            return clear_cookie(
-                message(
-                    StatusCode::BAD_REQUEST,
-                    "Already used",
-                    "This device code has already been used or has expired.",
-                ),
-                secure,
-            );
-        }
-        Err(e) => {
-            tracing::error!("device grant lookup failed: {e}");
-            return message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again shortly",
-                "Sign-in is unavailable for a moment. Try again shortly.",
-            );
-        }
-    };
+    let (mut g, read) =
+        match grant::load_versioned(&state.store, &state.sealer, &st.grant, now).await {
+            Ok(Some((g, read))) if g.status == Status::Pending => (g, read),
+            Ok(_) => {
+                ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
+                return clear_cookie(
+                    message(
+                        StatusCode::BAD_REQUEST,
+                        "Already used",
+                        "This device code has already been used or has expired.",
+                    ),
+                    secure,
+                );
+            }
+            Err(e) => {
+                tracing::error!("device grant lookup failed: {e}");
+                return message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Try again shortly",
+                    "Sign-in is unavailable for a moment. Try again shortly.",
+                );
+            }
+        };
     // One state, one use: the grant stops being pending whatever happens next.
     let outcome = if let Some(err) = &q.error {
         let detail = q.error_description.as_deref().unwrap_or_default();
@@ -198,19 +201,36 @@ pub async fn callback(
             )
         }
     };
-    if let Err(e) = grant::save(&state.store, &state.sealer, &st.grant, &g).await {
-        tracing::error!("could not settle a device grant: {e}");
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Try again shortly",
-            "Sign-in could not be recorded. Start again from your terminal.",
-        );
+    match grant::replace(&state.store, &state.sealer, &st.grant, &read, &g, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // A deny (or another callback) settled the grant while the IdP was being asked:
+            // that one stands, and what was minted here is dropped.
+            ctx.audit(&state, "device.callback", json!({"result": "conflict"}));
+            return clear_cookie(
+                message(
+                    StatusCode::CONFLICT,
+                    "Already settled",
+                    "This sign-in request was denied or completed in the meantime. Start again from your terminal.",
+                ),
+                secure,
+            );
+        }
+        Err(e) => {
+            tracing::error!("could not settle a device grant: {e}");
+            return message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again shortly",
+                "Sign-in could not be recorded. Start again from your terminal.",
+            );
+        }
     }
     let _ = grant::forget_user_code(&state.store, &g.user_code).await;
     clear_cookie(res, secure)
 }
 
-/// Code → verified identity and the IdP refresh token; or (audit reason, page text).
+/// Code → verified identity and the refresh token to hand out (the IdP's, sealed with the
+/// subject); or (audit reason, page text).
 async fn sign_in(
     state: &AppState,
     code: &str,
@@ -233,29 +253,69 @@ async fn sign_in(
         tracing::warn!("sign-in failed at the IdP: {e}");
         ("idp_exchange".to_owned(), "The identity provider did not confirm the sign-in. Start again from your terminal.".to_owned())
     })?;
-    identity(state, &ex)
-        .await
-        .map(|who| (who, ex.refresh_token))
+    match identity(state, &ex, None).await {
+        Ok((who, idp_sub)) => {
+            let rt = ex
+                .refresh_token
+                .as_deref()
+                .map(|rt| refresh_state::seal(&state.sealer, rt, &idp_sub, now));
+            Ok((who, rt))
+        }
+        Err(NotAdmitted::Refused(reason, text)) => Err((reason, text)),
+        Err(NotAdmitted::Unavailable(e)) => {
+            tracing::warn!("sign-in could not be confirmed: {e}");
+            Err((
+                "idp_unavailable".into(),
+                "The identity provider could not be reached. Start again from your terminal in a moment.".into(),
+            ))
+        }
+    }
 }
 
-/// Applies the claim gates to an exchange (asking userinfo when allowed and needed).
+/// Why an identity from the IdP was not admitted.
+#[derive(Debug)]
+pub enum NotAdmitted {
+    /// Refused for good: (audit reason, page text).
+    Refused(String, String),
+    /// The IdP could not confirm it now (userinfo unreachable): try again later.
+    Unavailable(String),
+}
+
+/// Applies the claim gates to an exchange (asking userinfo when allowed and needed). `session_sub`
+/// is the IdP subject of the session a refresh continues: an id_token must name it, and userinfo
+/// must name it when there is no id_token. Returns the identity and the IdP subject.
 pub async fn identity(
     state: &AppState,
     ex: &super::oidc::Exchanged,
-) -> Result<Identity, (String, String)> {
+    session_sub: Option<&str>,
+) -> Result<(Identity, String), NotAdmitted> {
     let (Some(oidc), Some(rp)) = (&state.config.oidc, &state.rp) else {
-        return Err(("no_idp".into(), "No identity provider.".into()));
+        return Err(NotAdmitted::Refused(
+            "no_idp".into(),
+            "No identity provider.".into(),
+        ));
+    };
+    let changed = || {
+        NotAdmitted::Refused(
+            "subject_changed".into(),
+            "Sign-in was refused: the identity provider named another user.".into(),
+        )
     };
     let claims = ex.claims.clone().unwrap_or(serde_json::Value::Null);
-    let sub = claims
+    let id_sub = claims
         .get("sub")
         .and_then(|s| s.as_str())
-        .unwrap_or_default()
-        .to_owned();
+        .filter(|s| !s.is_empty());
+    if let (Some(named), Some(want)) = (id_sub, session_sub) {
+        if named != want {
+            return Err(changed());
+        }
+    }
     let userinfo = if ex.claims.is_none() || needs_userinfo(&claims, oidc) {
-        match rp.userinfo(&ex.access_token, &sub).await {
+        match rp.userinfo(&ex.access_token, id_sub.or(session_sub)).await {
             Ok(u) => Some(u),
-            Err(e) if ex.claims.is_none() => return Err(("userinfo".into(), format!("{e}"))),
+            Err(OidcError::OtherSubject) if ex.claims.is_none() => return Err(changed()),
+            Err(e) if ex.claims.is_none() => return Err(NotAdmitted::Unavailable(e.to_string())),
             Err(e) => {
                 tracing::warn!("userinfo fallback failed: {e}");
                 None
@@ -276,6 +336,12 @@ pub async fn identity(
             .unwrap_or_default();
         tracing::debug!(?names, "id_token claim names");
     }
-    admit(base, userinfo.as_ref(), oidc)
-        .map_err(|r| (r.to_string(), format!("Sign-in was refused: {r}.")))
+    let who = admit(base, userinfo.as_ref(), oidc)
+        .map_err(|r| NotAdmitted::Refused(r.to_string(), format!("Sign-in was refused: {r}.")))?;
+    let idp_sub = base
+        .get("sub")
+        .and_then(|s| s.as_str())
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| who.sub.clone(), str::to_owned);
+    Ok((who, idp_sub))
 }

@@ -15,6 +15,9 @@ pub enum Refusal {
     /// `email_verified` is false.
     #[error("email address not verified at the IdP")]
     EmailNotVerified,
+    /// Domains are restricted and the IdP did not say whether the email is verified.
+    #[error("the IdP did not say the email address is verified")]
+    EmailVerifiedMissing,
     /// An email is needed (domains are restricted) but none came.
     #[error("id_token missing email claim")]
     NoEmail,
@@ -58,6 +61,16 @@ fn groups_of(claims: &Value, oidc: &Oidc) -> Option<Vec<String>> {
     }
 }
 
+/// `email_verified` as the IdP sent it: a boolean, or the strings `"true"`/`"false"` some send.
+fn verified_of(doc: &Value) -> Option<bool> {
+    match doc.get("email_verified")? {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
 /// Whether the id_token lacks what userinfo could provide (so it is worth asking).
 pub fn needs_userinfo(claims: &Value, oidc: &Oidc) -> bool {
     oidc.userinfo_fallback
@@ -76,13 +89,17 @@ pub fn admit(claims: &Value, userinfo: Option<&Value>, oidc: &Oidc) -> Result<Id
         })
         .filter(|s| !s.is_empty())
         .ok_or(Refusal::NoSubject)?;
-    let verified = claims.get("email_verified");
-    if matches!(verified, Some(Value::Bool(false)))
-        || verified.and_then(Value::as_str) == Some("false")
-    {
+    // `email_verified` is read from the document the email came from.
+    let (email, verified) = match email_of(claims, oidc) {
+        Some(e) => (Some(e), verified_of(claims)),
+        None => match userinfo.and_then(|u| email_of(u, oidc)) {
+            Some(e) => (Some(e), userinfo.and_then(verified_of)),
+            None => (None, verified_of(claims)),
+        },
+    };
+    if verified == Some(false) {
         return Err(Refusal::EmailNotVerified);
     }
-    let email = email_of(claims, oidc).or_else(|| userinfo.and_then(|u| email_of(u, oidc)));
     let groups = groups_of(claims, oidc)
         .or_else(|| userinfo.and_then(|u| groups_of(u, oidc)))
         .unwrap_or_default();
@@ -99,6 +116,9 @@ pub fn admit(claims: &Value, userinfo: Option<&Value>, oidc: &Oidc) -> Result<Id
         });
         if !ok {
             return Err(Refusal::Domain);
+        }
+        if verified.is_none() && !oidc.accept_missing_email_verified {
+            return Err(Refusal::EmailVerifiedMissing);
         }
     }
     if let Some(allowed) = &oidc.allowed_groups {
@@ -196,7 +216,7 @@ mod tests {
         );
         assert_eq!(
             admit(
-                &json!({"sub": "u", "email": "a@EXAMPLE.com", "groups": ["Eng"]}),
+                &json!({"sub": "u", "email": "a@EXAMPLE.com", "email_verified": true, "groups": ["Eng"]}),
                 None,
                 &o
             ),
@@ -204,11 +224,46 @@ mod tests {
             "groups match exactly"
         );
         assert!(admit(
-            &json!({"sub": "u", "email": "a@EXAMPLE.com", "groups": "eng"}),
+            &json!({"sub": "u", "email": "a@EXAMPLE.com", "email_verified": true, "groups": "eng"}),
             None,
             &o
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_domain_gate_wants_the_email_said_verified() {
+        let o = oidc(", allowed_email_domains: [example.com]");
+        let silent = json!({"sub": "u", "email": "a@example.com"});
+        assert_eq!(admit(&silent, None, &o), Err(Refusal::EmailVerifiedMissing));
+        assert!(admit(
+            &json!({"sub": "u", "email": "a@example.com", "email_verified": "true"}),
+            None,
+            &o
+        )
+        .is_ok());
+        // Verified or not is read where the email came from: here, userinfo.
+        let o = oidc(", allowed_email_domains: [example.com], userinfo_fallback: true");
+        let thin = json!({"sub": "u", "email_verified": true});
+        assert_eq!(
+            admit(
+                &thin,
+                Some(&json!({"sub": "u", "email": "a@example.com"})),
+                &o
+            ),
+            Err(Refusal::EmailVerifiedMissing)
+        );
+        assert!(admit(
+            &thin,
+            Some(&json!({"sub": "u", "email": "a@example.com", "email_verified": true})),
+            &o
+        )
+        .is_ok());
+        // The switch, for an IdP that never sends the claim.
+        let o = oidc(", allowed_email_domains: [example.com], accept_missing_email_verified: true");
+        assert!(admit(&silent, None, &o).is_ok());
+        // Without a domain gate the email is not a credential, and its absence is not asked about.
+        assert!(admit(&silent, None, &oidc("")).is_ok());
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Small things every sign-in handler needs: the caller's address, the request id, rate limits,
 //! and audit events that carry both.
 
+use std::net::IpAddr;
+
 use http::request::Parts;
 use serde_json::Value;
+
+use super::throttle::{network_key, Limit};
 
 use crate::config::Window;
 use crate::http::access::ClientIp;
@@ -14,6 +18,8 @@ use crate::state::AppState;
 pub struct Ctx {
     /// Resolved client address.
     pub ip: Option<String>,
+    /// The same address, parsed.
+    pub addr: Option<IpAddr>,
     /// The request id.
     pub request_id: String,
 }
@@ -22,12 +28,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ClientIp>().and_then(|c| c.0);
         Ok(Ctx {
-            ip: parts
-                .extensions
-                .get::<ClientIp>()
-                .and_then(|c| c.0)
-                .map(|ip| ip.to_string()),
+            ip: addr.map(|ip| ip.to_string()),
+            addr,
             request_id: parts
                 .extensions
                 .get::<RequestId>()
@@ -47,16 +51,19 @@ impl Ctx {
         state.audit.emit(evt, state.clock.now(), fields);
     }
 
-    /// Counts a hit against a per-IP window; true when over the limit. A store failure counts as
-    /// over: sign-in needs the store anyway, and failing open would unthrottle code guessing.
-    pub async fn over_limit(&self, state: &AppState, bucket: &str, w: &Window) -> bool {
-        let key = format!("rl:{bucket}:{}", self.ip.as_deref().unwrap_or("unknown"));
+    /// Counts a hit against the window of the caller's network (see [`network_key`]). A store
+    /// failure is [`Limit::Unavailable`]: sign-in needs the store anyway, so the caller refuses
+    /// (failing open would unthrottle code guessing), but says the service is unavailable.
+    pub async fn over_limit(&self, state: &AppState, bucket: &str, w: &Window) -> Limit {
+        let net = self.addr.map(network_key);
+        let key = format!("rl:{bucket}:{}", net.as_deref().unwrap_or("unknown"));
         let window = time::Duration::seconds(i64::from(w.window_seconds));
         match state.store.kv_incr(&key, window, state.clock.now()).await {
-            Ok(n) => n > i64::from(w.max),
+            Ok(n) if n > i64::from(w.max) => Limit::Over,
+            Ok(_) => Limit::Within,
             Err(e) => {
                 tracing::warn!("rate-limit counter unavailable: {e}");
-                true
+                Limit::Unavailable
             }
         }
     }

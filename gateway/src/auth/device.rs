@@ -15,6 +15,7 @@ use super::context::Ctx;
 use super::grant::{self, Status};
 use super::oauth_error::{no_store, OAuthError};
 use super::pages;
+use super::throttle::Limit;
 use crate::state::AppState;
 
 /// Lifetime of the OAuth state and the browser cookie.
@@ -52,7 +53,7 @@ pub async fn authorize(
     let surface = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "surface")
         .map(|(_, v)| v.into_owned());
-    if ctx
+    match ctx
         .over_limit(
             &state,
             "devauth",
@@ -60,12 +61,19 @@ pub async fn authorize(
         )
         .await
     {
-        ctx.audit(
-            &state,
-            "device.authorize",
-            json!({"result": "rate_limited"}),
-        );
-        return OAuthError::RATE_LIMITED.into_response();
+        Limit::Within => {}
+        Limit::Over => {
+            ctx.audit(
+                &state,
+                "device.authorize",
+                json!({"result": "rate_limited"}),
+            );
+            return OAuthError::RATE_LIMITED.into_response();
+        }
+        Limit::Unavailable => {
+            ctx.audit(&state, "device.authorize", json!({"result": "error"}));
+            return OAuthError::UNAVAILABLE.into_response();
+        }
     }
     let now = state.clock.now();
     match grant::create(
@@ -165,7 +173,7 @@ async fn find_pending(
     headers: &HeaderMap,
     form: &CodeForm,
     action: &str,
-) -> Result<(String, grant::Grant), Response> {
+) -> Result<(String, grant::Grant, grant::Version), Response> {
     if !same_origin(headers, &state.origin) {
         ctx.audit(
             state,
@@ -174,20 +182,31 @@ async fn find_pending(
         );
         return Err(pages::message(StatusCode::FORBIDDEN, "Request blocked", "This request came from another site and was blocked. Open the verification link from your terminal directly."));
     }
-    if ctx
+    match ctx
         .over_limit(state, "devverify", &state.config.rate_limits.device_verify)
         .await
     {
-        ctx.audit(
-            state,
-            "device.verify",
-            json!({"result": "rate_limited", "action": action}),
-        );
-        return Err(pages::message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
-            "Too many attempts came from your network. Wait a few minutes and try again.",
-        ));
+        Limit::Within => {}
+        Limit::Over => {
+            ctx.audit(
+                state,
+                "device.verify",
+                json!({"result": "rate_limited", "action": action}),
+            );
+            return Err(pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many attempts",
+                "Too many attempts came from your network. Wait a few minutes and try again.",
+            ));
+        }
+        Limit::Unavailable => {
+            ctx.audit(
+                state,
+                "device.verify",
+                json!({"result": "error", "action": action}),
+            );
+            return Err(unavailable_page());
+        }
     }
     let now = state.clock.now();
     let unknown = || {
@@ -210,14 +229,14 @@ async fn find_pending(
             return Ok(None);
         };
         Ok::<_, grant::GrantError>(
-            grant::load(&state.store, &state.sealer, &key, now)
+            grant::load_versioned(&state.store, &state.sealer, &key, now)
                 .await?
-                .map(|g| (key, g)),
+                .map(|(g, v)| (key, g, v)),
         )
     }
     .await;
     match found {
-        Ok(Some((key, g))) if g.status == Status::Pending => Ok((key, g)),
+        Ok(Some((key, g, v))) if g.status == Status::Pending => Ok((key, g, v)),
         Ok(_) => {
             ctx.audit(
                 state,
@@ -228,13 +247,18 @@ async fn find_pending(
         }
         Err(e) => {
             tracing::error!("device grant lookup failed: {e}");
-            Err(pages::message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again shortly",
-                "Sign-in is unavailable for a moment. Try again shortly.",
-            ))
+            Err(unavailable_page())
         }
     }
+}
+
+/// The page for a store outage: a moment's unavailability, not the person's fault.
+fn unavailable_page() -> Response {
+    pages::message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Try again shortly",
+        "Sign-in is unavailable for a moment. Try again shortly.",
+    )
 }
 
 /// `POST /device`: on to the IdP, with PKCE, a nonce, a sealed state and a browser-binding cookie.
@@ -244,7 +268,7 @@ pub async fn approve(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let (key, _grant) = match find_pending(&state, &ctx, &headers, &form, "approve").await {
+    let (key, _grant, _) = match find_pending(&state, &ctx, &headers, &form, "approve").await {
         Ok(found) => found,
         Err(page) => return page,
     };
@@ -315,16 +339,28 @@ pub async fn deny(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    let (key, mut g) = match find_pending(&state, &ctx, &headers, &form, "deny").await {
+    let (key, mut g, read) = match find_pending(&state, &ctx, &headers, &form, "deny").await {
         Ok(found) => found,
         Err(page) => return page,
     };
     g.status = Status::Denied;
-    let saved = grant::save(&state.store, &state.sealer, &key, &g).await;
-    let _ = grant::forget_user_code(&state.store, &g.user_code).await;
-    if let Err(e) = saved {
-        tracing::error!("could not deny a device grant: {e}");
+    let now = state.clock.now();
+    match grant::replace(&state.store, &state.sealer, &key, &read, &g, now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            ctx.audit(&state, "device.deny", json!({"result": "conflict"}));
+            return pages::message(
+                StatusCode::CONFLICT,
+                "Already settled",
+                "This sign-in request was completed or denied in the meantime. Check your terminal.",
+            );
+        }
+        Err(e) => {
+            tracing::error!("could not deny a device grant: {e}");
+            return unavailable_page();
+        }
     }
+    let _ = grant::forget_user_code(&state.store, &g.user_code).await;
     ctx.audit(&state, "device.deny", json!({"result": "denied"}));
     pages::message(
         StatusCode::OK,

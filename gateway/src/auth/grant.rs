@@ -114,17 +114,16 @@ pub async fn create(
     Ok((device_code, grant))
 }
 
-/// Writes a grant back (sealed, until its own expiry).
-pub async fn save(
-    store: &Store,
-    sealer: &Sealer,
-    key: &str,
-    grant: &Grant,
-) -> Result<(), GrantError> {
+/// Writes a new grant (sealed, until its own expiry).
+async fn save(store: &Store, sealer: &Sealer, key: &str, grant: &Grant) -> Result<(), GrantError> {
     let blob = sealer.seal(PURPOSE, grant, grant.expires_at)?;
     store.kv_put(key, &blob, at(grant.expires_at)).await?;
     Ok(())
 }
+
+/// The stored form of a grant as it was read: what [`replace`] compares against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(String);
 
 /// The live grant under `key`.
 pub async fn load(
@@ -133,14 +132,43 @@ pub async fn load(
     key: &str,
     now: OffsetDateTime,
 ) -> Result<Option<Grant>, GrantError> {
+    Ok(load_versioned(store, sealer, key, now)
+        .await?
+        .map(|(g, _)| g))
+}
+
+/// The live grant under `key` and the version it was read at, for a later [`replace`].
+pub async fn load_versioned(
+    store: &Store,
+    sealer: &Sealer,
+    key: &str,
+    now: OffsetDateTime,
+) -> Result<Option<(Grant, Version)>, GrantError> {
     match store.kv_get(key, now).await? {
         None => Ok(None),
         Some(blob) => match sealer.open(PURPOSE, &blob, now.unix_timestamp()) {
-            Ok(g) => Ok(Some(g)),
+            Ok(g) => Ok(Some((g, Version(blob)))),
             Err(SealError::Expired) | Err(SealError::Invalid) => Ok(None),
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// Writes `grant` over the version `read` was loaded at, only if nobody changed it since: of a
+/// deny and a callback that race, exactly one settles the grant. False when another change won
+/// (or the grant expired): the caller says so and changes nothing.
+pub async fn replace(
+    store: &Store,
+    sealer: &Sealer,
+    key: &str,
+    read: &Version,
+    grant: &Grant,
+    now: OffsetDateTime,
+) -> Result<bool, GrantError> {
+    let blob = sealer.seal(PURPOSE, grant, grant.expires_at)?;
+    Ok(store
+        .kv_replace(key, &read.0, &blob, at(grant.expires_at), now)
+        .await?)
 }
 
 /// Removes and returns the grant under `key`: only one poll can collect tokens.

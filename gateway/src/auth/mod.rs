@@ -1,6 +1,7 @@
 //! Who is calling: sign-in (an RFC 8628 device grant in front of the company's OpenID Connect
 //! provider) and the session tokens checked on every bearer request.
 
+mod backoff;
 pub mod bearer;
 mod callback;
 pub mod caller;
@@ -13,7 +14,9 @@ pub mod grant;
 pub mod oauth_error;
 pub mod oidc;
 mod pages;
+pub mod refresh_state;
 pub mod seal;
+pub mod throttle;
 pub mod token;
 mod token_endpoint;
 

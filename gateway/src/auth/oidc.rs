@@ -1,6 +1,8 @@
-//! The OpenID Connect relying party: discovery (lazy, cached for an hour), the authorize URL with
-//! PKCE S256 and a nonce, the code exchange and refresh, id_token verification (signature,
-//! issuer, audience, `azp`, expiry with the configured skew, nonce), and userinfo.
+//! The OpenID Connect relying party: discovery (lazy, cached for an hour, a single attempt in
+//! flight, failures answered from a back-off window), the authorize URL with PKCE S256 and a
+//! nonce, the code exchange and refresh, id_token verification (signature, issuer, audience,
+//! `azp`, expiry with the configured skew, nonce; the JWKS fetched again, at most once a minute,
+//! when a token names a key it does not hold), and userinfo.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,13 +14,15 @@ use openidconnect::core::{
     CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse,
+    AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    SignatureVerificationError, TokenResponse,
 };
 use serde_json::Value;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
+use super::backoff::{refetch_due, Failures};
 use crate::config::Oidc;
 
 type Client = CoreClient<
@@ -38,12 +42,15 @@ pub enum OidcError {
     /// The IdP could not be reached or answered nonsense: try again later.
     #[error("identity provider unavailable: {0}")]
     Unavailable(String),
-    /// The IdP refused the code or refresh token.
+    /// The IdP refused the code or refresh token (its `invalid_grant`).
     #[error("identity provider refused the grant: {0}")]
     InvalidGrant(String),
     /// The id_token did not verify.
     #[error("id_token rejected: {0}")]
     BadToken(String),
+    /// Userinfo names another subject than the session's.
+    #[error("userinfo names another subject")]
+    OtherSubject,
 }
 
 /// Tokens and verified claims from one exchange.
@@ -59,6 +66,8 @@ pub struct Exchanged {
 
 struct Discovered {
     client: Client,
+    /// The provider's metadata, without its keys: to build the client again with a fresh JWKS.
+    metadata: CoreProviderMetadata,
     userinfo: Option<String>,
     authorize_origin: String,
     at: Instant,
@@ -70,6 +79,12 @@ pub struct RelyingParty {
     redirect_uri: String,
     http: reqwest::Client,
     cache: RwLock<Option<Arc<Discovered>>>,
+    /// Held while discovery or a JWKS refetch runs: one call to the IdP at a time.
+    fetching: Mutex<()>,
+    /// Discovery failures in a row, for the back-off window.
+    failures: std::sync::Mutex<Failures>,
+    /// When the JWKS was last fetched again for an unknown key.
+    refetched: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for RelyingParty {
@@ -121,18 +136,128 @@ impl RelyingParty {
             redirect_uri: format!("{origin}/oauth/callback"),
             http: idp_http(cfg.ca_cert_pem.as_deref())?,
             cache: RwLock::new(None),
+            fetching: Mutex::new(()),
+            failures: std::sync::Mutex::new(Failures::default()),
+            refetched: std::sync::Mutex::new(None),
         })
     }
 
+    async fn cached(&self) -> Option<Arc<Discovered>> {
+        self.cache.read().await.clone()
+    }
+
+    /// The provider's metadata and keys: cached for an hour; one discovery in flight at a time
+    /// (the others wait for its answer); after a failure, the IdP is not asked again until the
+    /// back-off window has passed, and a stale copy, when there is one, is used meanwhile.
     async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
-        if let Some(d) = self.cache.read().await.as_ref() {
-            if d.at.elapsed() < REDISCOVER_AFTER {
-                return Ok(d.clone());
+        let fresh = |d: &Arc<Discovered>| d.at.elapsed() < REDISCOVER_AFTER;
+        if let Some(d) = self.cached().await.filter(fresh) {
+            return Ok(d);
+        }
+        let _one = self.fetching.lock().await;
+        let stale = self.cached().await;
+        if let Some(d) = stale.clone().filter(fresh) {
+            return Ok(d);
+        }
+        let backing_off = self
+            .failures
+            .lock()
+            .map(|f| f.backing_off(Instant::now()))
+            .unwrap_or(false);
+        if backing_off {
+            return stale.ok_or_else(|| {
+                OidcError::Unavailable("discovery failed recently; not retried yet".into())
+            });
+        }
+        match self.discover().await {
+            Ok(d) => {
+                if let Ok(mut f) = self.failures.lock() {
+                    f.reset();
+                }
+                let d = Arc::new(d);
+                *self.cache.write().await = Some(d.clone());
+                Ok(d)
+            }
+            Err(e) => {
+                if let Ok(mut f) = self.failures.lock() {
+                    f.failed(Instant::now());
+                }
+                match stale {
+                    Some(d) => {
+                        tracing::warn!("{e}; using the provider metadata discovered earlier");
+                        Ok(d)
+                    }
+                    None => Err(e),
+                }
             }
         }
-        let fresh = Arc::new(self.discover().await?);
-        *self.cache.write().await = Some(fresh.clone());
-        Ok(fresh)
+    }
+
+    /// Fetches the JWKS again after `seen` held no key for a token, unless that was done less
+    /// than a minute ago; `None` when it may not run now. Another caller's refetch counts.
+    async fn refetch_keys(
+        &self,
+        seen: &Arc<Discovered>,
+    ) -> Result<Option<Arc<Discovered>>, OidcError> {
+        let _one = self.fetching.lock().await;
+        if let Some(d) = self.cached().await {
+            if !Arc::ptr_eq(&d, seen) {
+                return Ok(Some(d));
+            }
+        }
+        let now = Instant::now();
+        let due = match self.refetched.lock() {
+            Ok(mut last) if refetch_due(*last, now) => {
+                *last = Some(now);
+                true
+            }
+            _ => false,
+        };
+        if !due {
+            return Ok(None);
+        }
+        tracing::info!("an id_token names a key the cached JWKS lacks: fetching the JWKS again");
+        let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("jwks: {e}")))?;
+        let d = Arc::new(Discovered {
+            client: self.client(seen.metadata.clone(), jwks)?,
+            metadata: seen.metadata.clone(),
+            userinfo: seen.userinfo.clone(),
+            authorize_origin: seen.authorize_origin.clone(),
+            at: seen.at,
+        });
+        *self.cache.write().await = Some(d.clone());
+        Ok(Some(d))
+    }
+
+    /// The client for `metadata` with `jwks` as its keys.
+    fn client(
+        &self,
+        metadata: CoreProviderMetadata,
+        jwks: CoreJsonWebKeySet,
+    ) -> Result<Client, OidcError> {
+        let post_only = metadata
+            .token_endpoint_auth_methods_supported()
+            .is_some_and(|m| m.iter().all(|x| x.as_ref() == "client_secret_post"));
+        let auth_type = match self.cfg.token_endpoint_auth_method.as_deref() {
+            Some("client_secret_post") => AuthType::RequestBody,
+            Some("client_secret_basic") => AuthType::BasicAuth,
+            _ if post_only => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        };
+        let redirect = RedirectUrl::new(self.redirect_uri.clone())
+            .map_err(|e| OidcError::Unavailable(e.to_string()))?;
+        Ok(CoreClient::from_provider_metadata(
+            metadata.set_jwks(jwks),
+            ClientId::new(self.cfg.client_id.clone()),
+            self.cfg
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_owned())),
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(auth_type))
     }
 
     async fn discover(&self) -> Result<Discovered, OidcError> {
@@ -167,29 +292,9 @@ impl RelyingParty {
         let userinfo = metadata.userinfo_endpoint().map(|u| u.url().to_string());
         let authorize = metadata.authorization_endpoint().url();
         let authorize_origin = authorize.origin().ascii_serialization();
-        let post_only = metadata
-            .token_endpoint_auth_methods_supported()
-            .is_some_and(|m| m.iter().all(|x| x.as_ref() == "client_secret_post"));
-        let auth_type = match self.cfg.token_endpoint_auth_method.as_deref() {
-            Some("client_secret_post") => AuthType::RequestBody,
-            Some("client_secret_basic") => AuthType::BasicAuth,
-            _ if post_only => AuthType::RequestBody,
-            _ => AuthType::BasicAuth,
-        };
-        let redirect =
-            RedirectUrl::new(self.redirect_uri.clone()).map_err(|e| unavailable(e.to_string()))?;
-        let client = CoreClient::from_provider_metadata(
-            metadata.set_jwks(jwks),
-            ClientId::new(self.cfg.client_id.clone()),
-            self.cfg
-                .client_secret
-                .as_ref()
-                .map(|s| ClientSecret::new(s.expose().to_owned())),
-        )
-        .set_redirect_uri(redirect)
-        .set_auth_type(auth_type);
         Ok(Discovered {
-            client,
+            client: self.client(metadata.clone(), jwks)?,
+            metadata,
             userinfo,
             authorize_origin,
             at: Instant::now(),
@@ -252,7 +357,7 @@ impl RelyingParty {
         let tokens = req.request_async(&self.http).await.map_err(token_error)?;
         let nonce = Nonce::new(nonce.to_owned());
         let claims = match tokens.id_token() {
-            Some(t) => Some(self.verify(&d.client, t, Some(&nonce), now)?),
+            Some(t) => Some(self.verify_refetching(d, t, Some(&nonce), now).await?),
             None => return Err(OidcError::BadToken("the IdP returned no id_token".into())),
         };
         Ok(Exchanged {
@@ -277,7 +382,7 @@ impl RelyingParty {
         }
         let tokens = req.request_async(&self.http).await.map_err(token_error)?;
         let claims = match tokens.id_token() {
-            Some(t) => Some(self.verify(&d.client, t, None, now)?),
+            Some(t) => Some(self.verify_refetching(d, t, None, now).await?),
             None => None,
         };
         Ok(Exchanged {
@@ -287,13 +392,37 @@ impl RelyingParty {
         })
     }
 
+    /// Verifies `token`; when the cached JWKS holds no key for it (the IdP rotated its signing
+    /// key), fetches the JWKS again (at most once a minute) and tries once more.
+    async fn verify_refetching(
+        &self,
+        d: Arc<Discovered>,
+        token: &CoreIdToken,
+        nonce: Option<&Nonce>,
+        now: i64,
+    ) -> Result<Value, OidcError> {
+        match self.verify(&d.client, token, nonce, now) {
+            Err(Verify::NoKey) => match self.refetch_keys(&d).await? {
+                Some(fresh) => self
+                    .verify(&fresh.client, token, nonce, now)
+                    .map_err(Verify::into_error),
+                None => Err(OidcError::BadToken(
+                    "no key in the JWKS matches the id_token; the JWKS was fetched again less \
+                     than a minute ago"
+                        .into(),
+                )),
+            },
+            other => other.map_err(Verify::into_error),
+        }
+    }
+
     fn verify(
         &self,
         client: &Client,
         token: &CoreIdToken,
         nonce: Option<&Nonce>,
         now: i64,
-    ) -> Result<Value, OidcError> {
+    ) -> Result<Value, Verify> {
         let skew = i64::from(self.cfg.clock_skew_seconds);
         let extra_azp = self.cfg.additional_authorized_parties.clone();
         let alg: Option<CoreJwsSigningAlgorithm> =
@@ -312,18 +441,28 @@ impl RelyingParty {
                 .claims(&verifier, |_: Option<&Nonce>| Ok(()))
                 .map(|_| ()),
         };
-        result.map_err(|e| OidcError::BadToken(e.to_string()))?;
+        result.map_err(|e| match e {
+            ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            ) => Verify::NoKey,
+            e => Verify::Bad(e.to_string()),
+        })?;
         // The signature is verified; read the payload whole, for claims the typed view drops.
         let compact = token.to_string();
         let payload = compact.split('.').nth(1).unwrap_or_default();
         let bytes = B64
             .decode(payload)
-            .map_err(|e| OidcError::BadToken(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| OidcError::BadToken(e.to_string()))
+            .map_err(|e| Verify::Bad(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| Verify::Bad(e.to_string()))
     }
 
-    /// Userinfo for an access token, refused unless it names `sub`.
-    pub async fn userinfo(&self, access_token: &str, sub: &str) -> Result<Value, OidcError> {
+    /// Userinfo for an access token. With `sub`, refused ([`OidcError::OtherSubject`]) unless it
+    /// names that subject; without, it must name one.
+    pub async fn userinfo(
+        &self,
+        access_token: &str,
+        sub: Option<&str>,
+    ) -> Result<Value, OidcError> {
         let d = self.discovered().await?;
         let url = d
             .userinfo
@@ -348,12 +487,30 @@ impl RelyingParty {
             .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
-        if v.get("sub").and_then(Value::as_str) != Some(sub) {
-            return Err(OidcError::BadToken(
-                "userinfo sub missing or does not match id_token sub".into(),
-            ));
+        let named = v
+            .get("sub")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty());
+        match (named, sub) {
+            (None, _) => Err(OidcError::Unavailable("userinfo: no sub".into())),
+            (Some(n), Some(want)) if n != want => Err(OidcError::OtherSubject),
+            _ => Ok(v),
         }
-        Ok(v)
+    }
+}
+
+/// Why an id_token did not verify: no key for it (worth a JWKS refetch), or anything else.
+enum Verify {
+    NoKey,
+    Bad(String),
+}
+
+impl Verify {
+    fn into_error(self) -> OidcError {
+        match self {
+            Verify::NoKey => OidcError::BadToken("no key in the JWKS matches the id_token".into()),
+            Verify::Bad(e) => OidcError::BadToken(e),
+        }
     }
 }
 
@@ -366,12 +523,54 @@ fn token_error<E: std::error::Error>(
     e: RequestTokenError<E, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
 ) -> OidcError {
     match &e {
+        // Only the IdP's own `invalid_grant` says the grant is dead. Anything else it answers
+        // (`invalid_client`, `unauthorized_client`, `invalid_scope`, a server error) is a
+        // configuration or IdP problem the person's refresh token is not to blame for.
         RequestTokenError::ServerResponse(r)
             if *r.error() == CoreErrorResponseType::InvalidGrant =>
         {
             OidcError::InvalidGrant(r.to_string())
         }
-        RequestTokenError::ServerResponse(r) => OidcError::InvalidGrant(r.to_string()),
+        RequestTokenError::ServerResponse(r) => {
+            OidcError::Unavailable(format!("the IdP refused the request: {r}"))
+        }
         other => OidcError::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openidconnect::StandardErrorResponse;
+
+    fn answered(kind: CoreErrorResponseType) -> OidcError {
+        token_error::<std::io::Error>(RequestTokenError::ServerResponse(
+            StandardErrorResponse::new(kind, None, None),
+        ))
+    }
+
+    #[test]
+    fn only_the_idps_invalid_grant_kills_a_grant() {
+        assert!(matches!(
+            answered(CoreErrorResponseType::InvalidGrant),
+            OidcError::InvalidGrant(_)
+        ));
+        for kind in [
+            CoreErrorResponseType::InvalidClient,
+            CoreErrorResponseType::UnauthorizedClient,
+            CoreErrorResponseType::InvalidScope,
+            CoreErrorResponseType::InvalidRequest,
+            CoreErrorResponseType::Extension("server_error".into()),
+        ] {
+            assert!(
+                matches!(answered(kind.clone()), OidcError::Unavailable(_)),
+                "{kind:?}"
+            );
+        }
+        let io = std::io::Error::other("connection reset");
+        assert!(matches!(
+            token_error::<std::io::Error>(RequestTokenError::Request(io)),
+            OidcError::Unavailable(_)
+        ));
     }
 }

@@ -8,11 +8,13 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde_json::json;
 
-use super::callback::identity;
+use super::callback::{identity, NotAdmitted};
 use super::context::Ctx;
 use super::grant::{self, device_key, Status};
 use super::oauth_error::{no_store, OAuthError};
 use super::oidc::OidcError;
+use super::refresh_state;
+use super::throttle::Limit;
 use crate::state::AppState;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -104,48 +106,68 @@ async fn poll(state: &AppState, device_code: &str) -> Response {
     }
 }
 
-/// Refresh is stateless: the client holds the IdP's refresh token, the gateway exchanges it and
-/// mints a new session token. It needs no store, so it works through a database outage.
-async fn refresh(state: &AppState, ctx: &Ctx, refresh_token: &str) -> Response {
+/// Refresh is stateless: the client holds the IdP's refresh token (sealed with the session's
+/// subject), the gateway exchanges it and mints a new session token. It needs no store beyond the
+/// rate limit (which lets refreshes through while the store is down), so it works through a
+/// database outage. Only the IdP's own `invalid_grant`, or an identity the gates now refuse, tells
+/// the client to sign in again; anything on the gateway's or the IdP's side that may pass is
+/// `503 temporarily_unavailable`, so the client keeps its refresh token.
+async fn refresh(state: &AppState, ctx: &Ctx, presented: &str) -> Response {
     let Some(rp) = &state.rp else {
         return OAuthError::INVALID_GRANT.into_response();
     };
+    let fail = |err: &str| {
+        ctx.audit(
+            state,
+            "session.refresh",
+            json!({"result": "fail", "err": err}),
+        );
+    };
+    match ctx
+        .over_limit(state, "refresh", &state.config.rate_limits.refresh)
+        .await
+    {
+        Limit::Over => {
+            fail("rate_limited");
+            return OAuthError::RATE_LIMITED.into_response();
+        }
+        Limit::Within | Limit::Unavailable => {}
+    }
     let now = state.clock.now();
-    let ex = match rp.refresh(refresh_token, now.unix_timestamp()).await {
+    let opened = refresh_state::open(&state.sealer, presented, now.unix_timestamp());
+    let ex = match rp.refresh(&opened.idp_token, now.unix_timestamp()).await {
         Ok(ex) => ex,
-        Err(OidcError::InvalidGrant(e)) | Err(OidcError::BadToken(e)) => {
-            tracing::info!("refresh refused: {e}");
-            ctx.audit(
-                state,
-                "session.refresh",
-                json!({"result": "fail", "err": "invalid_grant"}),
-            );
+        Err(OidcError::InvalidGrant(e)) => {
+            tracing::info!("refresh refused by the IdP: {e}");
+            fail("invalid_grant");
             return OAuthError::INVALID_GRANT.into_response();
+        }
+        Err(OidcError::BadToken(e)) => {
+            tracing::warn!("refresh: the IdP's id_token did not verify: {e}");
+            fail("id_token_rejected");
+            return OAuthError::UNAVAILABLE.into_response();
         }
         Err(e) => {
             tracing::warn!("refresh failed: {e}");
-            ctx.audit(
-                state,
-                "session.refresh",
-                json!({"result": "fail", "err": "idp_unavailable"}),
-            );
+            fail("idp_unavailable");
             return OAuthError::UNAVAILABLE.into_response();
         }
     };
-    let who = match identity(state, &ex).await {
+    let (who, idp_sub) = match identity(state, &ex, opened.sub.as_deref()).await {
         Ok(w) => w,
-        Err((reason, _)) => {
-            ctx.audit(
-                state,
-                "session.refresh",
-                json!({"result": "fail", "err": reason}),
-            );
+        Err(NotAdmitted::Refused(reason, _)) => {
+            fail(&reason);
             ctx.audit(
                 state,
                 "auth.denied",
                 json!({"reason": reason, "path": "/oauth/token"}),
             );
             return OAuthError::INVALID_GRANT.into_response();
+        }
+        Err(NotAdmitted::Unavailable(e)) => {
+            tracing::warn!("refresh could not be confirmed: {e}");
+            fail("idp_unavailable");
+            return OAuthError::UNAVAILABLE.into_response();
         }
     };
     let ttl = (state.config.session.ttl_hours * 3600.0).round() as i64;
@@ -155,11 +177,13 @@ async fn refresh(state: &AppState, ctx: &Ctx, refresh_token: &str) -> Response {
         "session.refresh",
         json!({"result": "success", "sub": who.sub, "email": who.email, "groups": who.groups}),
     );
+    let idp_rt = ex.refresh_token.as_deref().unwrap_or(&opened.idp_token);
+    let rt = refresh_state::seal(&state.sealer, idp_rt, &idp_sub, now.unix_timestamp());
     let mut res = Json(json!({
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": ttl,
-        "refresh_token": ex.refresh_token.as_deref().unwrap_or(refresh_token),
+        "refresh_token": rt,
     }))
     .into_response();
     no_store(res.headers_mut());

@@ -14,8 +14,10 @@ use super::validate::validate;
 pub struct Loaded {
     /// The typed, validated config (references expanded).
     pub config: Config,
-    /// Hex SHA-256 of the config's canonical JSON form: equal configs give equal fingerprints,
-    /// whatever their layout or comments.
+    /// Hex SHA-256 of the config text as written, before `${VAR}` and `${file:}` references are
+    /// expanded: it names the file an operator deployed, and says nothing about the secrets it
+    /// references (a digest over expanded secrets would let anyone holding the audit log test
+    /// guesses of a weak secret against it).
     pub sha256: String,
 }
 
@@ -57,14 +59,8 @@ pub fn load(text: &str, env: &dyn Env) -> Result<Loaded, ConfigError> {
     if !issues.is_empty() {
         return Err(fail(issues));
     }
-    let sha256 = fingerprint(&config);
+    let sha256 = hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref());
     Ok(Loaded { config, sha256 })
-}
-
-/// Hex SHA-256 of the canonical JSON form of a config.
-pub fn fingerprint(config: &Config) -> String {
-    let json = serde_json::to_vec(config).unwrap_or_default();
-    hex(digest::digest(&digest::SHA256, &json).as_ref())
 }
 
 /// Lower-case hex of bytes.
@@ -197,14 +193,35 @@ oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
     }
 
     #[test]
-    fn fingerprint_ignores_layout_and_comments() {
-        let a = load(BASE, &env()).unwrap().sha256;
-        let b = load(&format!("# a comment\n{BASE}\n\n"), &env())
-            .unwrap()
-            .sha256;
-        assert_eq!(a, b);
-        let c = load(&BASE.replace("8787", "8788"), &env()).unwrap().sha256;
-        assert_ne!(a, c);
+    fn the_hash_is_of_the_text_as_written_not_of_expanded_secrets() {
+        let yaml = BASE.replace("client_secret: s}", "client_secret: '${IDP_SECRET}'}");
+        let one = load(&yaml, &MapEnv::new().with_var("IDP_SECRET", "hunter2")).unwrap();
+        let two = load(
+            &yaml,
+            &MapEnv::new().with_var("IDP_SECRET", "correct horse"),
+        )
+        .unwrap();
+        assert_eq!(
+            one.config
+                .oidc
+                .as_ref()
+                .unwrap()
+                .client_secret
+                .as_ref()
+                .unwrap()
+                .expose(),
+            "hunter2"
+        );
+        assert_eq!(
+            one.sha256, two.sha256,
+            "the secret's value does not change it"
+        );
+        // SHA-256 of the file's bytes, as `sha256sum gateway.yaml` prints it.
+        let bytes = digest::digest(&digest::SHA256, yaml.as_bytes());
+        assert_eq!(one.sha256, hex(bytes.as_ref()));
+        assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
+        let other = load(&BASE.replace("8787", "8788"), &env()).unwrap().sha256;
+        assert_ne!(load(BASE, &env()).unwrap().sha256, other);
     }
 
     #[test]

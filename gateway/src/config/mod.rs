@@ -14,7 +14,7 @@ mod validate;
 
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, Issue};
-pub use load::{fingerprint, hex, load, Loaded};
+pub use load::{hex, load, Loaded};
 pub use schema::*;
 pub use summary::summary;
 pub use validate::{origin, ALLOW_LOOPBACK_VAR, PG_HOST_VAR};

@@ -200,6 +200,11 @@ pub struct Oidc {
     /// Fill missing email or groups from `/userinfo`.
     #[serde(default, deserialize_with = "lenient::de")]
     pub userinfo_fallback: bool,
+    /// Extension: with `allowed_email_domains`, admit an email whose `email_verified` claim is
+    /// absent (for an IdP that never sends it and only issues verified addresses). Off: an
+    /// email the IdP does not say it verified does not pass a domain gate.
+    #[serde(default, deserialize_with = "lenient::de")]
+    pub accept_missing_email_verified: bool,
     /// PKCE S256.
     #[serde(default = "yes", deserialize_with = "lenient::de")]
     pub use_pkce: bool,
@@ -552,6 +557,28 @@ pub struct Managed {
     /// tools from requests and refuses replays of denied tool calls). Off unless turned on.
     #[serde(default, deserialize_with = "lenient::de")]
     pub enforce_tool_denials: bool,
+    /// Extension: what a signed-in user no policy matches may do. `allow` (the default, as the
+    /// reference): inference with no allowlist, no tool denials and no policy rate limits.
+    /// `deny`: inference is refused with `403 permission_error`.
+    #[serde(default, skip_serializing_if = "Unmatched::is_allow")]
+    pub unmatched: Unmatched,
+}
+
+/// `managed.unmatched`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Served without any policy's limits.
+    #[default]
+    Allow,
+    /// Refused.
+    Deny,
+}
+
+impl Unmatched {
+    fn is_allow(&self) -> bool {
+        *self == Unmatched::Allow
+    }
 }
 
 /// How matching policies combine.
@@ -971,6 +998,9 @@ pub struct RateLimits {
     /// Per-IP limit on user-code submissions.
     #[serde(default = "RateLimits::default_verify")]
     pub device_verify: Window,
+    /// Extension: per-network limit on refresh grants (each one is a call to the IdP).
+    #[serde(default = "RateLimits::default_refresh")]
+    pub refresh: Window,
 }
 
 impl RateLimits {
@@ -986,6 +1016,12 @@ impl RateLimits {
             window_seconds: 600,
         }
     }
+    fn default_refresh() -> Window {
+        Window {
+            max: 120,
+            window_seconds: 600,
+        }
+    }
 }
 
 impl Default for RateLimits {
@@ -993,6 +1029,7 @@ impl Default for RateLimits {
         Self {
             device_authorization: Self::default_authorization(),
             device_verify: Self::default_verify(),
+            refresh: Self::default_refresh(),
         }
     }
 }

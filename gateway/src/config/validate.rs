@@ -941,6 +941,7 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     for (k, w) in [
         ("device_authorization", cfg.rate_limits.device_authorization),
         ("device_verify", cfg.rate_limits.device_verify),
+        ("refresh", cfg.rate_limits.refresh),
     ] {
         if w.max == 0 {
             cx.err(format!("rate_limits.{k}.max"), "must be at least 1");

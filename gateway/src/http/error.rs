@@ -19,6 +19,9 @@ pub enum ApiError {
     /// Malformed request or policy violation.
     #[error("{0}")]
     BadRequest(String),
+    /// Signed in, but not allowed to use this (no policy admits the caller).
+    #[error("{0}")]
+    Forbidden(String),
     /// Body over `limits.max_request_bytes`.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -103,6 +107,7 @@ impl ApiError {
         match self {
             ApiError::InvalidToken => "authentication_error",
             ApiError::NotFound => "not_found_error",
+            ApiError::Forbidden(_) => "permission_error",
             ApiError::PayloadTooLarge => "request_too_large",
             ApiError::BadRequest(_)
             | ApiError::LengthRequired
@@ -138,7 +143,10 @@ impl IntoResponse for ApiError {
             }
         }
         let mut res = self.status().into_response();
-        if matches!(self, ApiError::InvalidToken | ApiError::NotSupported(_)) {
+        if matches!(
+            self,
+            ApiError::InvalidToken | ApiError::NotSupported(_) | ApiError::Forbidden(_)
+        ) {
             res.headers_mut()
                 .insert("x-should-retry", HeaderValue::from_static("false"));
         }

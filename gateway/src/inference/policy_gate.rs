@@ -20,6 +20,18 @@ pub fn apply(
     body: &mut RawObject,
 ) -> Result<(), ApiError> {
     let Some(eff) = state.policies.as_ref().and_then(|p| p.effective(who)) else {
+        // No policy matches: served without limits, unless `managed.unmatched: deny`.
+        if state.policies.as_ref().is_some_and(|p| p.deny_unmatched) {
+            state.audit.emit(
+                "policy.blocked",
+                state.clock.now(),
+                json!({"request_id": rid.as_str(), "sub": who.sub, "email": who.email, "groups": who.groups, "model": model, "reason": "no_policy"}),
+            );
+            return Err(ApiError::Forbidden(
+                "no policy of this gateway applies to your account; ask your administrator for access"
+                    .into(),
+            ));
+        }
         return Ok(());
     };
     let audit = |evt: &str, fields: serde_json::Value| {

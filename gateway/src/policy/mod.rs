@@ -47,6 +47,8 @@ pub struct Policies {
     injected_env: Map<String, Value>,
     /// Whether the gateway enforces tool denials itself.
     pub enforce_tools: bool,
+    /// Whether inference is refused to a user no policy matches (`managed.unmatched: deny`).
+    pub deny_unmatched: bool,
     cache: Mutex<HashMap<Vec<usize>, Arc<Effective>>>,
 }
 
@@ -58,6 +60,7 @@ impl Policies {
         let managed = cfg.managed.clone()?;
         Some(Self {
             enforce_tools: managed.enforce_tool_denials,
+            deny_unmatched: managed.unmatched == crate::config::Unmatched::Deny,
             injected_env: telemetry_env(cfg),
             cfg: managed,
             cache: Mutex::new(HashMap::new()),

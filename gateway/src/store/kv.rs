@@ -63,6 +63,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Replaces the live value under `key` with `value` only if it is still `expected` (a
+    /// compare-and-swap in one statement); true when replaced. Of two callers that read the same
+    /// value and both try to change it, exactly one wins.
+    pub async fn kv_replace(
+        &self,
+        key: &str,
+        expected: &str,
+        value: &str,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE kv SET value = $3, expires_at = $4
+             WHERE key = $1 AND value = $2 AND expires_at > $5",
+        )
+        .bind(key)
+        .bind(expected)
+        .bind(value)
+        .bind(expires_at)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Removes `key` and returns its live value: a single-use read that two callers cannot both win.
     pub async fn kv_take(
         &self,

@@ -32,6 +32,10 @@
 //   POST /__test/users/:sub/disable   the user can no longer sign in, and every further refresh
 //                                     grant for them fails with `invalid_grant`
 //   POST /__test/users/:sub/enable    undoes that
+//   POST /__test/keys/rotate          a new signing key replaces the old one (the JWKS names only
+//                                     the new key); tokens, grants and sessions carry over
+//   POST /__test/id_token/omit        token answers (code and refresh) carry no id_token
+//   POST /__test/id_token/include     undoes that
 // To simulate the IdP being down, kill the process.
 
 import { readFileSync } from 'node:fs';
@@ -39,6 +43,11 @@ import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 
 import Provider from 'oidc-provider';
+import MemoryAdapter from 'oidc-provider/lib/adapters/memory_adapter.js';
+
+// The in-memory storage shared by every provider instance (the default gives each its own), so
+// tokens and grants outlive a key rotation, which swaps the instance.
+class SharedMemoryAdapter extends MemoryAdapter {}
 
 // stdout carries the readiness line only.
 console.log = console.error;
@@ -53,6 +62,9 @@ const config = JSON.parse(readFileSync(configPath, 'utf8'));
 
 const users = new Map((config.users ?? []).map((u) => [u.sub, u]));
 const disabled = new Set();
+// Kept across key rotations, so browser sessions survive them.
+const cookieKeys = [randomBytes(32).toString('base64url')];
+let omitIdToken = false;
 
 const SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups'];
 const CLAIMS = ['sub', 'email', 'email_verified', 'name', 'groups'];
@@ -121,7 +133,7 @@ function signingKey() {
   return { ...jwk, kid: randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
 }
 
-function providerFor(issuer) {
+function providerFor(issuer, key) {
   const claims = {
     openid: ['sub'],
     email: ['email', 'email_verified'],
@@ -144,8 +156,9 @@ function providerFor(issuer) {
   const provider = new Provider(issuer, {
     clients,
     responseTypes: ['code'],
-    jwks: { keys: [signingKey()] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    adapter: SharedMemoryAdapter,
+    jwks: { keys: [key] },
+    cookies: { keys: cookieKeys },
     scopes: SCOPES,
     claims,
     // The token endpoint's id_token carries the scope's claims too, as company IdPs do.
@@ -244,6 +257,32 @@ function clientAuthRefusal(req) {
 
 let provider;
 let callback;
+let issuer;
+
+// Rewrites the JSON answer about to be sent on `res` without its `id_token`.
+function dropIdToken(res) {
+  const end = res.end.bind(res);
+  const chunks = [];
+  res.write = (chunk) => {
+    chunks.push(Buffer.from(chunk));
+    return true;
+  };
+  res.end = (chunk, ...rest) => {
+    if (chunk && typeof chunk !== 'function') chunks.push(Buffer.from(chunk));
+    let body = Buffer.concat(chunks);
+    try {
+      const json = JSON.parse(body.toString('utf8'));
+      if (json.id_token !== undefined) {
+        delete json.id_token;
+        body = Buffer.from(JSON.stringify(json));
+        res.setHeader('Content-Length', body.length);
+      }
+    } catch {
+      // not JSON: as it was
+    }
+    return end(body, ...rest.filter((r) => typeof r === 'function'));
+  };
+}
 
 async function handle(req, res) {
   const url = new URL(req.url, 'http://idp.invalid');
@@ -260,8 +299,21 @@ async function handle(req, res) {
       else return send(res, 404, 'text/plain', 'not found\n');
       return send(res, 204, 'text/plain', '');
     }
+    if (req.method === 'POST' && path === '/__test/keys/rotate') {
+      // oidc-provider's keys are fixed per instance: a new instance takes over. Its in-memory
+      // storage is shared by every instance, so tokens and grants issued so far stay valid.
+      provider = providerFor(issuer, signingKey());
+      callback = provider.callback();
+      return send(res, 204, 'text/plain', '');
+    }
+    if (req.method === 'POST' && (path === '/__test/id_token/omit' || path === '/__test/id_token/include')) {
+      omitIdToken = path.endsWith('/omit');
+      return send(res, 204, 'text/plain', '');
+    }
     return send(res, 404, 'text/plain', 'not found\n');
   }
+
+  if (omitIdToken && req.method === 'POST' && path === '/token') dropIdToken(res);
 
   if (parts[0] === 'interaction' && parts.length >= 2) {
     const uid = parts[1];
@@ -343,7 +395,8 @@ const server = createServer((req, res) => {
 server.listen(config.port ?? 0, '127.0.0.1', () => {
   const { port } = server.address();
   const base = `http://127.0.0.1:${port}`;
-  provider = providerFor(config.issuer ?? base);
+  issuer = config.issuer ?? base;
+  provider = providerFor(issuer, signingKey());
   callback = provider.callback();
   process.stdout.write(`listening on ${base}\n`);
 });

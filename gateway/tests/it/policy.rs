@@ -281,3 +281,61 @@ async fn a_denied_tool_never_reaches_the_upstream() {
         2
     );
 }
+
+/// `managed.unmatched: deny`: a signed-in user no policy matches is refused inference with
+/// `403 permission_error` (audited `policy.blocked` `no_policy`), before anything reaches the
+/// upstream; a matched user is served. Without the key, the same user is served (the default).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmatched_users_are_refused_when_the_operator_says_so() {
+    use crate::support::gateway::config_with;
+    use testkit::{FakeBedrock, Options};
+    let fake = FakeBedrock::start(Options::default()).await.unwrap();
+    let ups = double_upstream(&fake, &Options::default());
+    let managed =
+        "managed:\n  policies:\n    - match: {groups: [eng]}\n      cli: {env: {A: '1'}}\n";
+    let start = |extra: String| {
+        let (url, ups) = (shared().new_db(), ups.clone());
+        tokio::task::spawn_blocking(move || {
+            Gateway::start(|port| config_with(port, &url, &ups, &extra), &[])
+        })
+    };
+    let deny = start(managed.replace("managed:\n", "managed:\n  unmatched: deny\n"))
+        .await
+        .unwrap();
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+    let ask = |port: u16, groups: &'static [&'static str]| {
+        let body = body.clone();
+        async move {
+            let r = crate::support::client()
+                .post(format!("http://127.0.0.1:{port}/v1/messages"))
+                .bearer_auth(token("u1", groups))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, v) = ask(deny.port, &["sales"]).await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no policy of this gateway applies"),
+        "{v}"
+    );
+    assert!(fake.requests().is_empty(), "nothing went upstream");
+    assert!(deny.stdout().contains("\"reason\":\"no_policy\""));
+    assert_eq!(ask(deny.port, &["eng"]).await.0, 200);
+    assert_eq!(fake.requests().len(), 1);
+
+    let allow = start(managed.to_owned()).await.unwrap();
+    assert_eq!(
+        ask(allow.port, &["sales"]).await.0,
+        200,
+        "the default serves them"
+    );
+}

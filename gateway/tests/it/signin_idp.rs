@@ -29,7 +29,7 @@ fn jwt_part(jwt: &str, part: usize) -> Value {
 
 /// Our session token: HS256 under the test secret, for `aud` `claude-gateway`, naming `sub`,
 /// `email` and `groups`. Returns its claims.
-fn assert_session_token(jwt: &str, sub: &str, email: &str, groups: &[&str]) -> Value {
+pub(crate) fn assert_session_token(jwt: &str, sub: &str, email: &str, groups: &[&str]) -> Value {
     assert_eq!(jwt_part(jwt, 0)["alg"], "HS256", "{jwt}");
     let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
     let verified = keys
@@ -46,7 +46,7 @@ fn assert_session_token(jwt: &str, sub: &str, email: &str, groups: &[&str]) -> V
 }
 
 /// The `result` of each audit event named `evt`, in order.
-fn results(gw: &Gateway, evt: &str) -> Vec<String> {
+pub(crate) fn results(gw: &Gateway, evt: &str) -> Vec<String> {
     gw.audit(evt)
         .iter()
         .map(|e| e["result"].as_str().unwrap_or_default().to_owned())
@@ -72,19 +72,24 @@ fn with_param(url: &str, name: &str, value: &str) -> String {
 }
 
 /// The IdP, our gateway in front of it (on a port the IdP knows the callback of), an HTTP client.
-struct Stack {
-    idp: Idp,
-    gw: Gateway,
-    base: String,
+pub(crate) struct Stack {
+    pub(crate) idp: Idp,
+    pub(crate) gw: Gateway,
+    pub(crate) base: String,
     client: reqwest::Client,
 }
 
 /// Starts the stack; `method` is the client authentication the IdP holds the gateway to, `gates`
 /// more of the `oidc` mapping (e.g. `, allowed_groups: [admins]`).
-fn stack(users: &[TestUser], method: &str, gates: &str) -> Stack {
+pub(crate) fn stack(users: &[TestUser], method: &str, gates: &str) -> Stack {
+    stack_with(users, method, gates, IdpOptions::default())
+}
+
+/// Like [`stack`], with more of the IdP's options.
+pub(crate) fn stack_with(users: &[TestUser], method: &str, gates: &str, opts: IdpOptions) -> Stack {
     let opts = IdpOptions {
         token_endpoint_auth_method: method.into(),
-        ..IdpOptions::default()
+        ..opts
     };
     let (idp, gw, base) = signin_only(users, opts, gates);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -103,7 +108,7 @@ fn stack(users: &[TestUser], method: &str, gates: &str) -> Stack {
 
 impl Stack {
     /// The gateway's logs and the IdP's, for failure messages.
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         format!(
             "--- gateway stdout ---\n{}\n--- gateway stderr ---\n{}\n--- IdP ---\n{}",
             self.gw.stdout(),
@@ -113,7 +118,7 @@ impl Stack {
     }
 
     /// POSTs a form to the gateway; the status and the body as JSON (`Null` when not JSON).
-    async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    pub(crate) async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -131,7 +136,7 @@ impl Stack {
     }
 
     /// `POST /oauth/device_authorization`: (device code, user code).
-    async fn device_authorization(&self) -> (String, String) {
+    pub(crate) async fn device_authorization(&self) -> (String, String) {
         let (status, da) = self
             .post_form("/oauth/device_authorization", &[("surface", "claude_code")])
             .await;
@@ -145,7 +150,7 @@ impl Stack {
     }
 
     /// One device-code poll.
-    async fn poll(&self, device_code: &str) -> (u16, Value) {
+    pub(crate) async fn poll(&self, device_code: &str) -> (u16, Value) {
         self.post_form(
             "/oauth/token",
             &[("grant_type", DEVICE_GRANT), ("device_code", device_code)],
@@ -154,7 +159,7 @@ impl Stack {
     }
 
     /// Polls as a client does (every 5 s while pending) until the answer is not pending.
-    async fn poll_until_settled(&self, device_code: &str) -> (u16, Value) {
+    pub(crate) async fn poll_until_settled(&self, device_code: &str) -> (u16, Value) {
         for _ in 0..6 {
             let (status, body) = self.poll(device_code).await;
             match body["error"].as_str() {
@@ -168,7 +173,7 @@ impl Stack {
     }
 
     /// A refresh grant through the gateway.
-    async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
         self.post_form(
             "/oauth/token",
             &[
@@ -180,7 +185,7 @@ impl Stack {
     }
 
     /// A device sign-in by `login` that the gateway admits; returns the token answer.
-    async fn sign_in(&self, login: &str) -> Value {
+    pub(crate) async fn sign_in(&self, login: &str) -> Value {
         let (device_code, user_code) = self.device_authorization().await;
         let approval = self.idp.approve_device(&self.base, &user_code, login).await;
         assert_eq!(approval.status, 200, "{}\n{}", approval.body, self.logs());
@@ -192,7 +197,7 @@ impl Stack {
 
     /// A device sign-in by `login` that the gateway refuses at the callback: the page says why,
     /// the poll answers `access_denied` (once; then the device code is gone).
-    async fn refused_sign_in(&self, login: &str, why: &str) {
+    pub(crate) async fn refused_sign_in(&self, login: &str, why: &str) {
         let (device_code, user_code) = self.device_authorization().await;
         let approval = self.idp.approve_device(&self.base, &user_code, login).await;
         assert_eq!(approval.status, 403, "{}\n{}", approval.body, self.logs());
@@ -224,7 +229,7 @@ impl Stack {
     }
 
     /// The last `session.mint` and `auth.denied` events say the sign-in was refused for `why`.
-    fn assert_refusal_audited(&self, why: &str) {
+    pub(crate) fn assert_refusal_audited(&self, why: &str) {
         let mint = self.gw.audit("session.mint");
         let last = mint.last().expect("a session.mint event");
         assert_eq!(
@@ -275,7 +280,7 @@ fn device_flow_with(method: &str) {
             SessionKeys::new(&[Secret::new(JWT_SECRET)], None)
                 .verify(&rt1, time::OffsetDateTime::now_utc())
                 .is_err(),
-            "the refresh token is the IdP's, not one of ours"
+            "the refresh token is not a session token"
         );
         let idp_log = s.idp.logs();
         assert_eq!(
@@ -635,6 +640,29 @@ fn allowed_email_domains_gate_the_sign_in() {
         // The gate holds at refresh too, and carol passes it.
         let (status, fresh) = s.refresh(tokens["refresh_token"].as_str().unwrap()).await;
         assert_eq!(status, 200, "{fresh}\n{}", s.logs());
+        assert_eq!(results(&s.gw, "session.mint"), ["fail", "success"]);
+    });
+}
+
+/// `allowed_email_domains` and an IdP that sends no `email_verified` claim: the e-mail is not taken
+/// as verified, so the domain gate refuses it (it admitted it before); a verified one passes.
+#[test]
+fn a_domain_gate_refuses_an_email_not_said_to_be_verified() {
+    let rt = runtime();
+    let users = [
+        TestUser::new("erin").email_verified_absent("erin@corp.example"),
+        TestUser::new("carol").email("carol@corp.example", true),
+    ];
+    let s = stack(
+        &users,
+        "client_secret_basic",
+        ", allowed_email_domains: [corp.example]",
+    );
+    rt.block_on(async {
+        let why = "the IdP did not say the email address is verified";
+        s.refused_sign_in("erin", why).await;
+        s.assert_refusal_audited(why);
+        s.sign_in("carol").await;
         assert_eq!(results(&s.gw, "session.mint"), ["fail", "success"]);
     });
 }

@@ -214,3 +214,52 @@ async fn postgres_settings_can_come_from_gateway_pg_variables() {
         .unwrap_err();
     assert!(!err.to_string().contains(password));
 }
+
+/// A deny and a callback that read the same pending grant and race to settle it: exactly one
+/// wins, the other is told it lost (and writes nothing), in every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_grant_transitions_have_exactly_one_winner() {
+    use claude_gateway::auth::grant::{self, Issued, Status};
+    use claude_gateway::auth::seal::Sealer;
+    use claude_gateway::config::Secret;
+
+    let store = fresh_store().await;
+    store.migrate().await.unwrap();
+    let sealer = Sealer::new(&[Secret::new("grant-race-secret-0123456789abcdef")]);
+    let now = OffsetDateTime::now_utc();
+    for round in 0..20 {
+        let (device_code, _) = grant::create(&store, &sealer, now, None, None)
+            .await
+            .unwrap();
+        let key = grant::device_key(&device_code);
+        let (pending, read) = grant::load_versioned(&store, &sealer, &key, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending.status, Status::Pending);
+        let mut denied = pending.clone();
+        denied.status = Status::Denied;
+        let mut complete = pending.clone();
+        complete.status = Status::Complete;
+        complete.issued = Some(Issued {
+            access_token: format!("token-{round}"),
+            refresh_token: None,
+            expires_in: 3600,
+        });
+        let (deny, callback) = tokio::join!(
+            grant::replace(&store, &sealer, &key, &read, &denied, now),
+            grant::replace(&store, &sealer, &key, &read, &complete, now),
+        );
+        let (deny, callback) = (deny.unwrap(), callback.unwrap());
+        assert!(deny != callback, "round {round}: exactly one wins");
+        let settled = grant::load(&store, &sealer, &key, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(settled, if deny { denied.clone() } else { complete });
+        // The loser's stale read can change nothing later either.
+        assert!(!grant::replace(&store, &sealer, &key, &read, &denied, now)
+            .await
+            .unwrap());
+    }
+}

@@ -17,12 +17,13 @@ pub fn network(r: &mut Reader) -> Option<Network> {
     ];
     let set: Vec<&str> = existing.iter().copied().filter(|k| r.is_set(k)).collect();
     if set.is_empty() {
-        let bits = r.number("SUBNET_CIDR_BITS", 4, 14);
+        // A load balancer subnet needs at least a /27: five host bits.
+        let bits = r.number("SUBNET_CIDR_BITS", 5, 14);
         let nat = r.number("NAT_GATEWAYS", 1, 2);
-        if cfn_cidr(cidr, 4, bits as u8).len() < 4 {
+        if cfn_cidr(cidr, 6, bits as u8).len() < 6 {
             r.err(
                 "SUBNET_CIDR_BITS",
-                format!("four subnets of {bits} host bits do not fit in VPC_CIDR {cidr}"),
+                format!("six subnets (public, private and load balancer, two each) of {bits} host bits do not fit in VPC_CIDR {cidr}"),
             );
         }
         return Some(Network::New {
@@ -89,6 +90,15 @@ pub fn vpn(
         r.err(
             "VPN_CLIENT_CIDR",
             format!("{client_cidr} must be between /12 and /22 (an AWS Client VPN rule)"),
+        );
+    }
+    if let Some(Network::Existing { .. }) = network {
+        r.err(
+            "VPN",
+            "the bundled Client VPN attaches to EXISTING_PRIVATE_SUBNET_IDS, the load balancer's \
+             subnets in an existing VPC, which the gateway trusts to set X-Forwarded-For: VPN users \
+             could choose their own client address. Use a new VPC (the load balancer gets subnets \
+             of its own there), or connect your own VPN to other subnets",
         );
     }
     if let Some(n) = network {

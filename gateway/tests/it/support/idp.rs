@@ -25,7 +25,8 @@ use serde_json::{json, Value};
 pub struct TestUser {
     pub sub: String,
     pub email: String,
-    pub email_verified: bool,
+    /// `None`: the IdP sends no `email_verified` claim at all.
+    pub email_verified: Option<bool>,
     pub name: String,
     pub groups: Vec<String>,
 }
@@ -36,7 +37,7 @@ impl TestUser {
         TestUser {
             sub: sub.to_owned(),
             email: format!("{sub}@example.com"),
-            email_verified: true,
+            email_verified: Some(true),
             name: format!("Test User {sub}"),
             groups: Vec::new(),
         }
@@ -49,18 +50,28 @@ impl TestUser {
 
     pub fn email(mut self, email: &str, verified: bool) -> TestUser {
         self.email = email.to_owned();
-        self.email_verified = verified;
+        self.email_verified = Some(verified);
+        self
+    }
+
+    /// `email`, with no `email_verified` claim (as some IdPs do).
+    pub fn email_verified_absent(mut self, email: &str) -> TestUser {
+        self.email = email.to_owned();
+        self.email_verified = None;
         self
     }
 
     fn to_json(&self) -> Value {
-        json!({
+        let mut user = json!({
             "sub": self.sub,
             "email": self.email,
-            "email_verified": self.email_verified,
             "name": self.name,
             "groups": self.groups,
-        })
+        });
+        if let Some(verified) = self.email_verified {
+            user["email_verified"] = verified.into();
+        }
+        user
     }
 }
 
@@ -253,11 +264,29 @@ impl Idp {
         self.user_control(sub, "enable");
     }
 
+    /// A new signing key replaces the IdP's (its JWKS names only the new one); tokens, grants
+    /// and browser sessions issued so far stay valid.
+    pub fn rotate_signing_key(&self) {
+        self.control("/__test/keys/rotate");
+    }
+
+    /// Token answers (code exchange and refresh) carry no id_token while `omit` is set.
+    pub fn omit_id_tokens(&self, omit: bool) {
+        self.control(if omit {
+            "/__test/id_token/omit"
+        } else {
+            "/__test/id_token/include"
+        });
+    }
+
     fn user_control(&self, sub: &str, what: &str) {
-        let path = format!(
+        self.control(&format!(
             "/__test/users/{}/{what}",
             percent_encoding::utf8_percent_encode(sub, percent_encoding::NON_ALPHANUMERIC)
-        );
+        ));
+    }
+
+    fn control(&self, path: &str) {
         let r = super::http::raw(
             self.port,
             &format!(
@@ -266,7 +295,7 @@ impl Idp {
             ),
             b"",
         );
-        assert_eq!(r.status, 204, "{what} {sub} at the test IdP: {r:?}");
+        assert_eq!(r.status, 204, "POST {path} at the test IdP: {r:?}");
     }
 
     /// Acts as a browser at the IdP: opens `authorize_url`, signs in as `login` on the sign-in
