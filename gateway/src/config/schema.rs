@@ -322,11 +322,21 @@ pub struct Store {
     /// How long `/readyz` stays ready after the store stops answering, 0 to 3600 seconds.
     #[serde(default, deserialize_with = "lenient::de")]
     pub readiness_grace_seconds: u32,
+    /// Extension: PostgreSQL's `statement_timeout` and `idle_in_transaction_session_timeout` on
+    /// every pooled connection, 1 to 600000 ms.
+    #[serde(
+        default = "Store::default_statement_timeout",
+        deserialize_with = "lenient::de"
+    )]
+    pub statement_timeout_ms: u32,
 }
 
 impl Store {
     fn default_max_connections() -> u32 {
         5
+    }
+    fn default_statement_timeout() -> u32 {
+        5_000
     }
     fn default_connect_timeout() -> u32 {
         5

@@ -349,6 +349,9 @@ fn store(cx: &mut Ctx, s: &Store) {
     if s.readiness_grace_seconds > 3600 {
         cx.err("store.readiness_grace_seconds", "must be 0 to 3600");
     }
+    if !(1..=600_000).contains(&s.statement_timeout_ms) {
+        cx.err("store.statement_timeout_ms", "must be 1 to 600000");
+    }
 }
 
 /// Which keys of an upstream entry belong to which provider.
