@@ -928,6 +928,21 @@ pub struct Timeouts {
         deserialize_with = "lenient::de"
     )]
     pub stream_keepalive_ms: u64,
+    /// Extension: silence on an upstream stream (no event from Bedrock, no byte from an
+    /// Anthropic upstream) after which the gateway ends the stream with an in-band `error`.
+    #[serde(
+        default = "Timeouts::default_stream_idle",
+        deserialize_with = "lenient::de"
+    )]
+    pub stream_idle_ms: u64,
+    /// Extension: time allowed for a whole non-streaming answer. Bedrock's InvokeModel sends its
+    /// response head only with the finished answer, so this (not `upstream_ttfb_ms`) bounds it;
+    /// on an Anthropic upstream it bounds the body after the head.
+    #[serde(
+        default = "Timeouts::default_response",
+        deserialize_with = "lenient::de"
+    )]
+    pub upstream_response_ms: u64,
 }
 
 impl Timeouts {
@@ -937,6 +952,13 @@ impl Timeouts {
     fn default_keepalive() -> u64 {
         15_000
     }
+    fn default_stream_idle() -> u64 {
+        300_000
+    }
+    /// Bedrock's own limit on an inference call to Claude models: one hour.
+    fn default_response() -> u64 {
+        3_600_000
+    }
 }
 
 impl Default for Timeouts {
@@ -944,6 +966,8 @@ impl Default for Timeouts {
         Self {
             upstream_ttfb_ms: Self::default_ttfb(),
             stream_keepalive_ms: Self::default_keepalive(),
+            stream_idle_ms: Self::default_stream_idle(),
+            upstream_response_ms: Self::default_response(),
         }
     }
 }

@@ -933,6 +933,12 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     if cfg.timeouts.stream_keepalive_ms < 100 {
         cx.err("timeouts.stream_keepalive_ms", "must be at least 100");
     }
+    if cfg.timeouts.stream_idle_ms < 100 {
+        cx.err("timeouts.stream_idle_ms", "must be at least 100");
+    }
+    if cfg.timeouts.upstream_response_ms == 0 {
+        cx.err("timeouts.upstream_response_ms", "must be at least 1");
+    }
     for (k, w) in [
         ("device_authorization", cfg.rate_limits.device_authorization),
         ("device_verify", cfg.rate_limits.device_verify),

@@ -1,4 +1,7 @@
-//! Reads usage out of an Anthropic SSE stream while passing its bytes through untouched.
+//! Reads usage out of an Anthropic SSE stream while passing its bytes through untouched, and ends
+//! a stream whose upstream stays silent too long with an in-band `error`.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -49,14 +52,32 @@ impl Scan {
     }
 }
 
-/// Wraps an upstream byte stream.
-pub fn track(upstream: BoxStream<'static, reqwest::Result<Bytes>>, end: StreamEnd) -> SseStream {
+/// Wraps an upstream byte stream; `idle` is the longest silence allowed between two chunks.
+pub fn track(
+    upstream: BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Duration,
+    end: StreamEnd,
+) -> SseStream {
     let scan = Scan {
         pending: Vec::new(),
         meter: StreamMeter::new(end),
     };
-    futures_util::stream::unfold((upstream, scan), |(mut up, mut scan)| async move {
-        match up.next().await {
+    futures_util::stream::unfold((upstream, scan), move |(mut up, mut scan)| async move {
+        let Ok(next) = tokio::time::timeout(idle, up.next()).await else {
+            scan.meter.errored = true;
+            tracing::warn!(
+                idle_ms = idle.as_millis() as u64,
+                "Anthropic upstream stream silent for too long, ended"
+            );
+            return Some((
+                Ok(crate::inference::sse::error(
+                    "api_error",
+                    "upstream stopped sending",
+                )),
+                (futures_util::stream::empty().boxed(), scan),
+            ));
+        };
+        match next {
             Some(Ok(bytes)) => {
                 scan.feed(&bytes);
                 Some((Ok(bytes), (up, scan)))
@@ -88,10 +109,22 @@ mod tests {
     /// Runs `events` (SSE frames) through `track`, reading `read` chunks before dropping the
     /// stream; returns what it reported.
     fn outcome(events: &[&str], read: usize) -> StreamOutcome {
+        run(events, false, read).0
+    }
+
+    /// Like [`outcome`]; with `stall`, the upstream goes silent after `events`. Also returns what
+    /// the client read.
+    fn run(events: &[&str], stall: bool, read: usize) -> (StreamOutcome, Vec<String>) {
         let chunks: Vec<reqwest::Result<Bytes>> = events
             .iter()
             .map(|e| Ok(Bytes::from(e.to_string())))
             .collect();
+        let upstream = futures_util::stream::iter(chunks);
+        let upstream = if stall {
+            upstream.chain(futures_util::stream::pending()).boxed()
+        } else {
+            upstream.boxed()
+        };
         let seen = Arc::new(Mutex::new(None));
         let sink = seen.clone();
         let end: StreamEnd = Box::new(move |o| {
@@ -100,16 +133,27 @@ mod tests {
             }
         });
         let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
             .build()
             .unwrap_or_else(|e| panic!("{e}"));
-        rt.block_on(async {
-            let mut stream = track(futures_util::stream::iter(chunks).boxed(), end);
+        let relayed = rt.block_on(async {
+            // A finite stream never waits that long; a stalled one waits exactly that long.
+            let mut stream = track(upstream, Duration::from_millis(50), end);
+            let mut relayed = Vec::new();
             for _ in 0..read {
-                let _ = stream.next().await;
+                match stream.next().await {
+                    Some(Ok(b)) => relayed.push(String::from_utf8_lossy(&b).into_owned()),
+                    Some(Err(e)) => panic!("{e}"),
+                    None => break,
+                }
             }
+            relayed
         });
         let got = *seen.lock().unwrap_or_else(|e| e.into_inner());
-        got.unwrap_or_else(|| panic!("no outcome reported"))
+        (
+            got.unwrap_or_else(|| panic!("no outcome reported")),
+            relayed,
+        )
     }
 
     const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
@@ -128,5 +172,15 @@ mod tests {
         let o = outcome(&[START, DELTA, DELTA, DELTA, END], 4);
         assert!(!o.completed);
         assert_eq!((o.usage.input_tokens, o.usage.output_tokens), (12, 3));
+    }
+
+    #[test]
+    fn a_silent_upstream_ends_the_stream_with_an_error() {
+        let (o, relayed) = run(&[START, DELTA], true, 10);
+        assert_eq!(relayed.len(), 3, "{relayed:?}");
+        assert!(relayed[2].starts_with("event: error\n"), "{relayed:?}");
+        assert!(relayed[2].contains("upstream stopped sending"));
+        assert!(o.errored && !o.completed);
+        assert_eq!((o.usage.input_tokens, o.usage.output_tokens), (12, 1));
     }
 }
