@@ -41,7 +41,7 @@ impl Record {
             .state
             .prices
             .rates(&self.upstream, &self.provider_model);
-        self.state.prices.cost_micros(&rates, usage, 0) as f64 / 1e6
+        self.state.prices.cost_micros(&rates, usage) as f64 / 1e6
     }
 
     fn emit(&self, status: u16, usage: Usage, extra: serde_json::Value) {
@@ -118,11 +118,8 @@ pub async fn messages(
             let (rates, _) = meter
                 .book
                 .rates(state.config.upstreams[*first].name(), provider_model);
-            let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
-            match meter
-                .admit(&state, &who, &rates, body.len(), max_tokens)
-                .await
-            {
+            let estimate = crate::spend::estimate::Estimate::of(&obj, body.len());
+            match meter.admit(&state, &who, &rates, &estimate).await {
                 Ok(t) => Some(t),
                 Err(e) => {
                     finish_limits(&state, held, 0);

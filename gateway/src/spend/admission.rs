@@ -141,8 +141,7 @@ impl Meter {
         state: &AppState,
         who: &Identity,
         rates: &Rates,
-        body_len: usize,
-        max_tokens: u64,
+        estimate: &crate::spend::estimate::Estimate,
     ) -> Result<Ticket, ApiError> {
         self.touch(state, who);
         let now = state.clock.now();
@@ -190,8 +189,7 @@ impl Meter {
                     .map(|c| c.saturating_mul(MICROS_PER_CENT)),
             })
             .collect();
-        let worst = i64::try_from(self.book.worst_case_micros(rates, body_len, max_tokens))
-            .unwrap_or(i64::MAX);
+        let worst = i64::try_from(self.book.worst_case_micros(rates, estimate)).unwrap_or(i64::MAX);
         let id = format!("rsv_{}", codes::token(16).map_err(|_| ApiError::Internal)?);
         let result = tokio::time::timeout(
             Duration::from_secs(2),
@@ -267,7 +265,7 @@ impl Meter {
         model: &str,
         usage: Usage,
     ) {
-        let cost = i64::try_from(self.book.cost_micros(&rates, &usage, 0)).unwrap_or(i64::MAX);
+        let cost = i64::try_from(self.book.cost_micros(&rates, &usage)).unwrap_or(i64::MAX);
         state.otel.m.cost.add(
             cost as f64 / 1e6,
             &[KeyValue::new(
