@@ -268,3 +268,24 @@ async fn a_silent_anthropic_stream_ends_with_an_error_and_is_billed() {
     // 12 input and 1 output token of Sonnet 4.5: 36 + 15 µ$.
     assert_eq!(settled(&url, "stall2", 51).await, 51, "billed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_anthropic_error_body_is_cut_off_at_the_first_byte_bound() {
+    let up = stalling_anthropic(
+        "HTTP/1.1 529 Overloaded\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n",
+        "{\"type\":\"error\",",
+    )
+    .await;
+    let (gw, _) = start(
+        up,
+        "timeouts: {upstream_ttfb_ms: 500, upstream_response_ms: 3600000}\n",
+    )
+    .await;
+    let res = tokio::time::timeout(
+        Duration::from_secs(30),
+        post(&gw, "stall3", &request(false)),
+    )
+    .await
+    .expect("the stalled error body was never cut off");
+    assert!(res.status().is_server_error(), "{}", res.status());
+}

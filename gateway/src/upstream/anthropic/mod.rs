@@ -154,10 +154,11 @@ impl Anthropic {
         }
     }
 
-    /// Reads a whole body after its head, within the response timeout.
-    async fn body(&self, res: reqwest::Response) -> Result<Bytes, Failure> {
-        match tokio::time::timeout(self.response, res.bytes()).await {
-            Err(_) => Err(Failure::response_timeout(self.response.as_millis() as u64)),
+    /// Reads a whole body after its head, within `limit`: the response timeout for an answer,
+    /// the time-to-first-byte one for an error or a token count (short bodies sent at once).
+    async fn body(&self, res: reqwest::Response, limit: Duration) -> Result<Bytes, Failure> {
+        match tokio::time::timeout(limit, res.bytes()).await {
+            Err(_) => Err(Failure::response_timeout(limit.as_millis() as u64)),
             Ok(Err(e)) => Err(Failure::transport(format!("Anthropic upstream body: {e}"))),
             Ok(Ok(b)) => Ok(b),
         }
@@ -172,7 +173,7 @@ impl Anthropic {
         let status = res.status();
         let headers = clean(res.headers());
         if !status.is_success() {
-            let body = self.body(res).await.unwrap_or_default();
+            let body = self.body(res, self.ttfb).await.unwrap_or_default();
             return Err(relayed_failure(status, headers, body));
         }
         let is_sse = headers
@@ -183,7 +184,7 @@ impl Anthropic {
             let body = sse_usage::track(res.bytes_stream().boxed(), self.stream_idle, end);
             return Ok(Reply::Stream { headers, body });
         }
-        let body = self.body(res).await?;
+        let body = self.body(res, self.response).await?;
         let usage = serde_json::from_slice::<serde_json::Value>(&body)
             .map(|m| Usage::from_message(&m))
             .unwrap_or_default();
@@ -204,7 +205,7 @@ impl Anthropic {
             .await?;
         let status = res.status();
         let headers = clean(res.headers());
-        let body = self.body(res).await;
+        let body = self.body(res, self.ttfb).await;
         let body = match body {
             Ok(b) => b,
             Err(_) if !status.is_success() => Bytes::new(),
