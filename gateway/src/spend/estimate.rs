@@ -117,6 +117,7 @@ enum Key {
     Data,
     Ttl,
     CacheControl,
+    Source,
     Other,
 }
 
@@ -142,6 +143,7 @@ impl Visitor<'_> for KeySeed {
             "data" => Key::Data,
             "ttl" => Key::Ttl,
             "cache_control" => Key::CacheControl,
+            "source" => Key::Source,
             _ => Key::Other,
         })
     }
@@ -156,14 +158,22 @@ struct Node<'a> {
 /// What one object says about itself, judged when it closes.
 #[derive(Default)]
 struct Object {
+    /// `type: "image"`: an image block.
+    image: bool,
+    /// `type: "base64"`, `media_type: "image/…"`: an image's source.
     base64: bool,
     image_media: bool,
+    /// Length of its `data`.
     data_len: u64,
+    /// What its `source` reported: the length of base64 image data.
+    source_image_bytes: u64,
 }
 
 /// A value under a known key, kept for the object it belongs to.
 enum Seen {
     Nothing,
+    /// `type: "image"`.
+    Image,
     /// `type: "base64"`.
     Base64,
     /// `media_type: "image/…"`.
@@ -177,9 +187,11 @@ struct Leaf<'a> {
     key: Key,
 }
 
+/// A walked value answers with the length of its base64 image data when it is an image's
+/// source, else 0.
 impl<'de> DeserializeSeed<'de> for Node<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    type Value = u64;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
         d.deserialize_any(self)
     }
 }
@@ -222,33 +234,33 @@ fn is_versioned(s: &str) -> bool {
 }
 
 impl<'de> Visitor<'de> for Node<'_> {
-    type Value = ();
+    type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("JSON")
     }
 
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
+    fn visit_bool<E>(self, _: bool) -> Result<u64, E> {
+        Ok(0)
     }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
+    fn visit_i64<E>(self, _: i64) -> Result<u64, E> {
+        Ok(0)
     }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
+    fn visit_u64<E>(self, _: u64) -> Result<u64, E> {
+        Ok(0)
     }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
+    fn visit_f64<E>(self, _: f64) -> Result<u64, E> {
+        Ok(0)
     }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
+    fn visit_unit<E>(self) -> Result<u64, E> {
+        Ok(0)
     }
-    fn visit_str<E>(mut self, s: &str) -> Result<(), E> {
+    fn visit_str<E>(mut self, s: &str) -> Result<u64, E> {
         self.string(s);
-        Ok(())
+        Ok(0)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         while seq
             .next_element_seed(Node {
                 scan: &mut *self.scan,
@@ -256,26 +268,30 @@ impl<'de> Visitor<'de> for Node<'_> {
             })?
             .is_some()
         {}
-        Ok(())
+        Ok(0)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
         let mut obj = Object::default();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
-                Key::Other | Key::CacheControl => {
+                Key::Other | Key::CacheControl | Key::Source => {
                     if key == Key::CacheControl {
                         self.scan.note_cache(CacheWrite::FiveMinutes);
                     }
-                    map.next_value_seed(Node {
+                    let inner = map.next_value_seed(Node {
                         scan: &mut *self.scan,
                         key,
                     })?;
+                    if key == Key::Source {
+                        obj.source_image_bytes = inner;
+                    }
                 }
                 _ => match map.next_value_seed(Leaf {
                     scan: &mut *self.scan,
                     key,
                 })? {
+                    Seen::Image => obj.image = true,
                     Seen::Base64 => obj.base64 = true,
                     Seen::ImageMedia => obj.image_media = true,
                     Seen::Len(n) => obj.data_len = n,
@@ -283,11 +299,19 @@ impl<'de> Visitor<'de> for Node<'_> {
                 },
             }
         }
-        if obj.base64 && obj.image_media {
-            // The image's bytes are priced as an image, not as text.
-            self.scan.image_data_bytes = self.scan.image_data_bytes.saturating_add(obj.data_len);
+        if obj.image {
+            // An image block's base64 bytes are priced as an image, not as text. Base64 data
+            // anywhere else (a tool's input, say) stays text.
+            self.scan.image_data_bytes = self
+                .scan
+                .image_data_bytes
+                .saturating_add(obj.source_image_bytes);
         }
-        Ok(())
+        Ok(if obj.base64 && obj.image_media {
+            obj.data_len
+        } else {
+            0
+        })
     }
 }
 
@@ -322,6 +346,7 @@ impl<'de> Visitor<'de> for Leaf<'_> {
         Ok(match self.key {
             Key::Data => Seen::Len(s.len() as u64),
             Key::Type if s == "base64" => Seen::Base64,
+            Key::Type if s == "image" => Seen::Image,
             Key::MediaType if s.starts_with("image/") => Seen::ImageMedia,
             _ => Seen::Nothing,
         })

@@ -288,6 +288,12 @@ mod tests {
             msg(r#"{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}"#);
         let by_file = msg(r#"{"type":"document","source":{"type":"file","file_id":"file_011"}}"#);
         let server_tool = r#"{"model":"m","max_tokens":1000,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[]}"#.to_owned();
+        // Base64 image data outside an image block is text the model reads.
+        let smuggled = format!(
+            r#"{{"model":"m","max_tokens":1000,"messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"x","input":{{"source":{{"type":"base64","media_type":"image/png","data":"{}"}}}}}}]}},{{"role":"user","content":[{}]}}]}}"#,
+            "A".repeat(400_000),
+            img("iVBORw0KGgo=")
+        );
         // A computer-use declaration of 60 bytes expands to over a thousand tokens.
         let computer = r#"{"model":"m","max_tokens":1000,"tools":[{"type":"computer_20250124","name":"computer","display_width_px":1024,"display_height_px":768}],"messages":[{"role":"user","content":"hi"}]}"#.to_owned();
         let no_max = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_owned();
@@ -330,6 +336,11 @@ mod tests {
                 "a server tool's results",
                 &server_tool,
                 usage(900_000, 1_000, 0, 0),
+            ),
+            (
+                "image data outside an image block",
+                &smuggled,
+                usage(400_000, 1_000, 0, 0),
             ),
             ("a computer-use tool", &computer, usage(1_300, 1_000, 0, 0)),
             ("no max_tokens", &no_max, usage(10, 128_000, 0, 0)),
