@@ -197,6 +197,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
             max_connections: 5,
             connect_timeout_seconds: 5,
             readiness_grace_seconds: 60,
+            statement_timeout_ms: 5_000,
         },
         upstreams: vec![upstream],
         models: None,

@@ -327,11 +327,21 @@ pub struct Store {
     /// How long `/readyz` stays ready after the store stops answering, 0 to 3600 seconds.
     #[serde(default, deserialize_with = "lenient::de")]
     pub readiness_grace_seconds: u32,
+    /// Extension: PostgreSQL's `statement_timeout` and `idle_in_transaction_session_timeout` on
+    /// every pooled connection, 1 to 600000 ms.
+    #[serde(
+        default = "Store::default_statement_timeout",
+        deserialize_with = "lenient::de"
+    )]
+    pub statement_timeout_ms: u32,
 }
 
 impl Store {
     fn default_max_connections() -> u32 {
         5
+    }
+    fn default_statement_timeout() -> u32 {
+        5_000
     }
     fn default_connect_timeout() -> u32 {
         5
@@ -960,6 +970,21 @@ pub struct Timeouts {
         deserialize_with = "lenient::de"
     )]
     pub spend_check_ms: u64,
+    /// Extension: silence on an upstream stream (no event from Bedrock, no byte from an
+    /// Anthropic upstream) after which the gateway ends the stream with an in-band `error`.
+    #[serde(
+        default = "Timeouts::default_stream_idle",
+        deserialize_with = "lenient::de"
+    )]
+    pub stream_idle_ms: u64,
+    /// Extension: time allowed for a whole non-streaming answer. Bedrock's InvokeModel sends its
+    /// response head only with the finished answer, so this (not `upstream_ttfb_ms`) bounds it;
+    /// on an Anthropic upstream it bounds the body after the head.
+    #[serde(
+        default = "Timeouts::default_response",
+        deserialize_with = "lenient::de"
+    )]
+    pub upstream_response_ms: u64,
 }
 
 impl Timeouts {
@@ -975,6 +1000,13 @@ impl Timeouts {
     fn default_spend_check() -> u64 {
         5_000
     }
+    fn default_stream_idle() -> u64 {
+        300_000
+    }
+    /// Bedrock's own limit on an inference call to Claude models: one hour.
+    fn default_response() -> u64 {
+        3_600_000
+    }
 }
 
 impl Default for Timeouts {
@@ -984,6 +1016,8 @@ impl Default for Timeouts {
             stream_keepalive_ms: Self::default_keepalive(),
             upstream_slot_wait_ms: Self::default_upstream_slot_wait(),
             spend_check_ms: Self::default_spend_check(),
+            stream_idle_ms: Self::default_stream_idle(),
+            upstream_response_ms: Self::default_response(),
         }
     }
 }

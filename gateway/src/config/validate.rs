@@ -349,6 +349,9 @@ fn store(cx: &mut Ctx, s: &Store) {
     if s.readiness_grace_seconds > 3600 {
         cx.err("store.readiness_grace_seconds", "must be 0 to 3600");
     }
+    if !(1..=600_000).contains(&s.statement_timeout_ms) {
+        cx.err("store.statement_timeout_ms", "must be 1 to 600000");
+    }
 }
 
 /// Which keys of an upstream entry belong to which provider.
@@ -937,6 +940,12 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
         if !(1..=600_000).contains(&v) {
             cx.err(format!("timeouts.{k}"), "must be 1 to 600000");
         }
+    }
+    if cfg.timeouts.stream_idle_ms < 100 {
+        cx.err("timeouts.stream_idle_ms", "must be at least 100");
+    }
+    if cfg.timeouts.upstream_response_ms == 0 {
+        cx.err("timeouts.upstream_response_ms", "must be at least 1");
     }
     for (k, w) in [
         ("device_authorization", cfg.rate_limits.device_authorization),

@@ -52,10 +52,8 @@ pub async fn admit(
         let (rates, _) = meter
             .book
             .rates(state.config.upstreams[*index].name(), provider_model);
-        let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
-        let ticket = meter
-            .admit(state, who, &rates, body_len, max_tokens)
-            .await?;
+        let estimate = crate::spend::estimate::Estimate::of(obj, body_len);
+        let ticket = meter.admit(state, who, &rates, &estimate).await?;
         admitted.hold_ticket(ticket);
     }
     Ok(admitted)

@@ -38,7 +38,7 @@ impl Record {
             .state
             .prices
             .rates(&self.upstream, &self.provider_model);
-        self.state.prices.cost_micros(&rates, usage, 0) as f64 / 1e6
+        self.state.prices.cost_micros(&rates, usage) as f64 / 1e6
     }
 
     /// Writes the event with the attempt's status, usage and any `extra` fields.

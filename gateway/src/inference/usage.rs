@@ -15,6 +15,9 @@ pub struct Usage {
     pub cache_read_input_tokens: u64,
     /// Input tokens written to the prompt cache.
     pub cache_creation_input_tokens: u64,
+    /// The part of those written with the 1-hour lifetime (`cache_creation.ephemeral_1h_input_tokens`),
+    /// priced at its own rate.
+    pub cache_creation_1h_input_tokens: u64,
 }
 
 impl Usage {
@@ -32,6 +35,12 @@ impl Usage {
         }
         if let Some(v) = read("cache_creation_input_tokens") {
             self.cache_creation_input_tokens = v;
+        }
+        if let Some(v) = usage
+            .pointer("/cache_creation/ephemeral_1h_input_tokens")
+            .and_then(Value::as_u64)
+        {
+            self.cache_creation_1h_input_tokens = v;
         }
     }
 
@@ -114,7 +123,8 @@ mod tests {
                 input_tokens: 12,
                 output_tokens: 40,
                 cache_read_input_tokens: 100,
-                cache_creation_input_tokens: 7
+                cache_creation_input_tokens: 7,
+                cache_creation_1h_input_tokens: 0,
             }
         );
     }
@@ -137,5 +147,14 @@ mod tests {
         assert_eq!(d.output_tokens(1, false), (10 * 2 + 400_u64).div_ceil(4));
         // Never less than the upstream reported.
         assert_eq!(d.output_tokens(500, false), 500);
+    }
+
+    #[test]
+    fn one_hour_cache_writes_are_read_apart() {
+        let m = json!({"usage": {"input_tokens": 3, "output_tokens": 5, "cache_creation_input_tokens": 1500,
+            "cache_creation": {"ephemeral_5m_input_tokens": 500, "ephemeral_1h_input_tokens": 1000}}});
+        let u = Usage::from_message(&m);
+        assert_eq!(u.cache_creation_input_tokens, 1_500);
+        assert_eq!(u.cache_creation_1h_input_tokens, 1_000);
     }
 }

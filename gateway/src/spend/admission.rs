@@ -129,8 +129,7 @@ impl Meter {
         state: &AppState,
         who: &Identity,
         rates: &Rates,
-        body_len: usize,
-        max_tokens: u64,
+        estimate: &crate::spend::estimate::Estimate,
     ) -> Result<Ticket, ApiError> {
         self.touch(state, who);
         let now = state.clock.now();
@@ -171,8 +170,7 @@ impl Meter {
                     .map(|c| c.saturating_mul(MICROS_PER_CENT)),
             })
             .collect();
-        let worst = i64::try_from(self.book.worst_case_micros(rates, body_len, max_tokens))
-            .unwrap_or(i64::MAX);
+        let worst = i64::try_from(self.book.worst_case_micros(rates, estimate)).unwrap_or(i64::MAX);
         let id = format!("rsv_{}", codes::token(16).map_err(|_| ApiError::Internal)?);
         let result = reserve(state, &id, &who.sub, &bucket_caps, worst, now).await;
         match result {
@@ -236,7 +234,7 @@ impl Meter {
         if !known {
             tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
         }
-        let cost = i64::try_from(self.book.cost_micros(&rates, &usage, 0)).unwrap_or(i64::MAX);
+        let cost = i64::try_from(self.book.cost_micros(&rates, &usage)).unwrap_or(i64::MAX);
         let ledger = Ledger {
             day: ticket.day,
             model: model.to_owned(),

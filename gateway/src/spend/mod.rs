@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admission;
 pub mod caps;
 pub mod cost_report;
+pub mod estimate;
 pub mod outage;
 pub mod periods;
 pub mod prices;

@@ -3,6 +3,7 @@
 //! unknown-model tier. Costs are exact integers of micro-dollars (1e-6 USD): spend sums and cap
 //! checks never round.
 
+use super::estimate::{CacheWrite, Estimate};
 use crate::config::Pricing;
 use crate::inference::catalog::built_in;
 use crate::inference::usage::Usage;
@@ -106,29 +107,81 @@ impl PriceBook {
         }
     }
 
-    /// The cost of `usage` in micro-dollars. `cache_write_1h` tokens are the part of the cache
-    /// writes made with the 1-hour lifetime.
-    pub fn cost_micros(&self, rates: &Rates, usage: &Usage, cache_write_1h: u64) -> u64 {
-        let write_5m = usage
-            .cache_creation_input_tokens
-            .saturating_sub(cache_write_1h);
+    /// The cost of `usage` in micro-dollars, 1-hour cache writes at their own rate.
+    pub fn cost_micros(&self, rates: &Rates, usage: &Usage) -> u64 {
+        let write_1h = usage
+            .cache_creation_1h_input_tokens
+            .min(usage.cache_creation_input_tokens);
+        let write_5m = usage.cache_creation_input_tokens - write_1h;
         // Tokens × USD per million tokens = micro-dollars.
         let raw = usage.input_tokens as f64 * rates.input
             + usage.output_tokens as f64 * rates.output
             + usage.cache_read_input_tokens as f64 * rates.cache_read
             + write_5m as f64 * rates.cache_write_5m
-            + cache_write_1h.min(usage.cache_creation_input_tokens) as f64 * rates.cache_write_1h;
+            + write_1h as f64 * rates.cache_write_1h;
         (raw * self.multiplier).round().max(0.0) as u64
     }
 
-    /// The most a request can cost: its input estimated high (a token per 3 bytes of body, at the
-    /// input rate) plus `max_tokens` of output.
-    pub fn worst_case_micros(&self, rates: &Rates, body_bytes: usize, max_tokens: u64) -> u64 {
-        let input = (body_bytes as u64).div_ceil(3);
-        let raw =
-            input as f64 * rates.input.max(rates.cache_write_1h) + max_tokens as f64 * rates.output;
-        (raw * self.multiplier).ceil().max(0.0) as u64
+    /// The most a request can cost, in micro-dollars: its input bounded as [`input_bound`] says,
+    /// every input token at the dearest input-side rate the request can incur, and `max_tokens`
+    /// of output (a context window when absent). Saturates, never wraps.
+    pub fn worst_case_micros(&self, rates: &Rates, e: &Estimate) -> u64 {
+        let mut input_rate = rates.input.max(rates.cache_read);
+        if e.cache_write >= CacheWrite::FiveMinutes {
+            input_rate = input_rate.max(rates.cache_write_5m);
+        }
+        if e.cache_write >= CacheWrite::OneHour {
+            input_rate = input_rate.max(rates.cache_write_1h);
+        }
+        let output = e.max_tokens.unwrap_or(CONTEXT_TOKENS).min(CONTEXT_TOKENS);
+        let raw = input_bound(e) as f64 * input_rate + output as f64 * rates.output;
+        let micros = (raw * self.multiplier).ceil();
+        if micros.is_nan() {
+            u64::MAX
+        } else {
+            // `as` saturates: infinities and values past u64::MAX become u64::MAX.
+            micros.max(0.0) as u64
+        }
     }
+}
+
+/// The largest context window (input and output together) of any Claude model: no request can
+/// be billed more input tokens than this, nor more output.
+pub const CONTEXT_TOKENS: u64 = 1_000_000;
+
+/// The most tokens one image costs. Images are scaled down to about 1.15 megapixels, at most
+/// about 1,600 tokens; the allowance is three times that.
+pub const IMAGE_TOKENS: u64 = 5_000;
+
+/// Input the model reads that the body does not spell out, for any request: the prompt's own
+/// framing (the JSON around each message already outweighs it).
+pub const OVERHEAD_TOKENS: u64 = 256;
+
+/// The system prompt the API adds when a request declares tools (a few hundred tokens).
+pub const TOOL_USE_TOKENS: u64 = 1_024;
+
+/// The most one Anthropic-defined tool (`bash_…`, `text_editor_…`, `computer_…`) adds: its full
+/// definition and its part of the system prompt (under 1,300 tokens for the computer tool).
+pub const TYPED_TOOL_TOKENS: u64 = 2_048;
+
+/// An upper bound of a request's input tokens. A token is never less than a byte of the text it
+/// encodes (JSON escapes only make the body longer), so the body's bytes bound its text; images
+/// get [`IMAGE_TOKENS`] each instead of their base64 bytes, and declared tools what the API adds
+/// for them. Input the bytes do not bound (a PDF,
+/// content by URL or file id, server tools, MCP servers, a container) gets a whole context
+/// window. Server tools that run several sampling iterations, and their per-use fees, are
+/// beyond this bound.
+pub fn input_bound(e: &Estimate) -> u64 {
+    if e.opaque {
+        return CONTEXT_TOKENS;
+    }
+    let tools = if e.tools { TOOL_USE_TOKENS } else { 0 };
+    e.text_bytes
+        .saturating_add(e.images.saturating_mul(IMAGE_TOKENS))
+        .saturating_add(e.typed_tools.saturating_mul(TYPED_TOOL_TOKENS))
+        .saturating_add(tools)
+        .saturating_add(OVERHEAD_TOKENS)
+        .min(CONTEXT_TOKENS)
 }
 
 #[cfg(test)]
@@ -141,6 +194,7 @@ mod tests {
             output_tokens: o,
             cache_read_input_tokens: r,
             cache_creation_input_tokens: w,
+            cache_creation_1h_input_tokens: 0,
         }
     }
 
@@ -150,10 +204,16 @@ mod tests {
         let (r, known) = book.rates("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
         assert!(known);
         // 10 input + 50,000 output at $3 / $15 per MTok = $0.75003.
-        assert_eq!(book.cost_micros(&r, &usage(10, 50_000, 0, 0), 0), 750_030);
+        assert_eq!(book.cost_micros(&r, &usage(10, 50_000, 0, 0)), 750_030);
         // Cache: 1,000 read at $0.30, 1,000 written (5 min) at $3.75, 1,000 (1 h) at $6.
         assert_eq!(
-            book.cost_micros(&r, &usage(0, 0, 1_000, 2_000), 1_000),
+            book.cost_micros(
+                &r,
+                &Usage {
+                    cache_creation_1h_input_tokens: 1_000,
+                    ..usage(0, 0, 1_000, 2_000)
+                }
+            ),
             300 + 3_750 + 6_000
         );
     }
@@ -171,7 +231,7 @@ mod tests {
             "the override covers every spelling of the model"
         );
         assert_eq!(
-            book.cost_micros(&r, &usage(1_000, 1_000, 0, 0), 0),
+            book.cost_micros(&r, &usage(1_000, 1_000, 0, 0)),
             6_000,
             "(2 + 10) × 1000 × 0.5"
         );
@@ -183,12 +243,176 @@ mod tests {
         assert_eq!(r, UNKNOWN);
     }
 
+    fn estimate(json: &str) -> Estimate {
+        let obj = crate::inference::body::RawObject::parse(json.as_bytes()).unwrap();
+        Estimate::of(&obj, json.len())
+    }
+
+    /// A body of `n` bytes: one user message of `x`s.
+    fn text_body(n: usize, extra: &str) -> String {
+        let head = format!(
+            r#"{{"model":"m","max_tokens":4096{extra},"messages":[{{"role":"user","content":""#
+        );
+        let tail = r#""}]}"#;
+        let fill = n.saturating_sub(head.len() + tail.len());
+        format!("{head}{}{tail}", "x".repeat(fill))
+    }
+
+    #[test]
+    fn worst_case_covers_the_most_each_kind_of_request_can_cost() {
+        let book = PriceBook::new(None);
+        let (r, _) = book.rates("b", "claude-sonnet-4-5"); // $3 in, $15 out, 1h write $6
+        let img = |data: &str| {
+            format!(
+                r#"{{"type":"image","source":{{"type":"base64","media_type":"image/png","data":"{data}"}}}}"#
+            )
+        };
+        let msg = |content: &str| {
+            format!(
+                r#"{{"model":"m","max_tokens":1000,"messages":[{{"role":"user","content":[{content}]}}]}}"#
+            )
+        };
+        // (case, body, the largest usage it can be billed for)
+        let long_text = text_body(30_000, "");
+        let cached_1h = text_body(
+            30_000,
+            r#","system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral","ttl":"1h"}}]"#,
+        );
+        // A tiny, highly compressible image still costs up to ~1,600 tokens.
+        let tiny_image = msg(&img("iVBORw0KGgo="));
+        let big_image = msg(&img(&"A".repeat(2_000_000)));
+        let pdf = msg(
+            r#"{"type":"document","source":{"type":"base64","media_type":"application/pdf","data":"JVBERi0="}}"#,
+        );
+        let by_url =
+            msg(r#"{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}}"#);
+        let by_file = msg(r#"{"type":"document","source":{"type":"file","file_id":"file_011"}}"#);
+        let server_tool = r#"{"model":"m","max_tokens":1000,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[]}"#.to_owned();
+        // Base64 image data outside an image block is text the model reads.
+        let smuggled = format!(
+            r#"{{"model":"m","max_tokens":1000,"messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"x","input":{{"source":{{"type":"base64","media_type":"image/png","data":"{}"}}}}}}]}},{{"role":"user","content":[{}]}}]}}"#,
+            "A".repeat(400_000),
+            img("iVBORw0KGgo=")
+        );
+        // A computer-use declaration of 60 bytes expands to over a thousand tokens.
+        let computer = r#"{"model":"m","max_tokens":1000,"tools":[{"type":"computer_20250124","name":"computer","display_width_px":1024,"display_height_px":768}],"messages":[{"role":"user","content":"hi"}]}"#.to_owned();
+        let no_max = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#.to_owned();
+        let escaped = msg(
+            r#"{"type":"\u0069mage","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}"#,
+        );
+        let too_deep = format!(
+            r#"{{"model":"m","max_tokens":10,"messages":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let cases: Vec<(&str, &String, Usage)> = vec![
+            (
+                "text: a token per byte, all written to a 1h cache",
+                &cached_1h,
+                Usage {
+                    cache_creation_1h_input_tokens: 30_000,
+                    ..usage(0, 4_096, 0, 30_000)
+                },
+            ),
+            (
+                "text: a token per byte",
+                &long_text,
+                usage(30_000, 4_096, 0, 0),
+            ),
+            ("a tiny image", &tiny_image, usage(1_600, 1_000, 0, 0)),
+            ("a large image", &big_image, usage(1_600, 1_000, 0, 0)),
+            (
+                "a PDF: its pages, not its bytes",
+                &pdf,
+                usage(900_000, 1_000, 0, 0),
+            ),
+            ("an image by URL", &by_url, usage(900_000, 1_000, 0, 0)),
+            (
+                "a document by file id",
+                &by_file,
+                usage(900_000, 1_000, 0, 0),
+            ),
+            (
+                "a server tool's results",
+                &server_tool,
+                usage(900_000, 1_000, 0, 0),
+            ),
+            (
+                "image data outside an image block",
+                &smuggled,
+                usage(400_000, 1_000, 0, 0),
+            ),
+            ("a computer-use tool", &computer, usage(1_300, 1_000, 0, 0)),
+            ("no max_tokens", &no_max, usage(10, 128_000, 0, 0)),
+            ("an escaped block type", &escaped, usage(1_600, 1_000, 0, 0)),
+            ("too deep to read", &too_deep, usage(900_000, 10, 0, 0)),
+        ];
+        for (case, body, most) in cases {
+            let worst = book.worst_case_micros(&r, &estimate(body));
+            let actual = book.cost_micros(&r, &most);
+            assert!(worst >= actual, "{case}: {worst} < {actual}");
+        }
+        let e = estimate(&computer);
+        assert!(e.tools);
+        assert_eq!(e.typed_tools, 1);
+        // Image bytes are priced as images, not as text: a 2 MB image reserves little.
+        let e = estimate(&big_image);
+        assert_eq!(e.images, 1);
+        assert!(input_bound(&e) < 20_000, "{e:?}");
+        // A 5-minute cache write is priced at its rate, not the 1-hour one.
+        let five = text_body(
+            30_000,
+            r#","system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}]"#,
+        );
+        let e = estimate(&five);
+        assert_eq!(e.cache_write, CacheWrite::FiveMinutes);
+        assert_eq!(
+            book.worst_case_micros(&r, &e),
+            ((30_000 + OVERHEAD_TOKENS) as f64 * 3.75 + 4_096.0 * 15.0).ceil() as u64
+        );
+    }
+
+    #[test]
+    fn worst_case_saturates_instead_of_wrapping() {
+        let book = PriceBook::new(None);
+        let (r, _) = book.rates("b", "claude-opus-4-8");
+        for max in [u64::MAX, u64::MAX / 2, 1 << 63, CONTEXT_TOKENS + 1] {
+            let body = format!(r#"{{"model":"m","max_tokens":{max},"messages":[]}}"#);
+            let worst = book.worst_case_micros(&r, &estimate(&body));
+            // Output is never billed past a context window: 1M × $25 plus the input.
+            assert!(worst >= 25_000_000, "{max}: {worst}");
+            assert!(worst < u64::MAX, "{max}: {worst}");
+        }
+        let e = Estimate {
+            text_bytes: u64::MAX,
+            images: u64::MAX,
+            tools: true,
+            typed_tools: u64::MAX,
+            opaque: false,
+            max_tokens: Some(u64::MAX),
+            cache_write: CacheWrite::OneHour,
+        };
+        assert_eq!(input_bound(&e), CONTEXT_TOKENS);
+        let huge = PriceBook {
+            overrides: Vec::new(),
+            multiplier: f64::MAX,
+        };
+        assert_eq!(huge.worst_case_micros(&r, &e), u64::MAX);
+    }
+
+    #[test]
+    fn no_model_has_a_larger_context_than_the_bound() {
+        for b in crate::inference::catalog::BUILT_IN {
+            assert!(u64::from(b.max_input_tokens) <= CONTEXT_TOKENS, "{}", b.id);
+        }
+    }
+
     #[test]
     fn worst_case_covers_the_actual_cost() {
         let book = PriceBook::new(None);
         let (r, _) = book.rates("b", "claude-opus-4-8");
-        let worst = book.worst_case_micros(&r, 3_000, 4_096);
-        let actual = book.cost_micros(&r, &usage(1_000, 4_096, 0, 0), 0);
+        let worst = book.worst_case_micros(&r, &estimate(&text_body(3_000, "")));
+        let actual = book.cost_micros(&r, &usage(3_000, 4_096, 0, 0));
         assert!(worst >= actual, "{worst} < {actual}");
     }
 }

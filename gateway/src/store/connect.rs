@@ -1,6 +1,8 @@
 //! How the gateway finds its database: `store.postgres_url`, or the URL assembled from the
 //! `GATEWAY_PG_*` variables (how ECS hands over RDS credentials), with user and password
 //! percent-encoded here so generated passwords with `#`, `%`, `&`, `@` or `/` work unchanged.
+//! Every connection carries `store.statement_timeout_ms` as its statement and idle-transaction
+//! timeouts.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -47,7 +49,14 @@ pub fn connect_options(cfg: &StoreConfig, env: &dyn Env) -> Result<PgConnectOpti
     if let Some(pw) = &cfg.password {
         opts = opts.password(pw.expose());
     }
+    // Every statement, and every transaction left idle, is bounded on the server itself: a
+    // stuck query or a lock held by a lost task cannot hold a pooled connection for long.
+    let bound = cfg.statement_timeout_ms.to_string();
     Ok(opts
+        .options([
+            ("statement_timeout", bound.as_str()),
+            ("idle_in_transaction_session_timeout", bound.as_str()),
+        ])
         .application_name("claude-gateway")
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(2))
         .log_statements(tracing::log::LevelFilter::Trace))

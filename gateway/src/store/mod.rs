@@ -108,20 +108,41 @@ impl Store {
     }
 
     /// Applies pending migrations. Replicas serialize on an advisory lock held on one connection,
-    /// so two gateways booting on an empty database both come up.
+    /// so two gateways booting on an empty database both come up. Waiting for the lock and the
+    /// migrations themselves are exempt from the statement timeout (a migration may rewrite a
+    /// large table); the connection gets its configured timeout back before it returns to the
+    /// pool.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(MIGRATION_LOCK)
+        sqlx::query("SET statement_timeout = 0")
             .execute(&mut *conn)
             .await?;
-        let result = sqlx::migrate!("./migrations").run(&mut *conn).await;
-        let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+        let locked = sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *conn)
             .await;
+        let result = match locked {
+            Ok(_) => {
+                let migrated = sqlx::migrate!("./migrations").run(&mut *conn).await;
+                let unlock = sqlx::query("SELECT pg_advisory_unlock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *conn)
+                    .await;
+                migrated
+                    .map_err(StoreError::from)
+                    .and(unlock.map(|_| ()).map_err(StoreError::from))
+            }
+            Err(e) => Err(StoreError::from(e)),
+        };
+        let reset = sqlx::query("RESET statement_timeout")
+            .execute(&mut *conn)
+            .await;
+        if reset.is_err() {
+            // Never hand an unbounded connection back to the pool.
+            conn.detach();
+        }
         result?;
-        unlock?;
+        reset?;
         Ok(())
     }
 

@@ -48,6 +48,19 @@ impl Failure {
         )
     }
 
+    /// A whole answer took longer than it may. The upstream had the request all that time and
+    /// may bill for it: the next upstream is not tried.
+    pub fn response_timeout(ms: u64) -> Self {
+        let mut f = Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "api_error",
+            "upstream timed out",
+            format!("no complete answer within {ms} ms"),
+        );
+        f.failover = false;
+        f
+    }
+
     /// The connection failed.
     pub fn transport(detail: String) -> Self {
         Self::new(

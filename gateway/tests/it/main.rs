@@ -34,3 +34,4 @@ mod support;
 mod telemetry_client;
 mod tls;
 mod upload;
+mod upstream_timeouts;

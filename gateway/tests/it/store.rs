@@ -263,3 +263,108 @@ async fn concurrent_grant_transitions_have_exactly_one_winner() {
             .unwrap());
     }
 }
+
+/// A store built from `store:` settings the way the gateway builds it, on a fresh database.
+fn store_with(settings: &str) -> (Store, String) {
+    let url = shared().new_db();
+    let yaml = format!("listen: {{host: 127.0.0.1}}\nupstreams: [{{provider: bedrock, region: us-east-1}}]\nsession: {{jwt_secret: 0123456789abcdef0123456789abcdef}}\nstore: {{postgres_url: '{url}', {settings}}}\noidc: {{issuer: 'https://idp.example.com', client_id: c, client_secret: s}}\n");
+    let env = MapEnv::new();
+    let loaded = config::load(&yaml, &env).unwrap();
+    let opts = connect_options(&loaded.config.store, &env).unwrap();
+    (Store::lazy(opts, 2, Duration::from_secs(5)), url)
+}
+
+#[tokio::test]
+async fn a_statement_longer_than_the_timeout_is_cancelled() {
+    let (store, _) = store_with("statement_timeout_ms: 300");
+    let bound: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(bound, "300ms");
+    let idle: String = sqlx::query_scalar("SHOW idle_in_transaction_session_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(idle, "300ms");
+    // A statement that would run for a minute is cancelled by the server.
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        sqlx::query("SELECT pg_sleep(60)").execute(store.pool()),
+    )
+    .await
+    .expect("the statement was not cancelled")
+    .unwrap_err();
+    let code = err
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    assert_eq!(code.as_deref(), Some("57014"), "{err}");
+    // The default bounds every statement too.
+    let (store, _) = store_with("max_connections: 2");
+    let bound: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(bound, "5s");
+}
+
+#[tokio::test]
+async fn migrations_wait_for_the_lock_beyond_the_statement_timeout() {
+    let (store, url) = store_with("statement_timeout_ms: 200");
+    // Another replica holds the migration lock for longer than the statement timeout.
+    let other = Store::lazy(
+        PgConnectOptions::from_str(&url).unwrap(),
+        1,
+        Duration::from_secs(5),
+    );
+    let mut holder = other.pool().acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(0x636c_6177_6467_7731_i64)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let migrating = store.migrate();
+    tokio::pin!(migrating);
+    let hold = async {
+        // Wait until the migration is blocked on the lock, then past its statement timeout.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%' AND datname = current_database()",
+            )
+            .fetch_one(&mut *holder)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "migration never waited for the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    };
+    tokio::select! {
+        r = &mut migrating => panic!("the migration gave up waiting for the lock: {r:?}"),
+        () = hold => {}
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(0x636c_6177_6467_7731_i64)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    migrating.await.unwrap();
+    // The connection that migrated is bounded again.
+    let bound: Vec<String> = futures_util::future::join_all((0..2).map(|_| async {
+        let mut c = store.pool().acquire().await.unwrap();
+        sqlx::query_scalar::<_, String>("SHOW statement_timeout")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap()
+    }))
+    .await;
+    assert_eq!(bound, ["200ms", "200ms"]);
+}

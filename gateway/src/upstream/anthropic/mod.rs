@@ -50,6 +50,8 @@ pub struct Anthropic {
     auth: (HeaderName, HeaderValue),
     extra: HeaderMap,
     ttfb: Duration,
+    response: Duration,
+    stream_idle: Duration,
 }
 
 /// An HTTP client on rustls with aws-lc-rs and the system's trust store.
@@ -107,6 +109,8 @@ impl Anthropic {
             auth: (HeaderName::from_static(auth.0), value),
             extra,
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
+            response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
+            stream_idle: Duration::from_millis(cfg.timeouts.stream_idle_ms),
         })
     }
 
@@ -150,6 +154,16 @@ impl Anthropic {
         }
     }
 
+    /// Reads a whole body after its head, within `limit`: the response timeout for an answer,
+    /// the time-to-first-byte one for an error or a token count (short bodies sent at once).
+    async fn body(&self, res: reqwest::Response, limit: Duration) -> Result<Bytes, Failure> {
+        match tokio::time::timeout(limit, res.bytes()).await {
+            Err(_) => Err(Failure::response_timeout(limit.as_millis() as u64)),
+            Ok(Err(e)) => Err(Failure::transport(format!("Anthropic upstream body: {e}"))),
+            Ok(Ok(b)) => Ok(b),
+        }
+    }
+
     /// Sends a Messages request.
     pub async fn messages(&self, mut call: Call<'_>, end: StreamEnd) -> Result<Reply, Failure> {
         call.body.set("model", &call.model);
@@ -159,7 +173,7 @@ impl Anthropic {
         let status = res.status();
         let headers = clean(res.headers());
         if !status.is_success() {
-            let body = res.bytes().await.unwrap_or_default();
+            let body = self.body(res, self.ttfb).await.unwrap_or_default();
             return Err(relayed_failure(status, headers, body));
         }
         let is_sse = headers
@@ -167,13 +181,10 @@ impl Anthropic {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if is_sse {
-            let body = sse_usage::track(res.bytes_stream().boxed(), end);
+            let body = sse_usage::track(res.bytes_stream().boxed(), self.stream_idle, end);
             return Ok(Reply::Stream { headers, body });
         }
-        let body = res
-            .bytes()
-            .await
-            .map_err(|e| Failure::transport(format!("Anthropic upstream body: {e}")))?;
+        let body = self.body(res, self.response).await?;
         let usage = serde_json::from_slice::<serde_json::Value>(&body)
             .map(|m| Usage::from_message(&m))
             .unwrap_or_default();
@@ -194,7 +205,12 @@ impl Anthropic {
             .await?;
         let status = res.status();
         let headers = clean(res.headers());
-        let body = res.bytes().await.unwrap_or_default();
+        let body = self.body(res, self.ttfb).await;
+        let body = match body {
+            Ok(b) => b,
+            Err(_) if !status.is_success() => Bytes::new(),
+            Err(f) => return Err(f),
+        };
         if !status.is_success() {
             return Err(relayed_failure(status, headers, body));
         }

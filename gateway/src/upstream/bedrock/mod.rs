@@ -24,7 +24,8 @@ use crate::inference::usage::Usage;
 pub struct Bedrock {
     sdk: Sdk,
     ttfb: Duration,
-    ping_after: Duration,
+    response: Duration,
+    stream: stream::Timing,
 }
 
 impl Bedrock {
@@ -75,7 +76,11 @@ impl Bedrock {
         Self {
             sdk: Sdk::from_conf(conf.build()),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
-            ping_after: Duration::from_millis(cfg.timeouts.stream_keepalive_ms),
+            response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
+            stream: stream::Timing {
+                ping_after: Duration::from_millis(cfg.timeouts.stream_keepalive_ms),
+                idle: Duration::from_millis(cfg.timeouts.stream_idle_ms),
+            },
         }
     }
 
@@ -98,7 +103,7 @@ impl Bedrock {
                 .map_err(errors::from_sdk)?;
             Ok(Reply::Stream {
                 headers: sse_headers(),
-                body: stream::sse(out.body, self.ping_after, end),
+                body: stream::sse(out.body, self.stream, end),
             })
         } else {
             let send = self
@@ -109,9 +114,12 @@ impl Bedrock {
                 .accept("application/json")
                 .body(body)
                 .send();
-            let out = tokio::time::timeout(self.ttfb, send)
+            // InvokeModel sends its head only with the finished answer (the head carries the
+            // token counts), so the time to it is the generation time: the whole call is bounded
+            // by the response timeout, never by the time-to-first-byte one.
+            let out = tokio::time::timeout(self.response, send)
                 .await
-                .map_err(|_| Failure::ttfb_timeout(self.ttfb.as_millis() as u64))?
+                .map_err(|_| Failure::response_timeout(self.response.as_millis() as u64))?
                 .map_err(errors::from_sdk)?;
             let bytes = Bytes::from(out.body.into_inner());
             let usage = serde_json::from_slice::<serde_json::Value>(&bytes)

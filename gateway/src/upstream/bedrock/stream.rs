@@ -1,6 +1,7 @@
 //! Bedrock's binary event stream re-emitted as Anthropic server-sent events, one event per chunk,
-//! never buffered. A silent upstream gets a `ping` every 15 s; an exception becomes an `error`
-//! event and the stream ends cleanly. Dropping the stream (the client left) drops the upstream
+//! never buffered. A silent upstream gets a `ping` every `stream_keepalive_ms`, and a stream
+//! silent for `stream_idle_ms` ends; that and an exception become an `error` event and the stream
+//! ends cleanly. Dropping the stream (the client left) drops the upstream
 //! connection and still reports the usage delivered so far (the output estimated from the
 //! deltas relayed when Bedrock never sent its final count).
 
@@ -12,6 +13,7 @@ use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
 use aws_sdk_bedrockruntime::types::ResponseStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tokio::time::Instant;
 
 use super::errors::stream_exception;
 use crate::inference::sse;
@@ -19,18 +21,30 @@ use crate::upstream::{SseStream, StreamEnd, StreamMeter};
 
 type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
 
+/// How a stream paces itself during upstream silence.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Silence after which the client gets a `ping`.
+    pub ping_after: Duration,
+    /// Silence after which the stream ends with an `error` event.
+    pub idle: Duration,
+}
+
 struct State {
     rx: Receiver,
-    ping_after: Duration,
+    timing: Timing,
+    /// When the upstream last sent an event (or the stream began).
+    heard: Instant,
     done: bool,
     meter: StreamMeter,
 }
 
 /// The SSE body for a Bedrock response stream.
-pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
+pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd) -> SseStream {
     let state = State {
         rx,
-        ping_after,
+        timing,
+        heard: Instant::now(),
         done: false,
         meter: StreamMeter::new(end),
     };
@@ -39,10 +53,23 @@ pub fn sse(rx: Receiver, ping_after: Duration, end: StreamEnd) -> SseStream {
             return None;
         }
         loop {
-            let next = match tokio::time::timeout(st.ping_after, st.rx.recv()).await {
-                Err(_) => return Some((Ok(sse::ping()), st)),
-                Ok(n) => n,
+            let silent = st.heard.elapsed();
+            let Some(left) = st.timing.idle.checked_sub(silent).filter(|d| !d.is_zero()) else {
+                st.done = true;
+                st.meter.errored = true;
+                tracing::warn!(
+                    silent_ms = silent.as_millis() as u64,
+                    "Bedrock stream silent for too long, ended"
+                );
+                return Some((Ok(sse::error("api_error", "upstream stopped sending")), st));
             };
+            let next =
+                match tokio::time::timeout(st.timing.ping_after.min(left), st.rx.recv()).await {
+                    Err(_) if st.heard.elapsed() >= st.timing.idle => continue,
+                    Err(_) => return Some((Ok(sse::ping()), st)),
+                    Ok(n) => n,
+                };
+            st.heard = Instant::now();
             match next {
                 Ok(Some(ResponseStream::Chunk(part))) => {
                     let Some(bytes) = part.bytes() else { continue };
