@@ -8,7 +8,8 @@ use crate::http::edge::RequestId;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
-/// Admits a request to be served first by upstream `first` as `provider_model`, or refuses it.
+/// Admits a request that any of `targets` (upstream index, provider model) may serve, or refuses
+/// it. The reservation is the worst case at the dearest of them, since failover may reach any.
 /// A refused request holds nothing.
 pub async fn admit(
     state: &AppState,
@@ -17,7 +18,7 @@ pub async fn admit(
     model: &str,
     obj: &RawObject,
     body_len: usize,
-    first: Option<&(usize, String)>,
+    targets: &[(usize, String)],
 ) -> Result<Admitted, ApiError> {
     let stream = obj.stream();
     let limits = state
@@ -48,13 +49,19 @@ pub async fn admit(
         held,
         model,
     );
-    if let (Some(meter), Some((index, provider_model))) = (&state.meter, first) {
-        let (rates, _) = meter
-            .book
-            .rates(state.config.upstreams[*index].name(), provider_model);
+    if let Some(meter) = &state.meter {
         let estimate = crate::spend::estimate::Estimate::of(obj, body_len);
-        let ticket = meter.admit(state, who, &rates, &estimate).await?;
-        admitted.hold_ticket(ticket);
+        let dearest = targets
+            .iter()
+            .map(|(index, provider_model)| {
+                let name = state.config.upstreams[*index].name();
+                meter.book.rates(name, provider_model).0
+            })
+            .max_by_key(|rates| meter.book.worst_case_micros(rates, &estimate));
+        if let Some(rates) = dearest {
+            let ticket = meter.admit(state, who, &rates, &estimate).await?;
+            admitted.hold_ticket(ticket);
+        }
     }
     Ok(admitted)
 }

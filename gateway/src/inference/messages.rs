@@ -54,17 +54,9 @@ pub async fn messages(
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
-    let guard = super::admit::admit(
-        &state,
-        &who,
-        &rid,
-        &model,
-        &obj,
-        body.len(),
-        targets.first(),
-    )
-    .await?
-    .share();
+    let guard = super::admit::admit(&state, &who, &rid, &model, &obj, body.len(), &targets)
+        .await?
+        .share();
     let usage_headers = guard.headers();
 
     let mut attempts = Attempts::default();
