@@ -1,7 +1,8 @@
-//! Fault injection: two replicas on one PostgreSQL under a steady load of streams, while one
-//! replica is stopped, the store restarts, or the upstream misbehaves. Each test states what the
-//! users see, checks that every request served is billed exactly once, and that nothing leaks:
-//! no reservation or stream slot left, file descriptors and memory back near their baseline.
+//! Fault injection: replicas on one PostgreSQL under a steady load of streams, while one replica
+//! is stopped, the store restarts, the upstream misbehaves, or the IdP goes down. Each test states
+//! what the users see, checks that every request served is billed exactly once, and that nothing
+//! leaks: no reservation or stream slot left, file descriptors and memory back near their
+//! baseline. The IdP's signing-key rotation is in `signin_faults`.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -355,5 +356,80 @@ async fn upstream_faults_under_load_leak_nothing() {
         s.a.rss_kib() < rss_a + 16 * 1024,
         "memory: {} KiB after, {rss_a} KiB before",
         s.a.rss_kib()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idp_goes_down_under_load() {
+    use crate::support::gateway::{config_oidc, oidc_for};
+    use crate::support::idp::{Idp, IdpOptions, TestUser};
+
+    let opts = Options {
+        default_behavior: Behavior::Reply(paced(10, 20)),
+        ..Options::default()
+    };
+    let fake = Arc::new(FakeBedrock::start(opts.clone()).await.unwrap());
+    let ups = double_upstream(&fake, &opts);
+    let port = crate::support::pg::free_port();
+    let mut idp = tokio::task::block_in_place(|| {
+        Idp::start_with(
+            &[TestUser::new("alice")],
+            &[&format!("http://127.0.0.1:{port}/oauth/callback")],
+            IdpOptions::default(),
+        )
+    });
+    let url = crate::support::pg::shared().new_db();
+    let yaml = config_oidc(
+        port,
+        &url,
+        &ups,
+        &oidc_for(&idp, "client_secret_basic"),
+        &format!("admin:\n  write_keys: [{{id: ops, key: {WRITE}}}]\n"),
+    );
+    let gw = tokio::task::block_in_place(|| {
+        let gw = Gateway::spawn(&yaml, port, &[]);
+        gw.wait_healthy(Duration::from_secs(30));
+        gw
+    });
+    crate::support::gateway::set_org_cap(gw.port, WRITE, "100000", "monthly").await;
+    let store = claude_gateway::store::Store::lazy(
+        sqlx::postgres::PgConnectOptions::from_str(&url).unwrap(),
+        2,
+        Duration::from_secs(5),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = load([gw.port, gw.port], stop.clone(), false);
+    until_more(&stop, &fake, 8).await;
+    let fd_before = fds(&gw);
+    tokio::task::block_in_place(|| idp.stop());
+    // Signed-in developers keep working: their sessions are the gateway's own tokens.
+    until_more(&stop, &fake, 12).await;
+    // A refresh while the IdP is down is a passing problem: the client keeps its refresh token.
+    let r = crate::support::client()
+        .post(format!("http://127.0.0.1:{port}/oauth/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "abc")])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (503, Some("temporarily_unavailable")),
+        "{body}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let seen = running.await.unwrap();
+    assert!(
+        seen.iter().all(|x| matches!(x, Seen::Completed)),
+        "every signed-in request was answered whole: {seen:?}"
+    );
+    let logs = || gw.stderr();
+    assert_billed_once(&store, served(&seen), &logs).await;
+    assert!(
+        fds(&gw) <= fd_before + 8,
+        "descriptors: {} after, {fd_before} before",
+        fds(&gw)
     );
 }
