@@ -141,17 +141,7 @@ async fn the_reservation_covers_the_dearest_upstream_failover_may_reach() {
     // A cap of one cent a day: 500 output tokens at Sonnet's list price (7,500 µ$) fit under it,
     // at the second upstream's contracted $100 per million tokens (50,000 µ$) they do not.
     let dear = "pricing:\n  overrides: [{upstream: dear, model: claude-sonnet-4-5, input: 100, output: 100, cache_read: 100, cache_write: 100}]\n";
-    let ask = |port: u16| async move {
-        let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]});
-        let r = crate::support::client()
-            .post(format!("http://127.0.0.1:{port}/v1/messages"))
-            .bearer_auth(token("dev", &[]))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    };
+    let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]});
     // The same two upstreams, the second at list price and then at its contracted price: the
     // first always answers, but failover could reach the second.
     let upstreams = format!("{}\n{}", up("cheap"), up("dear"));
@@ -164,7 +154,7 @@ async fn the_reservation_covers_the_dearest_upstream_failover_may_reach() {
         .await
         .unwrap();
         crate::support::gateway::set_org_cap(gw.port, WRITE, "1", "daily").await;
-        let (status, text) = ask(gw.port).await;
+        let (status, text) = crate::support::gateway::post_messages(gw.port, "dev", &body).await;
         assert_eq!(status, expect, "{text}");
         if expect == 429 {
             assert!(text.contains("billing_error"), "{text}");

@@ -40,14 +40,7 @@ async fn setup_with(pg: &Cluster, fail_closed: bool, more: &str) -> (FakeBedrock
 
 async fn ask(port: u16) -> (u16, String) {
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 200, "messages": [{"role": "user", "content": "hi"}]});
-    let r = crate::support::client()
-        .post(format!("http://127.0.0.1:{port}/v1/messages"))
-        .bearer_auth(token("dev", &[]))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
+    crate::support::gateway::post_messages(port, "dev", &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,12 +71,9 @@ async fn settled(url: &str, sub: &str, want: i64) -> i64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_non_streaming_bedrock_answer_is_relayed_and_billed() {
-    // InvokeModel answers only once the whole answer is generated: here after 1.5 s, five times
-    // the time-to-first-byte bound. 12 input and 200 output tokens of Sonnet 4.5 = 3,036 µ$.
-    let mut reply = Reply::text("m", "a long and healthy answer", 12, 200);
-    reply.first_delay = Duration::from_millis(1_500);
+/// A double answering with `reply`, and a spare upstream after it that failover would reach;
+/// with the `upstreams` entries for both.
+async fn with_spare(reply: Reply) -> (FakeBedrock, FakeBedrock, String) {
     let opts = Options {
         default_behavior: Behavior::Reply(reply),
         ..Options::default()
@@ -93,6 +90,16 @@ async fn a_slow_non_streaming_bedrock_answer_is_relayed_and_billed() {
         ),
     ]
     .join("\n");
+    (fake, spare, ups)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_non_streaming_bedrock_answer_is_relayed_and_billed() {
+    // InvokeModel answers only once the whole answer is generated: here after 1.5 s, five times
+    // the time-to-first-byte bound. 12 input and 200 output tokens of Sonnet 4.5 = 3,036 µ$.
+    let mut reply = Reply::text("m", "a long and healthy answer", 12, 200);
+    reply.first_delay = Duration::from_millis(1_500);
+    let (fake, spare, ups) = with_spare(reply).await;
     let (gw, url) = start(ups, "timeouts: {upstream_ttfb_ms: 300}\n").await;
     let res = post(&gw, "slow1", &request(false)).await;
     assert_eq!(res.status(), 200);
@@ -111,22 +118,7 @@ async fn a_slow_non_streaming_bedrock_answer_is_relayed_and_billed() {
 async fn a_bedrock_answer_past_the_response_bound_is_a_504_without_failover() {
     let mut reply = Reply::text("m", "too late", 12, 200);
     reply.first_delay = Duration::from_secs(20);
-    let opts = Options {
-        default_behavior: Behavior::Reply(reply),
-        ..Options::default()
-    };
-    let fake = FakeBedrock::start(opts.clone()).await.unwrap();
-    let spare = FakeBedrock::start(Options::default()).await.unwrap();
-    let ups = [
-        double_upstream(&fake, &opts),
-        bedrock_upstream(
-            "spare",
-            &spare.url(),
-            &opts.access_key_id,
-            &opts.secret_access_key,
-        ),
-    ]
-    .join("\n");
+    let (fake, spare, ups) = with_spare(reply).await;
     let (gw, _) = start(ups, "timeouts: {upstream_response_ms: 500}\n").await;
     let res = post(&gw, "slow2", &request(false)).await;
     assert_eq!(res.status(), 504);

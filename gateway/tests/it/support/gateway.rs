@@ -283,3 +283,15 @@ pub async fn set_org_cap(port: u16, write_key: &str, amount: &str, period: &str)
         .unwrap();
     assert_eq!(r.status(), 200, "the cap is set");
 }
+
+/// Posts a Messages request as user `sub` and returns the status and body text.
+pub async fn post_messages(port: u16, sub: &str, body: &serde_json::Value) -> (u16, String) {
+    let r = crate::support::client()
+        .post(format!("http://127.0.0.1:{port}/v1/messages"))
+        .bearer_auth(token(sub, &[]))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
