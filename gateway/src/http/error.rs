@@ -19,9 +19,12 @@ pub enum ApiError {
     /// Malformed request or policy violation.
     #[error("{0}")]
     BadRequest(String),
-    /// Body over `limits.max_request_bytes`.
+    /// Body over the route's limit (`limits.max_request_bytes` on the Messages API).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the route's read deadline.
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// Chunked body where a length is required.
     #[error("length required")]
     LengthRequired,
@@ -77,6 +80,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -95,6 +99,7 @@ impl ApiError {
             ApiError::NotFound => "not_found_error",
             ApiError::PayloadTooLarge => "request_too_large",
             ApiError::BadRequest(_)
+            | ApiError::RequestTimeout
             | ApiError::LengthRequired
             | ApiError::UriTooLong
             | ApiError::HeadersTooLarge => "invalid_request_error",

@@ -5,6 +5,7 @@
 
 mod admin_api;
 mod bearer;
+mod body_budget;
 mod config_files;
 mod dashboards;
 mod device_pages;
