@@ -1,8 +1,10 @@
 //! The OTLP relay: the client's telemetry arrives at `POST /v1/{metrics,logs,traces}`, is answered
 //! `200` at once, and is delivered unchanged (same bytes, content type and encoding) to every
 //! `telemetry.forward_to` destination that takes that signal, with the destination's headers and
-//! never the client's credentials. At most 128 payloads are in flight; more are dropped and
-//! counted. Each destination has its own circuit breaker and a 10 s timeout per delivery.
+//! never the client's credentials. At most 128 payloads and `limits.telemetry_in_flight_bytes`
+//! (64 MiB) are held at once; past either bound the client is answered `503` with `Retry-After`,
+//! which OTLP/HTTP exporters retry. Each destination has its own circuit breaker and a 10 s
+//! timeout per delivery.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,10 @@ use crate::state::AppState;
 /// Payloads in flight at once, across destinations.
 pub const MAX_IN_FLIGHT: usize = 128;
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Seconds an exporter is asked to wait when the relay is full.
+const RETRY_AFTER_SECS: u32 = 2;
+/// The unit of the byte budget's permits.
+const KIB: usize = 1024;
 
 /// An OTLP signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +65,15 @@ pub struct Relay {
     dests: Vec<Arc<Destination>>,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
-    /// Payloads dropped because too many were in flight.
+    /// The byte budget, one permit per KiB held.
+    kib: Arc<Semaphore>,
+    /// Payloads refused because the relay was full (the exporter was told to retry).
     pub dropped: AtomicU64,
 }
+
+/// The relay is holding all it may: try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,8 +82,9 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Builds the relay from `telemetry` (validated at boot).
-    pub fn new(t: Option<&Telemetry>, http: reqwest::Client) -> Self {
+    /// Builds the relay from `telemetry` (validated at boot), holding at most `in_flight_bytes` of
+    /// payloads at once.
+    pub fn new(t: Option<&Telemetry>, in_flight_bytes: u64, http: reqwest::Client) -> Self {
         let dests = t
             .map(|t| t.forward_to.as_slice())
             .unwrap_or_default()
@@ -111,6 +124,11 @@ impl Relay {
             dests,
             http,
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            kib: Arc::new(Semaphore::new(
+                usize::try_from(in_flight_bytes / KIB as u64)
+                    .unwrap_or(Semaphore::MAX_PERMITS)
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
             dropped: AtomicU64::new(0),
         }
     }
@@ -133,24 +151,32 @@ impl Relay {
             .collect()
     }
 
-    /// Accepts one payload for delivery; never waits.
+    /// Accepts one payload for delivery, or refuses it when the relay already holds
+    /// [`MAX_IN_FLIGHT`] payloads or its byte budget; never waits.
     pub fn accept(
         &self,
         signal: Signal,
         content_type: HeaderValue,
         encoding: Option<HeaderValue>,
         body: Bytes,
-    ) {
+    ) -> Result<(), Full> {
         let targets = self.wants(signal);
         if targets.is_empty() {
-            return;
+            return Ok(());
         }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+        let weight = u32::try_from(body.len().div_ceil(KIB).max(1)).unwrap_or(u32::MAX);
+        let permits = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .zip(self.kib.clone().try_acquire_many_owned(weight).ok());
+        let Some(permit) = permits else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n == 1 || n % 100 == 0 {
-                tracing::warn!("telemetry relay: {n} payloads dropped so far (more than {MAX_IN_FLIGHT} in flight)");
+                tracing::warn!("telemetry relay: {n} payloads refused so far (the relay was full: {MAX_IN_FLIGHT} payloads or its byte budget in flight)");
             }
-            return;
+            return Err(Full);
         };
         let http = self.http.clone();
         tokio::spawn(async move {
@@ -167,6 +193,7 @@ impl Relay {
             futures_util::future::join_all(deliveries).await;
             drop(permit);
         });
+        Ok(())
     }
 }
 
@@ -224,8 +251,14 @@ fn ingest(state: &AppState, signal: Signal, headers: &HeaderMap, body: Bytes) ->
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
     let enc = headers.get(http::header::CONTENT_ENCODING).cloned();
-    state.relay.accept(signal, ct, enc, body);
-    StatusCode::OK.into_response()
+    match state.relay.accept(signal, ct, enc, body) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Full) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+        )
+            .into_response(),
+    }
 }
 
 /// `POST /v1/metrics`.
