@@ -18,6 +18,7 @@ mod policy_client;
 mod python_sdk;
 mod ratelimit;
 mod readiness;
+mod redirects;
 mod relay;
 mod shutdown;
 mod signin;
