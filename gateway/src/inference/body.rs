@@ -146,6 +146,19 @@ impl RawObject {
         }
     }
 
+    /// `max_tokens` when it is a number, saturating: past `u64::MAX`, or written as a float, it
+    /// reads as the next whole number up to `u64::MAX` (negative as 0), never as missing.
+    pub fn max_tokens(&self) -> Option<u64> {
+        let raw = self.get("max_tokens")?;
+        if let Ok(n) = serde_json::from_str::<u64>(raw) {
+            return Some(n);
+        }
+        // `as` from f64 saturates; JSON has no NaN or infinity.
+        serde_json::from_str::<f64>(raw)
+            .ok()
+            .map(|f| f.ceil().max(0.0) as u64)
+    }
+
     /// `stream: true`.
     pub fn stream(&self) -> bool {
         self.get("stream") == Some("true")
@@ -289,5 +302,21 @@ mod tests {
             "]".repeat(shape::MAX_DEPTH - 1)
         );
         assert!(RawObject::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn max_tokens_saturates_instead_of_reading_as_missing() {
+        let read = |v: &str| {
+            RawObject::parse(format!("{{\"max_tokens\":{v}}}").as_bytes())
+                .unwrap()
+                .max_tokens()
+        };
+        assert_eq!(read("4096"), Some(4096));
+        assert_eq!(read("18446744073709551616"), Some(u64::MAX));
+        assert_eq!(read("1e30"), Some(u64::MAX));
+        assert_eq!(read("100.5"), Some(101));
+        assert_eq!(read("-1"), Some(0));
+        assert_eq!(read("\"many\""), None);
+        assert_eq!(RawObject::parse(b"{}").unwrap().max_tokens(), None);
     }
 }

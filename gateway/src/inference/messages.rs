@@ -118,7 +118,7 @@ pub async fn messages(
             let (rates, _) = meter
                 .book
                 .rates(state.config.upstreams[*first].name(), provider_model);
-            let max_tokens = obj.get_as::<u64>("max_tokens").unwrap_or(4096);
+            let max_tokens = obj.max_tokens().unwrap_or(4096);
             match meter
                 .admit(&state, &who, &rates, body.len(), max_tokens)
                 .await

@@ -25,6 +25,10 @@ pub struct Rates {
     pub cache_write_1h: f64,
 }
 
+/// The largest worst case a reservation states: a billion dollars, far past any cap, and small
+/// enough that thousands of such reservations still add up inside an `i64`.
+pub const WORST_CASE_CEILING_MICROS: u64 = 1_000_000_000_000_000;
+
 const fn claude(input: f64, output: f64) -> Rates {
     // Anthropic's published ratios: cache read 0.1×, 5-minute write 1.25×, 1-hour write 2× input.
     Rates {
@@ -122,12 +126,17 @@ impl PriceBook {
     }
 
     /// The most a request can cost: its input estimated high (a token per 3 bytes of body, at the
-    /// input rate) plus `max_tokens` of output.
+    /// input rate) plus `max_tokens` of output, saturating at [`WORST_CASE_CEILING_MICROS`] (so a
+    /// huge `max_tokens` meets every cap, and sums of reservations cannot overflow).
     pub fn worst_case_micros(&self, rates: &Rates, body_bytes: usize, max_tokens: u64) -> u64 {
         let input = (body_bytes as u64).div_ceil(3);
         let raw =
             input as f64 * rates.input.max(rates.cache_write_1h) + max_tokens as f64 * rates.output;
-        (raw * self.multiplier).ceil().max(0.0) as u64
+        let worst = (raw * self.multiplier).ceil();
+        if worst.is_nan() || worst >= WORST_CASE_CEILING_MICROS as f64 {
+            return WORST_CASE_CEILING_MICROS;
+        }
+        worst.max(0.0) as u64
     }
 }
 
@@ -181,6 +190,32 @@ mod tests {
         let (r, known) = book.rates("bedrock", "mystery-model");
         assert!(!known);
         assert_eq!(r, UNKNOWN);
+    }
+
+    #[test]
+    fn a_huge_max_tokens_saturates_at_the_ceiling() {
+        let book = PriceBook::new(None);
+        let (r, _) = book.rates("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
+        for (bytes, max_tokens) in [
+            (0, u64::MAX),
+            (usize::MAX, 0),
+            (usize::MAX, u64::MAX),
+            (10, i64::MAX as u64),
+            (10, 1 << 62),
+        ] {
+            let worst = book.worst_case_micros(&r, bytes, max_tokens);
+            assert_eq!(
+                worst, WORST_CASE_CEILING_MICROS,
+                "{bytes} bytes, {max_tokens}"
+            );
+        }
+        // Thousands of such reservations on top of a large balance still fit the store's i64.
+        let sum = (WORST_CASE_CEILING_MICROS as i64)
+            .checked_mul(9_000)
+            .and_then(|s| s.checked_add(i64::MAX / 100));
+        assert!(sum.is_some());
+        // Ordinary requests are not near it.
+        assert!(book.worst_case_micros(&r, 1 << 25, 128_000) < WORST_CASE_CEILING_MICROS / 1000);
     }
 
     #[test]

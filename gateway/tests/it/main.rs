@@ -12,6 +12,7 @@ mod device_pages;
 mod edge;
 mod inference;
 mod log_hygiene;
+mod max_tokens;
 mod own_telemetry;
 mod policy;
 mod policy_client;
