@@ -3,6 +3,7 @@
 // A failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod admin_api;
 mod bearer;
 mod body_budget;
