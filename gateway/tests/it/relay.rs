@@ -299,7 +299,31 @@ async fn the_relay_holds_a_bounded_number_of_bytes() {
     .await;
     let piece = vec![7u8; 200 << 10];
     let ct = "application/x-protobuf";
-    // Two payloads fit the 512 KiB budget while the destination holds them; a third does not.
+    // One payload over the per-payload limit: 413, with a length or chunked.
+    assert_eq!(
+        post(&gw, "/v1/metrics", vec![7u8; 300 << 10], ct).await.0,
+        413
+    );
+    let (port, bearer) = (
+        gw.port,
+        token_for("tele", &[], Some(&format!("http://127.0.0.1:{}", gw.port))),
+    );
+    let (res, sent) = tokio::task::spawn_blocking(move || {
+        crate::support::flood::post(
+            port,
+            "/v1/metrics",
+            &format!("Authorization: Bearer {bearer}\r\nContent-Type: {ct}\r\n"),
+            8 << 20,
+            crate::support::flood::Framing::Chunked,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(res.status, 413, "{res:?}");
+    assert!(sent < 8 << 20);
+
+    // Two payloads fit the 512 KiB budget while the destination holds them; a third does not
+    // (it is refused while it arrives, once the budget runs out).
     assert_eq!(post(&gw, "/v1/metrics", piece.clone(), ct).await.0, 200);
     assert_eq!(post(&gw, "/v1/metrics", piece.clone(), ct).await.0, 200);
     assert!(r.wait_for(2, Duration::from_secs(5)).await);
@@ -323,29 +347,6 @@ async fn the_relay_holds_a_bounded_number_of_bytes() {
             .and_then(|v| v.to_str().ok()),
         Some("2")
     );
-
-    // One payload over the per-payload limit: 413, with a length or chunked.
-    assert_eq!(
-        post(&gw, "/v1/metrics", vec![7u8; 300 << 10], ct).await.0,
-        413
-    );
-    let (port, bearer) = (
-        gw.port,
-        token_for("tele", &[], Some(&format!("http://127.0.0.1:{}", gw.port))),
-    );
-    let (res, sent) = tokio::task::spawn_blocking(move || {
-        crate::support::flood::post(
-            port,
-            "/v1/metrics",
-            &format!("Authorization: Bearer {bearer}\r\nContent-Type: {ct}\r\n"),
-            8 << 20,
-            crate::support::flood::Framing::Chunked,
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(res.status, 413, "{res:?}");
-    assert!(sent < 8 << 20);
 
     // Once the held deliveries finish, the exporter's retry is taken.
     r.hold(Duration::ZERO);
