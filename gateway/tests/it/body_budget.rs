@@ -1,13 +1,14 @@
 //! Each route's body budget against a real gateway over raw sockets: sign-in forms are cut off at
 //! their few KiB whether chunked or not, without the process growing; a body that trickles in is
 //! answered 408 at its deadline; a client over its sign-in rate limit is refused from the request
-//! head, before it sends a byte of body.
+//! head, before it sends a byte of body; a Messages body of a pathological shape is refused 400 on
+//! both Messages routes.
 
 use std::time::Duration;
 
 use crate::support::flood::{drip, head_only, post, Framing};
-use crate::support::gateway::{config, Gateway};
-use crate::support::http::get;
+use crate::support::gateway::{config, token, Gateway};
+use crate::support::http::{get, raw};
 use crate::support::pg::shared;
 
 const MIB: u64 = 1 << 20;
@@ -107,4 +108,36 @@ fn a_client_over_its_sign_in_limit_is_refused_before_its_body() {
             .any(|e| e["result"] == "rate_limited" && e["action"] == "deny"),
         "{denied:?}"
     );
+}
+
+#[test]
+fn pathological_message_bodies_are_refused_on_both_messages_routes() {
+    let gw = start("");
+    let bearer = token("dev1", &["eng"]);
+    let deep = format!(
+        r#"{{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{{"role":"user","content":"hi"}}],"metadata":{}{}}}"#,
+        "[".repeat(120),
+        "]".repeat(120)
+    );
+    let wide = format!(
+        r#"{{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{{"role":"user","content":"hi"}}],"x":[{}0]}}"#,
+        "0,".repeat(300_000)
+    );
+    for path in ["/v1/messages", "/v1/messages/count_tokens"] {
+        for (body, says) in [(&deep, "nested too deeply"), (&wide, "too many values")] {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nanthropic-version: 2023-06-01\r\nContent-Length: {}",
+                gw.port,
+                body.len()
+            );
+            let res = raw(gw.port, &head, body.as_bytes());
+            assert_eq!(res.status, 400, "{path}: {res:?}");
+            let v: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+            assert_eq!(v["error"]["type"], "invalid_request_error", "{path}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains(says),
+                "{path}: {v}"
+            );
+        }
+    }
 }
