@@ -217,9 +217,12 @@ impl Anthropic {
 /// redirect is not followed, nor passed on: it is an upstream failure.
 fn relayed_failure(status: StatusCode, headers: HeaderMap, body: Bytes) -> Failure {
     if status.is_redirection() {
-        return Failure::transport(format!(
-            "Anthropic upstream answered {status}: redirects are not followed"
-        ));
+        return Failure::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "upstream error",
+            format!("Anthropic upstream answered {status}: redirects are not followed"),
+        );
     }
     let kind = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
