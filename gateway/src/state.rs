@@ -99,6 +99,7 @@ impl AppState {
         let prices = crate::spend::prices::PriceBook::new(config.pricing.as_ref());
         let relay = Arc::new(Relay::new(
             config.telemetry.as_ref(),
+            config.limits.telemetry_in_flight_bytes,
             crate::upstream::anthropic::http_client()?,
         ));
         let otel = Otel::new(

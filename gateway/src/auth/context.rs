@@ -28,20 +28,24 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts.extensions.get::<ClientIp>().and_then(|c| c.0);
-        Ok(Ctx {
-            ip: addr.map(|ip| ip.to_string()),
-            addr,
-            request_id: parts
-                .extensions
-                .get::<RequestId>()
-                .map(|r| r.as_str().to_owned())
-                .unwrap_or_default(),
-        })
+        Ok(Ctx::from_extensions(&parts.extensions))
     }
 }
 
 impl Ctx {
+    /// The context from a request's extensions (client address and request id).
+    pub fn from_extensions(extensions: &http::Extensions) -> Ctx {
+        let addr = extensions.get::<ClientIp>().and_then(|c| c.0);
+        Ctx {
+            ip: addr.map(|ip| ip.to_string()),
+            addr,
+            request_id: extensions
+                .get::<RequestId>()
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
     /// Writes an audit event with `client_ip` and `request_id` added.
     pub fn audit(&self, state: &AppState, evt: &str, mut fields: Value) {
         if let Some(o) = fields.as_object_mut() {

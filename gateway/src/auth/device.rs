@@ -15,7 +15,6 @@ use super::context::Ctx;
 use super::grant::{self, Status};
 use super::oauth_error::{no_store, OAuthError};
 use super::pages;
-use super::throttle::Limit;
 use crate::state::AppState;
 
 /// Lifetime of the OAuth state and the browser cookie.
@@ -53,28 +52,7 @@ pub async fn authorize(
     let surface = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "surface")
         .map(|(_, v)| v.into_owned());
-    match ctx
-        .over_limit(
-            &state,
-            "devauth",
-            &state.config.rate_limits.device_authorization,
-        )
-        .await
-    {
-        Limit::Within => {}
-        Limit::Over => {
-            ctx.audit(
-                &state,
-                "device.authorize",
-                json!({"result": "rate_limited"}),
-            );
-            return OAuthError::RATE_LIMITED.into_response();
-        }
-        Limit::Unavailable => {
-            ctx.audit(&state, "device.authorize", json!({"result": "error"}));
-            return OAuthError::UNAVAILABLE.into_response();
-        }
-    }
+    // The per-IP limit was checked from the request head (`auth::gate`).
     let now = state.clock.now();
     match grant::create(
         &state.store,
@@ -166,7 +144,8 @@ pub fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
     }
 }
 
-/// Shared steps of approve and deny: origin check, rate limit, code lookup.
+/// Shared steps of approve and deny: origin check and code lookup (the per-IP limit was checked
+/// from the request head, in `auth::gate`).
 async fn find_pending(
     state: &AppState,
     ctx: &Ctx,
@@ -181,32 +160,6 @@ async fn find_pending(
             json!({"result": "csrf_rejected", "action": action}),
         );
         return Err(pages::message(StatusCode::FORBIDDEN, "Request blocked", "This request came from another site and was blocked. Open the verification link from your terminal directly."));
-    }
-    match ctx
-        .over_limit(state, "devverify", &state.config.rate_limits.device_verify)
-        .await
-    {
-        Limit::Within => {}
-        Limit::Over => {
-            ctx.audit(
-                state,
-                "device.verify",
-                json!({"result": "rate_limited", "action": action}),
-            );
-            return Err(pages::message(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many attempts",
-                "Too many attempts came from your network. Wait a few minutes and try again.",
-            ));
-        }
-        Limit::Unavailable => {
-            ctx.audit(
-                state,
-                "device.verify",
-                json!({"result": "error", "action": action}),
-            );
-            return Err(unavailable_page());
-        }
     }
     let now = state.clock.now();
     let unknown = || {
@@ -253,7 +206,7 @@ async fn find_pending(
 }
 
 /// The page for a store outage: a moment's unavailability, not the person's fault.
-fn unavailable_page() -> Response {
+pub(crate) fn unavailable_page() -> Response {
     pages::message(
         StatusCode::SERVICE_UNAVAILABLE,
         "Try again shortly",

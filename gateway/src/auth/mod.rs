@@ -10,6 +10,7 @@ pub mod codes;
 mod context;
 mod device;
 mod discovery;
+pub mod gate;
 pub mod grant;
 pub mod oauth_error;
 pub mod oidc;

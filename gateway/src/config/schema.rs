@@ -924,11 +924,92 @@ pub struct Limits {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_url_length: Option<u64>,
+    /// Extension: largest body on the sign-in routes and every route not named below (forms of
+    /// a few hundred bytes).
+    #[serde(
+        default = "Limits::default_max_form_bytes",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_max_form_bytes"
+    )]
+    pub max_form_bytes: u64,
+    /// Extension: largest body on the Admin API (`/v1/organizations/...`).
+    #[serde(
+        default = "Limits::default_max_admin_body_bytes",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_max_admin_body_bytes"
+    )]
+    pub max_admin_body_bytes: u64,
+    /// Extension: largest OTLP payload on `/v1/{metrics,logs,traces}`.
+    #[serde(
+        default = "Limits::default_max_telemetry_bytes",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_max_telemetry_bytes"
+    )]
+    pub max_telemetry_bytes: u64,
+    /// Extension: total bytes of OTLP payloads held by the relay at once (received, not yet
+    /// delivered); past it the client is answered `503` with `Retry-After`.
+    #[serde(
+        default = "Limits::default_telemetry_in_flight_bytes",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_telemetry_in_flight_bytes"
+    )]
+    pub telemetry_in_flight_bytes: u64,
+    /// Extension: deadline for receiving a whole Messages API body (`408` after it).
+    #[serde(
+        default = "Limits::default_body_read_timeout",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_body_read_timeout"
+    )]
+    pub body_read_timeout_seconds: u64,
+    /// Extension: deadline for receiving a whole body on every other route (`408` after it).
+    #[serde(
+        default = "Limits::default_small_body_read_timeout",
+        deserialize_with = "lenient::de",
+        skip_serializing_if = "Limits::is_default_small_body_read_timeout"
+    )]
+    pub small_body_read_timeout_seconds: u64,
 }
 
 impl Limits {
     fn default_max_request_bytes() -> u64 {
         32 * 1024 * 1024
+    }
+    fn default_max_form_bytes() -> u64 {
+        16 * 1024
+    }
+    fn default_max_admin_body_bytes() -> u64 {
+        64 * 1024
+    }
+    fn default_max_telemetry_bytes() -> u64 {
+        4 * 1024 * 1024
+    }
+    fn default_telemetry_in_flight_bytes() -> u64 {
+        64 * 1024 * 1024
+    }
+    fn default_body_read_timeout() -> u64 {
+        120
+    }
+    fn default_small_body_read_timeout() -> u64 {
+        15
+    }
+    // Defaults are left out of a serialized config (the deployer's rendered one stays small).
+    fn is_default_max_form_bytes(v: &u64) -> bool {
+        *v == Self::default_max_form_bytes()
+    }
+    fn is_default_max_admin_body_bytes(v: &u64) -> bool {
+        *v == Self::default_max_admin_body_bytes()
+    }
+    fn is_default_max_telemetry_bytes(v: &u64) -> bool {
+        *v == Self::default_max_telemetry_bytes()
+    }
+    fn is_default_telemetry_in_flight_bytes(v: &u64) -> bool {
+        *v == Self::default_telemetry_in_flight_bytes()
+    }
+    fn is_default_body_read_timeout(v: &u64) -> bool {
+        *v == Self::default_body_read_timeout()
+    }
+    fn is_default_small_body_read_timeout(v: &u64) -> bool {
+        *v == Self::default_small_body_read_timeout()
     }
 }
 
@@ -938,6 +1019,12 @@ impl Default for Limits {
             max_request_bytes: Self::default_max_request_bytes(),
             max_request_header_bytes: None,
             max_url_length: None,
+            max_form_bytes: Self::default_max_form_bytes(),
+            max_admin_body_bytes: Self::default_max_admin_body_bytes(),
+            max_telemetry_bytes: Self::default_max_telemetry_bytes(),
+            telemetry_in_flight_bytes: Self::default_telemetry_in_flight_bytes(),
+            body_read_timeout_seconds: Self::default_body_read_timeout(),
+            small_body_read_timeout_seconds: Self::default_small_body_read_timeout(),
         }
     }
 }

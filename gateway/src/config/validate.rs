@@ -927,6 +927,35 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     if l.max_url_length == Some(0) {
         cx.err("limits.max_url_length", "must be at least 1");
     }
+    for (k, v) in [
+        ("max_form_bytes", l.max_form_bytes),
+        ("max_admin_body_bytes", l.max_admin_body_bytes),
+        ("max_telemetry_bytes", l.max_telemetry_bytes),
+    ] {
+        if v == 0 {
+            cx.err(format!("limits.{k}"), "must be at least 1");
+        }
+    }
+    if l.max_telemetry_bytes > 1 << 30 {
+        cx.err("limits.max_telemetry_bytes", "must be at most 1 GiB");
+    }
+    if l.telemetry_in_flight_bytes < l.max_telemetry_bytes {
+        cx.err(
+            "limits.telemetry_in_flight_bytes",
+            "must be at least limits.max_telemetry_bytes",
+        );
+    }
+    for (k, v) in [
+        ("body_read_timeout_seconds", l.body_read_timeout_seconds),
+        (
+            "small_body_read_timeout_seconds",
+            l.small_body_read_timeout_seconds,
+        ),
+    ] {
+        if !(1..=3600).contains(&v) {
+            cx.err(format!("limits.{k}"), "must be between 1 and 3600");
+        }
+    }
     if cfg.timeouts.upstream_ttfb_ms == 0 {
         cx.err("timeouts.upstream_ttfb_ms", "must be at least 1");
     }

@@ -22,9 +22,12 @@ pub enum ApiError {
     /// Signed in, but not allowed to use this (no policy admits the caller).
     #[error("{0}")]
     Forbidden(String),
-    /// Body over `limits.max_request_bytes`.
+    /// Body over the route's limit (`limits.max_request_bytes` on the Messages API).
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the route's read deadline.
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// Chunked body where a length is required.
     #[error("length required")]
     LengthRequired,
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::LengthRequired => StatusCode::LENGTH_REQUIRED,
             ApiError::UriTooLong => StatusCode::URI_TOO_LONG,
             ApiError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -110,6 +114,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "permission_error",
             ApiError::PayloadTooLarge => "request_too_large",
             ApiError::BadRequest(_)
+            | ApiError::RequestTimeout
             | ApiError::LengthRequired
             | ApiError::UriTooLong
             | ApiError::HeadersTooLarge => "invalid_request_error",

@@ -1,8 +1,10 @@
 //! The HTTP surface: one router, and the layers every request crosses on its way in:
 //! edge (request id, security headers, error envelope) → access (client IP, CIDR rules) →
-//! limits (URL, headers, body size) → the route.
+//! limits (URL, headers, sign-in rate limits, each route's body size and read deadline) → the
+//! route.
 
 pub mod access;
+pub mod body;
 pub mod edge;
 pub mod error;
 pub mod health;

@@ -1,16 +1,24 @@
 //! A Messages API request body, read only one level deep: top-level keys are parsed, their values
 //! kept as raw JSON text, so a large prompt is never deep-parsed on the hot path and every field
-//! the gateway does not know passes through byte for byte.
+//! the gateway does not know passes through byte for byte. Its shape (depth, value count) is
+//! checked first, and parsing is linear in the body.
 
+pub mod shape;
+
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// The top-level fields of a JSON object, in their original order.
+///
+/// Fields live in a vector (removed ones leave a hole, so positions never shift) with an index
+/// from key to position: `get`, `set` and `remove` are one hash lookup each.
 #[derive(Debug, Default)]
 pub struct RawObject {
-    fields: Vec<(String, Box<RawValue>)>,
+    fields: Vec<Option<(String, Box<RawValue>)>>,
+    index: HashMap<String, usize>,
 }
 
 /// Why a body is not a Messages request.
@@ -28,11 +36,24 @@ pub enum BodyError {
     /// `model` is not a string.
     #[error("model must be a string")]
     ModelNotString,
+    /// Nested deeper than [`shape::MAX_DEPTH`].
+    #[error(
+        "request body is nested too deeply (at most {} levels)",
+        shape::MAX_DEPTH
+    )]
+    TooDeep,
+    /// More than [`shape::MAX_VALUES`] values.
+    #[error("request body holds too many values (at most {})", shape::MAX_VALUES)]
+    TooManyValues,
 }
 
 impl RawObject {
-    /// Parses a body that must be a JSON object.
+    /// Parses a body that must be a JSON object, after checking its shape.
     pub fn parse(bytes: &[u8]) -> Result<Self, BodyError> {
+        shape::check(bytes, shape::MAX_DEPTH, shape::MAX_VALUES).map_err(|e| match e {
+            shape::ShapeError::TooDeep => BodyError::TooDeep,
+            shape::ShapeError::TooManyValues => BodyError::TooManyValues,
+        })?;
         let raw: &RawValue = serde_json::from_slice(bytes).map_err(|_| BodyError::InvalidJson)?;
         if !raw.get().starts_with('{') {
             return Err(BodyError::NotObject);
@@ -42,9 +63,10 @@ impl RawObject {
 
     /// The raw JSON of a field.
     pub fn get(&self, key: &str) -> Option<&str> {
+        let i = *self.index.get(key)?;
         self.fields
-            .iter()
-            .find(|(k, _)| k == key)
+            .get(i)
+            .and_then(Option::as_ref)
             .map(|(_, v)| v.get())
     }
 
@@ -55,8 +77,8 @@ impl RawObject {
 
     /// Removes a field.
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
-        let i = self.fields.iter().position(|(k, _)| k == key)?;
-        Some(self.fields.remove(i).1)
+        let i = self.index.remove(key)?;
+        self.fields.get_mut(i)?.take().map(|(_, v)| v)
     }
 
     /// Sets a field to a JSON value (replacing it in place, or appending).
@@ -64,22 +86,33 @@ impl RawObject {
         let Ok(raw) = serde_json::value::to_raw_value(value) else {
             return;
         };
-        match self.fields.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => *v = raw,
-            None => self.fields.push((key.to_owned(), raw)),
+        self.insert(key.to_owned(), raw);
+    }
+
+    /// Sets `key` to `value`: in place when present, else appended.
+    fn insert(&mut self, key: String, value: Box<RawValue>) {
+        if let Some(Some((_, v))) = self.index.get(&key).and_then(|&i| self.fields.get_mut(i)) {
+            *v = value;
+            return;
         }
+        self.index.insert(key.clone(), self.fields.len());
+        self.fields.push(Some((key, value)));
+    }
+
+    /// The fields present, in order.
+    fn present(&self) -> impl Iterator<Item = &(String, Box<RawValue>)> {
+        self.fields.iter().flatten()
     }
 
     /// Serializes the object back to JSON.
     pub fn to_vec(&self) -> Vec<u8> {
         let len: usize = self
-            .fields
-            .iter()
+            .present()
             .map(|(k, v)| k.len() + v.get().len() + 4)
             .sum();
         let mut out = Vec::with_capacity(len + 2);
         out.push(b'{');
-        for (i, (k, v)) in self.fields.iter().enumerate() {
+        for (i, (k, v)) in self.present().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
@@ -94,13 +127,11 @@ impl RawObject {
 
     /// A copy, for a second upstream attempt.
     pub fn clone_fields(&self) -> RawObject {
-        RawObject {
-            fields: self
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+        let mut copy = RawObject::default();
+        for (k, v) in self.present() {
+            copy.insert(k.clone(), v.clone());
         }
+        copy
     }
 
     /// The `model` field, checked the way the reference checks it.
@@ -113,6 +144,19 @@ impl RawObject {
                 Err(_) => Err(BodyError::ModelNotString),
             },
         }
+    }
+
+    /// `max_tokens` when it is a number, saturating: past `u64::MAX`, or written as a float, it
+    /// reads as the next whole number up to `u64::MAX` (negative as 0), never as missing.
+    pub fn max_tokens(&self) -> Option<u64> {
+        let raw = self.get("max_tokens")?;
+        if let Ok(n) = serde_json::from_str::<u64>(raw) {
+            return Some(n);
+        }
+        // `as` from f64 saturates; JSON has no NaN or infinity.
+        serde_json::from_str::<f64>(raw)
+            .ok()
+            .map(|f| f.ceil().max(0.0) as u64)
     }
 
     /// `stream: true`.
@@ -130,13 +174,18 @@ impl<'de> Deserialize<'de> for RawObject {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawObject, A::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                let mut obj = RawObject::default();
                 while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
-                    // A repeated key: the last one wins, as in most JSON readers.
-                    fields.retain(|(existing, _): &(String, Box<RawValue>)| existing != &k);
-                    fields.push((k, v));
+                    // A repeated key: the last one wins, at its own position, as in most JSON
+                    // readers. One lookup per key keeps parsing linear.
+                    if let Some(i) = obj.index.remove(&k) {
+                        if let Some(slot) = obj.fields.get_mut(i) {
+                            *slot = None;
+                        }
+                    }
+                    obj.insert(k, v);
                 }
-                Ok(RawObject { fields })
+                Ok(obj)
             }
         }
         d.deserialize_map(V)
@@ -193,5 +242,81 @@ mod tests {
                 .unwrap_err(),
             BodyError::ModelNotString
         );
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value_at_its_position() {
+        let obj = RawObject::parse(br#"{"a":1,"b":2,"a":3,"c":4,"b":5}"#).unwrap();
+        assert_eq!(obj.to_vec(), br#"{"a":3,"c":4,"b":5}"#.to_vec());
+        assert_eq!(obj.get("a"), Some("3"));
+        let mut copy = obj.clone_fields();
+        copy.remove("c");
+        copy.set("c", &6);
+        copy.set("a", &7);
+        assert_eq!(copy.to_vec(), br#"{"a":7,"b":5,"c":6}"#.to_vec());
+    }
+
+    #[test]
+    fn many_top_level_keys_parse_in_one_pass() {
+        // Just under the value limit: every key distinct, then every key repeated once. A reader
+        // that compares each key with all earlier ones does ~10^10 comparisons here.
+        let n = shape::MAX_VALUES / 2 - 1;
+        let mut body = String::from("{");
+        for round in 0..2 {
+            for i in 0..n {
+                body.push_str(&format!("\"k{i}\":{round},"));
+            }
+        }
+        body.push_str("\"model\":\"m\"}");
+        let obj = RawObject::parse(body.as_bytes()).unwrap();
+        assert_eq!(obj.model().unwrap(), "m");
+        for i in (0..n).step_by(997) {
+            assert_eq!(obj.get(&format!("k{i}")), Some("1"));
+        }
+        assert_eq!(obj.index.len(), n + 1);
+    }
+
+    #[test]
+    fn pathological_shapes_are_refused_before_parsing() {
+        let deep = format!(
+            "{{\"model\":\"m\",\"x\":{}{}}}",
+            "[".repeat(110),
+            "]".repeat(110)
+        );
+        assert_eq!(
+            RawObject::parse(deep.as_bytes()).unwrap_err(),
+            BodyError::TooDeep
+        );
+        let wide = format!(
+            "{{\"model\":\"m\",\"x\":[{}0]}}",
+            "0,".repeat(shape::MAX_VALUES)
+        );
+        assert_eq!(
+            RawObject::parse(wide.as_bytes()).unwrap_err(),
+            BodyError::TooManyValues
+        );
+        // Just inside both limits still parses.
+        let ok = format!(
+            "{{\"model\":\"m\",\"x\":{}{}}}",
+            "[".repeat(shape::MAX_DEPTH - 1),
+            "]".repeat(shape::MAX_DEPTH - 1)
+        );
+        assert!(RawObject::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn max_tokens_saturates_instead_of_reading_as_missing() {
+        let read = |v: &str| {
+            RawObject::parse(format!("{{\"max_tokens\":{v}}}").as_bytes())
+                .unwrap()
+                .max_tokens()
+        };
+        assert_eq!(read("4096"), Some(4096));
+        assert_eq!(read("18446744073709551616"), Some(u64::MAX));
+        assert_eq!(read("1e30"), Some(u64::MAX));
+        assert_eq!(read("100.5"), Some(101));
+        assert_eq!(read("-1"), Some(0));
+        assert_eq!(read("\"many\""), None);
+        assert_eq!(RawObject::parse(b"{}").unwrap().max_tokens(), None);
     }
 }

@@ -88,7 +88,7 @@ impl Estimate {
             tools: body.get("tools").is_some_and(|t| t.trim() != "[]"),
             typed_tools: scan.typed_tools,
             opaque,
-            max_tokens: body.get_as::<u64>("max_tokens"),
+            max_tokens: body.max_tokens(),
             cache_write: scan.cache_write,
         }
     }

@@ -26,6 +26,10 @@ pub struct Rates {
     pub cache_write_1h: f64,
 }
 
+/// The largest worst case a reservation states: a billion dollars, far past any cap, and small
+/// enough that thousands of such reservations still add up inside an `i64`.
+pub const WORST_CASE_CEILING_MICROS: u64 = 1_000_000_000_000_000;
+
 const fn claude(input: f64, output: f64) -> Rates {
     // Anthropic's published ratios: cache read 0.1×, 5-minute write 1.25×, 1-hour write 2× input.
     Rates {
@@ -124,7 +128,8 @@ impl PriceBook {
 
     /// The most a request can cost, in micro-dollars: its input bounded as [`input_bound`] says,
     /// every input token at the dearest input-side rate the request can incur, and `max_tokens`
-    /// of output (a context window when absent). Saturates, never wraps.
+    /// of output (a context window when absent). Saturates at [`WORST_CASE_CEILING_MICROS`], never
+    /// wraps.
     pub fn worst_case_micros(&self, rates: &Rates, e: &Estimate) -> u64 {
         let mut input_rate = rates.input.max(rates.cache_read);
         if e.cache_write >= CacheWrite::FiveMinutes {
@@ -136,10 +141,10 @@ impl PriceBook {
         let output = e.max_tokens.unwrap_or(CONTEXT_TOKENS).min(CONTEXT_TOKENS);
         let raw = input_bound(e) as f64 * input_rate + output as f64 * rates.output;
         let micros = (raw * self.multiplier).ceil();
-        if micros.is_nan() {
-            u64::MAX
+        if micros.is_nan() || micros >= WORST_CASE_CEILING_MICROS as f64 {
+            // Meets every cap, and sums of reservations in the store cannot overflow.
+            WORST_CASE_CEILING_MICROS
         } else {
-            // `as` saturates: infinities and values past u64::MAX become u64::MAX.
             micros.max(0.0) as u64
         }
     }
@@ -397,7 +402,7 @@ mod tests {
             overrides: Vec::new(),
             multiplier: f64::MAX,
         };
-        assert_eq!(huge.worst_case_micros(&r, &e), u64::MAX);
+        assert_eq!(huge.worst_case_micros(&r, &e), WORST_CASE_CEILING_MICROS);
     }
 
     #[test]
@@ -405,6 +410,28 @@ mod tests {
         for b in crate::inference::catalog::BUILT_IN {
             assert!(u64::from(b.max_input_tokens) <= CONTEXT_TOKENS, "{}", b.id);
         }
+    }
+
+    #[test]
+    fn the_worst_case_stops_at_a_ceiling_the_store_can_sum() {
+        let book = PriceBook::new(None);
+        let (r, _) = book.rates("bedrock", "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
+        let dear = Rates {
+            input: f64::MAX,
+            output: f64::MAX,
+            cache_read: f64::MAX,
+            cache_write_5m: f64::MAX,
+            cache_write_1h: f64::MAX,
+        };
+        let e = estimate(&format!(r#"{{"max_tokens":{},"messages":[]}}"#, u64::MAX));
+        assert_eq!(book.worst_case_micros(&dear, &e), WORST_CASE_CEILING_MICROS);
+        // Thousands of such reservations on top of a large balance still fit the store's i64.
+        let sum = (WORST_CASE_CEILING_MICROS as i64)
+            .checked_mul(9_000)
+            .and_then(|s| s.checked_add(i64::MAX / 100));
+        assert!(sum.is_some());
+        // Ordinary requests are not near it.
+        assert!(book.worst_case_micros(&r, &e) < WORST_CASE_CEILING_MICROS / 1000);
     }
 
     #[test]

@@ -1,18 +1,23 @@
 //! The OTLP relay: the client's telemetry arrives at `POST /v1/{metrics,logs,traces}`, is answered
 //! `200` at once, and is delivered unchanged (same bytes, content type and encoding) to every
 //! `telemetry.forward_to` destination that takes that signal, with the destination's headers and
-//! never the client's credentials. At most 128 payloads are in flight; more are dropped and
-//! counted. Each destination has its own circuit breaker and a 10 s timeout per delivery.
+//! never the client's credentials. At most 128 payloads are held at once, and at most
+//! `limits.telemetry_in_flight_bytes` (64 MiB), counted from each payload's first byte received
+//! to its last delivery; past either bound the client is answered `503` with `Retry-After`,
+//! which OTLP/HTTP exporters retry. Each destination has its own circuit breaker and a 10 s
+//! timeout per delivery.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use tokio::sync::Semaphore;
+use http_body_util::BodyExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::breaker::{Breaker, Delivery};
 use crate::auth::caller::Caller;
@@ -22,6 +27,10 @@ use crate::state::AppState;
 /// Payloads in flight at once, across destinations.
 pub const MAX_IN_FLIGHT: usize = 128;
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Seconds an exporter is asked to wait when the relay is full.
+const RETRY_AFTER_SECS: u32 = 2;
+/// The unit of the byte budget's permits.
+const KIB: usize = 1024;
 
 /// An OTLP signal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +68,29 @@ pub struct Relay {
     dests: Vec<Arc<Destination>>,
     http: reqwest::Client,
     permits: Arc<Semaphore>,
-    /// Payloads dropped because too many were in flight.
+    /// The byte budget, one permit per KiB held.
+    kib: Arc<Semaphore>,
+    /// Payloads refused because the relay was full (the exporter was told to retry).
     pub dropped: AtomicU64,
+}
+
+/// The relay is holding all it may: try again shortly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Why a payload was not received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreceived {
+    /// The byte budget ran out while it arrived.
+    Full,
+    /// The body broke off (or was cut off at its limit or deadline).
+    Broken,
+}
+
+/// A received payload and its share of the byte budget, given back when it is delivered.
+pub struct Payload {
+    body: Bytes,
+    budget: Option<OwnedSemaphorePermit>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -70,8 +100,9 @@ impl std::fmt::Debug for Relay {
 }
 
 impl Relay {
-    /// Builds the relay from `telemetry` (validated at boot).
-    pub fn new(t: Option<&Telemetry>, http: reqwest::Client) -> Self {
+    /// Builds the relay from `telemetry` (validated at boot), holding at most `in_flight_bytes` of
+    /// payloads at once.
+    pub fn new(t: Option<&Telemetry>, in_flight_bytes: u64, http: reqwest::Client) -> Self {
         let dests = t
             .map(|t| t.forward_to.as_slice())
             .unwrap_or_default()
@@ -111,6 +142,11 @@ impl Relay {
             dests,
             http,
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            kib: Arc::new(Semaphore::new(
+                usize::try_from(in_flight_bytes / KIB as u64)
+                    .unwrap_or(Semaphore::MAX_PERMITS)
+                    .clamp(1, Semaphore::MAX_PERMITS),
+            )),
             dropped: AtomicU64::new(0),
         }
     }
@@ -124,6 +160,52 @@ impl Relay {
             .count()
     }
 
+    /// Whether any destination takes `signal`.
+    pub fn relays(&self, signal: Signal) -> bool {
+        self.dests.iter().any(|d| d.signals[signal as usize])
+    }
+
+    /// Reads a payload, charging the byte budget as each piece arrives, so payloads being
+    /// received count against the same bound as payloads waiting for delivery.
+    pub async fn receive(&self, mut body: Body) -> Result<Payload, Unreceived> {
+        let mut buf = BytesMut::new();
+        let mut budget: Option<OwnedSemaphorePermit> = None;
+        let mut charged = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| Unreceived::Broken)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            buf.extend_from_slice(&data);
+            let need = buf.len().div_ceil(KIB);
+            if need > charged {
+                let more = u32::try_from(need - charged).map_err(|_| self.refuse())?;
+                let permit = self
+                    .kib
+                    .clone()
+                    .try_acquire_many_owned(more)
+                    .map_err(|_| self.refuse())?;
+                charged = need;
+                match &mut budget {
+                    Some(b) => b.merge(permit),
+                    None => budget = Some(permit),
+                }
+            }
+        }
+        Ok(Payload {
+            body: buf.freeze(),
+            budget,
+        })
+    }
+
+    fn refuse(&self) -> Unreceived {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == 1 || n % 100 == 0 {
+            tracing::warn!("telemetry relay: {n} payloads refused so far (the relay was full: {MAX_IN_FLIGHT} payloads or its byte budget in flight)");
+        }
+        Unreceived::Full
+    }
+
     fn wants(&self, signal: Signal) -> Vec<Arc<Destination>> {
         let i = signal as usize;
         self.dests
@@ -133,25 +215,24 @@ impl Relay {
             .collect()
     }
 
-    /// Accepts one payload for delivery; never waits.
+    /// Accepts one received payload for delivery, or refuses it when the relay already holds
+    /// [`MAX_IN_FLIGHT`] payloads; never waits.
     pub fn accept(
         &self,
         signal: Signal,
         content_type: HeaderValue,
         encoding: Option<HeaderValue>,
-        body: Bytes,
-    ) {
+        payload: Payload,
+    ) -> Result<(), Full> {
         let targets = self.wants(signal);
         if targets.is_empty() {
-            return;
+            return Ok(());
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 100 == 0 {
-                tracing::warn!("telemetry relay: {n} payloads dropped so far (more than {MAX_IN_FLIGHT} in flight)");
-            }
-            return;
+            self.refuse();
+            return Err(Full);
         };
+        let Payload { body, budget } = payload;
         let http = self.http.clone();
         tokio::spawn(async move {
             let deliveries = targets.into_iter().map(|d| {
@@ -166,7 +247,9 @@ impl Relay {
             });
             futures_util::future::join_all(deliveries).await;
             drop(permit);
+            drop(budget);
         });
+        Ok(())
     }
 }
 
@@ -218,14 +301,35 @@ async fn deliver(
     }
 }
 
-fn ingest(state: &AppState, signal: Signal, headers: &HeaderMap, body: Bytes) -> Response {
+async fn ingest(state: &AppState, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
+    if !state.relay.relays(signal) {
+        // Nowhere to send it: not even read.
+        return StatusCode::OK.into_response();
+    }
+    let payload = match state.relay.receive(body).await {
+        Ok(p) => p,
+        Err(Unreceived::Full) => return full(),
+        // The body layer answers a cut-off body (413, 408); anything else broke off.
+        Err(Unreceived::Broken) => return StatusCode::BAD_REQUEST.into_response(),
+    };
     let ct = headers
         .get(http::header::CONTENT_TYPE)
         .cloned()
         .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
     let enc = headers.get(http::header::CONTENT_ENCODING).cloned();
-    state.relay.accept(signal, ct, enc, body);
-    StatusCode::OK.into_response()
+    match state.relay.accept(signal, ct, enc, payload) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Full) => full(),
+    }
+}
+
+/// `503` with `Retry-After`: OTLP/HTTP exporters retry it.
+fn full() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
+    )
+        .into_response()
 }
 
 /// `POST /v1/metrics`.
@@ -233,9 +337,9 @@ pub async fn metrics(
     State(state): State<AppState>,
     _c: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    ingest(&state, Signal::Metrics, &headers, body)
+    ingest(&state, Signal::Metrics, &headers, body).await
 }
 
 /// `POST /v1/logs`.
@@ -243,9 +347,9 @@ pub async fn logs(
     State(state): State<AppState>,
     _c: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    ingest(&state, Signal::Logs, &headers, body)
+    ingest(&state, Signal::Logs, &headers, body).await
 }
 
 /// `POST /v1/traces`.
@@ -253,7 +357,7 @@ pub async fn traces(
     State(state): State<AppState>,
     _c: Caller,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    ingest(&state, Signal::Traces, &headers, body)
+    ingest(&state, Signal::Traces, &headers, body).await
 }

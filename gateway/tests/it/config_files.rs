@@ -63,6 +63,10 @@ fn every_bad_config_is_refused_at_its_location() {
         ("missing-postgres-url.yaml", "store.postgres_url:"),
         ("public-host-without-public-url.yaml", "listen.public_url:"),
         ("relative-file-ref.yaml", "${file:run/keyfile}:"),
+        (
+            "relay-budget-below-payload.yaml",
+            "limits.telemetry_in_flight_bytes:",
+        ),
         ("removed-dev-key.yaml", "dev:"),
         ("scopes-without-openid.yaml", "oidc.scopes:"),
         ("short-jwt-secret.yaml", "session.jwt_secret:"),

@@ -3,8 +3,10 @@
 // A failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod abuse;
 mod admin_api;
 mod bearer;
+mod body_budget;
 mod config_files;
 mod dashboards;
 mod device_pages;
@@ -12,12 +14,14 @@ mod edge;
 mod faults;
 mod inference;
 mod log_hygiene;
+mod max_tokens;
 mod own_telemetry;
 mod policy;
 mod policy_client;
 mod python_sdk;
 mod ratelimit;
 mod readiness;
+mod redirects;
 mod relay;
 mod shutdown;
 mod signin;

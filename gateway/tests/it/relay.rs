@@ -1,5 +1,5 @@
 //! The OTLP relay against real OTLP/HTTP receivers: unchanged bytes with the configured headers, no
-//! slowdown from dead destinations, the circuit breaker, and the in-flight cap under a flood.
+//! slowdown from dead destinations, the circuit breaker, the in-flight cap under a flood, and the byte budget.
 
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,13 @@ fn payload(email: &str) -> Vec<u8> {
 }
 
 async fn gateway(forward: &str) -> Gateway {
+    gateway_with(forward, "").await
+}
+
+/// Like [`gateway`], with `more` top-level YAML.
+async fn gateway_with(forward: &str, more: &str) -> Gateway {
     let url = shared().new_db();
-    let extra = format!("listen: {{host: 127.0.0.1, port: PORT, public_url: 'http://127.0.0.1:PORT'}}\ntelemetry:\n  forward_to:\n{forward}\n");
+    let extra = format!("listen: {{host: 127.0.0.1, port: PORT, public_url: 'http://127.0.0.1:PORT'}}\ntelemetry:\n  forward_to:\n{forward}\n{more}");
     tokio::task::spawn_blocking(move || {
         Gateway::start(
             |port| {
@@ -233,7 +238,7 @@ async fn the_breaker_opens_after_five_failures_and_closes_after_a_pause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_stays_within_the_cap() {
     let r = Receiver::start().await;
-    r.hold(Duration::from_secs(2));
+    r.hold(Duration::from_secs(6));
     let gw = gateway(&format!("    - {{url: '{}'}}", r.url)).await;
     let client = crate::support::client();
     let t = token_for("flood", &[], Some(&format!("http://127.0.0.1:{}", gw.port)));
@@ -247,12 +252,28 @@ async fn a_flood_stays_within_the_cap() {
             .send()
     });
     let results = futures_util::future::join_all(sends).await;
-    assert!(results
-        .iter()
-        .all(|r| r.as_ref().is_ok_and(|r| r.status().as_u16() == 200)));
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(6),
         "the client was not held by the slow destination"
+    );
+    let mut accepted = 0;
+    for r in &results {
+        let r = r.as_ref().unwrap();
+        match r.status().as_u16() {
+            200 => accepted += 1,
+            // Past the cap the exporter is told to come back, never silently dropped.
+            503 => assert_eq!(
+                r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+                Some("2")
+            ),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        (100..=128).contains(&accepted),
+        "{accepted} accepted; in flight {}; {}",
+        r.max_in_flight(),
+        gw.stderr()
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(r.max_in_flight() <= 128, "{} in flight", r.max_in_flight());
@@ -262,7 +283,82 @@ async fn a_flood_stays_within_the_cap() {
         r.max_in_flight()
     );
     assert!(
-        gw.stderr().contains("payloads dropped"),
-        "drops are counted and logged"
+        gw.stderr().contains("payloads refused"),
+        "refusals are counted and logged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_holds_a_bounded_number_of_bytes() {
+    let r = Receiver::start().await;
+    r.hold(Duration::from_secs(3));
+    let gw = gateway_with(
+        &format!("    - {{url: '{}'}}", r.url),
+        "limits: {max_telemetry_bytes: 262144, telemetry_in_flight_bytes: 524288}\n",
+    )
+    .await;
+    let piece = vec![7u8; 200 << 10];
+    let ct = "application/x-protobuf";
+    // One payload over the per-payload limit: 413, with a length or chunked.
+    assert_eq!(
+        post(&gw, "/v1/metrics", vec![7u8; 300 << 10], ct).await.0,
+        413
+    );
+    let (port, bearer) = (
+        gw.port,
+        token_for("tele", &[], Some(&format!("http://127.0.0.1:{}", gw.port))),
+    );
+    let (res, sent) = tokio::task::spawn_blocking(move || {
+        crate::support::flood::post(
+            port,
+            "/v1/metrics",
+            &format!("Authorization: Bearer {bearer}\r\nContent-Type: {ct}\r\n"),
+            8 << 20,
+            crate::support::flood::Framing::Chunked,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(res.status, 413, "{res:?}");
+    assert!(sent < 8 << 20);
+
+    // Two payloads fit the 512 KiB budget while the destination holds them; a third does not
+    // (it is refused while it arrives, once the budget runs out).
+    assert_eq!(post(&gw, "/v1/metrics", piece.clone(), ct).await.0, 200);
+    assert_eq!(post(&gw, "/v1/metrics", piece.clone(), ct).await.0, 200);
+    assert!(r.wait_for(2, Duration::from_secs(5)).await);
+    let third = crate::support::client()
+        .post(format!("http://127.0.0.1:{}/v1/metrics", gw.port))
+        .bearer_auth(token_for(
+            "tele",
+            &[],
+            Some(&format!("http://127.0.0.1:{}", gw.port)),
+        ))
+        .header("content-type", ct)
+        .body(piece.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), 503);
+    assert_eq!(
+        third
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("2")
+    );
+
+    // Once the held deliveries finish, the exporter's retry is taken.
+    r.hold(Duration::ZERO);
+    let mut status = 0;
+    for _ in 0..100 {
+        status = post(&gw, "/v1/metrics", piece.clone(), ct).await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+    assert!(r.wait_for(3, Duration::from_secs(5)).await);
+    assert_eq!(r.received().len(), 3, "the refused payloads never went out");
 }

@@ -54,7 +54,8 @@ pub struct Anthropic {
     stream_idle: Duration,
 }
 
-/// An HTTP client on rustls with aws-lc-rs and the system's trust store.
+/// An HTTP client on rustls with aws-lc-rs and the system's trust store, which never follows a
+/// redirect (also used by the telemetry relay).
 pub fn http_client() -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -72,6 +73,8 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
+        // A redirect would carry the request, and the credentials on it, somewhere unconfigured.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())
 }
@@ -226,8 +229,17 @@ impl Anthropic {
     }
 }
 
-/// An Anthropic-format error is relayed as it came; 5xx and 429 try the next upstream first.
+/// An Anthropic-format error is relayed as it came; 5xx and 429 try the next upstream first. A
+/// redirect is not followed, nor passed on: it is an upstream failure.
 fn relayed_failure(status: StatusCode, headers: HeaderMap, body: Bytes) -> Failure {
+    if status.is_redirection() {
+        return Failure::new(
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "upstream error",
+            format!("Anthropic upstream answered {status}: redirects are not followed"),
+        );
+    }
     let kind = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| {

@@ -3,6 +3,7 @@
 use base64::Engine as _;
 
 pub mod claude;
+pub mod flood;
 pub mod gateway;
 pub mod http;
 pub mod idp;

@@ -48,7 +48,11 @@ impl Receiver {
             status: AtomicU16::new(200),
             ..Default::default()
         });
-        let app = Router::new().fallback(record).with_state(inner.clone());
+        // A collector takes payloads as large as the relay forwards.
+        let app = Router::new()
+            .fallback(record)
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
