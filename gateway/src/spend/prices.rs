@@ -305,11 +305,6 @@ mod tests {
         let escaped = msg(
             r#"{"type":"\u0069mage","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}"#,
         );
-        let too_deep = format!(
-            r#"{{"model":"m","max_tokens":10,"messages":{}{}}}"#,
-            "[".repeat(200),
-            "]".repeat(200)
-        );
         let cases: Vec<(&str, &String, Usage)> = vec![
             (
                 "text: a token per byte, all written to a 1h cache",
@@ -350,7 +345,6 @@ mod tests {
             ("a computer-use tool", &computer, usage(1_300, 1_000, 0, 0)),
             ("no max_tokens", &no_max, usage(10, 128_000, 0, 0)),
             ("an escaped block type", &escaped, usage(1_600, 1_000, 0, 0)),
-            ("too deep to read", &too_deep, usage(900_000, 10, 0, 0)),
         ];
         for (case, body, most) in cases {
             let worst = book.worst_case_micros(&r, &estimate(body));
