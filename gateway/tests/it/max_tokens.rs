@@ -1,5 +1,6 @@
-//! A `max_tokens` too large for the worst-case arithmetic meets the spend cap: refused before
-//! anything goes upstream, never admitted because a sum overflowed.
+//! A `max_tokens` too large for the worst-case arithmetic saturates (at a context window of
+//! output) and meets the spend cap: refused before anything goes upstream, never admitted because a
+//! sum overflowed.
 
 use serde_json::json;
 use testkit::{FakeBedrock, Options};
@@ -22,18 +23,9 @@ async fn a_huge_max_tokens_is_refused_by_the_cap() {
     .await
     .unwrap();
     let c = crate::support::client();
-    // $1,000 a month for everyone: no ordinary request comes near it.
-    let r = c
-        .post(format!(
-            "http://127.0.0.1:{}/v1/organizations/spend_limits",
-            gw.port
-        ))
-        .header("x-api-key", WRITE)
-        .json(&json!({"scope": {"type": "organization"}, "amount": "100000", "period": "monthly"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    // $10 a month for everyone: an ordinary request fits; the most output any model can bill (a
+    // context window, 1M tokens of Sonnet output = $15) does not.
+    crate::support::gateway::set_org_cap(gw.port, WRITE, "1000", "monthly").await;
 
     for max_tokens in [
         json!(i64::MAX),
