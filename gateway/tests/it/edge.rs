@@ -34,12 +34,12 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
-struct Fixture {
-    app: Router,
+pub(crate) struct Fixture {
+    pub(crate) app: Router,
     audit: Audit,
 }
 
-fn fixture(extra: &str) -> Fixture {
+pub(crate) fn fixture(extra: &str) -> Fixture {
     let yaml = format!("{}{extra}", BASE.replace("JWT", JWT_SECRET));
     let loaded = config::load(&yaml, &MapEnv::new()).unwrap();
     let store = Store::lazy(
@@ -74,7 +74,7 @@ fn token() -> String {
     keys.mint(&who, now(), time::Duration::hours(1))
 }
 
-fn req(method: &str, uri: &str) -> http::request::Builder {
+pub(crate) fn req(method: &str, uri: &str) -> http::request::Builder {
     let peer: SocketAddr = "192.0.2.10:5555".parse().unwrap();
     Request::builder()
         .method(method)
@@ -82,13 +82,13 @@ fn req(method: &str, uri: &str) -> http::request::Builder {
         .extension(ConnPeer(peer))
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: String,
 }
 
-async fn send(app: &Router, r: Request<Body>) -> Answer {
+pub(crate) async fn send(app: &Router, r: Request<Body>) -> Answer {
     let res = app.clone().oneshot(r).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();

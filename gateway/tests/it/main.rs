@@ -15,6 +15,7 @@ mod log_hygiene;
 mod own_telemetry;
 mod policy;
 mod policy_client;
+mod props;
 mod python_sdk;
 mod ratelimit;
 mod readiness;
