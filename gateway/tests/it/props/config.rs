@@ -102,6 +102,22 @@ fn mutated_example() -> impl Strategy<Value = String> {
     })
 }
 
+/// Anchored lists that reference the level below: `l0` holds `width` scalars, each next level
+/// `refs[i]` aliases of the one before. Returns the text and the values it expands to.
+fn alias_levels(width: usize, refs: &[usize]) -> (String, u128) {
+    let mut text = format!("l0: &l0 [{}]\n", vec!["x"; width].join(", "));
+    let mut level: u128 = 1 + width as u128;
+    // The top mapping, and each level's key and list.
+    let mut total: u128 = 1 + 1 + level;
+    for (i, n) in refs.iter().enumerate() {
+        let aliases = vec![format!("*l{i}"); *n].join(", ");
+        text.push_str(&format!("l{}: &l{} [{aliases}]\n", i + 1, i + 1));
+        level = 1 + *n as u128 * level;
+        total += 1 + level;
+    }
+    (text, total)
+}
+
 #[test]
 fn the_example_loads() {
     config::load(EXAMPLE, &env()).unwrap();
@@ -126,7 +142,7 @@ proptest! {
     }
 
     #[test]
-    fn deep_nesting_is_refused_without_overflow(depth in 0usize..5_000, flow in 0usize..3) {
+    fn deep_nesting_is_refused_without_overflow(depth in 0usize..1_000, flow in 0usize..3) {
         let text = match flow {
             0 => format!("listen: {}1{}", "[".repeat(depth), "]".repeat(depth)),
             1 => format!("listen: {}1{}", "{a: ".repeat(depth), "}".repeat(depth)),
@@ -140,5 +156,33 @@ proptest! {
             }
         };
         load_cleanly(&text)?;
+    }
+}
+
+proptest! {
+    // Up to tens of kilobytes of YAML each: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn aliases_never_expand_past_the_limit(
+        width in 0usize..2_000,
+        refs in prop::collection::vec(0usize..2_000, 0..6),
+        under_example in any::<bool>(),
+    ) {
+        let (bomb, values) = alias_levels(width, &refs);
+        let text = if under_example { format!("{EXAMPLE}\n{bomb}") } else { bomb };
+        let loaded = config::load(&text, &env());
+        if values > config::MAX_CONFIG_VALUES as u128 {
+            // Refused before the document is built, by this limit or the YAML reader's own.
+            let e = loaded.err();
+            prop_assert!(e.is_some(), "{} values accepted", values);
+            let message = &e.unwrap().issues[0].message;
+            prop_assert!(
+                message.contains("YAML aliases") || message.contains("repetition limit"),
+                "{} values: {}", values, message
+            );
+        } else if let Err(e) = loaded {
+            prop_assert!(!e.issues.is_empty());
+        }
     }
 }
