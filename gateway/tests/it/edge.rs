@@ -41,7 +41,23 @@ pub(crate) struct Fixture {
 
 pub(crate) fn fixture(extra: &str) -> Fixture {
     let yaml = format!("{}{extra}", BASE.replace("JWT", JWT_SECRET));
-    let loaded = config::load(&yaml, &MapEnv::new()).unwrap();
+    fixture_of(&yaml, &MapEnv::new())
+}
+
+/// The router with its IdP at `issuer`: a closed loopback port for tests whose requests reach
+/// the IdP (the default `idp.example.com` is never to be called).
+pub(crate) fn fixture_with_idp(issuer: &str) -> Fixture {
+    let yaml = BASE
+        .replace("JWT", JWT_SECRET)
+        .replace("https://idp.example.com", issuer);
+    fixture_of(
+        &yaml,
+        &MapEnv::new().with_var(config::ALLOW_LOOPBACK_VAR, "1"),
+    )
+}
+
+fn fixture_of(yaml: &str, env: &MapEnv) -> Fixture {
+    let loaded = config::load(yaml, env).unwrap();
     let store = Store::lazy(
         PgConnectOptions::from_str("postgres://nobody@127.0.0.1:1/none").unwrap(),
         1,

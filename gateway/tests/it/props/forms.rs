@@ -8,7 +8,7 @@ use claude_gateway::spend::admin::{AuditQuery, ListQuery};
 use http::StatusCode;
 use proptest::prelude::*;
 
-use crate::edge::{fixture, req, send};
+use crate::edge::{fixture_with_idp, req, send};
 
 /// One urlencoded pair, with names the handlers read and values that decode to anything.
 fn pair() -> impl Strategy<Value = String> {
@@ -80,7 +80,8 @@ proptest! {
         let path = ["/oauth/token", "/oauth/device_authorization", "/device", "/device/deny"][route];
         let rt = crate::support::runtime();
         let (status, text) = rt.block_on(async {
-            let f = fixture("");
+            // A refresh grant reaches the IdP: a closed port here.
+            let f = fixture_with_idp("http://127.0.0.1:1");
             let r = req("POST", path)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("sec-fetch-site", "same-origin")
