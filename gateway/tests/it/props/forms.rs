@@ -73,7 +73,7 @@ fn answer_is_clean(path: &str, status: StatusCode, body: &str) -> Result<(), Tes
 
 proptest! {
     // Each case is a request through the router and a refused store connection.
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
     fn sign_in_forms_answer_any_body_cleanly(body in form(), route in 0usize..4) {
