@@ -3,6 +3,7 @@
 use aws_lc_rs::digest;
 use serde_yaml::Value;
 
+use super::budget;
 use super::env::Env;
 use super::error::{ConfigError, Issue};
 use super::expand::expand;
@@ -24,6 +25,7 @@ pub struct Loaded {
 /// Loads and validates gateway.yaml text in `env`.
 pub fn load(text: &str, env: &dyn Env) -> Result<Loaded, ConfigError> {
     let fail = |issues: Vec<Issue>| ConfigError { issues };
+    budget::check(text).map_err(|e| fail(vec![Issue::new("", e.to_string())]))?;
     let mut root: Value = serde_yaml::from_str(text)
         .map_err(|e| fail(vec![Issue::new("", format!("not valid YAML: {e}"))]))?;
     match &root {
@@ -240,6 +242,26 @@ oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
         assert!(load(&yaml, &e).is_ok());
         let yaml = BASE.replace("https://idp.example.com", "http://169.254.169.254");
         assert!(load(&yaml, &e).is_err());
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        // Nine levels of ten aliases: a billion values from 400 bytes.
+        let mut t = String::from("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            t.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        assert!(load(&t, &env()).is_err());
+        // One wide anchor referenced many times: ten million values from 20 KB.
+        let wide = format!(
+            "{BASE}x: &a [{}]\ny: [{}]\n",
+            vec!["0"; 3_200].join(","),
+            vec!["*a"; 3_200].join(",")
+        );
+        let i = issues(&wide);
+        assert_eq!(i[0].path, "");
+        assert!(i[0].message.contains("YAML aliases"), "{}", i[0].message);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! gateway's file. Parsing, `${VAR}`/`${file:}` expansion and validation all happen here, before
 //! anything binds a port; the deployer builds the same types and serializes them.
 
+mod budget;
 mod env;
 mod error;
 mod expand;
@@ -12,6 +13,7 @@ mod schema;
 mod summary;
 mod validate;
 
+pub use budget::{MAX_CONFIG_BYTES, MAX_CONFIG_VALUES};
 pub use env::{Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, Issue};
 pub use load::{hex, load, Loaded};

@@ -509,3 +509,110 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Any spend-limit body, JSON or not: a clear 400 or a well-formed limit, never a panic.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    /// JSON of any shape, with the names and values a limit body uses among the rest.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "user|rbac_group|organization|USD|daily|weekly|monthly|[0-9]{0,22}|-1|"
+                .prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+        ];
+        let name = "scope|type|user_id|rbac_group_id|amount|period|currency|[a-z]{1,3}";
+        leaf.prop_recursive(4, 32, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(name, inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn limit() -> impl Strategy<Value = Value> {
+        (
+            prop_oneof![
+                ".{0,300}".prop_map(|id| json!({"type": "user", "user_id": id})),
+                ".{0,300}".prop_map(|id| json!({"type": "rbac_group", "rbac_group_id": id})),
+                Just(json!({"type": "organization"})),
+            ],
+            prop_oneof![
+                Just(Value::Null),
+                "[0-9]{1,20}".prop_map(Value::from),
+            ],
+            prop_oneof![
+                Just(Value::Null),
+                "daily|weekly|monthly|yearly".prop_map(Value::from)
+            ],
+        )
+            .prop_map(|(scope, amount, period)| {
+                json!({"scope": scope, "amount": amount, "period": period, "currency": "USD"})
+            })
+    }
+
+    /// What an accepted body must mean.
+    fn well_formed(parsed: &(String, String, Option<i64>, String)) -> Result<(), TestCaseError> {
+        let (st, sid, amount, period) = parsed;
+        match st.as_str() {
+            "organization" => prop_assert_eq!(sid.as_str(), ""),
+            "user" | "rbac_group" => prop_assert!((1..=256).contains(&sid.len())),
+            other => prop_assert!(false, "scope type {}", other),
+        }
+        prop_assert!(amount.is_none_or(|a| a >= 0));
+        prop_assert!(["daily", "weekly", "monthly"].contains(&period.as_str()));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_are_refused_or_well_formed(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                if let Ok(parsed) = parse_body(&v) {
+                    well_formed(&parsed)?;
+                }
+            }
+        }
+
+        #[test]
+        fn any_json_is_refused_or_well_formed(v in prop_oneof![value(), limit()]) {
+            if let Ok(parsed) = parse_body(&v) {
+                well_formed(&parsed)?;
+            }
+        }
+
+        #[test]
+        fn a_valid_limit_means_what_it_says(v in limit()) {
+            let id_len = ["user_id", "rbac_group_id"]
+                .iter()
+                .find_map(|k| v["scope"][k].as_str())
+                .map(str::len);
+            let amount_ok = v["amount"]
+                .as_str()
+                .is_none_or(|a| a.len() <= 19 && a.parse::<i64>().is_ok());
+            let period_ok = v["period"].as_str() != Some("yearly");
+            let valid = id_len.is_none_or(|n| (1..=256).contains(&n)) && amount_ok && period_ok;
+            match parse_body(&v) {
+                Ok(parsed) => {
+                    prop_assert!(valid, "accepted {}", v);
+                    well_formed(&parsed)?;
+                    prop_assert_eq!(parsed.2, v["amount"].as_str().map(|a| a.parse::<i64>().unwrap_or(-1)));
+                    prop_assert_eq!(parsed.3.as_str(), v["period"].as_str().unwrap_or("monthly"));
+                }
+                Err(_) => prop_assert!(!valid, "refused {}", v),
+            }
+        }
+    }
+}

@@ -34,14 +34,30 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
 }
 
-struct Fixture {
-    app: Router,
+pub(crate) struct Fixture {
+    pub(crate) app: Router,
     audit: Audit,
 }
 
-fn fixture(extra: &str) -> Fixture {
+pub(crate) fn fixture(extra: &str) -> Fixture {
     let yaml = format!("{}{extra}", BASE.replace("JWT", JWT_SECRET));
-    let loaded = config::load(&yaml, &MapEnv::new()).unwrap();
+    fixture_of(&yaml, &MapEnv::new())
+}
+
+/// The router with its IdP at `issuer`: a closed loopback port for tests whose requests reach
+/// the IdP (the default `idp.example.com` is never to be called).
+pub(crate) fn fixture_with_idp(issuer: &str) -> Fixture {
+    let yaml = BASE
+        .replace("JWT", JWT_SECRET)
+        .replace("https://idp.example.com", issuer);
+    fixture_of(
+        &yaml,
+        &MapEnv::new().with_var(config::ALLOW_LOOPBACK_VAR, "1"),
+    )
+}
+
+fn fixture_of(yaml: &str, env: &MapEnv) -> Fixture {
+    let loaded = config::load(yaml, env).unwrap();
     let store = Store::lazy(
         PgConnectOptions::from_str("postgres://nobody@127.0.0.1:1/none").unwrap(),
         1,
@@ -74,7 +90,7 @@ fn token() -> String {
     keys.mint(&who, now(), time::Duration::hours(1))
 }
 
-fn req(method: &str, uri: &str) -> http::request::Builder {
+pub(crate) fn req(method: &str, uri: &str) -> http::request::Builder {
     let peer: SocketAddr = "192.0.2.10:5555".parse().unwrap();
     Request::builder()
         .method(method)
@@ -82,13 +98,13 @@ fn req(method: &str, uri: &str) -> http::request::Builder {
         .extension(ConnPeer(peer))
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: String,
 }
 
-async fn send(app: &Router, r: Request<Body>) -> Answer {
+pub(crate) async fn send(app: &Router, r: Request<Body>) -> Answer {
     let res = app.clone().oneshot(r).await.unwrap();
     let status = res.status();
     let headers = res.headers().clone();

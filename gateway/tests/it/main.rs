@@ -18,6 +18,7 @@ mod max_tokens;
 mod own_telemetry;
 mod policy;
 mod policy_client;
+mod props;
 mod python_sdk;
 mod ratelimit;
 mod readiness;

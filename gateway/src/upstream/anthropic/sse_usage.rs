@@ -23,30 +23,57 @@ struct Scan {
     searched: usize,
     /// An event too large to hold is passing through: its end is not a whole event.
     passing: bool,
+    /// Bytes looked at while searching for event ends (each is looked at about once).
+    #[cfg(test)]
+    looked_at: usize,
     meter: StreamMeter,
 }
 
 impl Scan {
-    /// Takes a chunk; returns the events it completes (inspected for usage), in order, or
-    /// nothing while the event is unfinished.
+    fn new(meter: StreamMeter) -> Self {
+        Self {
+            pending: BytesMut::new(),
+            searched: 0,
+            passing: false,
+            #[cfg(test)]
+            looked_at: 0,
+            meter,
+        }
+    }
+
+    /// Takes a chunk; returns the events it completes, in order, or nothing while the event is
+    /// unfinished. Complete events of at most [`MAX_HELD`] bytes are inspected for usage: which
+    /// ones depends only on the bytes, never on how they were split, and each byte is searched
+    /// about once.
     fn feed(&mut self, chunk: &[u8]) -> Bytes {
         self.pending.extend_from_slice(chunk);
         let mut done = 0;
         let mut from = self.searched.saturating_sub(1);
-        while let Some(pos) = find_blank_line(&self.pending[from..]) {
+        loop {
+            let found = find_blank_line(&self.pending[from..]);
+            #[cfg(test)]
+            {
+                self.looked_at += found.map_or(self.pending.len() - from, |at| at + 2);
+            }
+            let Some(pos) = found else {
+                break;
+            };
             let end = from + pos + 2;
-            if self.passing {
-                self.passing = false;
-            } else {
+            if !self.passing && end - done <= MAX_HELD {
                 inspect(&mut self.meter, &self.pending[done..end]);
             }
+            self.passing = false;
             done = end;
             from = end;
         }
         let mut out = self.pending.split_to(done);
         self.searched = self.pending.len();
         if self.pending.len() > MAX_HELD {
-            out.unsplit(self.pending.split());
+            // Too long to hold: pass it on as it comes, keeping a final newline, which may be
+            // the first half of the event's end.
+            let keep = usize::from(self.pending.last() == Some(&b'\n'));
+            let tail = self.pending.split_off(self.pending.len() - keep);
+            out.unsplit(std::mem::replace(&mut self.pending, tail));
             self.passing = true;
             self.searched = 0;
         }
@@ -97,12 +124,7 @@ fn fail(scan: Scan, message: &str) -> Option<(std::io::Result<Bytes>, (Upstream,
 
 /// Wraps an upstream byte stream; `idle` is the longest silence allowed between two chunks.
 pub fn track(upstream: Upstream, idle: Duration, end: StreamEnd) -> SseStream {
-    let scan = Scan {
-        pending: BytesMut::new(),
-        searched: 0,
-        passing: false,
-        meter: StreamMeter::new(end),
-    };
+    let scan = Scan::new(StreamMeter::new(end));
     futures_util::stream::unfold((upstream, scan), move |(mut up, mut scan)| async move {
         loop {
             let Ok(next) = tokio::time::timeout(idle, up.next()).await else {
@@ -263,5 +285,275 @@ mod tests {
         assert!(relayed.len() >= 4, "the large event was not held whole");
         assert!(o.completed);
         assert_eq!(o.usage.output_tokens, 40);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! Whatever the upstream sends and however it is split into chunks: the bytes pass through
+    //! unchanged, nothing panics, and the usage reported is the same for every split.
+
+    use std::sync::{Arc, Mutex};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::inference::usage::Delivered;
+    use crate::upstream::StreamOutcome;
+
+    /// Whether `out` is a faithful relay of `bytes`: every complete event as it came (an
+    /// unfinished last event is dropped), then nothing or the relay's own error saying the stream
+    /// ended unexpectedly.
+    fn relays(bytes: &[u8], out: &[u8]) -> bool {
+        // Event ends found the way a reader finds them: front to back, never overlapping.
+        let mut whole = 0;
+        while let Some(at) = bytes[whole..].windows(2).position(|w| w == b"\n\n") {
+            whole += at + 2;
+        }
+        let ended = sse::error("api_error", "upstream stream ended unexpectedly");
+        out.strip_prefix(&bytes[..whole])
+            .is_some_and(|rest| rest.is_empty() || rest == &ended[..])
+    }
+
+    /// Relays `chunks` through `track` to the end; returns the bytes relayed and the outcome.
+    fn relay(chunks: &[Vec<u8>]) -> (Vec<u8>, StreamOutcome) {
+        let items: Vec<reqwest::Result<Bytes>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let seen = Arc::new(Mutex::new(None));
+        let sink = seen.clone();
+        let end: StreamEnd = Box::new(move |o| {
+            if let Ok(mut s) = sink.lock() {
+                *s = Some(o);
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = rt.block_on(async {
+            let mut stream = track(
+                futures_util::stream::iter(items).boxed(),
+                Duration::from_secs(60),
+                end,
+            );
+            let mut out = Vec::new();
+            while let Some(Ok(b)) = stream.next().await {
+                out.extend_from_slice(&b);
+            }
+            out
+        });
+        let got = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        (out, got.unwrap_or_else(|| panic!("no outcome reported")))
+    }
+
+    /// `bytes` cut at `cuts` (positions, in any order).
+    fn split(bytes: &[u8], cuts: &[prop::sample::Index]) -> Vec<Vec<u8>> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(bytes.len() + 1)).collect();
+        at.push(0);
+        at.push(bytes.len());
+        at.sort_unstable();
+        at.windows(2).map(|w| bytes[w[0]..w[1]].to_vec()).collect()
+    }
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Start {
+            input: u64,
+            output: u64,
+            cached: u64,
+        },
+        Delta(String),
+        MessageDelta(u64),
+        Stop,
+        Error,
+        Ping,
+        Comment,
+        Unknown(String),
+    }
+
+    impl Event {
+        fn text(&self) -> String {
+            let frame =
+                |kind: &str, data: serde_json::Value| format!("event: {kind}\ndata: {data}\n\n");
+            match self {
+                Event::Start {
+                    input,
+                    output,
+                    cached,
+                } => frame(
+                    "message_start",
+                    serde_json::json!({"type": "message_start", "message": {"usage": {"input_tokens": input, "output_tokens": output, "cache_read_input_tokens": cached}}}),
+                ),
+                Event::Delta(t) => frame(
+                    "content_block_delta",
+                    serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}),
+                ),
+                Event::MessageDelta(n) => frame(
+                    "message_delta",
+                    serde_json::json!({"type": "message_delta", "usage": {"output_tokens": n}}),
+                ),
+                Event::Stop => frame("message_stop", serde_json::json!({"type": "message_stop"})),
+                Event::Error => frame(
+                    "error",
+                    serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                ),
+                Event::Ping => frame("ping", serde_json::json!({"type": "ping"})),
+                Event::Comment => ": keep-alive\n\n".to_owned(),
+                Event::Unknown(k) => frame(k, serde_json::json!({"type": k})),
+            }
+        }
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        let n = 0u64..1_000_000;
+        prop_oneof![
+            1 => (n.clone(), n.clone(), n.clone()).prop_map(|(input, output, cached)| Event::Start { input, output, cached }),
+            4 => ".{0,200}".prop_map(Event::Delta),
+            1 => n.prop_map(Event::MessageDelta),
+            1 => Just(Event::Stop),
+            1 => Just(Event::Error),
+            1 => Just(Event::Ping),
+            1 => Just(Event::Comment),
+            1 => "[a-z_]{1,12}".prop_map(Event::Unknown),
+        ]
+    }
+
+    /// What a stream of well-formed events must report.
+    fn expected(events: &[Event]) -> (u64, u64, u64, bool, bool) {
+        let (mut input, mut output, mut cached) = (0, 0, 0);
+        let mut delivered = Delivered::default();
+        let (mut completed, mut errored) = (false, false);
+        for e in events {
+            match e {
+                Event::Start {
+                    input: i,
+                    output: o,
+                    cached: c,
+                } => {
+                    input = *i;
+                    output = output.max(*o);
+                    cached = *c;
+                }
+                Event::Delta(_) => {
+                    let text = e.text();
+                    let data = text
+                        .lines()
+                        .nth(1)
+                        .and_then(|l| l.strip_prefix("data:"))
+                        .unwrap_or_default();
+                    delivered.delta(data.trim().len());
+                }
+                Event::MessageDelta(o) => output = output.max(*o),
+                Event::Stop => completed = true,
+                Event::Error => errored = true,
+                Event::Ping | Event::Comment | Event::Unknown(_) => {}
+            }
+        }
+        // A stream that ends before `message_stop` ends with the relay's own error.
+        (
+            input,
+            delivered.output_tokens(output, completed),
+            cached,
+            completed,
+            errored || !completed,
+        )
+    }
+
+    fn summary(o: &StreamOutcome) -> (u64, u64, u64, bool, bool) {
+        (
+            o.usage.input_tokens,
+            o.usage.output_tokens,
+            o.usage.cache_read_input_tokens,
+            o.completed,
+            o.errored,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn well_formed_events_report_the_same_whatever_the_split(
+            events in prop::collection::vec(event(), 0..24),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..32),
+        ) {
+            let bytes: Vec<u8> = events.iter().flat_map(|e| e.text().into_bytes()).collect();
+            let (out, whole) = relay(std::slice::from_ref(&bytes));
+            prop_assert!(relays(&bytes, &out));
+            prop_assert_eq!(summary(&whole), expected(&events));
+            let (out_cut, cut) = relay(&split(&bytes, &cuts));
+            prop_assert!(out_cut == out, "the relay depends on the split");
+            prop_assert_eq!(summary(&cut), summary(&whole));
+        }
+
+        #[test]
+        fn any_bytes_pass_through_and_report_the_same_whatever_the_split(
+            parts in prop::collection::vec(prop_oneof![
+                event().prop_map(|e| e.text().into_bytes()),
+                prop::collection::vec(any::<u8>(), 0..64),
+                prop::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b':'), any::<u8>()], 0..16),
+                Just(b"data: {\"type\":\"message_delta\"".to_vec()),
+                Just(b"event: message_start\n".to_vec()),
+            ], 0..24),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..32),
+        ) {
+            let bytes = parts.concat();
+            let (out, whole) = relay(std::slice::from_ref(&bytes));
+            prop_assert!(relays(&bytes, &out));
+            let (out_cut, cut) = relay(&split(&bytes, &cuts));
+            prop_assert!(out_cut == out, "the relay depends on the split");
+            prop_assert_eq!(summary(&cut), summary(&whole));
+            // One byte at a time, too.
+            let singles: Vec<Vec<u8>> = bytes.iter().map(|b| vec![*b]).collect();
+            let (out_single, single) = relay(&singles);
+            prop_assert!(out_single == out, "the relay depends on the split");
+            prop_assert_eq!(summary(&single), summary(&whole));
+        }
+
+        #[test]
+        fn each_byte_is_searched_about_once(
+            runs in prop::collection::vec((1usize..64, any::<bool>()), 0..128),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..256),
+        ) {
+            // Runs of newlines and of other bytes: event ends, near-ends and long events.
+            let bytes: Vec<u8> = runs
+                .iter()
+                .flat_map(|(n, newline)| std::iter::repeat_n(if *newline { b'\n' } else { b'a' }, *n))
+                .collect();
+            let chunks = split(&bytes, &cuts);
+            let mut scan = Scan::new(StreamMeter::new(Box::new(|_| {})));
+            for c in &chunks {
+                scan.feed(c);
+            }
+            // Each byte once, plus the byte kept back at each chunk boundary.
+            prop_assert!(scan.looked_at <= bytes.len() + chunks.len(), "{} looked at for {} bytes", scan.looked_at, bytes.len());
+        }
+    }
+
+    /// An event larger than the scan reads, cut in `piece`-byte chunks, then a usage report.
+    fn oversized(piece: usize) -> StreamOutcome {
+        let mut bytes = b"event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":999},\"pad\":\"".to_vec();
+        bytes.extend(std::iter::repeat_n(b'x', MAX_HELD + MAX_HELD / 2));
+        bytes.extend_from_slice(b"\"}\n\n");
+        bytes.extend_from_slice(Event::MessageDelta(7).text().as_bytes());
+        let chunks: Vec<Vec<u8>> = bytes.chunks(piece).map(<[u8]>::to_vec).collect();
+        let (out, o) = relay(&chunks);
+        assert!(relays(&bytes, &out));
+        o
+    }
+
+    #[test]
+    fn an_oversized_event_is_skipped_whatever_the_split() {
+        let whole = oversized(usize::MAX);
+        assert_eq!(whole.usage.output_tokens, 7);
+        for piece in [1 << 10, 64 << 10, MAX_HELD - 1, MAX_HELD + 1] {
+            assert_eq!(
+                summary(&oversized(piece)),
+                summary(&whole),
+                "chunks of {piece}"
+            );
+        }
     }
 }

@@ -119,9 +119,12 @@ pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd) -> SseStream {
 }
 
 /// One Bedrock chunk (an Anthropic event's JSON) as an SSE frame, reading usage on the way.
-/// Deltas pass through without being parsed.
+/// Deltas pass through without being parsed. The frame is always one event: a chunk whose JSON
+/// spans lines is re-serialized on one, and a `type` with a line break is dropped.
 fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
-    if let Some(t) = sse::leading_type(json) {
+    // A line break inside the data would end the event early or start another.
+    let one_line = !json.iter().any(|b| matches!(b, b'\n' | b'\r'));
+    if let Some(t) = sse::leading_type(json).filter(|_| one_line) {
         if t == "content_block_delta" {
             meter.delivered.delta(json.len());
         }
@@ -145,6 +148,10 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
         .and_then(serde_json::Value::as_str)
         .unwrap_or("unknown")
         .to_owned();
+    if kind.contains(['\n', '\r']) {
+        tracing::warn!("Bedrock sent an event whose type spans lines");
+        return None;
+    }
     meter.usage.observe(&event);
     if kind == "content_block_delta" {
         meter.delivered.delta(json.len());
@@ -152,13 +159,159 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
     if kind == "message_stop" {
         meter.completed = true;
     }
-    let data = match event
+    let metrics = event
         .as_object_mut()
-        .and_then(|o| o.remove("amazon-bedrock-invocationMetrics"))
-    {
-        // Bedrock's own metrics are not part of the Anthropic event.
-        Some(_) => Bytes::from(event.to_string()),
-        None => Bytes::copy_from_slice(json),
+        .and_then(|o| o.remove("amazon-bedrock-invocationMetrics"));
+    // Bedrock's own metrics are not part of the Anthropic event.
+    let data = if metrics.is_some() || !one_line {
+        Bytes::from(event.to_string())
+    } else {
+        Bytes::copy_from_slice(json)
     };
     Some(sse::frame(&kind, &data))
+}
+
+#[cfg(test)]
+mod props {
+    //! Whatever a Bedrock chunk holds: no panic, at most one well-formed SSE event out, and the
+    //! usage read from an event is the usage it states.
+
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::inference::usage::Usage;
+
+    fn meter() -> StreamMeter {
+        StreamMeter::new(Box::new(|_| {}))
+    }
+
+    /// Checks `frame` is exactly one event: `event: <kind>\ndata: <data>\n\n`, on two lines.
+    fn one_event(frame: &[u8]) -> Result<(String, Vec<u8>), TestCaseError> {
+        prop_assert!(!frame.contains(&b'\r'), "a carriage return in {:?}", frame);
+        let rest = frame.strip_prefix(b"event: ");
+        prop_assert!(rest.is_some(), "no event line");
+        let rest = rest.unwrap_or_default();
+        prop_assert!(rest.ends_with(b"\n\n"));
+        let body = &rest[..rest.len() - 2];
+        let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').collect();
+        prop_assert_eq!(lines.len(), 2, "{:?}", String::from_utf8_lossy(frame));
+        let data = lines[1].strip_prefix(b"data: ");
+        prop_assert!(data.is_some(), "no data line");
+        Ok((
+            String::from_utf8_lossy(lines[0]).into_owned(),
+            data.unwrap_or_default().to_vec(),
+        ))
+    }
+
+    fn event() -> impl Strategy<Value = Value> {
+        let n = 0u64..10_000_000;
+        let kind = prop_oneof![
+            Just("message_start".to_owned()),
+            Just("message_delta".to_owned()),
+            Just("message_stop".to_owned()),
+            Just("content_block_delta".to_owned()),
+            Just("content_block_start".to_owned()),
+            Just("error".to_owned()),
+            any::<String>(),
+        ];
+        (
+            kind,
+            n.clone(),
+            n,
+            any::<String>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(kind, input, output, text, metrics, usage_first)| {
+                let usage = json!({"input_tokens": input, "output_tokens": output});
+                let mut e = if usage_first {
+                    json!({"usage": usage, "message": {"usage": usage}, "type": kind})
+                } else {
+                    json!({"type": kind, "message": {"usage": usage}, "usage": usage})
+                };
+                e["delta"] = json!({"type": "text_delta", "text": text});
+                if metrics {
+                    e["amazon-bedrock-invocationMetrics"] =
+                        json!({"inputTokenCount": input, "outputTokenCount": output});
+                }
+                e
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_bytes_give_at_most_one_event(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..256),
+                (
+                    prop_oneof![
+                        Just(br#"{"type":"content_block_delta""#.to_vec()),
+                        Just(br#"{"type":"ping""#.to_vec()),
+                        Just(br#"{"type":"message_stop""#.to_vec()),
+                        Just(br#"{"type":"x\n\nevent: message_stop"#.to_vec()),
+                    ],
+                    prop::collection::vec(any::<u8>(), 0..64),
+                ).prop_map(|(head, tail)| [head, tail].concat()),
+            ]
+        ) {
+            let mut m = meter();
+            if let Some(frame) = relay_chunk(&bytes, &mut m) {
+                one_event(&frame)?;
+            }
+        }
+
+        #[test]
+        fn events_relay_as_themselves_with_their_usage(
+            e in event(),
+            pretty in any::<bool>(),
+            type_first in any::<bool>(),
+        ) {
+            let write = |v: &Value| {
+                if pretty {
+                    serde_json::to_string_pretty(v)
+                } else {
+                    serde_json::to_string(v)
+                }
+                .unwrap_or_default()
+            };
+            let json = if type_first {
+                // As Claude upstreams write events: `type` first, which the relay reads unparsed.
+                let mut rest = e.clone();
+                if let Some(o) = rest.as_object_mut() {
+                    o.remove("type");
+                }
+                let rest = write(&rest);
+                format!("{{\"type\":{},{}", e["type"], &rest[1..]).into_bytes()
+            } else {
+                write(&e).into_bytes()
+            };
+            let kind = e["type"].as_str().unwrap_or_default().to_owned();
+            let mut m = meter();
+            let frame = relay_chunk(&json, &mut m);
+            if kind.contains(['\n', '\r']) {
+                prop_assert!(frame.is_none());
+                return Ok(());
+            }
+            prop_assert!(frame.is_some());
+            let (got_kind, data) = one_event(&frame.unwrap_or_default())?;
+            prop_assert_eq!(&got_kind, &kind);
+            let mut without_metrics = e.clone();
+            if let Some(o) = without_metrics.as_object_mut() {
+                o.remove("amazon-bedrock-invocationMetrics");
+            }
+            let relayed: Value = serde_json::from_slice(&data).map_err(|err| TestCaseError::fail(err.to_string()))?;
+            // Deltas and block events on one line pass as written; the rest lose Bedrock's metrics.
+            let verbatim = type_first
+                && !pretty
+                && ["content_block_delta", "content_block_start", "content_block_stop", "ping"]
+                    .contains(&kind.as_str());
+            prop_assert_eq!(relayed, if verbatim { e.clone() } else { without_metrics });
+            let mut usage = Usage::default();
+            usage.observe(&e);
+            prop_assert_eq!(m.usage, usage);
+        }
+    }
 }
