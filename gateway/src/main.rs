@@ -73,7 +73,7 @@ fn read_source(
     env: &dyn Env,
 ) -> Result<(String, String), String> {
     match (file, var) {
-        (Some(path), _) => std::fs::read_to_string(&path)
+        (Some(path), _) => config::read_capped(&path)
             .map(|t| (t, path.display().to_string()))
             .map_err(|e| format!("cannot read {}: {e}", path.display())),
         (None, Some(var)) => env
@@ -85,7 +85,7 @@ fn read_source(
 }
 
 fn check_config(file: &std::path::Path, env: &dyn Env) -> ExitCode {
-    let text = match std::fs::read_to_string(file) {
+    let text = match config::read_capped(file) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("cannot read {}: {e}", file.display());

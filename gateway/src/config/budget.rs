@@ -17,11 +17,19 @@ pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
 /// expanded.
 pub const MAX_CONFIG_VALUES: usize = 100_000;
 
+/// The most flow collections (`[` and `{`, counted anywhere in the text, quoted or not) a
+/// gateway.yaml may open. The YAML reader takes time quadratic in how deeply flow collections
+/// nest; no real config comes near this, and at this many the worst nesting reads in well under a
+/// second.
+pub const MAX_FLOW_OPENERS: usize = 10_000;
+
 /// Why a config is too large to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TooLarge {
     /// More than [`MAX_CONFIG_BYTES`] of text.
     Bytes(usize),
+    /// More than [`MAX_FLOW_OPENERS`] `[` and `{`.
+    Brackets(usize),
     /// More than [`MAX_CONFIG_VALUES`] values once aliases are expanded.
     Values,
 }
@@ -32,6 +40,10 @@ impl fmt::Display for TooLarge {
             TooLarge::Bytes(n) => write!(
                 f,
                 "the config is {n} bytes; at most {MAX_CONFIG_BYTES} are read"
+            ),
+            TooLarge::Brackets(n) => write!(
+                f,
+                "the config opens {n} flow collections ([ and {{); at most {MAX_FLOW_OPENERS} are read"
             ),
             TooLarge::Values => write!(
                 f,
@@ -46,6 +58,12 @@ impl fmt::Display for TooLarge {
 pub fn check(text: &str) -> Result<(), TooLarge> {
     if text.len() > MAX_CONFIG_BYTES {
         return Err(TooLarge::Bytes(text.len()));
+    }
+    // Counted everywhere, even inside quotes: a scanner that tried to skip quoted text could be
+    // misled about where a quote starts, and so about the nesting the reader will see.
+    let openers = text.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+    if openers > MAX_FLOW_OPENERS {
+        return Err(TooLarge::Brackets(openers));
     }
     let left = Cell::new(MAX_CONFIG_VALUES);
     let over = Cell::new(false);
@@ -171,6 +189,20 @@ mod tests {
     fn text_past_the_limit_is_refused_unread() {
         let big = format!("# {}\n", "x".repeat(MAX_CONFIG_BYTES));
         assert_eq!(check(&big), Err(TooLarge::Bytes(big.len())));
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_before_the_reader_sees_it() {
+        let deep = format!("a: {}{}\n", "[".repeat(40_000), "]".repeat(40_000));
+        assert_eq!(check(&deep), Err(TooLarge::Brackets(40_000)));
+        // Quotes do not hide brackets.
+        let quoted = format!("a: '{}'\n", "{".repeat(MAX_FLOW_OPENERS + 1));
+        assert_eq!(
+            check(&quoted),
+            Err(TooLarge::Brackets(MAX_FLOW_OPENERS + 1))
+        );
+        let fine = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert_eq!(check(&fine), Ok(()));
     }
 
     #[test]

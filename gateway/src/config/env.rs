@@ -33,8 +33,27 @@ impl Env for ProcessEnv {
     }
 
     fn read_file(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        read_capped(path)
     }
+}
+
+/// Reads a UTF-8 file of at most [`MAX_CONFIG_BYTES`](super::budget::MAX_CONFIG_BYTES): a config
+/// or a secret it names. A larger file (or an endless one, such as a device) is refused after
+/// reading one byte past the limit.
+pub fn read_capped(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let limit = super::budget::MAX_CONFIG_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
 }
 
 /// A fixed set of variables and files, for tests and for callers that build a config in memory.
@@ -73,5 +92,20 @@ impl Env for MapEnv {
             .get(path)
             .cloned()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_or_huge_file_is_refused_after_the_limit() {
+        let err = read_capped(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("s");
+        std::fs::write(&small, "secret\n").unwrap();
+        assert_eq!(read_capped(&small).unwrap(), "secret\n");
     }
 }

@@ -14,7 +14,7 @@ mod summary;
 mod validate;
 
 pub use budget::{MAX_CONFIG_BYTES, MAX_CONFIG_VALUES};
-pub use env::{Env, MapEnv, ProcessEnv};
+pub use env::{read_capped, Env, MapEnv, ProcessEnv};
 pub use error::{ConfigError, Issue};
 pub use load::{hex, load, Loaded};
 pub use schema::*;
