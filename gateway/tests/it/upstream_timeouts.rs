@@ -281,3 +281,23 @@ async fn a_stalled_anthropic_error_body_is_cut_off_at_the_first_byte_bound() {
     .expect("the stalled error body was never cut off");
     assert!(res.status().is_server_error(), "{}", res.status());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_anthropic_json_body_is_refused_as_it_arrives() {
+    // 70 MB announced and sent: more than any Messages answer, past the gateway's 64 MiB bound.
+    const SIZE: usize = 70_000_000;
+    let head: &'static str = Box::leak(
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {SIZE}\r\n\r\n"
+        )
+        .into_boxed_str(),
+    );
+    let body: &'static str = Box::leak("x".repeat(SIZE).into_boxed_str());
+    let up = stalling_anthropic(head, body).await;
+    let (gw, _) = start(up, "").await;
+    let res = post(&gw, "big1", &request(false)).await;
+    assert_eq!(res.status(), 502);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "api_error", "{v}");
+    assert!(gw.stderr().contains("larger than"), "{}", gw.stderr());
+}
