@@ -156,9 +156,24 @@ pub fn track(upstream: Upstream, idle: Duration, end: StreamEnd) -> SseStream {
     .boxed()
 }
 
+/// A stream end that records the outcome it is given, and where to read it.
+#[cfg(test)]
+fn recording_end() -> (
+    StreamEnd,
+    std::sync::Arc<std::sync::Mutex<Option<crate::upstream::StreamOutcome>>>,
+) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let sink = seen.clone();
+    let end: StreamEnd = Box::new(move |o| {
+        if let Ok(mut s) = sink.lock() {
+            *s = Some(o);
+        }
+    });
+    (end, seen)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::upstream::StreamOutcome;
@@ -182,13 +197,7 @@ mod tests {
         } else {
             upstream.boxed()
         };
-        let seen = Arc::new(Mutex::new(None));
-        let sink = seen.clone();
-        let end: StreamEnd = Box::new(move |o| {
-            if let Ok(mut s) = sink.lock() {
-                *s = Some(o);
-            }
-        });
+        let (end, seen) = recording_end();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -293,8 +302,6 @@ mod props {
     //! Whatever the upstream sends and however it is split into chunks: the bytes pass through
     //! unchanged, nothing panics, and the usage reported is the same for every split.
 
-    use std::sync::{Arc, Mutex};
-
     use proptest::prelude::*;
 
     use super::*;
@@ -321,13 +328,7 @@ mod props {
             .iter()
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
-        let seen = Arc::new(Mutex::new(None));
-        let sink = seen.clone();
-        let end: StreamEnd = Box::new(move |o| {
-            if let Ok(mut s) = sink.lock() {
-                *s = Some(o);
-            }
-        });
+        let (end, seen) = recording_end();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
