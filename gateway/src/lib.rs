@@ -15,9 +15,11 @@
 //! - [`spend`]: prices, caps, reservation and settlement, the Admin API.
 //! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
 //! - [`telemetry`]: the audit stream and operational logging.
+//! - [`aws_access`]: short-lived AWS credentials for developers' agents, per project.
 //! - [`clock`]: time as an input.
 
 pub mod auth;
+pub mod aws_access;
 pub mod boot;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,11 @@
+//! Agent access to AWS: the gateway hands a developer's agents short-lived credentials for a
+//! project's account, scoped to the level they hold and ending with their time on the project.
+//! The stages, each a file:
+//!
+//! - [`policy`]: the inline session policy a credential carries: the level's IAM actions, and the
+//!   explicit denies that win over any of them.
+//! - [`session`]: how long a credential may live: the shortest of the project's limit, the
+//!   member's window and the grant, or a refusal that says when access ends.
+
+pub mod policy;
+pub mod session;
