@@ -227,6 +227,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
         load_test_mode: None,
         audit: None,
         cri: None,
+        aws_access: None,
     })
 }
 

@@ -2,6 +2,7 @@
 //! gateway's file. Parsing, `${VAR}`/`${file:}` expansion and validation all happen here, before
 //! anything binds a port; the deployer builds the same types and serializes them.
 
+pub mod aws_access;
 mod budget;
 mod env;
 mod error;

@@ -100,6 +100,9 @@ pub struct Config {
     /// Customer-routed inference (undocumented in the reference); parsed, refused when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cri: Option<Map<String, Json>>,
+    /// Extension: AWS access for developers' agents, per project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_access: Option<super::aws_access::AwsAccess>,
 }
 
 /// `listen`.

@@ -70,6 +70,9 @@ pub fn validate(cfg: &Config, env: &dyn Env) -> Vec<Issue> {
     }
     access_control(&mut cx, &cfg.access_control);
     limits(&mut cx, cfg);
+    if let Some(a) = &cfg.aws_access {
+        cx.issues.extend(super::aws_access::check(a));
+    }
     if let Some(notice) = &cfg.login_notice {
         let n = notice.chars().count();
         if n == 0 || n > 500 {

@@ -1,0 +1,404 @@
+//! `aws_access`: the projects whose AWS accounts developers' agents may reach through the gateway,
+//! and who may reach them, at what level and for how long. Projects come only from config; the
+//! members here are the static ones (the Admin API adds more at run time).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::Issue;
+use crate::aws_access::policy::session_policy;
+use crate::aws_access::session::{MAX_SESSION, MIN_SESSION};
+
+/// `aws_access`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsAccess {
+    /// The projects.
+    pub projects: Vec<AwsProject>,
+    /// Members given in config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<AwsMember>,
+}
+
+/// `aws_access.projects[]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsProject {
+    /// Lowercase letters, digits and `-`; what developers name.
+    pub name: String,
+    /// The role in the project's account the gateway assumes.
+    pub role_arn: String,
+    /// Regions the project's resources live in.
+    pub regions: Vec<String>,
+    /// The tag the project's resources carry.
+    pub tag: ProjectTag,
+    /// `prod` or `nonprod`.
+    pub environment: Environment,
+    /// IAM actions of the `read` level (the default level).
+    pub read: Vec<String>,
+    /// IAM actions `write` adds to `read`; none: the project has no write level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write: Vec<String>,
+    /// Denied besides the built-in list; a deny wins over any allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    /// Longest credential, in seconds: 900 to 3600.
+    #[serde(default = "AwsProject::default_max_session")]
+    pub max_session_seconds: u32,
+    /// IdP groups whose members approve write requests.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Whether write needs a person's approval: `required` (the default), or `auto` (nonprod only).
+    #[serde(default)]
+    pub write_approval: WriteApproval,
+}
+
+impl AwsProject {
+    fn default_max_session() -> u32 {
+        3600
+    }
+}
+
+/// A project's resource tag.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectTag {
+    /// Tag key.
+    pub key: String,
+    /// Tag value.
+    pub value: String,
+}
+
+/// A project's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    /// Production: write credentials need recent MFA.
+    Prod,
+    /// Anything else.
+    Nonprod,
+}
+
+/// Whether a write level needs approval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteApproval {
+    /// A person approves each request.
+    #[default]
+    Required,
+    /// Granted on request (nonprod projects only).
+    Auto,
+}
+
+/// An access level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// The project's `read` actions.
+    #[default]
+    Read,
+    /// `read` and `write` actions.
+    Write,
+}
+
+/// `aws_access.members[]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsMember {
+    /// The project's name.
+    pub project: String,
+    /// IdP groups whose members this entry covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Emails this entry covers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+    /// The highest level they may hold.
+    #[serde(default)]
+    pub level: Level,
+    /// Start of the window (RFC 3339); none: open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// End of the window (RFC 3339): the developer's time on the project ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+fn rfc3339(s: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+        if partition.starts_with("aws")
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && resource.strip_prefix("role/").is_some_and(|r| !r.is_empty()))
+}
+
+fn is_region(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Every rule of the section, as issues with their paths.
+pub fn check(a: &AwsAccess) -> Vec<Issue> {
+    let mut out = Vec::new();
+    let mut err = |path: String, message: String| out.push(Issue::new(path, message));
+    if a.projects.is_empty() {
+        err("aws_access.projects".into(), "at least one project".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in a.projects.iter().enumerate() {
+        let at = format!("aws_access.projects[{i}]");
+        if !is_name(&p.name) {
+            err(
+                format!("{at}.name"),
+                "1 to 64 lowercase letters, digits and -".into(),
+            );
+        } else if !seen.insert(p.name.as_str()) {
+            err(
+                format!("{at}.name"),
+                format!("{:?} is listed twice", p.name),
+            );
+        }
+        if !is_role_arn(&p.role_arn) {
+            err(
+                format!("{at}.role_arn"),
+                "must be an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)".into(),
+            );
+        }
+        if p.regions.is_empty() {
+            err(format!("{at}.regions"), "at least one region".into());
+        }
+        for (j, r) in p.regions.iter().enumerate() {
+            if !is_region(r) {
+                err(
+                    format!("{at}.regions[{j}]"),
+                    format!("{r:?} is not an AWS region name"),
+                );
+            }
+        }
+        if p.tag.key.is_empty() || p.tag.key.chars().count() > 128 {
+            err(format!("{at}.tag.key"), "1 to 128 characters".into());
+        }
+        if p.tag.value.is_empty() || p.tag.value.chars().count() > 256 {
+            err(format!("{at}.tag.value"), "1 to 256 characters".into());
+        }
+        let min = MIN_SESSION.whole_seconds();
+        let max = MAX_SESSION.whole_seconds();
+        if !(min..=max).contains(&i64::from(p.max_session_seconds)) {
+            err(
+                format!("{at}.max_session_seconds"),
+                format!("must be {min} to {max}"),
+            );
+        }
+        if let Err(e) = session_policy(&p.read, &p.deny) {
+            err(format!("{at}.read"), format!("project {}: {e}", p.name));
+        }
+        if !p.write.is_empty() {
+            let both: Vec<String> = p.read.iter().chain(&p.write).cloned().collect();
+            if let Err(e) = session_policy(&both, &p.deny) {
+                err(
+                    format!("{at}.write"),
+                    format!("project {}: with read, {e}", p.name),
+                );
+            }
+            if p.write_approval == WriteApproval::Required && p.approvers.is_empty() {
+                err(
+                    format!("{at}.approvers"),
+                    "a write level that needs approval needs approvers".into(),
+                );
+            }
+        }
+        if p.write_approval == WriteApproval::Auto && p.environment == Environment::Prod {
+            err(
+                format!("{at}.write_approval"),
+                "auto is for nonprod projects only".into(),
+            );
+        }
+    }
+    for (i, m) in a.members.iter().enumerate() {
+        let at = format!("aws_access.members[{i}]");
+        match a.projects.iter().find(|p| p.name == m.project) {
+            None => err(
+                format!("{at}.project"),
+                format!("{:?} is no project", m.project),
+            ),
+            Some(p) if m.level == Level::Write && p.write.is_empty() => {
+                err(
+                    format!("{at}.level"),
+                    format!("project {} has no write level", p.name),
+                );
+            }
+            Some(_) => {}
+        }
+        if m.groups.is_empty() && m.emails.is_empty() {
+            err(at.clone(), "name groups or emails".into());
+        }
+        let from = m.from.as_deref().map(|s| (s, rfc3339(s)));
+        let until = m.until.as_deref().map(|s| (s, rfc3339(s)));
+        for (key, v) in [("from", from), ("until", until)] {
+            if let Some((s, None)) = v {
+                err(
+                    format!("{at}.{key}"),
+                    format!("{s:?} is not an RFC 3339 time"),
+                );
+            }
+        }
+        if let (Some((_, Some(f))), Some((_, Some(u)))) = (from, until) {
+            if f >= u {
+                err(format!("{at}.until"), "must be after from".into());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{load, MapEnv};
+
+    const BASE: &str = "
+listen: {host: 127.0.0.1, port: 8787}
+upstreams: [{provider: bedrock, region: us-east-1, auth: {}}]
+session: {jwt_secret: 0123456789abcdef0123456789abcdef}
+store: {postgres_url: 'postgres://u@127.0.0.1/db'}
+oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
+";
+
+    const PROJECT: &str = "
+aws_access:
+  projects:
+    - name: payments
+      role_arn: arn:aws:iam::123456789012:role/agent-payments
+      regions: [eu-west-1]
+      tag: {key: project, value: payments}
+      environment: prod
+      read: ['logs:FilterLogEvents', 's3:Get*', 's3:List*']
+      write: ['s3:PutObject']
+      approvers: [payments-leads]
+  members:
+    - {project: payments, groups: [payments], level: write, from: '2026-11-01T00:00:00Z', until: '2027-03-01T00:00:00Z'}
+";
+
+    fn issues(yaml: &str) -> Vec<(String, String)> {
+        load(yaml, &MapEnv::new())
+            .err()
+            .map(|e| e.issues.into_iter().map(|i| (i.path, i.message)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_project_with_its_members_loads_with_its_defaults() {
+        let c = load(&format!("{BASE}{PROJECT}"), &MapEnv::new())
+            .unwrap()
+            .config;
+        let a = c.aws_access.unwrap();
+        assert_eq!(a.projects[0].max_session_seconds, 3600);
+        assert_eq!(a.projects[0].write_approval, super::WriteApproval::Required);
+        assert_eq!(a.members[0].level, super::Level::Write);
+        assert!(load(BASE, &MapEnv::new())
+            .unwrap()
+            .config
+            .aws_access
+            .is_none());
+    }
+
+    #[test]
+    fn every_rule_names_its_path() {
+        let cases = [
+            (
+                "name: payments",
+                "name: Payments",
+                "aws_access.projects[0].name",
+            ),
+            (
+                "::123456789012:role/",
+                "::1234:role/",
+                "aws_access.projects[0].role_arn",
+            ),
+            (
+                "[eu-west-1]",
+                "[europe]",
+                "aws_access.projects[0].regions[0]",
+            ),
+            ("'s3:Get*'", "'S3:Get*'", "aws_access.projects[0].read"),
+            (
+                "approvers: [payments-leads]",
+                "approvers: []",
+                "aws_access.projects[0].approvers",
+            ),
+            (
+                "approvers: [payments-leads]",
+                "write_approval: auto",
+                "aws_access.projects[0].write_approval",
+            ),
+            (
+                "project: payments,",
+                "project: billing,",
+                "aws_access.members[0].project",
+            ),
+            ("groups: [payments], ", "", "aws_access.members[0]"),
+            (
+                "until: '2027-03-01T00:00:00Z'",
+                "until: '2026-10-01T00:00:00Z'",
+                "aws_access.members[0].until",
+            ),
+            (
+                "from: '2026-11-01T00:00:00Z'",
+                "from: 'soon'",
+                "aws_access.members[0].from",
+            ),
+            (
+                "environment: prod",
+                "environment: prod\n      max_session_seconds: 60",
+                "aws_access.projects[0].max_session_seconds",
+            ),
+        ];
+        for (from, to, path) in cases {
+            let yaml = format!("{BASE}{}", PROJECT.replacen(from, to, 1));
+            let found = issues(&yaml);
+            assert!(
+                found.iter().any(|(p, _)| p == path),
+                "{from} -> {to}: expected {path}, got {found:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_policy_over_the_sts_limit_is_refused_at_load_naming_the_project() {
+        let many: Vec<String> = (0..150)
+            .map(|i| format!("'ec2:DescribeThing{i}'"))
+            .collect();
+        let yaml = format!(
+            "{BASE}{}",
+            PROJECT.replace(
+                "read: ['logs:FilterLogEvents', 's3:Get*', 's3:List*']",
+                &format!("read: [{}]", many.join(", "))
+            )
+        );
+        let found = issues(&yaml);
+        let (path, message) = found
+            .iter()
+            .find(|(p, _)| p == "aws_access.projects[0].read")
+            .unwrap_or_else(|| panic!("{found:?}"));
+        assert_eq!(path, "aws_access.projects[0].read");
+        assert!(
+            message.starts_with("project payments: its session policy is"),
+            "{message}"
+        );
+    }
+}
