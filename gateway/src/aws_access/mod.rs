@@ -2,10 +2,15 @@
 //! project's account, scoped to the level they hold and ending with their time on the project.
 //! The stages, each a file:
 //!
+//! - [`membership`]: who may hold what on a project now: the member entries that name the
+//!   developer, their windows and levels.
 //! - [`policy`]: the inline session policy a credential carries: the level's IAM actions, and the
 //!   explicit denies that win over any of them.
 //! - [`session`]: how long a credential may live: the shortest of the project's limit, the
 //!   member's window and the grant, or a refusal that says when access ends.
+//! - [`refusal`]: why a developer gets no credential, in words they can act on.
 
+pub mod membership;
 pub mod policy;
+pub mod refusal;
 pub mod session;

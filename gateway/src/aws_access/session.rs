@@ -3,8 +3,9 @@
 //! allows a chained role session (1 hour). With less than STS's minimum (15 minutes) left, there
 //! is no credential, and the refusal says when access ends. Time is an input.
 
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
+
+use super::refusal::Refusal;
 
 /// The shortest session STS issues.
 pub const MIN_SESSION: Duration = Duration::minutes(15);
@@ -20,32 +21,6 @@ pub struct Bounds {
     pub window: (Option<OffsetDateTime>, Option<OffsetDateTime>),
     /// The end of the grant a write credential rests on.
     pub grant_until: Option<OffsetDateTime>,
-}
-
-/// Why no credential is issued now.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// The window has not opened.
-    #[error("your access to project {project} starts at {}", rfc3339(*.from))]
-    NotYet {
-        /// The project.
-        project: String,
-        /// When the window opens.
-        from: OffsetDateTime,
-    },
-    /// Less than the shortest session is left (or nothing at all).
-    #[error("your access to project {project} ends at {}", rfc3339(*.ends))]
-    Ending {
-        /// The project.
-        project: String,
-        /// When access ends.
-        ends: OffsetDateTime,
-    },
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// The session length for `project` at `now`, or why there is none.
