@@ -8,8 +8,11 @@
 //!   explicit denies that win over any of them.
 //! - [`session`]: how long a credential may live: the shortest of the project's limit, the
 //!   member's window and the grant, or a refusal that says when access ends.
+//! - [`assume`]: the `sts:AssumeRole` request behind a credential: role, session name, source
+//!   identity, session tags, policy and duration.
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 
+pub mod assume;
 pub mod membership;
 pub mod policy;
 pub mod refusal;
