@@ -10,9 +10,12 @@
 //!   member's window and the grant, or a refusal that says when access ends.
 //! - [`assume`]: the `sts:AssumeRole` request behind a credential: role, session name, source
 //!   identity, session tags, policy and duration.
+//! - [`credentials`]: a minted credential, its two wire shapes (container endpoint and
+//!   `credential_process`), and the cache that reuses it until shortly before it expires.
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 
 pub mod assume;
+pub mod credentials;
 pub mod membership;
 pub mod policy;
 pub mod refusal;
