@@ -12,11 +12,13 @@
 //!   identity, session tags, policy and duration.
 //! - [`credentials`]: a minted credential, its two wire shapes (container endpoint and
 //!   `credential_process`), and the cache that reuses it until shortly before it expires.
+//! - [`mfa`]: whether a sign-in showed recent multi-factor authentication (prod writes need it).
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 
 pub mod assume;
 pub mod credentials;
 pub mod membership;
+pub mod mfa;
 pub mod policy;
 pub mod refusal;
 pub mod session;
