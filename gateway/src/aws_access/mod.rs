@@ -2,6 +2,7 @@
 //! project's account, scoped to the level they hold and ending with their time on the project.
 //! The stages, each a file:
 //!
+//! - [`decide`]: the pure decision behind one credential request, from membership to duration.
 //! - [`membership`]: who may hold what on a project now: the member entries that name the
 //!   developer, their windows and levels.
 //! - [`policy`]: the inline session policy a credential carries: the level's IAM actions, and the
@@ -17,6 +18,7 @@
 
 pub mod assume;
 pub mod credentials;
+pub mod decide;
 pub mod membership;
 pub mod mfa;
 pub mod policy;

@@ -41,6 +41,20 @@ pub enum Refusal {
         /// The project.
         project: String,
     },
+    /// Write needs an approved request, and there is none in force.
+    #[error("write access to project {project} needs an approved request: ask with `claude-aws request --project {project}`")]
+    WriteNotApproved {
+        /// The project.
+        project: String,
+    },
+    /// A prod write needs a recent multi-factor sign-in.
+    #[error("write access to project {project} needs a sign-in with MFA in the last {minutes} minutes: run `claude-aws login` again")]
+    MfaNeeded {
+        /// The project.
+        project: String,
+        /// The allowed age of the sign-in.
+        minutes: i64,
+    },
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
