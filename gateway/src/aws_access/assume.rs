@@ -114,25 +114,10 @@ pub fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::aws_access::{Environment, ProjectTag, WriteApproval};
+    use crate::config::aws_access::{example_project, Environment, WriteApproval};
 
     fn project() -> AwsProject {
-        AwsProject {
-            name: "payments".into(),
-            role_arn: "arn:aws:iam::123456789012:role/agent-payments".into(),
-            regions: vec!["eu-west-1".into()],
-            tag: ProjectTag {
-                key: "project".into(),
-                value: "payments".into(),
-            },
-            environment: Environment::Prod,
-            read: vec!["s3:Get*".into()],
-            write: vec!["s3:PutObject".into()],
-            deny: vec![],
-            max_session_seconds: 3600,
-            approvers: vec!["leads".into()],
-            write_approval: WriteApproval::Required,
-        }
+        example_project(Environment::Prod, WriteApproval::Required)
     }
 
     #[test]

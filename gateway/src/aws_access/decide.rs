@@ -115,30 +115,11 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::aws_access::ProjectTag;
+    use crate::config::aws_access::example_project;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
     const AGE: Duration = Duration::minutes(15);
-
-    fn project(env: Environment, approval: WriteApproval) -> AwsProject {
-        AwsProject {
-            name: "payments".into(),
-            role_arn: "arn:aws:iam::123456789012:role/agent-payments".into(),
-            regions: vec!["eu-west-1".into()],
-            tag: ProjectTag {
-                key: "project".into(),
-                value: "payments".into(),
-            },
-            environment: env,
-            read: vec!["s3:Get*".into()],
-            write: vec!["s3:PutObject".into()],
-            deny: vec![],
-            max_session_seconds: 3600,
-            approvers: vec!["leads".into()],
-            write_approval: approval,
-        }
-    }
 
     fn member(level: Level, until_days: i64) -> Vec<Entry> {
         vec![Entry {
@@ -151,86 +132,60 @@ mod tests {
         }]
     }
 
-    fn asker(groups: &[String], mfa: bool) -> Asker<'_> {
-        Asker {
-            email: Some("ana@example.com"),
-            groups,
-            mfa,
-        }
+    /// Asks for `level` on `project` (by its name; `billing` when there is none) as a member of
+    /// `groups`, with or without recent MFA and a grant.
+    fn ask(
+        project: Option<&AwsProject>,
+        entries: &[Entry],
+        groups: &[&str],
+        mfa: bool,
+        level: Level,
+        grant: Option<&Grant>,
+    ) -> Result<Allowed, Refusal> {
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let req = Request {
+            name: project.map_or("billing", |p| p.name.as_str()),
+            level,
+            asker: Asker {
+                email: Some("ana@example.com"),
+                groups: &groups,
+                mfa,
+            },
+            grant,
+            mfa_age: AGE,
+        };
+        decide(&req, project, entries, NOW)
     }
 
     #[test]
     fn read_for_a_member_write_only_with_grant_and_on_prod_mfa() {
-        let g = vec!["payments".to_owned()];
-        let prod = project(Environment::Prod, WriteApproval::Required);
+        let prod = example_project(Environment::Prod, WriteApproval::Required);
         let m = member(Level::Write, 30);
         let grant = Grant {
             id: "grt_1".into(),
             until: NOW + Duration::minutes(30),
         };
-        let ok = decide(
-            &Request {
-                name: "payments",
-                level: Level::Read,
-                asker: asker(&g, false),
-                grant: None,
-                mfa_age: AGE,
-            },
-            Some(&prod),
-            &m,
-            NOW,
-        );
+        let g = &["payments"];
         assert_eq!(
-            ok,
+            ask(Some(&prod), &m, g, false, Level::Read, None),
             Ok(Allowed {
                 level: Level::Read,
                 duration: Duration::hours(1),
                 grant: None
             })
         );
-        let no_grant = decide(
-            &Request {
-                name: "payments",
-                level: Level::Write,
-                asker: asker(&g, true),
-                grant: None,
-                mfa_age: AGE,
-            },
-            Some(&prod),
-            &m,
-            NOW,
-        );
-        assert!(matches!(no_grant, Err(Refusal::WriteNotApproved { .. })));
-        let no_mfa = decide(
-            &Request {
-                name: "payments",
-                level: Level::Write,
-                asker: asker(&g, false),
-                grant: Some(&grant),
-                mfa_age: AGE,
-            },
-            Some(&prod),
-            &m,
-            NOW,
-        );
+        assert!(matches!(
+            ask(Some(&prod), &m, g, true, Level::Write, None),
+            Err(Refusal::WriteNotApproved { .. })
+        ));
         assert_eq!(
-            no_mfa.unwrap_err().to_string(),
+            ask(Some(&prod), &m, g, false, Level::Write, Some(&grant))
+                .unwrap_err()
+                .to_string(),
             "write access to project payments needs a sign-in with MFA in the last 15 minutes: run `claude-aws login` again"
         );
-        let ok = decide(
-            &Request {
-                name: "payments",
-                level: Level::Write,
-                asker: asker(&g, true),
-                grant: Some(&grant),
-                mfa_age: AGE,
-            },
-            Some(&prod),
-            &m,
-            NOW,
-        );
         assert_eq!(
-            ok,
+            ask(Some(&prod), &m, g, true, Level::Write, Some(&grant)),
             Ok(Allowed {
                 level: Level::Write,
                 duration: Duration::minutes(30),
@@ -243,86 +198,29 @@ mod tests {
             ..grant
         };
         assert!(matches!(
-            decide(
-                &Request {
-                    name: "payments",
-                    level: Level::Write,
-                    asker: asker(&g, true),
-                    grant: Some(&expired),
-                    mfa_age: AGE
-                },
-                Some(&prod),
-                &m,
-                NOW
-            ),
+            ask(Some(&prod), &m, g, true, Level::Write, Some(&expired)),
             Err(Refusal::WriteNotApproved { .. })
         ));
     }
 
     #[test]
     fn what_members_and_projects_cannot_get() {
-        let g = vec!["payments".to_owned()];
-        let dev = project(Environment::Nonprod, WriteApproval::Auto);
+        let g = &["payments"];
+        let dev = example_project(Environment::Nonprod, WriteApproval::Auto);
         let readers = member(Level::Read, 30);
         assert!(matches!(
-            decide(
-                &Request {
-                    name: "payments",
-                    level: Level::Write,
-                    asker: asker(&g, true),
-                    grant: None,
-                    mfa_age: AGE
-                },
-                Some(&dev),
-                &readers,
-                NOW
-            ),
+            ask(Some(&dev), &readers, g, true, Level::Write, None),
             Err(Refusal::ReadOnly { .. })
         ));
         // Auto approval on nonprod: a writer needs neither a grant nor MFA.
         let writers = member(Level::Write, 30);
-        assert!(decide(
-            &Request {
-                name: "payments",
-                level: Level::Write,
-                asker: asker(&g, false),
-                grant: None,
-                mfa_age: AGE
-            },
-            Some(&dev),
-            &writers,
-            NOW
-        )
-        .is_ok());
-        let other = vec!["ops".to_owned()];
+        assert!(ask(Some(&dev), &writers, g, false, Level::Write, None).is_ok());
         assert!(matches!(
-            decide(
-                &Request {
-                    name: "payments",
-                    level: Level::Read,
-                    asker: asker(&other, true),
-                    grant: None,
-                    mfa_age: AGE
-                },
-                Some(&dev),
-                &writers,
-                NOW
-            ),
+            ask(Some(&dev), &writers, &["ops"], true, Level::Read, None),
             Err(Refusal::NotMember { .. })
         ));
         assert_eq!(
-            decide(
-                &Request {
-                    name: "billing",
-                    level: Level::Read,
-                    asker: asker(&g, true),
-                    grant: None,
-                    mfa_age: AGE
-                },
-                None,
-                &writers,
-                NOW
-            ),
+            ask(None, &writers, g, true, Level::Read, None),
             Err(Refusal::NoProject {
                 project: "billing".into()
             })
@@ -333,18 +231,7 @@ mod tests {
             ..writers[0].clone()
         }];
         assert!(matches!(
-            decide(
-                &Request {
-                    name: "payments",
-                    level: Level::Read,
-                    asker: asker(&g, true),
-                    grant: None,
-                    mfa_age: AGE
-                },
-                Some(&dev),
-                &ending,
-                NOW
-            ),
+            ask(Some(&dev), &ending, g, true, Level::Read, None),
             Err(Refusal::Ending { .. })
         ));
     }

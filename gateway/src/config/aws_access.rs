@@ -269,17 +269,35 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
     out
 }
 
+/// A prod project with read and write levels, for tests.
+#[cfg(test)]
+pub(crate) fn example_project(
+    environment: Environment,
+    write_approval: WriteApproval,
+) -> AwsProject {
+    AwsProject {
+        name: "payments".into(),
+        role_arn: "arn:aws:iam::123456789012:role/agent-payments".into(),
+        regions: vec!["eu-west-1".into()],
+        tag: ProjectTag {
+            key: "project".into(),
+            value: "payments".into(),
+        },
+        environment,
+        read: vec!["s3:Get*".into()],
+        write: vec!["s3:PutObject".into()],
+        deny: vec![],
+        max_session_seconds: 3600,
+        approvers: vec!["leads".into()],
+        write_approval,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{load, MapEnv};
 
-    const BASE: &str = "
-listen: {host: 127.0.0.1, port: 8787}
-upstreams: [{provider: bedrock, region: us-east-1, auth: {}}]
-session: {jwt_secret: 0123456789abcdef0123456789abcdef}
-store: {postgres_url: 'postgres://u@127.0.0.1/db'}
-oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
-";
+    use crate::config::load::test_base::BASE;
 
     const PROJECT: &str = "
 aws_access:

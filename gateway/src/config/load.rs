@@ -112,18 +112,25 @@ fn typed_issue(path: &str, message: &str) -> Issue {
     Issue::new(parent, message)
 }
 
+/// The smallest config that loads, for tests of single sections.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::env::MapEnv;
-
-    const BASE: &str = "
+pub(crate) mod test_base {
+    /// Listen, one upstream, a session secret, the store and the IdP.
+    pub(crate) const BASE: &str = "
 listen: {host: 127.0.0.1, port: 8787}
 upstreams: [{provider: bedrock, region: us-east-1, auth: {}}]
 session: {jwt_secret: 0123456789abcdef0123456789abcdef}
 store: {postgres_url: 'postgres://u@127.0.0.1/db'}
 oidc: {issuer: 'https://idp.example.com', client_id: c, client_secret: s}
 ";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::MapEnv;
+
+    use super::test_base::BASE;
 
     fn env() -> MapEnv {
         MapEnv::new()

@@ -86,11 +86,6 @@ impl Settler {
         queued + held + self.inner.writing.load(Ordering::Acquire)
     }
 
-    /// Ends held because the store did not take them.
-    pub fn held(&self) -> usize {
-        self.inner.held.lock().map(|h| h.len()).unwrap_or(0)
-    }
-
     /// Writes queued ends as they come and retries held ones every few seconds, until `stop`.
     pub fn spawn(
         &self,

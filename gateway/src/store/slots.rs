@@ -50,17 +50,6 @@ impl Store {
         Ok(())
     }
 
-    /// Live slots in `scope`.
-    pub async fn stream_slots(&self, scope: &str, now: OffsetDateTime) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM stream_slots WHERE scope = $1 AND expires_at > $2",
-        )
-        .bind(scope)
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?)
-    }
-
     /// Deletes up to `batch` expired slots; returns how many went.
     pub async fn sweep_stream_slots(
         &self,
