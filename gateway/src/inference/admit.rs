@@ -25,30 +25,26 @@ pub async fn admit(
         .policies
         .as_ref()
         .and_then(|p| p.effective(who).and_then(|e| p.rate_limits(&e)));
-    let held = match &limits {
-        Some((index, l)) => Some(
-            crate::spend::ratelimit::admit(
-                state,
-                &index.to_string(),
-                who,
-                l,
-                obj,
-                stream,
-                rid.as_str(),
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    // From here on the guard gives back what was taken, also when admission refuses.
+    // The guard gives back whatever admission takes, also when admission refuses.
     let mut admitted = Admitted::new(
         state.settler.clone(),
         state.clock.clone(),
         state.meter.clone(),
-        None,
-        held,
         model,
     );
+    if let Some((index, l)) = &limits {
+        crate::spend::ratelimit::admit(
+            state,
+            &index.to_string(),
+            who,
+            l,
+            obj,
+            stream,
+            rid.as_str(),
+            admitted.limits_mut(),
+        )
+        .await?;
+    }
     if let Some(meter) = &state.meter {
         let estimate = crate::spend::estimate::Estimate::of(obj, body_len);
         let dearest = targets

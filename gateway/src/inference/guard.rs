@@ -27,24 +27,27 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    /// A guard over what admission took for a request for `model`.
+    /// A guard for a request for `model`, holding nothing yet: admission adds what it takes.
     pub fn new(
         settler: Settler,
         clock: SharedClock,
         meter: Option<Arc<Meter>>,
-        ticket: Option<Ticket>,
-        limits: Option<Held>,
         model: &str,
     ) -> Self {
         Self {
             settler,
             clock,
             meter,
-            ticket,
-            limits,
+            ticket: None,
+            limits: None,
             model: model.to_owned(),
             served_by: None,
         }
+    }
+
+    /// What the request holds under its rate limits, for admission to add to.
+    pub fn limits_mut(&mut self) -> &mut Held {
+        self.limits.get_or_insert_with(Held::default)
     }
 
     /// Takes charge of admission's spend ticket.

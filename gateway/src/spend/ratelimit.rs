@@ -103,8 +103,10 @@ async fn secs_left(state: &AppState, key: &str, now: OffsetDateTime) -> i64 {
     }
 }
 
-/// Checks and counts a request; returns what it holds. A store failure admits (rate limits are a
-/// brake, not a bill).
+/// Checks and counts a request, recording what it takes in `held` (the request's guard, which
+/// gives it back however the request ends, a refusal here included). A store failure admits
+/// (rate limits are a brake, not a bill).
+#[allow(clippy::too_many_arguments)]
 pub async fn admit(
     state: &AppState,
     policy_key: &str,
@@ -113,17 +115,16 @@ pub async fn admit(
     body: &RawObject,
     stream: bool,
     request_id: &str,
-) -> Result<Held, ApiError> {
+    held: &mut Held,
+) -> Result<(), ApiError> {
     let sub = who.sub.as_str();
     let now = state.clock.now();
     let writes = offers_write_tools(body);
-    let mut held = Held::default();
     for s in scopes(policy_key, sub, limits, writes) {
         if let Some(tpm) = s.limit.tokens_per_minute {
             let key = format!("rl:tpm:{}", s.key);
             if let Ok((used, _)) = state.store.kv_counter(&key, now).await {
                 if used >= i64::try_from(tpm).unwrap_or(i64::MAX) {
-                    release(state, &held).await;
                     return Err(refuse(
                         state,
                         "tokens_per_minute",
@@ -138,7 +139,6 @@ pub async fn admit(
             let key = format!("rl:rpm:{}", s.key);
             if let Ok(n) = state.store.kv_window_add(&key, 1, MINUTE, now).await {
                 if n > i64::from(rpm) {
-                    release(state, &held).await;
                     return Err(refuse(
                         state,
                         "requests_per_minute",
@@ -157,20 +157,13 @@ pub async fn admit(
             match taken {
                 Ok(true) => held.slots.push((scope, request_id.to_owned())),
                 Ok(false) => {
-                    release(state, &held).await;
                     return Err(refuse(state, "concurrent_streams", 5, who));
                 }
                 Err(e) => tracing::debug!("stream slot not taken, admitting: {e}"),
             }
         }
     }
-    Ok(held)
-}
-
-async fn release(state: &AppState, held: &Held) {
-    for (scope, id) in &held.slots {
-        let _ = state.store.free_stream_slot(scope, id).await;
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -191,7 +191,13 @@ async fn write(store: &Store, clock: &SharedClock, job: Job) -> Option<Job> {
         },
         Job::Limits(done) => {
             let now = clock.now();
-            for key in &done.token_keys {
+            // A request refused or released used no tokens: nothing to count.
+            let counted = if done.tokens > 0 {
+                &done.token_keys[..]
+            } else {
+                &[]
+            };
+            for key in counted {
                 let add = store.kv_window_add(key, done.tokens, MINUTE, now);
                 // Per-minute token counts are a brake, not a bill: one try.
                 let _ = tokio::time::timeout(WRITE_TIMEOUT, add).await;
