@@ -15,12 +15,25 @@
 //!   `credential_process`), and the cache that reuses it until shortly before it expires.
 //! - [`mfa`]: whether a sign-in showed recent multi-factor authentication (prod writes need it).
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
+//! - [`developer`]: the signed-in developer behind a request (the bearer token, verified).
+//! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
 
 pub mod assume;
 pub mod credentials;
 pub mod decide;
+pub mod developer;
 pub mod membership;
 pub mod mfa;
 pub mod policy;
 pub mod refusal;
 pub mod session;
+pub mod wire;
+
+use axum::Router;
+
+use crate::state::AppState;
+
+/// The subsystem's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}

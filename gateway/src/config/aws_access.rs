@@ -17,6 +17,19 @@ pub struct AwsAccess {
     /// Members given in config.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<AwsMember>,
+    /// How old a multi-factor sign-in may be for prod write credentials, in seconds.
+    #[serde(default = "AwsAccess::default_mfa_max_age")]
+    pub mfa_max_age_seconds: u32,
+    /// The STS endpoint; none: the SDK's own for the gateway's region (an override is for tests
+    /// and private endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sts_endpoint_url: Option<String>,
+}
+
+impl AwsAccess {
+    fn default_mfa_max_age() -> u32 {
+        900
+    }
 }
 
 /// `aws_access.projects[]`.
@@ -161,6 +174,20 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
     let mut err = |path: String, message: String| out.push(Issue::new(path, message));
     if a.projects.is_empty() {
         err("aws_access.projects".into(), "at least one project".into());
+    }
+    if !(60..=86_400).contains(&a.mfa_max_age_seconds) {
+        err(
+            "aws_access.mfa_max_age_seconds".into(),
+            "must be 60 to 86400".into(),
+        );
+    }
+    if let Some(u) = &a.sts_endpoint_url {
+        if !matches!(url::Url::parse(u), Ok(p) if matches!(p.scheme(), "https" | "http")) {
+            err(
+                "aws_access.sts_endpoint_url".into(),
+                "must be an http(s) URL".into(),
+            );
+        }
     }
     let mut seen = std::collections::HashSet::new();
     for (i, p) in a.projects.iter().enumerate() {
@@ -330,6 +357,7 @@ aws_access:
         assert_eq!(a.projects[0].max_session_seconds, 3600);
         assert_eq!(a.projects[0].write_approval, super::WriteApproval::Required);
         assert_eq!(a.members[0].level, super::Level::Write);
+        assert_eq!(a.mfa_max_age_seconds, 900);
         assert!(load(BASE, &MapEnv::new())
             .unwrap()
             .config
@@ -386,6 +414,16 @@ aws_access:
                 "environment: prod",
                 "environment: prod\n      max_session_seconds: 60",
                 "aws_access.projects[0].max_session_seconds",
+            ),
+            (
+                "  members:",
+                "  mfa_max_age_seconds: 5\n  members:",
+                "aws_access.mfa_max_age_seconds",
+            ),
+            (
+                "  members:",
+                "  sts_endpoint_url: sts.example.com\n  members:",
+                "aws_access.sts_endpoint_url",
             ),
         ];
         for (from, to, path) in cases {

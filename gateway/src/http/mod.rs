@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", post(crate::telemetry::relay::traces))
         .merge(crate::inference::routes())
         .merge(crate::spend::admin::routes())
+        .merge(crate::aws_access::routes())
         .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))
