@@ -131,11 +131,25 @@ pub fn admit(claims: &Value, userinfo: Option<&Value>, oidc: &Oidc) -> Result<Id
         .or_else(|| userinfo.and_then(|u| u.get("name")))
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // Multi-factor proof comes from the id_token only: userinfo does not describe a sign-in.
+    let amr: Vec<String> = claims
+        .get("amr")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(32)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let auth_time = claims.get("auth_time").and_then(Value::as_i64);
     Ok(Identity {
         sub,
         email,
         name,
         groups,
+        mfa_at: crate::aws_access::mfa::proven_at(&amr, auth_time),
     })
 }
 
@@ -153,6 +167,27 @@ mod tests {
     }
 
     #[test]
+    fn a_multi_factor_sign_in_is_remembered_from_the_id_token_only() {
+        let o = oidc("");
+        let signed = json!({"sub": "u1", "amr": ["pwd", "otp"], "auth_time": 1_700_000_000});
+        assert_eq!(
+            admit(&signed, None, &o).unwrap().mfa_at,
+            Some(1_700_000_000)
+        );
+        let one = json!({"sub": "u1", "amr": ["pwd"], "auth_time": 1_700_000_000});
+        assert_eq!(admit(&one, None, &o).unwrap().mfa_at, None);
+        let odd = json!({"sub": "u1", "amr": "mfa", "auth_time": "yesterday"});
+        assert_eq!(admit(&odd, None, &o).unwrap().mfa_at, None);
+        let info = json!({"sub": "u1", "amr": ["mfa"], "auth_time": 1_700_000_000});
+        assert_eq!(
+            admit(&json!({"sub": "u1"}), Some(&info), &o)
+                .unwrap()
+                .mfa_at,
+            None
+        );
+    }
+
+    #[test]
     fn a_plain_identity_passes() {
         let who = admit(
             &json!({"sub": "u1", "email": "a@example.com", "name": "A", "groups": ["eng", 3]}),
@@ -166,7 +201,8 @@ mod tests {
                 sub: "u1".into(),
                 email: Some("a@example.com".into()),
                 name: Some("A".into()),
-                groups: vec!["eng".into()]
+                groups: vec!["eng".into()],
+                mfa_at: None,
             }
         );
     }

@@ -31,6 +31,10 @@ pub struct Identity {
     /// IdP groups.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// When the sign-in proved multiple factors (unix seconds; the IdP's `auth_time` when its
+    /// `amr` shows them), for credentials that need recent MFA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_at: Option<i64>,
 }
 
 /// A verified token's claims.
@@ -233,6 +237,7 @@ mod tests {
             email: Some("a@example.com".into()),
             name: None,
             groups: vec!["eng".into()],
+            mfa_at: None,
         }
     }
 

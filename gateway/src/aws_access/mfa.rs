@@ -31,14 +31,18 @@ pub fn multi_factor(amr: &[String]) -> bool {
     kinds.iter().any(|k| kinds.iter().any(|other| other != k))
 }
 
-/// Whether the sign-in at `auth_time` with `amr` counts as recent MFA at `now`.
-pub fn recent(
-    amr: &[String],
-    auth_time: Option<OffsetDateTime>,
-    now: OffsetDateTime,
-    max_age: Duration,
-) -> bool {
-    multi_factor(amr) && auth_time.is_some_and(|t| t <= now && now - t <= max_age)
+/// How far ahead of the gateway's clock an IdP's `auth_time` may be and still count.
+const SKEW: Duration = Duration::seconds(30);
+
+/// When a sign-in with `amr` at `auth_time` (unix seconds) proved multiple factors; `None` when
+/// it did not (or said not when). The gateway's session token carries this.
+pub fn proven_at(amr: &[String], auth_time: Option<i64>) -> Option<i64> {
+    auth_time.filter(|_| multi_factor(amr))
+}
+
+/// Whether multi-factor proof at `mfa_at` is recent at `now`.
+pub fn recent(mfa_at: Option<OffsetDateTime>, now: OffsetDateTime, max_age: Duration) -> bool {
+    mfa_at.is_some_and(|t| t <= now + SKEW && now - t <= max_age)
 }
 
 #[cfg(test)]
@@ -73,11 +77,23 @@ mod tests {
     #[test]
     fn recent_means_within_the_age_and_not_in_the_future() {
         let age = Duration::minutes(15);
-        let mfa = amr(&["pwd", "otp"]);
-        assert!(recent(&mfa, Some(NOW - Duration::minutes(15)), NOW, age));
-        assert!(!recent(&mfa, Some(NOW - Duration::minutes(16)), NOW, age));
-        assert!(!recent(&mfa, Some(NOW + Duration::minutes(1)), NOW, age));
-        assert!(!recent(&mfa, None, NOW, age));
-        assert!(!recent(&amr(&["pwd"]), Some(NOW), NOW, age));
+        assert!(recent(Some(NOW - Duration::minutes(15)), NOW, age));
+        assert!(!recent(Some(NOW - Duration::minutes(16)), NOW, age));
+        assert!(
+            recent(Some(NOW + Duration::seconds(30)), NOW, age),
+            "a little skew"
+        );
+        assert!(!recent(Some(NOW + Duration::minutes(1)), NOW, age));
+        assert!(!recent(None, NOW, age));
+    }
+
+    #[test]
+    fn proof_is_the_auth_time_of_a_multi_factor_sign_in() {
+        assert_eq!(
+            proven_at(&amr(&["pwd", "otp"]), Some(1_700_000_000)),
+            Some(1_700_000_000)
+        );
+        assert_eq!(proven_at(&amr(&["pwd"]), Some(1_700_000_000)), None);
+        assert_eq!(proven_at(&amr(&["mfa"]), None), None, "no time, no proof");
     }
 }

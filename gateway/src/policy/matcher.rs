@@ -35,6 +35,7 @@ mod tests {
             email: email.map(str::to_owned),
             name: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            mfa_at: None,
         }
     }
 

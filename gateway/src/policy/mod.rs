@@ -255,6 +255,7 @@ mod tests {
             email: Some(email.into()),
             name: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            mfa_at: None,
         }
     }
 

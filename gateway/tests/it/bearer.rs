@@ -89,6 +89,7 @@ async fn only_genuine_current_tokens_pass() {
             email: None,
             name: None,
             groups: vec![],
+            mfa_at: None,
         },
         now(),
         time::Duration::hours(1),

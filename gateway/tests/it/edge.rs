@@ -86,6 +86,7 @@ fn token() -> String {
         email: Some("dev@example.com".into()),
         name: None,
         groups: vec![],
+        mfa_at: None,
     };
     keys.mint(&who, now(), time::Duration::hours(1))
 }

@@ -35,6 +35,7 @@ fn identity() -> impl Strategy<Value = Identity> {
             email,
             name,
             groups,
+            mfa_at: None,
         })
 }
 

@@ -98,6 +98,7 @@ pub fn token_for(sub: &str, groups: &[&str], issuer: Option<&str>) -> String {
         email: Some(format!("{sub}@example.com")),
         name: None,
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        mfa_at: None,
     };
     keys.mint(
         &who,
