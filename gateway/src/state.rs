@@ -71,6 +71,8 @@ pub struct State {
     pub settler: crate::spend::settler::Settler,
     /// The phases of a stop.
     pub shutdown: crate::shutdown::Shutdown,
+    /// Agent access to AWS (with an `aws_access` section).
+    pub aws: Option<crate::aws_access::broker::Broker>,
 }
 
 impl AppState {
@@ -106,7 +108,12 @@ impl AppState {
             config.telemetry.as_ref().and_then(|t| t.export.as_ref()),
             relay.clone(),
         )?;
+        let aws = config
+            .aws_access
+            .as_ref()
+            .map(crate::aws_access::broker::Broker::new);
         Ok(Self(Arc::new(State {
+            aws,
             config,
             config_sha256: loaded.sha256,
             origin,

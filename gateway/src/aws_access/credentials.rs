@@ -60,8 +60,8 @@ impl Credentials {
     }
 }
 
-/// Whose credential: (user, project, level).
-pub type Key = (String, String, Level);
+/// Whose credential: (user, project, level, the grant it rests on).
+pub type Key = (String, String, Level, Option<String>);
 
 /// Credentials minted and still good, per user, project and level.
 #[derive(Debug, Default)]
@@ -84,9 +84,9 @@ impl Cache {
         self.held.insert(key, creds);
     }
 
-    /// Forgets every credential of `user` (their window ended, they left the group).
-    pub fn forget_user(&mut self, user: &str) {
-        self.held.retain(|(u, _, _), _| u != user);
+    /// Forgets every credential of `user` on `project` (their window ended, they left the group).
+    pub fn forget(&mut self, user: &str, project: &str) {
+        self.held.retain(|(u, p, _, _), _| u != user || p != project);
     }
 
     /// How many are held.
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn a_credential_is_reused_until_shortly_before_it_expires() {
         let mut cache = Cache::default();
-        let key: Key = ("ana".into(), "payments".into(), Level::Read);
+        let key: Key = ("ana".into(), "payments".into(), Level::Read, None);
         cache.put(key.clone(), creds(Duration::minutes(30)), NOW);
         assert!(cache.get(&key, NOW).is_some());
         assert!(cache.get(&key, NOW + Duration::minutes(24)).is_some());
@@ -145,7 +145,12 @@ mod tests {
             cache.get(&key, NOW + Duration::minutes(25)).is_none(),
             "five minutes before expiry a new one is minted"
         );
-        let write: Key = ("ana".into(), "payments".into(), Level::Write);
+        let write: Key = (
+            "ana".into(),
+            "payments".into(),
+            Level::Write,
+            Some("grt_1".into()),
+        );
         assert!(cache.get(&write, NOW).is_none(), "levels are apart");
         // Expired ones are dropped as new ones arrive; a user's are forgotten at once.
         cache.put(
@@ -154,7 +159,9 @@ mod tests {
             NOW + Duration::hours(1),
         );
         assert_eq!(cache.len(), 1);
-        cache.forget_user("ana");
+        cache.forget("ana", "billing");
+        assert_eq!(cache.len(), 1, "other projects keep theirs");
+        cache.forget("ana", "payments");
         assert!(cache.is_empty());
     }
 }

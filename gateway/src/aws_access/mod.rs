@@ -11,6 +11,9 @@
 //!   member's window and the grant, or a refusal that says when access ends.
 //! - [`assume`]: the `sts:AssumeRole` request behind a credential: role, session name, source
 //!   identity, session tags, policy and duration.
+//! - [`mint`]: the `AssumeRole` call, and STS's answer read into credentials or a clear error.
+//! - [`broker`]: what lives between requests: config members, the minter, the credential cache.
+//! - [`endpoint`]: `GET /v1/aws/credentials`, the container credentials endpoint.
 //! - [`credentials`]: a minted credential, its two wire shapes (container endpoint and
 //!   `credential_process`), and the cache that reuses it until shortly before it expires.
 //! - [`mfa`]: whether a sign-in showed recent multi-factor authentication (prod writes need it).
@@ -19,21 +22,25 @@
 //! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
 
 pub mod assume;
+pub mod broker;
 pub mod credentials;
 pub mod decide;
 pub mod developer;
+pub mod endpoint;
 pub mod membership;
 pub mod mfa;
+pub mod mint;
 pub mod policy;
 pub mod refusal;
 pub mod session;
 pub mod wire;
 
+use axum::routing::get;
 use axum::Router;
 
 use crate::state::AppState;
 
 /// The subsystem's routes.
 pub fn routes() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/v1/aws/credentials", get(endpoint::credentials))
 }

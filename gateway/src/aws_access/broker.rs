@@ -1,0 +1,55 @@
+//! The broker: what the credential endpoint keeps between requests. The config's member entries
+//! (read once), the STS minter, and the cache of credentials still good.
+
+use std::sync::Mutex;
+
+use time::OffsetDateTime;
+
+use super::credentials::{Cache, Credentials, Key};
+use super::membership::Entry;
+use super::mint::Minter;
+use crate::config::aws_access::AwsAccess;
+
+/// Agent access's long-lived parts.
+#[derive(Debug)]
+pub struct Broker {
+    /// Member entries from config.
+    pub config_entries: Vec<Entry>,
+    /// Sends `AssumeRole`.
+    pub minter: Minter,
+    cache: Mutex<Cache>,
+}
+
+impl Broker {
+    /// The broker for `cfg`.
+    pub fn new(cfg: &AwsAccess) -> Self {
+        Self {
+            config_entries: cfg.members.iter().filter_map(Entry::from_config).collect(),
+            minter: Minter::new(cfg.sts_endpoint_url.clone()),
+            cache: Mutex::new(Cache::default()),
+        }
+    }
+
+    /// A held credential for `key` that is still good at `now` and ends no later than `by`.
+    pub fn cached(&self, key: &Key, now: OffsetDateTime, by: OffsetDateTime) -> Option<Credentials> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(key, now)
+            .filter(|c| c.expiration <= by)
+            .cloned()
+    }
+
+    /// Keeps `creds` for `key`.
+    pub fn keep(&self, key: Key, creds: Credentials, now: OffsetDateTime) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, creds, now);
+        }
+    }
+
+    /// Forgets `user`'s credentials on `project`.
+    pub fn forget(&self, user: &str, project: &str) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.forget(user, project);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! `GET /v1/aws/credentials?project=NAME&level=read|write`: the container credentials endpoint.
+//! The developer's gateway session token in, the AWS SDKs' container JSON out
+//! (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN`). Every request
+//! is decided afresh (membership now, grant in force, MFA), so a member whose window ended or who
+//! left the group gets nothing on the next one; a credential minted earlier is handed out again
+//! only while it is good and ends within what the decision allows now.
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use http::{header, HeaderValue};
+use serde_json::json;
+use time::Duration;
+
+use super::assume::{self, Developer as StsDeveloper};
+use super::decide::{decide, Asker, Request};
+use super::developer::Developer;
+use super::mfa;
+use super::wire::AwsError;
+use crate::config::aws_access::{Environment, Level, WriteApproval};
+use crate::state::AppState;
+
+/// The longest query string read.
+const MAX_QUERY: usize = 1024;
+
+/// What the query asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Ask {
+    project: String,
+    level: Level,
+}
+
+fn ask(query: Option<&str>) -> Result<Ask, AwsError> {
+    let query = query.unwrap_or("");
+    if query.len() > MAX_QUERY {
+        return Err(AwsError::BadRequest("the query is too long".into()));
+    }
+    let (mut project, mut level) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "project" => &mut project,
+            "level" => &mut level,
+            _ => continue,
+        };
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(AwsError::BadRequest(format!("`{k}` is given twice")));
+        }
+    }
+    let project = project
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| AwsError::BadRequest("name the project: ?project=NAME".into()))?;
+    let level = match level.as_deref() {
+        None | Some("read") => Level::Read,
+        Some("write") => Level::Write,
+        Some(_) => return Err(AwsError::BadRequest("level is read or write".into())),
+    };
+    Ok(Ask { project, level })
+}
+
+fn level_name(l: Level) -> &'static str {
+    match l {
+        Level::Read => "read",
+        Level::Write => "write",
+    }
+}
+
+/// The handler.
+pub async fn credentials(
+    State(state): State<AppState>,
+    dev: Developer,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AwsError> {
+    let outcome = issue(&state, &dev, query.as_deref()).await;
+    if let Err(e) = &outcome {
+        let (_, code) = e.status_code();
+        state.audit.emit(
+            "aws.credentials.refused",
+            state.clock.now(),
+            json!({"user": dev.claims.identity.sub, "email": dev.claims.identity.email,
+                   "code": code, "client_ip": dev.ip}),
+        );
+    }
+    outcome
+}
+
+async fn issue(state: &AppState, dev: &Developer, query: Option<&str>) -> Result<Response, AwsError> {
+    let (Some(cfg), Some(broker)) = (&state.config.aws_access, &state.aws) else {
+        return Err(AwsError::NotConfigured);
+    };
+    let Ask { project: name, level } = ask(query)?;
+    let who = &dev.claims.identity;
+    let now = state.clock.now();
+    let project = cfg.projects.iter().find(|p| p.name == name);
+    let mut entries = broker.config_entries.clone();
+    entries.extend(state.store.aws_member_entries().await.map_err(|e| {
+        tracing::warn!("aws members unreadable: {e}");
+        AwsError::Unavailable
+    })?);
+    let needs_grant = project.is_some_and(|p| p.write_approval == WriteApproval::Required);
+    let grant = if level == Level::Write && needs_grant {
+        state
+            .store
+            .aws_write_grant(&who.sub, &name, now)
+            .await
+            .map_err(|e| {
+                tracing::warn!("aws grants unreadable: {e}");
+                AwsError::Unavailable
+            })?
+    } else {
+        None
+    };
+    let mfa_age = Duration::seconds(i64::from(cfg.mfa_max_age_seconds));
+    let mfa_at = who
+        .mfa_at
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
+    let mfa = mfa::recent(mfa_at, now, mfa_age);
+    let req = Request {
+        name: &name,
+        level,
+        asker: Asker {
+            email: who.email.as_deref(),
+            groups: &who.groups,
+            mfa,
+        },
+        grant: grant.as_ref(),
+        mfa_age,
+    };
+    let allowed = match decide(&req, project, &entries, now) {
+        Ok(a) => a,
+        Err(refusal) => {
+            broker.forget(&who.sub, &name);
+            return Err(refusal.into());
+        }
+    };
+    let Some(project) = project else {
+        return Err(AwsError::NotConfigured);
+    };
+    let key = (who.sub.clone(), name.clone(), level, allowed.grant.clone());
+    let by = now + allowed.duration;
+    let (creds, cached) = match broker.cached(&key, now, by) {
+        Some(c) => (c, true),
+        None => {
+            let sts_dev = StsDeveloper {
+                sub: &who.sub,
+                email: who.email.as_deref(),
+                mfa,
+            };
+            let req = assume::request(
+                project,
+                level,
+                sts_dev,
+                allowed.grant.as_deref(),
+                allowed.duration,
+            )
+            .map_err(|e| AwsError::PolicyTooLarge {
+                project: name.clone(),
+                detail: e.to_string(),
+            })?;
+            let c = broker.minter.assume(&name, &req).await?;
+            broker.keep(key, c.clone(), now);
+            (c, false)
+        }
+    };
+    state.audit.emit(
+        "aws.credentials",
+        now,
+        json!({
+            "user": who.sub, "email": who.email, "project": name, "level": level_name(level),
+            "environment": match project.environment { Environment::Prod => "prod", Environment::Nonprod => "nonprod" },
+            "duration_seconds": (creds.expiration - now).whole_seconds(),
+            "grant": allowed.grant, "mfa": mfa, "access_key_id": creds.access_key_id,
+            "cached": cached, "client_ip": dev.ip,
+        }),
+    );
+    let mut res = Json(creds.container_json()).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_names_a_project_and_maybe_a_level() {
+        assert_eq!(
+            ask(Some("project=payments")).unwrap(),
+            Ask {
+                project: "payments".into(),
+                level: Level::Read
+            }
+        );
+        assert_eq!(
+            ask(Some("level=write&project=pay%2Dments")).unwrap().level,
+            Level::Write
+        );
+        for bad in [
+            None,
+            Some(""),
+            Some("project="),
+            Some("project=a&project=b"),
+            Some("project=a&level=admin"),
+        ] {
+            assert_eq!(ask(bad).unwrap_err().status_code().1, "bad_request", "{bad:?}");
+        }
+        let long = format!("project={}", "a".repeat(2000));
+        assert!(ask(Some(&long)).is_err());
+    }
+}
