@@ -1,6 +1,7 @@
 //! PostgreSQL, the gateway's only shared state. Every SQL statement lives under this module; the
 //! rest of the gateway calls typed methods.
 
+pub mod aws_access;
 mod connect;
 mod kv;
 mod slots;

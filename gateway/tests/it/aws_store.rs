@@ -1,0 +1,256 @@
+//! Agent access in a real PostgreSQL: members and write requests, each change audited in its
+//! transaction; one pending request per developer and project; two deciders racing, one wins;
+//! a pending request lapses after its own duration; the write grant in force is the latest-ending.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use claude_gateway::config::aws_access::Level;
+use claude_gateway::store::aws_access::{
+    Added, Decider, Decision, GrantStatus, MemberRow, NewGrant, Requested,
+};
+use claude_gateway::store::Store;
+use sqlx::postgres::PgConnectOptions;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use crate::support::pg::shared;
+
+const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
+
+async fn store() -> Store {
+    let opts = PgConnectOptions::from_str(&shared().new_db()).unwrap();
+    let s = Store::connect(
+        opts,
+        8,
+        Duration::from_secs(10),
+        3,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+fn request(id: &str, sub: &str, seconds: i32) -> NewGrant {
+    NewGrant {
+        id: id.into(),
+        project: "payments".into(),
+        user_sub: sub.into(),
+        user_email: Some(format!("{sub}@example.com")),
+        reason: "rotate the key".into(),
+        duration_seconds: seconds,
+        window_until: None,
+        client_ip: Some("10.0.0.1".into()),
+    }
+}
+
+async fn actions(s: &Store) -> Vec<(String, String)> {
+    s.aws_audit(1000, None)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["subject"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn members_are_added_and_removed_with_their_trail() {
+    let s = store().await;
+    let m = MemberRow {
+        id: "awm_1".into(),
+        project: "payments".into(),
+        groups: vec![],
+        emails: vec!["ana@example.com".into()],
+        level: Level::Write,
+        from: Some(NOW),
+        until: Some(NOW + time::Duration::days(30)),
+        created_at: NOW,
+        created_by: "admin-key:ops".into(),
+    };
+    assert_eq!(
+        s.aws_add_member(&m, NOW).await.unwrap(),
+        Added::Member(m.clone())
+    );
+    assert_eq!(s.aws_member_entries().await.unwrap(), vec![m.entry()]);
+    assert_eq!(
+        s.aws_remove_member("awm_1", "admin-key:ops", NOW)
+            .await
+            .unwrap(),
+        Some(m)
+    );
+    assert_eq!(
+        s.aws_remove_member("awm_1", "admin-key:ops", NOW)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.aws_member_entries().await.unwrap().is_empty());
+    assert_eq!(
+        actions(&s).await,
+        vec![
+            ("aws.member.added".into(), "awm_1".into()),
+            ("aws.member.removed".into(), "awm_1".into())
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_approvers_racing_one_wins_and_the_grant_is_in_force() {
+    let s = store().await;
+    assert!(matches!(
+        s.aws_request_grant(&request("grt_a", "ana", 3600), NOW)
+            .await
+            .unwrap(),
+        Requested::Created(g) if g.status == GrantStatus::Pending
+    ));
+    assert_eq!(
+        s.aws_request_grant(&request("grt_b", "ana", 3600), NOW)
+            .await
+            .unwrap(),
+        Requested::AlreadyPending
+    );
+    let at = NOW + time::Duration::minutes(5);
+    let until = at + time::Duration::hours(1);
+    let decide = |by: &'static str, d: Decision| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.aws_decide_grant(
+                "grt_a",
+                d,
+                Decider {
+                    by,
+                    client_ip: None,
+                },
+                at,
+            )
+            .await
+            .unwrap()
+        })
+    };
+    let (a, b) = tokio::join!(
+        decide("lead@example.com", Decision::Approve { until }),
+        decide("other@example.com", Decision::Deny)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(
+        a.is_some() != b.is_some(),
+        "exactly one decision wins: {a:?} {b:?}"
+    );
+    let stored = s.aws_grant("grt_a").await.unwrap().unwrap();
+    let grant = s.aws_write_grant("ana", "payments", at).await.unwrap();
+    if a.is_some() {
+        assert_eq!(stored.status, GrantStatus::Approved);
+        assert_eq!(stored.decided_by.as_deref(), Some("lead@example.com"));
+        assert_eq!(
+            grant.map(|g| (g.id, g.until)),
+            Some(("grt_a".into(), until))
+        );
+    } else {
+        assert_eq!(stored.status, GrantStatus::Denied);
+        assert_eq!(grant, None);
+    }
+    // Only one decision reached the trail.
+    let decided: Vec<_> = actions(&s)
+        .await
+        .into_iter()
+        .filter(|(a, _)| a == "aws.grant.approved" || a == "aws.grant.denied")
+        .collect();
+    assert_eq!(decided.len(), 1);
+}
+
+#[tokio::test]
+async fn grants_end_lapse_and_are_revoked() {
+    let s = store().await;
+    let hour = time::Duration::hours(1);
+    let who = Decider {
+        by: "admin-key:ops",
+        client_ip: None,
+    };
+    s.aws_request_grant(&request("grt_1", "ana", 1800), NOW)
+        .await
+        .unwrap();
+    // Not approved within its own 30 minutes: it lapses once, and cannot be approved after.
+    let later = NOW + time::Duration::minutes(30);
+    let approve = Decision::Approve {
+        until: later + hour,
+    };
+    assert_eq!(
+        s.aws_decide_grant("grt_1", approve, who, later)
+            .await
+            .unwrap(),
+        None
+    );
+    let gone = s.aws_expire_pending(later).await.unwrap();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].status, GrantStatus::Expired);
+    assert!(s.aws_expire_pending(later).await.unwrap().is_empty());
+    // A new request is allowed once the old one lapsed.
+    s.aws_request_grant(&request("grt_2", "ana", 3600), later)
+        .await
+        .unwrap();
+    s.aws_request_grant(&request("grt_3", "bo", 3600), later)
+        .await
+        .unwrap();
+    let short = Decision::Approve {
+        until: later + hour / 2,
+    };
+    assert!(s
+        .aws_decide_grant("grt_2", approve, who, later)
+        .await
+        .unwrap()
+        .is_some());
+    // The latest-ending approved grant is the one in force; a revoked one no longer is.
+    assert_eq!(
+        s.aws_write_grant("ana", "payments", later)
+            .await
+            .unwrap()
+            .map(|g| g.id),
+        Some("grt_2".into())
+    );
+    assert!(s
+        .aws_decide_grant("grt_3", short, who, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.aws_write_grant("bo", "payments", later + hour)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s
+        .aws_decide_grant("grt_2", Decision::Revoke, who, later)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        s.aws_write_grant("ana", "payments", later).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.aws_grants(Some(GrantStatus::Approved), Some("payments"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|g| g.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["grt_3"]
+    );
+    assert_eq!(s.aws_user_grants("ana", NOW, 10).await.unwrap().len(), 2);
+    // The trail says each step, never the reason's text.
+    let trail = s.aws_audit(1000, None).await.unwrap();
+    assert_eq!(trail.len(), 7, "{trail:?}");
+    assert!(!serde_json::to_string(&trail)
+        .unwrap()
+        .contains("rotate the key"));
+    assert_eq!(trail[0]["action"], "aws.grant.revoked");
+    assert_eq!(trail[0]["detail"]["reason_len"], 14);
+}
