@@ -31,12 +31,14 @@ impl Broker {
     }
 
     /// A held credential for `key` that is still good at `now` and ends no later than `by`.
-    pub fn cached(&self, key: &Key, now: OffsetDateTime, by: OffsetDateTime) -> Option<Credentials> {
+    pub fn cached(
+        &self,
+        key: &Key,
+        now: OffsetDateTime,
+        by: OffsetDateTime,
+    ) -> Option<Credentials> {
         let cache = self.cache.lock().ok()?;
-        cache
-            .get(key, now)
-            .filter(|c| c.expiration <= by)
-            .cloned()
+        cache.get(key, now).filter(|c| c.expiration <= by).cloned()
     }
 
     /// Keeps `creds` for `key`.

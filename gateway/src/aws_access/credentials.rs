@@ -86,7 +86,8 @@ impl Cache {
 
     /// Forgets every credential of `user` on `project` (their window ended, they left the group).
     pub fn forget(&mut self, user: &str, project: &str) {
-        self.held.retain(|(u, p, _, _), _| u != user || p != project);
+        self.held
+            .retain(|(u, p, _, _), _| u != user || p != project);
     }
 
     /// How many are held.

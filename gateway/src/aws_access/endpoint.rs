@@ -83,11 +83,18 @@ pub async fn credentials(
     outcome
 }
 
-async fn issue(state: &AppState, dev: &Developer, query: Option<&str>) -> Result<Response, AwsError> {
+async fn issue(
+    state: &AppState,
+    dev: &Developer,
+    query: Option<&str>,
+) -> Result<Response, AwsError> {
     let (Some(cfg), Some(broker)) = (&state.config.aws_access, &state.aws) else {
         return Err(AwsError::NotConfigured);
     };
-    let Ask { project: name, level } = ask(query)?;
+    let Ask {
+        project: name,
+        level,
+    } = ask(query)?;
     let who = &dev.claims.identity;
     let now = state.clock.now();
     let project = cfg.projects.iter().find(|p| p.name == name);
@@ -202,7 +209,11 @@ mod tests {
             Some("project=a&project=b"),
             Some("project=a&level=admin"),
         ] {
-            assert_eq!(ask(bad).unwrap_err().status_code().1, "bad_request", "{bad:?}");
+            assert_eq!(
+                ask(bad).unwrap_err().status_code().1,
+                "bad_request",
+                "{bad:?}"
+            );
         }
         let long = format!("project={}", "a".repeat(2000));
         assert!(ask(Some(&long)).is_err());

@@ -62,7 +62,11 @@ impl Minter {
     }
 
     /// Assumes `req.role_arn` for project `project`.
-    pub async fn assume(&self, project: &str, req: &AssumeRequest) -> Result<Credentials, AwsError> {
+    pub async fn assume(
+        &self,
+        project: &str,
+        req: &AssumeRequest,
+    ) -> Result<Credentials, AwsError> {
         let sts = |detail: String| AwsError::Sts {
             project: project.to_owned(),
             detail,

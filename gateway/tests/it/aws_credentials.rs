@@ -1,0 +1,202 @@
+//! The credential endpoint against the real gateway, a real PostgreSQL and moto's STS: who gets
+//! credentials for which project and level, the refusals in words, the cache, and the audit
+//! trail without a secret in it.
+
+use serde_json::Value;
+
+use crate::support::gateway::{config, Gateway, JWT_SECRET};
+use crate::support::moto::{Moto, ENV};
+use crate::support::pg::shared;
+
+/// A session token for `sub` in `groups`, with multi-factor proof at `mfa_at` (unix seconds).
+fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
+    use claude_gateway::auth::token::{Identity, SessionKeys};
+    use claude_gateway::config::Secret;
+    let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
+    let who = Identity {
+        sub: sub.to_owned(),
+        email: Some(format!("{sub}@example.com")),
+        name: None,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        mfa_at,
+    };
+    keys.mint(
+        &who,
+        time::OffsetDateTime::now_utc(),
+        time::Duration::hours(1),
+    )
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+fn aws_access(sts: &str) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let soon = rfc3339(now + time::Duration::minutes(10));
+    let later = rfc3339(now + time::Duration::days(30));
+    format!(
+        "aws_access:
+  sts_endpoint_url: {sts}
+  projects:
+    - name: payments
+      role_arn: arn:aws:iam::111111111111:role/agent-payments
+      regions: [eu-west-1]
+      tag: {{key: project, value: payments}}
+      environment: prod
+      read: ['s3:List*', 's3:GetObject', 'logs:Describe*']
+      write: ['s3:PutObject']
+      approvers: [payments-leads]
+    - name: sandbox
+      role_arn: arn:aws:iam::222222222222:role/agent-sandbox
+      regions: [us-east-1]
+      tag: {{key: project, value: sandbox}}
+      environment: nonprod
+      read: ['s3:List*']
+      write: ['s3:PutObject']
+      write_approval: auto
+  members:
+    - {{project: payments, groups: [payments], level: write, until: '{later}'}}
+    - {{project: sandbox, emails: [ana@example.com], level: write}}
+    - {{project: sandbox, emails: [leo@example.com], level: read, until: '{soon}'}}
+"
+    )
+}
+
+async fn get(gw: &Gateway, bearer: Option<&str>, query: &str) -> (u16, Value) {
+    let mut req = crate::support::client().get(format!(
+        "http://127.0.0.1:{}/v1/aws/credentials?{query}",
+        gw.port
+    ));
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    (status, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
+    let (moto, gw) = tokio::task::spawn_blocking(|| {
+        let moto = Moto::start();
+        let url = shared().new_db();
+        let extra = aws_access(&moto.url);
+        let gw = Gateway::start(|port| config(port, &url, &extra), &ENV);
+        (moto, gw)
+    })
+    .await
+    .unwrap();
+
+    // A member reads: moto's STS answers a temporary key.
+    let ana = token("ana", &["payments"], None);
+    let (s, creds) = get(&gw, Some(&ana), "project=payments").await;
+    assert_eq!(s, 200, "{creds}");
+    let key = creds["AccessKeyId"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("ASIA"), "{creds}");
+    let secret = creds["SecretAccessKey"].as_str().unwrap().to_owned();
+    let session = creds["Token"].as_str().unwrap().to_owned();
+    let expires = time::OffsetDateTime::parse(
+        creds["Expiration"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(55) && left <= time::Duration::hours(1),
+        "{left}"
+    );
+
+    // Asked again, the same credential comes back from the cache.
+    let (_, again) = get(&gw, Some(&ana), "project=payments&level=read").await;
+    assert_eq!(again["AccessKeyId"], key.as_str());
+
+    // The refusals, each with its code and a sentence.
+    let cases = [
+        (
+            "project=billing",
+            404,
+            "no_project",
+            "there is no project billing",
+        ),
+        (
+            "project=payments&level=write",
+            403,
+            "write_not_approved",
+            "needs an approved request",
+        ),
+        (
+            "project=payments&level=admin",
+            400,
+            "bad_request",
+            "read or write",
+        ),
+    ];
+    for (q, status, code, says) in cases {
+        let (s, body) = get(&gw, Some(&ana), q).await;
+        assert_eq!(
+            (s, body["code"].as_str().unwrap()),
+            (status, code),
+            "{q}: {body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains(says),
+            "{q}: {body}"
+        );
+    }
+    let outsider = token("bob", &["frontend"], None);
+    let (s, body) = get(&gw, Some(&outsider), "project=payments").await;
+    assert_eq!((s, body["code"].as_str().unwrap()), (403, "not_member"));
+    assert_eq!(body["message"], "you are not a member of project payments");
+    let (s, body) = get(&gw, None, "project=payments").await;
+    assert_eq!((s, body["code"].as_str().unwrap()), (401, "unauthorized"));
+
+    // A window that ends in less than 15 minutes gives nothing, and says when it ends.
+    let leo = token("leo", &[], None);
+    let (s, body) = get(&gw, Some(&leo), "project=sandbox").await;
+    assert_eq!(
+        (s, body["code"].as_str().unwrap()),
+        (403, "access_ending"),
+        "{body}"
+    );
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("your access to project sandbox ends at "));
+
+    // Auto approval on a nonprod project: a writer gets write without a grant or MFA.
+    let ana_sandbox = token("ana", &[], None);
+    let (s, body) = get(&gw, Some(&ana_sandbox), "project=sandbox&level=write").await;
+    assert_eq!(s, 200, "{body}");
+    assert_ne!(
+        body["AccessKeyId"],
+        key.as_str(),
+        "levels and projects are apart"
+    );
+
+    // The audit trail names who got what, never a secret.
+    let issued = gw.audit("aws.credentials");
+    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(issued[0]["project"], "payments");
+    assert_eq!(issued[0]["level"], "read");
+    assert_eq!(issued[0]["mfa"], false);
+    assert_eq!(issued[0]["cached"], false);
+    assert_eq!(issued[1]["cached"], true);
+    assert_eq!(issued[2]["level"], "write");
+    let refused = gw.audit("aws.credentials.refused");
+    let codes: Vec<&str> = refused.iter().filter_map(|e| e["code"].as_str()).collect();
+    assert_eq!(
+        codes,
+        [
+            "no_project",
+            "write_not_approved",
+            "bad_request",
+            "not_member",
+            "access_ending"
+        ]
+    );
+    gw.assert_absent(&[&secret, &session]);
+    drop(moto);
+}
