@@ -136,6 +136,9 @@ impl SessionKeys {
             if let Some(n) = &identity.name {
                 map.insert("name".into(), n.clone().into());
             }
+            if let Some(at) = identity.mfa_at {
+                map.insert("mfa_at".into(), at.into());
+            }
             if let Some(iss) = &self.issuer {
                 map.insert("iss".into(), iss.clone().into());
             }
@@ -257,6 +260,12 @@ mod tests {
         let c = k.verify(&t, now()).unwrap();
         assert_eq!(c.identity, who());
         assert_eq!(c.exp - c.iat, 3600);
+        let strong = Identity {
+            mfa_at: Some(1_799_999_000),
+            ..who()
+        };
+        let t2 = k.mint(&strong, now(), time::Duration::hours(1));
+        assert_eq!(k.verify(&t2, now()).unwrap().identity, strong);
         assert_eq!(
             k.verify(&t, now() + time::Duration::hours(1)),
             Err(TokenError::Expired)

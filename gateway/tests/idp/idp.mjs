@@ -8,7 +8,7 @@
 //     "issuer": "http://127.0.0.1:PORT", // optional; defaults to the listening address
 //     "clients": [{"client_id", "client_secret", "redirect_uris": [...],
 //                  "token_endpoint_auth_method": "client_secret_basic" | "client_secret_post"}],
-//     "users": [{"sub", "email", "email_verified", "name", "groups": [...]}],
+//     "users": [{"sub", "email", "email_verified", "name", "groups": [...], "mfa": false}],
 //     "accessTokenTTL": 3600, "idTokenTTL": 3600, "refreshTokenTTL": 86400,   // seconds, optional
 //     "rotateRefreshTokens": true,       // optional: a refresh grant returns a new refresh token
 //     "groupsNeedScope": false           // optional: release `groups` only for the `groups` scope
@@ -19,7 +19,8 @@
 //
 // What it does: the authorization code flow with PKCE (S256, required), client authentication by
 // `client_secret_basic` or `client_secret_post` (only the one the client is registered with), the
-// claims `email`, `email_verified`, `name` and `groups`, and a refresh token whenever the request
+// claims `email`, `email_verified`, `name` and `groups`, the sign-in's `amr` (["pwd"], or
+// ["pwd", "otp"] for a user signed in with a second factor) and `auth_time`, and a refresh token whenever the request
 // asks for `offline_access` (no consent screen: signing in grants everything asked for). Refresh
 // grants re-issue the id_token.
 //
@@ -36,6 +37,8 @@
 //                                     the new key); tokens, grants and sessions carry over
 //   POST /__test/id_token/omit        token answers (code and refresh) carry no id_token
 //   POST /__test/id_token/include     undoes that
+//   POST /__test/users/:sub/mfa       the user's next sign-ins pass a second factor (amr pwd+otp)
+//   POST /__test/users/:sub/nomfa     undoes that
 // To simulate the IdP being down, kill the process.
 
 import { readFileSync } from 'node:fs';
@@ -135,7 +138,7 @@ function signingKey() {
 
 function providerFor(issuer, key) {
   const claims = {
-    openid: ['sub'],
+    openid: ['sub', 'amr', 'auth_time'],
     email: ['email', 'email_verified'],
     profile: ['name'],
     groups: ['groups'],
@@ -296,6 +299,7 @@ async function handle(req, res) {
       if (!users.has(sub)) return send(res, 404, 'text/plain', 'no such user\n');
       if (parts[3] === 'disable') disabled.add(sub);
       else if (parts[3] === 'enable') disabled.delete(sub);
+      else if (parts[3] === 'mfa' || parts[3] === 'nomfa') users.get(sub).mfa = parts[3] === 'mfa';
       else return send(res, 404, 'text/plain', 'not found\n');
       return send(res, 204, 'text/plain', '');
     }
@@ -341,7 +345,10 @@ async function handle(req, res) {
       return provider.interactionFinished(
         req,
         res,
-        { login: { accountId: user.sub }, consent: { grantId } },
+        {
+          login: { accountId: user.sub, amr: user.mfa ? ['pwd', 'otp'] : ['pwd'] },
+          consent: { grantId },
+        },
         { mergeWithLastSubmission: false },
       );
     }

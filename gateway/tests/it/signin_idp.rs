@@ -693,6 +693,35 @@ fn allowed_groups_gate_the_sign_in() {
     });
 }
 
+/// A sign-in that passed a second factor at the IdP (its id_token's `amr` shows two kinds, with
+/// `auth_time`) is remembered in the session token as `mfa_at`, and a refresh keeps it; a
+/// password-only sign-in carries none.
+#[test]
+fn a_second_factor_at_the_idp_reaches_the_session_token_and_a_refresh_keeps_it() {
+    let rt = runtime();
+    let users = [TestUser::new("ana")];
+    let s = stack(&users, "client_secret_basic", "");
+    rt.block_on(async {
+        let plain = s.sign_in("ana").await;
+        let claims = jwt_part(plain["access_token"].as_str().unwrap(), 1);
+        assert!(claims.get("mfa_at").is_none(), "{claims}");
+
+        s.idp.set_mfa("ana", true);
+        let before = time::OffsetDateTime::now_utc().unix_timestamp();
+        let strong = s.sign_in("ana").await;
+        let claims = jwt_part(strong["access_token"].as_str().unwrap(), 1);
+        let at = claims["mfa_at"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{claims}\n{}", s.logs()));
+        assert!((before - 5..=before + 60).contains(&at), "{at} vs {before}");
+
+        let (status, refreshed) = s.refresh(strong["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "{refreshed}");
+        let claims = jwt_part(refreshed["access_token"].as_str().unwrap(), 1);
+        assert_eq!(claims["mfa_at"].as_i64(), Some(at), "{claims}");
+    });
+}
+
 /// Over https (`listen.tls`, `public_url` https): the browser-binding cookie is `__Host-`
 /// prefixed, `Secure`, host-only on `/`, and the whole sign-in works with it.
 #[test]

@@ -259,6 +259,12 @@ impl Idp {
         self.user_control(sub, "disable");
     }
 
+    /// From now on `sub` signs in with a second factor (`on`), or with a password only: the
+    /// id_token's `amr` says which.
+    pub fn set_mfa(&self, sub: &str, on: bool) {
+        self.user_control(sub, if on { "mfa" } else { "nomfa" });
+    }
+
     /// Undoes [`Idp::disable_user`].
     pub fn enable_user(&self, sub: &str) {
         self.user_control(sub, "enable");
