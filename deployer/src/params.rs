@@ -103,6 +103,7 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
             }
             v.push(("OidcClientSecretArn", secret));
             v.push(("EnableAdminApi", b(p.admin_api.is_some())));
+            v.push(("AwsAccessRoleArns", p.aws_access_role_arns.join(",")));
             match &p.network {
                 Network::New {
                     cidr,

@@ -334,11 +334,65 @@ fn bad_profiles_name_the_key() {
             "CLIENT_CIDRS=10.30.0.0/16",
             "VPN_CLIENT_CIDR: 10.30.0.0/22 overlaps CLIENT_CIDRS entry 10.30.0.0/16",
         ),
+        (
+            "AWS_ACCESS_ROLE_ARNS=arn:aws:iam::1234:role/payments",
+            "AWS_ACCESS_ROLE_ARNS: \"arn:aws:iam::1234:role/payments\" is not an IAM role ARN",
+        ),
+        (
+            "AWS_ACCESS_ROLE_ARNS=arn:aws:iam::444455556666:user/payments",
+            "is not an IAM role ARN",
+        ),
+        (
+            "AWS_ACCESS_ROLE_ARNS=arn:aws:iam::444455556666:role/a,arn:aws:iam::444455556666:role/a",
+            "AWS_ACCESS_ROLE_ARNS: \"arn:aws:iam::444455556666:role/a\" is listed twice",
+        ),
     ];
     for (edit, want) in cases {
         let msg = refused(edit);
         assert!(msg.contains(want), "{edit}: expected {want:?} in:\n{msg}");
     }
+}
+
+#[test]
+fn project_roles_reach_the_gateway_stack_and_none_by_default() {
+    let base = std::fs::read_to_string(config_dir().join("byo-oidc-notelemetry.env")).unwrap();
+    let roles = "arn:aws:iam::444455556666:role/payments-ProjectRole-AbC123,arn:aws-us-gov:iam::777788889999:role/team/staging";
+    let gateway_param = |text: &str| {
+        let p = profile::from_text(text, "t").unwrap();
+        let r = render::render(&p, &facts(&p)).unwrap();
+        let outputs = Outputs::new();
+        let inputs = Inputs {
+            outputs: &outputs,
+            planning: true,
+            image_uri: "111122223333.dkr.ecr.us-east-1.amazonaws.com/claude-gateway:src-x".into(),
+            config: &r,
+            gateway_certificate_arn: None,
+            vpn_certificate_arn: None,
+        };
+        params::parameters(StackKind::Gateway, &p, &inputs)
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k == "AwsAccessRoleArns")
+            .map(|(_, v)| v)
+    };
+    assert_eq!(gateway_param(&base).as_deref(), Some(""));
+    assert_eq!(
+        gateway_param(&format!("{base}\nAWS_ACCESS_ROLE_ARNS={roles}\n")).as_deref(),
+        Some("arn:aws:iam::444455556666:role/payments-ProjectRole-AbC123,arn:aws-us-gov:iam::777788889999:role/team/staging")
+    );
+    let many: Vec<String> = (0..70)
+        .map(|i| format!("arn:aws:iam::444455556666:role/project-{i:02}-ProjectRole-AbCdEf123456"))
+        .collect();
+    let err = profile::from_text(
+        &format!("{base}\nAWS_ACCESS_ROLE_ARNS={}\n", many.join(",")),
+        "t",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("AWS_ACCESS_ROLE_ARNS:") && err.contains("at most 4096"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -31,6 +31,15 @@ enum Command {
         /// Path to gateway.yaml.
         file: PathBuf,
     },
+    /// Print, for each project of a config's aws_access section and each of its levels, the
+    /// session policy its credentials carry: one JSON object per line,
+    /// {"project":…,"level":…,"policy":{…}} (for policy linters). Exit 1 on an invalid config.
+    ///
+    /// Example: claude-gateway aws-policies gateway.yaml
+    AwsPolicies {
+        /// Path to gateway.yaml.
+        file: PathBuf,
+    },
     /// Compute the fingerprint an `inference` audit event records for a prompt (read from standard
     /// input, exactly as sent), or with `--tool-input` for a tool input (JSON on standard input).
     ///
@@ -58,6 +67,7 @@ fn main() -> ExitCode {
     let env = ProcessEnv;
     match cli.command {
         Some(Command::CheckConfig { file }) => check_config(&file, &env),
+        Some(Command::AwsPolicies { file }) => aws_policies(&file, &env),
         Some(Command::Healthcheck { url }) => healthcheck(&url),
         Some(Command::HashPrompt {
             key_env,
@@ -107,6 +117,47 @@ fn check_config(file: &std::path::Path, env: &dyn Env) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn aws_policies(file: &std::path::Path, env: &dyn Env) -> ExitCode {
+    use claude_gateway::aws_access::policy::session_policy;
+
+    let loaded = match config::read_capped(file) {
+        Ok(text) => config::load(&text, env),
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    };
+    let config = match loaded {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let projects = config.aws_access.map(|a| a.projects).unwrap_or_default();
+    for p in &projects {
+        for level in p.levels() {
+            // The config loaded, so every level's policy was already built once.
+            let policy = session_policy(&p.actions(level), &p.deny)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
+                });
+            match policy {
+                Ok(policy) => println!(
+                    "{}",
+                    serde_json::json!({"project": p.name, "level": level, "policy": policy})
+                ),
+                Err(e) => {
+                    eprintln!("aws_access project {}: {e}", p.name);
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn serve(file: Option<PathBuf>, var: Option<String>, env: &dyn Env) -> ExitCode {

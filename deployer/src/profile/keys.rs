@@ -142,6 +142,8 @@ pub const KEYS: &[Key] = &[
     k("PER_USER_DAILY_COST_THRESHOLD_USD", "100", "alarm when one user's spend in 24 hours exceeds this"),
     k("BEDROCK_REGION", "", "Region the gateway calls Bedrock in (default AWS_REGION)"),
     k("BEDROCK_ACCESS_CHECK", "true", "preflight: a one-token request per allowlisted model to prove model access"),
+    // Agent access to AWS
+    k("AWS_ACCESS_ROLE_ARNS", "", "project roles (cfn/aws-access-project-role.yaml) the gateway's task role may assume, comma-separated: exactly the aws_access.projects[].role_arn of the config; empty = none"),
 ];
 
 /// The key named `name`, if it exists.

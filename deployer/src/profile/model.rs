@@ -268,6 +268,8 @@ pub struct Profile {
     pub bedrock_region: String,
     /// Probe model access in preflight.
     pub bedrock_access_check: bool,
+    /// Project roles the gateway's task role may assume (agent access to AWS).
+    pub aws_access_role_arns: Vec<String>,
 }
 
 impl Profile {

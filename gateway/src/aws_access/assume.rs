@@ -80,11 +80,7 @@ pub fn request(
     grant: Option<&str>,
     duration: Duration,
 ) -> Result<AssumeRequest, PolicyError> {
-    let actions: Vec<String> = match level {
-        Level::Read => project.read.clone(),
-        Level::Write => project.read.iter().chain(&project.write).cloned().collect(),
-    };
-    let policy = session_policy(&actions, &project.deny)?;
+    let policy = session_policy(&project.actions(level), &project.deny)?;
     let who = dev.email.unwrap_or(dev.sub);
     // STS wants at least two characters in a source identity.
     let mut source_identity = sts_name(who, MAX_NAME);

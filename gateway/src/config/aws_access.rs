@@ -69,6 +69,23 @@ impl AwsProject {
     fn default_max_session() -> u32 {
         3600
     }
+
+    /// The levels the project has: `read`, and `write` when it lists write actions.
+    pub fn levels(&self) -> Vec<Level> {
+        if self.write.is_empty() {
+            vec![Level::Read]
+        } else {
+            vec![Level::Read, Level::Write]
+        }
+    }
+
+    /// The IAM actions a credential at `level` is allowed: `read`'s, and at `write` `write`'s too.
+    pub fn actions(&self, level: Level) -> Vec<String> {
+        match level {
+            Level::Read => self.read.clone(),
+            Level::Write => self.read.iter().chain(&self.write).cloned().collect(),
+        }
+    }
 }
 
 /// A project's resource tag.

@@ -153,3 +153,85 @@ fn config_can_come_from_an_environment_variable() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Runs `aws-policies FILE` with the secrets `check` gives check-config.
+fn aws_policies(file: &std::path::Path) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(crate::support::gateway_bin());
+    cmd.arg("aws-policies").arg(file);
+    for (k, v) in [
+        ("GATEWAY_JWT_SECRET", SECRET),
+        ("FAKE_UPSTREAM_KEY", "fake-upstream-key"),
+        ("OIDC_CLIENT_SECRET", "oidc-secret"),
+        ("GATEWAY_POSTGRES_URL", "postgres://gw@db.internal/gateway"),
+        ("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1"),
+    ] {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run aws-policies");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn aws_policies_prints_the_session_policy_of_every_project_level() {
+    use claude_gateway::aws_access::policy::session_policy;
+    use claude_gateway::config::MapEnv;
+
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/gateway.example.yaml");
+    let (code, stdout, stderr) = aws_policies(&example);
+    assert_eq!(code, Some(0), "{stderr}");
+    let printed: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    // What the library generates for the same config, level by level.
+    let env = MapEnv::new()
+        .with_var("OIDC_CLIENT_SECRET", "oidc-secret")
+        .with_var("GATEWAY_JWT_SECRET", SECRET)
+        .with_var("GATEWAY_POSTGRES_URL", "postgres://gw@db.internal/gateway");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let access = claude_gateway::config::load(&text, &env)
+        .unwrap()
+        .config
+        .aws_access
+        .expect("the example has an aws_access section");
+    let mut want = Vec::new();
+    for p in &access.projects {
+        for level in p.levels() {
+            let policy = session_policy(&p.actions(level), &p.deny).unwrap();
+            want.push(serde_json::json!({
+                "project": p.name,
+                "level": level,
+                "policy": serde_json::from_str::<serde_json::Value>(&policy).unwrap(),
+            }));
+        }
+    }
+    assert_eq!(printed, want);
+    // A prod and a nonprod project, each with read and write.
+    let pairs: Vec<(&str, &str)> = printed
+        .iter()
+        .map(|v| (v["project"].as_str().unwrap(), v["level"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("payments", "read"),
+            ("payments", "write"),
+            ("payments-staging", "read"),
+            ("payments-staging", "write"),
+        ]
+    );
+    assert_eq!(printed[1]["policy"]["Statement"][1]["Effect"], "Deny");
+
+    // No aws_access section: nothing to print. An invalid config: exit 1 with its location.
+    let (code, stdout, _) = aws_policies(&data("configs/good/minimal.yaml"));
+    assert_eq!((code, stdout.as_str()), (Some(0), ""));
+    let (code, _, stderr) = aws_policies(&data("configs/bad/unknown-top-key.yaml"));
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("bogus_top:"), "{stderr}");
+}

@@ -178,6 +178,7 @@ pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
         );
     }
     let bedrock_access_check = r.bool("BEDROCK_ACCESS_CHECK");
+    let aws_access_role_arns = aws_access_role_arns(r);
 
     if !r.issues.is_empty() {
         return None;
@@ -222,7 +223,50 @@ pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
         per_user_daily_cost_threshold_usd,
         bedrock_region,
         bedrock_access_check,
+        aws_access_role_arns,
     })
+}
+
+/// The most bytes of a CloudFormation parameter value (`AwsAccessRoleArns`, comma-joined).
+const MAX_PARAMETER_BYTES: usize = 4096;
+
+/// Reads `AWS_ACCESS_ROLE_ARNS`: distinct IAM role ARNs that fit one stack parameter.
+fn aws_access_role_arns(r: &mut Reader) -> Vec<String> {
+    const KEY: &str = "AWS_ACCESS_ROLE_ARNS";
+    let arns = r.list(KEY);
+    for (i, a) in arns.iter().enumerate() {
+        if !is_role_arn(a) {
+            r.err(
+                KEY,
+                format!("{a:?} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"),
+            );
+        } else if arns[..i].contains(a) {
+            r.err(KEY, format!("{a:?} is listed twice"));
+        }
+    }
+    let joined = arns.join(",").len();
+    if joined > MAX_PARAMETER_BYTES {
+        r.err(
+            KEY,
+            format!("{joined} bytes joined; a stack parameter holds at most {MAX_PARAMETER_BYTES}"),
+        );
+    }
+    arns
+}
+
+/// Whether `s` is an IAM role ARN: `arn:<aws partition>:iam::<12 digits>:role/<path and name>`.
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
+    if partition.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource.strip_prefix("role/").is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=.@_/-".contains(&b))
+        }))
 }
 
 fn valid_deployment(n: &str) -> bool {
