@@ -1,7 +1,7 @@
 //! The `sts:AssumeRole` request behind one credential, built from the project, the developer and
 //! the level, before anything is sent: the role, a session name and source identity derived from
 //! the developer (in the characters STS accepts), the session tags the project role's own policy
-//! can check (`project`, `user`, `level`, `mfa`, `grant`), the level's session policy and the
+//! can check (`project`: the project's tag value, `user`, `level`, `mfa`, `grant`), the level's session policy and the
 //! duration. CloudTrail shows the source identity on every call the credential makes.
 
 use time::Duration;
@@ -96,7 +96,8 @@ pub fn request(
         session_name: sts_name(&format!("gw-{who}"), MAX_NAME),
         source_identity,
         tags: vec![
-            ("project".into(), tag_value(&project.name)),
+            // The value the project's resources carry: the project role compares the two.
+            ("project".into(), tag_value(&project.tag.value)),
             ("user".into(), tag_value(who)),
             ("level".into(), level_name.into()),
             ("mfa".into(), dev.mfa.to_string()),
@@ -155,6 +156,20 @@ mod tests {
         assert_eq!(write.tags[2].1, "write");
         assert_eq!(write.tags[3].1, "true");
         assert_eq!(write.tags[4].1, "grt_1");
+    }
+
+    #[test]
+    fn the_project_tag_carries_what_the_resources_carry() {
+        let mut p = project();
+        p.tag.value = "team payments".into();
+        let dev = Developer {
+            sub: "00u1",
+            email: None,
+            mfa: false,
+        };
+        let req = request(&p, Level::Read, dev, None, Duration::minutes(30)).unwrap();
+        assert_eq!(req.tags[0], ("project".into(), "team payments".into()));
+        assert_eq!(req.source_identity, "00u1", "no email: the subject");
     }
 
     #[test]
