@@ -95,8 +95,9 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             reason,
             wait,
         } => {
+            let (seconds, reason) = request::checked(&for_, &reason)?;
             let s = Signed::open(&env, gateway)?;
-            request::run(&s, &project, &for_, &reason, wait).await?;
+            request::run(&s, &project, seconds, &reason, wait).await?;
         }
         Command::Status { json } => {
             let s = Signed::open(&env, gateway)?;

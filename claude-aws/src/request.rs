@@ -31,14 +31,8 @@ fn settled(status: &str) -> bool {
     !matches!(status, "pending")
 }
 
-/// Runs `request`.
-pub async fn run(
-    s: &Signed,
-    project: &str,
-    for_: &str,
-    reason: &str,
-    wait: bool,
-) -> Result<(), Error> {
+/// The request's duration in seconds and its reason, checked before anything is sent.
+pub fn checked(for_: &str, reason: &str) -> Result<(u64, String), Error> {
     let seconds = duration::parse(for_)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON {
@@ -46,6 +40,17 @@ pub async fn run(
             "give a reason of 1 to {MAX_REASON} characters: approvers read it"
         )));
     }
+    Ok((seconds, reason.to_owned()))
+}
+
+/// Runs `request` (with [`checked`] arguments).
+pub async fn run(
+    s: &Signed,
+    project: &str,
+    seconds: u64,
+    reason: &str,
+    wait: bool,
+) -> Result<(), Error> {
     let body = json!({"project": project, "duration_seconds": seconds, "reason": reason});
     let g = api::request_grant(s, &body).await?;
     let id = g["id"]
