@@ -7,6 +7,7 @@ mod abuse;
 mod admin_api;
 mod bearer;
 mod body_budget;
+mod claude_aws;
 mod config_files;
 mod dashboards;
 mod device_pages;
