@@ -59,7 +59,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
-    let gateway = cli.gateway.as_deref();
+    // An empty CLAUDE_AWS_GATEWAY counts as unset.
+    let gateway = cli.gateway.as_deref().filter(|g| !g.trim().is_empty());
     match cli.command {
         Command::Login { no_browser } => login::login(&env, gateway, !no_browser).await?,
         Command::Logout => login::logout(&env)?,

@@ -13,8 +13,9 @@ use crate::error::Error;
 use crate::oauth;
 use crate::store::{private_dir, Session, Store};
 
-/// How long a refresh may hold the lock before others take it over (a crashed holder).
-const LOCK_STALE: Duration = Duration::from_secs(45);
+/// How long a refresh may hold the lock before others take it over (a crashed holder): longer
+/// than one bounded refresh call (30 s), shorter than a waiter waits.
+const LOCK_STALE: Duration = Duration::from_secs(35);
 const LOCK_WAIT: Duration = Duration::from_secs(40);
 
 /// A signed-in gateway: its client, the store and the session.

@@ -81,6 +81,14 @@ fn a_plain_http_gateway_is_refused_with_the_reason() {
     let r = m.run(&["login", "--no-browser"]);
     assert_eq!(r.code, Some(2), "no gateway at all: {r:?}");
     assert!(r.stderr.contains("--gateway"), "{}", r.stderr);
+    let r: crate::Run = m
+        .cmd(&["login", "--no-browser"])
+        .env("CLAUDE_AWS_GATEWAY", "")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, Some(2), "an empty variable is no gateway: {r:?}");
+    assert!(r.stderr.contains("--gateway"), "{}", r.stderr);
 }
 
 #[test]
