@@ -100,9 +100,13 @@ impl Answer {
         (code, message)
     }
 
-    /// The error for this (non-2xx) answer.
+    /// The error for this (non-2xx) answer: the gateway's message, and its code for scripts.
     pub fn into_error(self) -> Error {
-        let (_, message) = self.refusal();
+        let (code, message) = self.refusal();
+        let message = match code {
+            Some(code) if code != message => format!("{message} ({code})"),
+            _ => message,
+        };
         Error::from_answer(self.status, message)
     }
 }
@@ -269,5 +273,12 @@ mod tests {
             (None, "the gateway answered HTTP 502")
         );
         assert!(matches!(a(503, "").into_error(), Error::Unreachable(_)));
+        let e = a(
+            403,
+            r#"{"code":"mfa_needed","message":"sign in again with MFA"}"#,
+        )
+        .into_error();
+        assert!(matches!(e, Error::Refused(_)));
+        assert_eq!(e.to_string(), "sign in again with MFA (mfa_needed)");
     }
 }

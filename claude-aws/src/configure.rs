@@ -4,6 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use serde_json::Value;
+
 use crate::api;
 use crate::aws_config::upsert_profile;
 use crate::env::Env;
@@ -163,8 +165,6 @@ async fn first_region(
         .map(|r| printable(r, 64));
     Ok(region)
 }
-
-use serde_json::Value;
 
 /// A region name as AWS spells them (`eu-west-1`, `us-gov-west-1`).
 pub fn valid_region(r: &str) -> bool {

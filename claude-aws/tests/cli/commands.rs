@@ -98,7 +98,7 @@ fn refusals_are_one_line_with_the_gateways_reason_and_their_exit_code() {
         (
             vec!["credentials", "--project", "payments", "--write"],
             4,
-            "needs an approved request",
+            "needs an approved request: claude-aws request --project payments (write_not_approved)",
         ),
         (
             vec!["credentials", "--project", "other"],
