@@ -71,13 +71,33 @@ pub async fn run(
     if !wait || settled(&status) {
         return outcome(&status, &g);
     }
+    // One Ctrl-C listener for the whole wait, listening before the line that invites a Ctrl-C.
+    let stop = ctrl_c()?;
     eprintln!("Waiting for the decision (Ctrl-C stops waiting; the request stays)...");
-    // One Ctrl-C listener for the whole wait, so a Ctrl-C during a call is not lost.
     tokio::select! {
         r = wait_for(s, &id, seconds) => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted(format!(
+        _ = stop => Err(Error::Interrupted(format!(
             "stopped waiting; the request {id} stays pending (see claude-aws status)"
         ))),
+    }
+}
+
+/// Resolves at Ctrl-C. Listening starts at this call, not at the first poll.
+fn ctrl_c() -> Result<impl std::future::Future<Output = ()>, Error> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sig = signal(SignalKind::interrupt())
+            .map_err(|e| Error::Failed(format!("could not listen for Ctrl-C: {e}")))?;
+        Ok(async move {
+            sig.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -362,3 +362,47 @@ fn status_shows_a_table_or_the_json() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v, status_body());
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_waiting_and_leaves_the_request_pending() {
+    use std::io::BufRead;
+    let gw = Stub::start(|req, _| match req.route().as_str() {
+        "POST /v1/aws/grants" => json(201, json!({"id": "grt_5", "status": "pending"})),
+        "GET /v1/aws/grants/grt_5" => json(200, json!({"id": "grt_5", "status": "pending"})),
+        _ => Reply(404, "{}".into()),
+    });
+    let m = Machine::new();
+    m.seed(&gw.url, "at", 3600, Some("rt"));
+    let mut child = m
+        .cmd(&[
+            "request",
+            "--project",
+            "payments",
+            "--for",
+            "1h",
+            "--reason",
+            "fix",
+            "--wait",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("Waiting for the decision") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no waiting line");
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("the request grt_5 stays pending"), "{rest}");
+}
