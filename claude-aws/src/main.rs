@@ -9,7 +9,8 @@
 //! - [`client`]: bounded HTTP to the gateway; [`api`]: its `/v1/aws` routes.
 //! - [`credentials`], [`configure`] (with [`aws_config`], the INI edit), [`exec`], [`request`]
 //!   (with [`duration`]), [`status`]: one command each.
-//! - [`error`]: the one error type and its exit codes; [`env`]: the environment, read once.
+//! - [`error`]: the one error type and its exit codes; [`env`]: the environment, read once;
+//!   [`out`]: stdout without a panic on a closed pipe.
 
 mod api;
 mod aws_config;
@@ -23,6 +24,7 @@ mod error;
 mod exec;
 mod login;
 mod oauth;
+mod out;
 mod request;
 mod session;
 mod status;
@@ -67,7 +69,7 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
         Command::Credentials(t) => {
             let s = Signed::open(&env, gateway)?;
             let c = credentials::fetch(&s, &t.project, t.write).await?;
-            println!("{}", c.to_json()?);
+            out::line(&c.to_json()?)?;
         }
         Command::Configure {
             target,
@@ -106,9 +108,9 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             if json {
                 let text = serde_json::to_string_pretty(&answer)
                     .map_err(|e| Error::Failed(format!("could not encode: {e}")))?;
-                println!("{text}");
+                out::line(&text)?;
             } else {
-                print!("{}", status::render(&answer)?);
+                out::line(status::render(&answer)?.trim_end())?;
             }
         }
     }

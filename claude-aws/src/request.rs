@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use crate::api;
 use crate::duration;
 use crate::error::{printable, Error};
+use crate::out;
 use crate::session::Signed;
 
 /// Between two looks at a waiting request.
@@ -59,10 +60,10 @@ pub async fn run(
         .ok_or_else(|| Error::Failed("the gateway's answer has no valid grant id".into()))?
         .to_owned();
     let status = text(&g, "status");
-    println!("id: {id}");
-    println!("status: {status}");
+    out::line(&format!("id: {id}"))?;
+    out::line(&format!("status: {status}"))?;
     if let Some(url) = g["approval_url"].as_str() {
-        println!("approval_url: {}", printable(url, 2048));
+        out::line(&format!("approval_url: {}", printable(url, 2048)))?;
     }
     eprintln!(
         "Asked for write access to {project} for {}. An approver (not you) decides at the approval URL.",
@@ -118,7 +119,7 @@ async fn wait_for(s: &Signed, id: &str, seconds: u64) -> Result<(), Error> {
                 failures = 0;
                 let now = text(&g, "status");
                 if settled(&now) {
-                    println!("status: {now}");
+                    out::line(&format!("status: {now}"))?;
                     return outcome(&now, &g);
                 }
             }
@@ -144,7 +145,7 @@ fn outcome(status: &str, g: &Value) -> Result<(), Error> {
         "pending" => Ok(()),
         "approved" => {
             if let Some(until) = g["until"].as_str() {
-                println!("until: {}", printable(until, 64));
+                out::line(&format!("until: {}", printable(until, 64)))?;
             }
             Ok(())
         }
