@@ -20,6 +20,7 @@ COPY gateway ./gateway
 COPY deployer ./deployer
 COPY bench ./bench
 COPY testkit ./testkit
+COPY claude-aws ./claude-aws
 # Cache mounts keep the crate registry and build directory between builds; the binary is copied
 # out of the cached target directory in the same step.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -9,6 +9,7 @@ mod aws_credentials;
 mod aws_store;
 mod bearer;
 mod body_budget;
+mod claude_aws;
 mod config_files;
 mod dashboards;
 mod device_pages;

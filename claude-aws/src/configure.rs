@@ -1,0 +1,202 @@
+//! `claude-aws configure`: a profile in the AWS CLI's config whose `credential_process` is this
+//! binary, so `aws --profile claude-<project> …` and every SDK get credentials from the gateway.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::api;
+use crate::aws_config::upsert_profile;
+use crate::env::Env;
+use crate::error::{printable, Error};
+use crate::session::Signed;
+use crate::store::{private_dir, write_atomically};
+
+/// The default profile name: `claude-<project>`, `claude-<project>-write` for write.
+pub fn profile_name(project: &str, write: bool) -> String {
+    if write {
+        format!("claude-{project}-write")
+    } else {
+        format!("claude-{project}")
+    }
+}
+
+/// The `credential_process` command line: this binary's absolute path (quoted when it has
+/// spaces) and the `credentials` arguments.
+pub fn command_line(exe: &Path, project: &str, write: bool) -> Result<String, Error> {
+    let path = exe.to_str().ok_or_else(|| {
+        Error::Failed("this program's path is not valid UTF-8; move it to a plainer path".into())
+    })?;
+    if path.contains('"') || path.chars().any(char::is_control) {
+        return Err(Error::Failed(
+            "this program's path holds a quote or a control character; move it to a plainer path"
+                .into(),
+        ));
+    }
+    let path = if path.contains([' ', '\t']) {
+        format!("\"{path}\"")
+    } else {
+        path.to_owned()
+    };
+    let mut line = format!("{path} credentials --project {project}");
+    if write {
+        line.push_str(" --write");
+    }
+    Ok(line)
+}
+
+/// Options of `configure`.
+#[derive(Debug)]
+pub struct Options<'a> {
+    /// The project.
+    pub project: &'a str,
+    /// Write level.
+    pub write: bool,
+    /// Profile name, else the default.
+    pub profile: Option<&'a str>,
+    /// Region, else the project's first.
+    pub region: Option<&'a str>,
+}
+
+/// Runs `configure`.
+pub async fn run(env: &Env, gateway: Option<&str>, o: Options<'_>) -> Result<(), Error> {
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .map_err(|e| Error::Failed(format!("could not find this program's own path: {e}")))?;
+    let name = o
+        .profile
+        .map(str::to_owned)
+        .unwrap_or_else(|| profile_name(o.project, o.write));
+    let mut settings = vec![(
+        "credential_process",
+        command_line(&exe, o.project, o.write)?,
+    )];
+    let region = match o.region {
+        Some(r) => Some(r.to_owned()),
+        None => match first_region(env, gateway, o.project).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("No region set: the project's regions could not be read ({e}).");
+                None
+            }
+        },
+    };
+    if let Some(r) = &region {
+        settings.push(("region", r.clone()));
+    }
+    let file = env.aws_config_file()?;
+    let target = resolve(&file);
+    let (text, mode) = match fs::read(&target) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|_| {
+                Error::Failed(format!(
+                    "{} is not UTF-8 text; not editing it",
+                    target.display()
+                ))
+            })?;
+            (text, mode_of(&target))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = target
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+            {
+                private_dir(dir)?;
+            }
+            (String::new(), 0o600)
+        }
+        Err(e) => {
+            return Err(Error::Failed(format!(
+                "could not read {}: {e}",
+                target.display()
+            )))
+        }
+    };
+    let out = upsert_profile(&text, &name, &settings);
+    if out != text {
+        write_atomically(&target, out.as_bytes(), mode)?;
+    }
+    eprintln!(
+        "Profile {name} is set in {}{}.",
+        target.display(),
+        region.map(|r| format!(" (region {r})")).unwrap_or_default()
+    );
+    eprintln!("Try: aws sts get-caller-identity --profile {name}");
+    Ok(())
+}
+
+/// The file a symlinked config points at (edited in place there, the link kept).
+fn resolve(file: &Path) -> PathBuf {
+    match fs::symlink_metadata(file) {
+        Ok(m) if m.file_type().is_symlink() => {
+            fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())
+        }
+        _ => file.to_path_buf(),
+    }
+}
+
+#[cfg(unix)]
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).map_or(0o600, |m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn mode_of(_: &Path) -> u32 {
+    0o600
+}
+
+/// The project's first region from `/v1/aws/status`.
+async fn first_region(
+    env: &Env,
+    gateway: Option<&str>,
+    project: &str,
+) -> Result<Option<String>, Error> {
+    let s = Signed::open(env, gateway)?;
+    let status = api::status(&s).await?;
+    let region = status["projects"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == project))
+        .and_then(|p| p["regions"].as_array())
+        .and_then(|rs| rs.first())
+        .and_then(Value::as_str)
+        .filter(|r| valid_region(r))
+        .map(|r| printable(r, 64));
+    Ok(region)
+}
+
+/// A region name as AWS spells them (`eu-west-1`, `us-gov-west-1`).
+pub fn valid_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_names_and_command_lines() {
+        assert_eq!(profile_name("pay", false), "claude-pay");
+        assert_eq!(profile_name("pay", true), "claude-pay-write");
+        assert_eq!(
+            command_line(Path::new("/usr/local/bin/claude-aws"), "pay", false).unwrap(),
+            "/usr/local/bin/claude-aws credentials --project pay"
+        );
+        assert_eq!(
+            command_line(Path::new("/Users/a b/bin/claude-aws"), "pay", true).unwrap(),
+            "\"/Users/a b/bin/claude-aws\" credentials --project pay --write"
+        );
+        assert!(command_line(Path::new("/x\"y/claude-aws"), "pay", false).is_err());
+    }
+
+    #[test]
+    fn regions_are_checked() {
+        assert!(valid_region("eu-west-1"));
+        assert!(!valid_region("eu west"));
+        assert!(!valid_region("x\ncredential_process = evil"));
+    }
+}
