@@ -84,6 +84,7 @@ fn token(sub: &str) -> String {
         email: Some(format!("{sub}@example.com")),
         name: None,
         groups: vec![],
+        mfa_at: None,
     };
     keys.mint(
         &who,
