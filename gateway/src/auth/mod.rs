@@ -7,7 +7,7 @@ mod callback;
 pub mod caller;
 pub mod claims;
 pub mod codes;
-mod context;
+pub(crate) mod context;
 mod device;
 mod discovery;
 pub mod gate;

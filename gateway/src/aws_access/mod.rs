@@ -17,16 +17,25 @@
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 //! - [`developer`]: the signed-in developer behind a request (the bearer token, verified).
 //! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
+//! - [`grants`]: a developer's write requests; [`status`]: their projects, windows and requests.
+//! - [`approval`]: who may decide a write request, and how long approved write lasts.
+//! - [`admin`]: the Admin API of members, requests and the trail.
+//! - [`webhook`]: the announcement of a new write request.
 
+pub mod admin;
+pub mod approval;
 pub mod assume;
 pub mod credentials;
 pub mod decide;
 pub mod developer;
+pub mod grants;
 pub mod membership;
 pub mod mfa;
 pub mod policy;
 pub mod refusal;
 pub mod session;
+pub mod status;
+pub mod webhook;
 pub mod wire;
 
 use axum::Router;
@@ -36,4 +45,7 @@ use crate::state::AppState;
 /// The subsystem's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(grants::routes())
+        .merge(status::routes())
+        .merge(admin::routes())
 }
