@@ -19,11 +19,14 @@
 //! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
 //! - [`grants`]: a developer's write requests; [`status`]: their projects, windows and requests.
 //! - [`approval`]: who may decide a write request, and how long approved write lasts.
+//! - [`approval_page`]: the page where an approver decides, signed in by [`approver`].
 //! - [`admin`]: the Admin API of members, requests and the trail.
 //! - [`webhook`]: the announcement of a new write request.
 
 pub mod admin;
 pub mod approval;
+pub mod approval_page;
+pub mod approver;
 pub mod assume;
 pub mod credentials;
 pub mod decide;
@@ -48,4 +51,5 @@ pub fn routes() -> Router<AppState> {
         .merge(grants::routes())
         .merge(status::routes())
         .merge(admin::routes())
+        .merge(approval_page::routes())
 }

@@ -5,6 +5,7 @@
 
 mod abuse;
 mod admin_api;
+mod aws_approval_page;
 mod aws_grants;
 mod aws_store;
 mod bearer;
