@@ -378,3 +378,33 @@ async fn the_webhook_announces_a_new_request_and_no_log_names_it() {
     );
     gw.assert_absent(&[secret_path]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_webhook_fails_nothing_and_is_logged_without_its_url() {
+    let port = crate::support::pg::free_port();
+    let secret_path = "hook/T000-unreachable-secret";
+    let gw = start(&format!(
+        "  webhook_url: http://127.0.0.1:{port}/{secret_path}\n"
+    ))
+    .await;
+    let api = Api::new(&gw);
+    let (s, g) = api.ask(&token("ana", &["payments"]), 1800).await;
+    assert_eq!(s, 201, "{g}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !gw.stderr().contains("the write-request webhook failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failure logged:\n{}",
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = gw
+        .stderr()
+        .lines()
+        .find(|l| l.contains("the write-request webhook failed"))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains(g["id"].as_str().unwrap()), "{line}");
+    gw.assert_absent(&[secret_path, &format!("127.0.0.1:{port}")]);
+}
