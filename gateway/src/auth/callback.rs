@@ -29,7 +29,8 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -59,6 +60,19 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<Callback>,
 ) -> Response {
+    // An approver's sign-in for the approval page comes back here too.
+    if let Some(res) = crate::aws_access::approver::callback(
+        &state,
+        &ctx,
+        &headers,
+        q.state.as_deref(),
+        q.code.as_deref(),
+        q.error.as_deref(),
+    )
+    .await
+    {
+        return res;
+    }
     let secure = state.origin.starts_with("https://");
     let now = state.clock.now();
     let expired = || {

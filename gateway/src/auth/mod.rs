@@ -3,18 +3,18 @@
 
 mod backoff;
 pub mod bearer;
-mod callback;
+pub(crate) mod callback;
 pub mod caller;
 pub mod claims;
 pub mod codes;
-mod context;
-mod device;
+pub(crate) mod context;
+pub(crate) mod device;
 mod discovery;
 pub mod gate;
 pub mod grant;
 pub mod oauth_error;
 pub mod oidc;
-mod pages;
+pub(crate) mod pages;
 pub mod refresh_state;
 pub mod seal;
 pub mod throttle;

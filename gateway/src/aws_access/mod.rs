@@ -20,19 +20,31 @@
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 //! - [`developer`]: the signed-in developer behind a request (the bearer token, verified).
 //! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
+//! - [`grants`]: a developer's write requests; [`status`]: their projects, windows and requests.
+//! - [`approval`]: who may decide a write request, and how long approved write lasts.
+//! - [`approval_page`]: the page where an approver decides, signed in by [`approver`].
+//! - [`admin`]: the Admin API of members, requests and the trail.
+//! - [`webhook`]: the announcement of a new write request.
 
+pub mod admin;
+pub mod approval;
+pub mod approval_page;
+pub mod approver;
 pub mod assume;
 pub mod broker;
 pub mod credentials;
 pub mod decide;
 pub mod developer;
 pub mod endpoint;
+pub mod grants;
 pub mod membership;
 pub mod mfa;
 pub mod mint;
 pub mod policy;
 pub mod refusal;
 pub mod session;
+pub mod status;
+pub mod webhook;
 pub mod wire;
 
 use axum::routing::get;
@@ -42,5 +54,10 @@ use crate::state::AppState;
 
 /// The subsystem's routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/aws/credentials", get(endpoint::credentials))
+    Router::new()
+        .route("/v1/aws/credentials", get(endpoint::credentials))
+        .merge(grants::routes())
+        .merge(status::routes())
+        .merge(admin::routes())
+        .merge(approval_page::routes())
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::Issue;
+use super::Secret;
 use crate::aws_access::policy::session_policy;
 use crate::aws_access::session::{MAX_SESSION, MIN_SESSION};
 
@@ -24,6 +25,10 @@ pub struct AwsAccess {
     /// and private endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sts_endpoint_url: Option<String>,
+    /// Where new write requests are announced (Slack-compatible JSON); a secret, as such URLs
+    /// carry their own credential. https, or http on a loopback address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<Secret>,
 }
 
 impl AwsAccess {
@@ -185,6 +190,20 @@ fn is_region(s: &str) -> bool {
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// https anywhere, http only to a loopback address.
+fn is_webhook_url(s: &str) -> bool {
+    let Ok(u) = url::Url::parse(s) else {
+        return false;
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    u.host().is_some() && (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+}
+
 /// Every rule of the section, as issues with their paths.
 pub fn check(a: &AwsAccess) -> Vec<Issue> {
     let mut out = Vec::new();
@@ -203,6 +222,15 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
             err(
                 "aws_access.sts_endpoint_url".into(),
                 "must be an http(s) URL".into(),
+            );
+        }
+    }
+    if let Some(u) = &a.webhook_url {
+        if !is_webhook_url(u.expose()) {
+            // The URL is a secret: the message does not repeat it.
+            err(
+                "aws_access.webhook_url".into(),
+                "must be an https URL (http only on a loopback address)".into(),
             );
         }
     }
@@ -442,6 +470,11 @@ aws_access:
                 "  sts_endpoint_url: sts.example.com\n  members:",
                 "aws_access.sts_endpoint_url",
             ),
+            (
+                "  members:",
+                "  webhook_url: http://hooks.example.com/T0\n  members:",
+                "aws_access.webhook_url",
+            ),
         ];
         for (from, to, path) in cases {
             let yaml = format!("{BASE}{}", PROJECT.replacen(from, to, 1));
@@ -450,6 +483,27 @@ aws_access:
                 found.iter().any(|(p, _)| p == path),
                 "{from} -> {to}: expected {path}, got {found:?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_webhook_is_https_or_loopback_http() {
+        for ok in [
+            "https://hooks.slack.com/services/T0/B0/x",
+            "http://127.0.0.1:8080/hook",
+            "http://[::1]/hook",
+            "http://localhost/hook",
+        ] {
+            assert!(super::is_webhook_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://hooks.example.com/x",
+            "http://10.0.0.1/x",
+            "ftp://example.com/x",
+            "hooks.slack.com/x",
+            "https://",
+        ] {
+            assert!(!super::is_webhook_url(bad), "{bad}");
         }
     }
 

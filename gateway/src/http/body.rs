@@ -27,8 +27,9 @@ pub struct Budget {
 
 impl Budget {
     /// The budget of the route at `path`: the Messages API gets `max_request_bytes`, the OTLP
-    /// relay `max_telemetry_bytes`, the Admin API `max_admin_body_bytes`, and everything else
-    /// (the sign-in forms, pages, unknown routes) `max_form_bytes`.
+    /// relay `max_telemetry_bytes`, the Admin API `max_admin_body_bytes`, agent access (small
+    /// JSON requests and the approval forms) and everything else (the sign-in forms, pages,
+    /// unknown routes) `max_form_bytes`.
     pub fn for_path(l: &Limits, path: &str) -> Budget {
         let long = Duration::from_secs(l.body_read_timeout_seconds);
         let short = Duration::from_secs(l.small_body_read_timeout_seconds);
@@ -36,6 +37,9 @@ impl Budget {
             "/v1/messages" | "/v1/messages/count_tokens" => (l.max_request_bytes, long),
             "/v1/metrics" | "/v1/logs" | "/v1/traces" => (l.max_telemetry_bytes, short),
             p if p.starts_with("/v1/organizations/") => (l.max_admin_body_bytes, short),
+            p if p.starts_with("/v1/aws/") || p.starts_with("/aws/approvals/") => {
+                (l.max_form_bytes, short)
+            }
             _ => (l.max_form_bytes, short),
         };
         Budget {
@@ -196,6 +200,15 @@ mod tests {
         assert_eq!(
             Budget::for_path(&l, "/oauth/token").deadline,
             Duration::from_secs(15)
+        );
+        assert_eq!(Budget::for_path(&l, "/v1/aws/grants").max_bytes, 16 << 10);
+        assert_eq!(
+            Budget::for_path(&l, "/aws/approvals/grt_x/approve").max_bytes,
+            16 << 10
+        );
+        assert_eq!(
+            Budget::for_path(&l, "/v1/organizations/aws_access/members").max_bytes,
+            64 << 10
         );
     }
 }

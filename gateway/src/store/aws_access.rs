@@ -158,7 +158,7 @@ pub struct NewGrant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requested {
     /// Stored, pending.
-    Created(GrantRow),
+    Created(Box<GrantRow>),
     /// The requester already has one pending on the project.
     AlreadyPending,
 }
@@ -449,7 +449,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Requested::Created(row))
+        Ok(Requested::Created(Box::new(row)))
     }
 
     /// Decides a request (audited) if it still stands where the decision starts from: approve and

@@ -42,6 +42,8 @@ pub struct Instruments {
     pub ratelimit_rejected: Counter<u64>,
     /// `gateway.signins` {result}.
     pub signins: Counter<u64>,
+    /// `gateway.aws.webhook` {result}: write-request announcements sent or failed.
+    pub aws_webhook: Counter<u64>,
 }
 
 /// Providers (when exporting) and instruments.
@@ -168,6 +170,10 @@ impl Otel {
             signins: meter
                 .u64_counter("gateway.signins")
                 .with_description("Sign-in outcomes")
+                .build(),
+            aws_webhook: meter
+                .u64_counter("gateway.aws.webhook")
+                .with_description("Write-request announcements to the webhook, by result")
                 .build(),
         };
         let r1 = relay.clone();

@@ -5,7 +5,9 @@
 
 mod abuse;
 mod admin_api;
+mod aws_approval_page;
 mod aws_credentials;
+mod aws_grants;
 mod aws_store;
 mod bearer;
 mod body_budget;

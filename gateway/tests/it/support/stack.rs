@@ -99,6 +99,16 @@ pub fn sign_in(rt: &tokio::runtime::Runtime, s: &Stack, claude: &mut Claude, log
 /// the IdP knows the callback of, with an upstream nobody listens on. `gates` extends the `oidc`
 /// mapping (e.g. `, allowed_groups: [admins]`). Returns them with the gateway's base URL.
 pub fn signin_only(users: &[TestUser], opts: IdpOptions, gates: &str) -> (Idp, Gateway, String) {
+    signin_with(users, opts, gates, "")
+}
+
+/// Like [`signin_only`], with `extra` top-level YAML.
+pub fn signin_with(
+    users: &[TestUser],
+    opts: IdpOptions,
+    gates: &str,
+    extra: &str,
+) -> (Idp, Gateway, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let method = opts.token_endpoint_auth_method.clone();
@@ -110,7 +120,7 @@ pub fn signin_only(users: &[TestUser], opts: IdpOptions, gates: &str) -> (Idp, G
         "test-aws-secret",
     );
     let oidc = format!("{}{gates}", oidc_for(&idp, &method));
-    let yaml = config_oidc(port, &shared().new_db(), &upstream, &oidc, "");
+    let yaml = config_oidc(port, &shared().new_db(), &upstream, &oidc, extra);
     let gw = Gateway::spawn(&yaml, port, &[]);
     gw.wait_healthy(Duration::from_secs(30));
     (idp, gw, base)
