@@ -1,67 +1,17 @@
-//! Agent access in PostgreSQL: members added through the Admin API, write requests and their
-//! decisions, and the trail of every change, written in the same transaction as the change.
-//! Decisions are compare-and-set on the request's status, so two approvers racing cannot both win.
+//! Write requests and their decisions: one pending per developer and project, decided by
+//! compare-and-set on the status, lapsing undecided after their own duration.
 
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{Store, StoreError};
+use super::{audit, decode_error, ts};
 use crate::aws_access::decide::Grant;
-use crate::aws_access::membership::Entry;
-use crate::config::aws_access::Level;
+use crate::store::{Store, StoreError};
 
-/// The most members the Admin API may hold (every credential request reads them all).
-pub const MAX_MEMBERS: i64 = 10_000;
 /// The most pending requests one expiry pass turns to `expired`.
 const EXPIRE_BATCH: i64 = 1_000;
-
-/// A member added through the Admin API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberRow {
-    /// `awm_…`.
-    pub id: String,
-    /// The project.
-    pub project: String,
-    /// IdP groups it covers.
-    pub groups: Vec<String>,
-    /// Emails it covers (lowercase).
-    pub emails: Vec<String>,
-    /// The highest level it gives.
-    pub level: Level,
-    /// Window start.
-    pub from: Option<OffsetDateTime>,
-    /// Window end.
-    pub until: Option<OffsetDateTime>,
-    /// When it was added.
-    pub created_at: OffsetDateTime,
-    /// Who added it.
-    pub created_by: String,
-}
-
-impl MemberRow {
-    /// The entry membership decisions read.
-    pub fn entry(&self) -> Entry {
-        Entry {
-            project: self.project.clone(),
-            groups: self.groups.clone(),
-            emails: self.emails.clone(),
-            level: self.level,
-            from: self.from,
-            until: self.until,
-        }
-    }
-}
-
-/// What happened to an added member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Added {
-    /// Stored.
-    Member(MemberRow),
-    /// The store already holds [`MAX_MEMBERS`].
-    Full,
-}
 
 /// A write request's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -196,32 +146,7 @@ pub struct Decider<'a> {
     pub client_ip: Option<&'a str>,
 }
 
-const MEMBER_COLUMNS: &str =
-    "id, project, groups, emails, level, valid_from, valid_until, created_at, created_by";
 const GRANT_COLUMNS: &str = "id, project, user_sub, user_email, reason, duration_seconds, status, requested_at, window_until, decided_at, decided_by, until";
-
-fn decode_error(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
-}
-
-fn member_row(r: &PgRow) -> Result<MemberRow, sqlx::Error> {
-    let level: String = r.try_get("level")?;
-    Ok(MemberRow {
-        id: r.try_get("id")?,
-        project: r.try_get("project")?,
-        groups: r.try_get("groups")?,
-        emails: r.try_get("emails")?,
-        level: match level.as_str() {
-            "read" => Level::Read,
-            "write" => Level::Write,
-            other => return Err(decode_error("level", other)),
-        },
-        from: r.try_get("valid_from")?,
-        until: r.try_get("valid_until")?,
-        created_at: r.try_get("created_at")?,
-        created_by: r.try_get("created_by")?,
-    })
-}
 
 fn grant_row(r: &PgRow) -> Result<GrantRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
@@ -241,146 +166,12 @@ fn grant_row(r: &PgRow) -> Result<GrantRow, sqlx::Error> {
     })
 }
 
-fn level_str(l: Level) -> &'static str {
-    match l {
-        Level::Read => "read",
-        Level::Write => "write",
-    }
-}
-
-fn member_json(m: &MemberRow) -> Value {
-    json!({"project": m.project, "groups": m.groups, "emails": m.emails, "level": level_str(m.level), "from": m.from.map(ts), "until": m.until.map(ts)})
-}
-
 /// The trail's view of a request: never the reason's text, only its length.
 fn grant_json(g: &GrantRow, client_ip: Option<&str>) -> Value {
     json!({"project": g.project, "user": g.user_sub, "email": g.user_email, "duration_seconds": g.duration_seconds, "reason_len": g.reason.chars().count(), "status": g.status.as_str(), "until": g.until.map(ts), "client_ip": client_ip})
 }
 
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-async fn audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    now: OffsetDateTime,
-    actor: &str,
-    action: &str,
-    subject: &str,
-    detail: Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO aws_audit (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(now)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 impl Store {
-    /// Every Admin API member, as the entries membership decisions read.
-    pub async fn aws_member_entries(&self) -> Result<Vec<Entry>, StoreError> {
-        Ok(self
-            .aws_members(MAX_MEMBERS)
-            .await?
-            .iter()
-            .map(MemberRow::entry)
-            .collect())
-    }
-
-    /// Admin API members, oldest first, at most `limit`.
-    pub async fn aws_members(&self, limit: i64) -> Result<Vec<MemberRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {MEMBER_COLUMNS} FROM aws_members ORDER BY created_at, id LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(member_row).collect::<Result<_, _>>()?)
-    }
-
-    /// Adds a member (audited), unless the store already holds [`MAX_MEMBERS`].
-    pub async fn aws_add_member(
-        &self,
-        m: &MemberRow,
-        now: OffsetDateTime,
-    ) -> Result<Added, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        // Serializes adds, so the count cannot be passed by adds racing.
-        sqlx::query("LOCK TABLE aws_members IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM aws_members")
-            .fetch_one(&mut *tx)
-            .await?;
-        if n >= MAX_MEMBERS {
-            return Ok(Added::Full);
-        }
-        let row = sqlx::query(&format!(
-            "INSERT INTO aws_members ({MEMBER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             RETURNING {MEMBER_COLUMNS}"
-        ))
-        .bind(&m.id)
-        .bind(&m.project)
-        .bind(&m.groups)
-        .bind(&m.emails)
-        .bind(level_str(m.level))
-        .bind(m.from)
-        .bind(m.until)
-        .bind(now)
-        .bind(&m.created_by)
-        .fetch_one(&mut *tx)
-        .await?;
-        let row = member_row(&row)?;
-        audit(
-            &mut tx,
-            now,
-            &row.created_by,
-            "aws.member.added",
-            &row.id,
-            member_json(&row),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Added::Member(row))
-    }
-
-    /// Removes a member (audited); `None` when there was none.
-    pub async fn aws_remove_member(
-        &self,
-        id: &str,
-        actor: &str,
-        now: OffsetDateTime,
-    ) -> Result<Option<MemberRow>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let gone = sqlx::query(&format!(
-            "DELETE FROM aws_members WHERE id = $1 RETURNING {MEMBER_COLUMNS}"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(gone) = gone.as_ref().map(member_row).transpose()? else {
-            return Ok(None);
-        };
-        audit(
-            &mut tx,
-            now,
-            actor,
-            "aws.member.removed",
-            &gone.id,
-            member_json(&gone),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(Some(gone))
-    }
-
     /// Turns pending requests older than their own duration to `expired` (audited), and returns
     /// them; each is returned by exactly one caller, however many expire at once.
     pub async fn aws_expire_pending(
@@ -571,34 +362,5 @@ impl Store {
             }),
             None => None,
         })
-    }
-
-    /// The agent-access trail, newest first, before `before_id` (exclusive), at most `limit`.
-    pub async fn aws_audit(
-        &self,
-        limit: i64,
-        before_id: Option<i64>,
-    ) -> Result<Vec<Value>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, subject, detail FROM aws_audit
-             WHERE $2::bigint IS NULL OR id < $2 ORDER BY id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .bind(before_id)
-        .fetch_all(self.pool())
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(json!({
-                "type": "aws_audit_event",
-                "id": r.try_get::<i64, _>("id")?.to_string(),
-                "created_at": ts(r.try_get("at")?),
-                "actor": r.try_get::<String, _>("actor")?,
-                "action": r.try_get::<String, _>("action")?,
-                "subject": r.try_get::<String, _>("subject")?,
-                "detail": r.try_get::<Option<Value>, _>("detail")?,
-            }));
-        }
-        Ok(out)
     }
 }

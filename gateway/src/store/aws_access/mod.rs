@@ -1,0 +1,85 @@
+//! Agent access in PostgreSQL: members added through the Admin API (`members`), write requests
+//! and their decisions (`grants`), and the trail of every change, written in the same
+//! transaction as the change (here). Decisions are compare-and-set on the request's status, so
+//! two approvers racing cannot both win.
+
+mod grants;
+mod members;
+
+pub use grants::{Decider, Decision, GrantRow, GrantStatus, NewGrant, Requested};
+pub use members::{Added, MemberRow, MAX_MEMBERS};
+
+use serde_json::{json, Value};
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use super::{Store, StoreError};
+use crate::config::aws_access::Level;
+
+pub(super) fn decode_error(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
+}
+
+pub(super) fn level_str(l: Level) -> &'static str {
+    match l {
+        Level::Read => "read",
+        Level::Write => "write",
+    }
+}
+
+pub(super) fn ts(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(super) async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    now: OffsetDateTime,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO aws_audit (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The agent-access trail, newest first, before `before_id` (exclusive), at most `limit`.
+    pub async fn aws_audit(
+        &self,
+        limit: i64,
+        before_id: Option<i64>,
+    ) -> Result<Vec<Value>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, detail FROM aws_audit
+             WHERE $2::bigint IS NULL OR id < $2 ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .bind(before_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(json!({
+                "type": "aws_audit_event",
+                "id": r.try_get::<i64, _>("id")?.to_string(),
+                "created_at": ts(r.try_get("at")?),
+                "actor": r.try_get::<String, _>("actor")?,
+                "action": r.try_get::<String, _>("action")?,
+                "subject": r.try_get::<String, _>("subject")?,
+                "detail": r.try_get::<Option<Value>, _>("detail")?,
+            }));
+        }
+        Ok(out)
+    }
+}
