@@ -2,6 +2,7 @@
 //! credentials for which project and level, the refusals in words, the cache, and the audit
 //! trail without a secret in it.
 
+use claude_gateway::config::{Env, ProcessEnv};
 use serde_json::Value;
 
 use crate::support::gateway::{config, Gateway, JWT_SECRET};
@@ -199,4 +200,58 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
     );
     gw.assert_absent(&[&secret, &session]);
     drop(moto);
+}
+
+/// A container or an orchestrator needs no CLI: an AWS SDK (boto3 here) reads the endpoint
+/// through `AWS_CONTAINER_CREDENTIALS_FULL_URI`, with the gateway session token in
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN`, and calls AWS (moto) with what it gets.
+#[test]
+fn an_aws_sdk_reads_the_endpoint_as_container_credentials() {
+    let moto = Moto::start();
+    let url = shared().new_db();
+    let extra = aws_access(&moto.url);
+    let gw = Gateway::start(|port| config(port, &url, &extra), &ENV);
+    let ana = token("ana", &["payments"], None);
+    let script = "import boto3, sys\n\
+                  s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='eu-west-1')\n\
+                  print(s3.list_buckets()['ResponseMetadata']['HTTPStatusCode'])\n\
+                  sts = boto3.client('sts', endpoint_url=sys.argv[1], region_name='us-east-1')\n\
+                  print(sts.get_caller_identity()['Arn'])\n";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &moto.url])
+        .env_clear()
+        .env("PATH", ProcessEnv.var("PATH").unwrap_or_default())
+        .env("HOME", ProcessEnv.var("HOME").unwrap_or_default())
+        .env(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!(
+                "http://127.0.0.1:{}/v1/aws/credentials?project=payments",
+                gw.port
+            ),
+        )
+        .env("AWS_CONTAINER_AUTHORIZATION_TOKEN", format!("Bearer {ana}"))
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("200"));
+    let arn = lines.next().unwrap_or_default();
+    assert!(
+        arn.starts_with("arn:aws:sts::111111111111:assumed-role/agent-payments/gw-ana"),
+        "{arn}"
+    );
+    let issued = gw.audit("aws.credentials");
+    assert_eq!(
+        issued.len(),
+        1,
+        "one credential serves both clients: {issued:?}"
+    );
 }
