@@ -40,7 +40,11 @@ fn checked(a: Answer, what: &str) -> Result<Value, Error> {
 /// `GET /v1/aws/credentials?project=…&level=…`: the container-credentials JSON.
 pub async fn credentials(s: &Signed, project: &str, write: bool) -> Result<Value, Error> {
     let level = if write { "write" } else { "read" };
-    let path = format!("/v1/aws/credentials?project={project}&level={level}");
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("project", project)
+        .append_pair("level", level)
+        .finish();
+    let path = format!("/v1/aws/credentials?{query}");
     checked(call(s, Call::Get(&path)).await?, "the credentials request")
 }
 

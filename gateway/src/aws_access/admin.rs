@@ -446,6 +446,7 @@ mod tests {
             ],
             members: vec![],
             mfa_max_age_seconds: 900,
+            token_max_age_seconds: 600,
             sts_endpoint_url: None,
             webhook_url: None,
         }

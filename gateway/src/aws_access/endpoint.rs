@@ -3,7 +3,8 @@
 //! (`AWS_CONTAINER_CREDENTIALS_FULL_URI` with `AWS_CONTAINER_AUTHORIZATION_TOKEN`). Every request
 //! is decided afresh (membership now, grant in force, MFA), so a member whose window ended or who
 //! left the group gets nothing on the next one; a credential minted earlier is handed out again
-//! only while it is good and ends within what the decision allows now.
+//! only while it is good and ends within what the decision allows now. A session token older than
+//! `token_max_age_seconds` is refused with 401, so the client refreshes it at the IdP first.
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -70,33 +71,40 @@ pub async fn credentials(
     dev: Developer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AwsError> {
-    let outcome = issue(&state, &dev, query.as_deref()).await;
+    let asked = ask(query.as_deref());
+    let outcome = match &asked {
+        Ok(a) => issue(&state, &dev, a).await,
+        Err(e) => Err(AwsError::BadRequest(e.to_string())),
+    };
     if let Err(e) = &outcome {
         let (_, code) = e.status_code();
+        let (project, level) = match &asked {
+            Ok(a) => (Some(a.project.as_str()), Some(level_name(a.level))),
+            Err(_) => (None, None),
+        };
         state.audit.emit(
             "aws.credentials.refused",
             state.clock.now(),
             json!({"user": dev.claims.identity.sub, "email": dev.claims.identity.email,
-                   "code": code, "client_ip": dev.ip}),
+                   "project": project, "level": level, "code": code, "client_ip": dev.ip}),
         );
     }
     outcome
 }
 
-async fn issue(
-    state: &AppState,
-    dev: &Developer,
-    query: Option<&str>,
-) -> Result<Response, AwsError> {
+async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Response, AwsError> {
     let (Some(cfg), Some(broker)) = (&state.config.aws_access, &state.aws) else {
         return Err(AwsError::NotConfigured);
     };
-    let Ask {
-        project: name,
-        level,
-    } = ask(query)?;
+    let (name, level) = (asked.project.clone(), asked.level);
     let who = &dev.claims.identity;
     let now = state.clock.now();
+    // Groups and the IdP's say-so are as of the token's sign-in or refresh: a fresh one is asked.
+    if now.unix_timestamp() - dev.claims.iat > i64::from(cfg.token_max_age_seconds) {
+        return Err(AwsError::StaleSignIn {
+            minutes: cfg.token_max_age_seconds / 60,
+        });
+    }
     let project = cfg.projects.iter().find(|p| p.name == name);
     let mut entries = broker.config_entries.clone();
     entries.extend(state.store.aws_member_entries().await.map_err(|e| {

@@ -268,6 +268,7 @@ mod tests {
             projects: vec![example_project(Environment::Prod, WriteApproval::Required)],
             members: vec![],
             mfa_max_age_seconds: 900,
+            token_max_age_seconds: 600,
             sts_endpoint_url: None,
             webhook_url: None,
         }

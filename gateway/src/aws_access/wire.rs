@@ -18,6 +18,12 @@ pub enum AwsError {
     /// No valid gateway session token.
     #[error("sign in first: run `claude-aws login`")]
     Unauthorized,
+    /// The session token is older than credentials allow: refresh it and ask again.
+    #[error("your sign-in is more than {minutes} minutes old: refresh it and ask again (claude-aws does this on its own)")]
+    StaleSignIn {
+        /// The allowed age.
+        minutes: u32,
+    },
     /// The gateway has no `aws_access` section.
     #[error("agent access to AWS is not configured on this gateway")]
     NotConfigured,
@@ -78,6 +84,7 @@ impl AwsError {
                 Refusal::MfaNeeded { .. } => (StatusCode::FORBIDDEN, "mfa_needed"),
             },
             AwsError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AwsError::StaleSignIn { .. } => (StatusCode::UNAUTHORIZED, "sign_in_stale"),
             AwsError::NotConfigured => (StatusCode::NOT_FOUND, "not_configured"),
             AwsError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AwsError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -21,6 +21,11 @@ pub struct AwsAccess {
     /// How old a multi-factor sign-in may be for prod write credentials, in seconds.
     #[serde(default = "AwsAccess::default_mfa_max_age")]
     pub mfa_max_age_seconds: u32,
+    /// How old a gateway session token may be when it asks for credentials, in seconds: an older
+    /// one is refused (401) so the client refreshes it, which asks the IdP again (a developer
+    /// removed from a group there gets nothing after at most this long).
+    #[serde(default = "AwsAccess::default_token_max_age")]
+    pub token_max_age_seconds: u32,
     /// The STS endpoint; none: the SDK's own for the gateway's region (an override is for tests
     /// and private endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +39,10 @@ pub struct AwsAccess {
 impl AwsAccess {
     fn default_mfa_max_age() -> u32 {
         900
+    }
+
+    fn default_token_max_age() -> u32 {
+        600
     }
 }
 
@@ -214,6 +223,12 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
     if !(60..=86_400).contains(&a.mfa_max_age_seconds) {
         err(
             "aws_access.mfa_max_age_seconds".into(),
+            "must be 60 to 86400".into(),
+        );
+    }
+    if !(60..=86_400).contains(&a.token_max_age_seconds) {
+        err(
+            "aws_access.token_max_age_seconds".into(),
             "must be 60 to 86400".into(),
         );
     }
@@ -403,6 +418,7 @@ aws_access:
         assert_eq!(a.projects[0].write_approval, super::WriteApproval::Required);
         assert_eq!(a.members[0].level, super::Level::Write);
         assert_eq!(a.mfa_max_age_seconds, 900);
+        assert_eq!(a.token_max_age_seconds, 600);
         assert!(load(BASE, &MapEnv::new())
             .unwrap()
             .config
@@ -464,6 +480,11 @@ aws_access:
                 "  members:",
                 "  mfa_max_age_seconds: 5\n  members:",
                 "aws_access.mfa_max_age_seconds",
+            ),
+            (
+                "  members:",
+                "  token_max_age_seconds: 0\n  members:",
+                "aws_access.token_max_age_seconds",
             ),
             (
                 "  members:",

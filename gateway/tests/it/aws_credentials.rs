@@ -11,6 +11,11 @@ use crate::support::pg::shared;
 
 /// A session token for `sub` in `groups`, with multi-factor proof at `mfa_at` (unix seconds).
 fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
+    token_at(sub, groups, mfa_at, time::OffsetDateTime::now_utc())
+}
+
+/// Like [`token`], issued at `iat`.
+fn token_at(sub: &str, groups: &[&str], mfa_at: Option<i64>, iat: time::OffsetDateTime) -> String {
     use claude_gateway::auth::token::{Identity, SessionKeys};
     use claude_gateway::config::Secret;
     let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
@@ -21,11 +26,7 @@ fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
         groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         mfa_at,
     };
-    keys.mint(
-        &who,
-        time::OffsetDateTime::now_utc(),
-        time::Duration::hours(1),
-    )
+    keys.mint(&who, iat, time::Duration::hours(8))
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -177,6 +178,21 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
         "levels and projects are apart"
     );
 
+    // A sign-in older than token_max_age_seconds (600 by default) is sent back for a refresh,
+    // which asks the IdP again.
+    let old = token_at(
+        "ana",
+        &["payments"],
+        None,
+        time::OffsetDateTime::now_utc() - time::Duration::minutes(11),
+    );
+    let (s, body) = get(&gw, Some(&old), "project=payments").await;
+    assert_eq!(
+        (s, body["code"].as_str().unwrap()),
+        (401, "sign_in_stale"),
+        "{body}"
+    );
+
     // The audit trail names who got what, never a secret.
     let issued = gw.audit("aws.credentials");
     assert_eq!(issued.len(), 3, "{issued:?}");
@@ -195,9 +211,12 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
             "write_not_approved",
             "bad_request",
             "not_member",
-            "access_ending"
+            "access_ending",
+            "sign_in_stale"
         ]
     );
+    assert_eq!(refused[0]["project"], "billing");
+    assert_eq!(refused[1]["level"], "write");
     gw.assert_absent(&[&secret, &session]);
     drop(moto);
 }
