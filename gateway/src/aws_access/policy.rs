@@ -130,6 +130,90 @@ mod tests {
         );
     }
 
+    /// IAM's wildcard match of an action against a pattern (`*` any run, case-insensitive).
+    fn glob(pattern: &str, action: &str) -> bool {
+        let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+        let parts: Vec<&str> = p.split('*').collect();
+        let Some((first, rest)) = parts.split_first() else {
+            return false;
+        };
+        let Some(mut tail) = a.strip_prefix(first) else {
+            return false;
+        };
+        for (i, part) in rest.iter().enumerate() {
+            if i + 1 == rest.len() {
+                return part.is_empty() || tail.ends_with(part);
+            }
+            match tail.find(part) {
+                Some(at) => tail = &tail[at + part.len()..],
+                None => return false,
+            }
+        }
+        tail.is_empty()
+    }
+
+    /// IAM's evaluation of one action under a session policy: an explicit deny wins, then an
+    /// allow; anything else is implicitly denied.
+    fn allowed(policy: &str, action: &str) -> bool {
+        let v: serde_json::Value = serde_json::from_str(policy).unwrap();
+        let hits = |effect: &str| {
+            v["Statement"].as_array().unwrap().iter().any(|s| {
+                s["Effect"] == effect
+                    && s["Action"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| glob(p.as_str().unwrap(), action))
+            })
+        };
+        !hits("Deny") && hits("Allow")
+    }
+
+    #[test]
+    fn under_iam_evaluation_a_deny_wins_over_any_allow_at_every_level() {
+        use crate::config::aws_access::{example_project, Environment, Level, WriteApproval};
+        assert!(glob("*:Delete*", "s3:DeleteObject") && !glob("s3:Get*", "s3:PutObject"));
+        for env in [Environment::Prod, Environment::Nonprod] {
+            let mut p = example_project(env, WriteApproval::Required);
+            // A careless project: whole services allowed, one of them IAM.
+            p.read = strings(&["s3:Get*", "ec2:*", "iam:Get*"]);
+            p.write = strings(&["s3:*", "kms:*", "cloudtrail:*"]);
+            p.deny = strings(&["s3:PutBucketPolicy"]);
+            for level in [Level::Read, Level::Write] {
+                let actions: Vec<String> = match level {
+                    Level::Read => p.read.clone(),
+                    Level::Write => p.read.iter().chain(&p.write).cloned().collect(),
+                };
+                let policy = session_policy(&actions, &p.deny).unwrap();
+                assert!(allowed(&policy, "s3:GetObject"));
+                assert!(allowed(&policy, "ec2:DescribeInstances"));
+                for denied in [
+                    "iam:GetRole",
+                    "ec2:TerminateInstances",
+                    "ec2:DeleteVpc",
+                    "s3:DeleteBucket",
+                    "kms:ScheduleKeyDeletion",
+                    "kms:DisableKey",
+                    "cloudtrail:StopLogging",
+                    "s3:PutBucketPolicy",
+                    "sts:AssumeRole",
+                    "organizations:LeaveOrganization",
+                ] {
+                    assert!(
+                        !allowed(&policy, denied),
+                        "{denied} at {level:?} on {env:?}"
+                    );
+                }
+                assert_eq!(
+                    allowed(&policy, "s3:PutObject"),
+                    level == Level::Write,
+                    "write actions only at write"
+                );
+                assert!(!allowed(&policy, "lambda:InvokeFunction"), "implicit deny");
+            }
+        }
+    }
+
     #[test]
     fn refuses_what_is_not_an_action() {
         for bad in [
