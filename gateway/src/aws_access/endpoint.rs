@@ -99,7 +99,11 @@ async fn issue(
     let now = state.clock.now();
     let project = cfg.projects.iter().find(|p| p.name == name);
     let mut entries = broker.config_entries.clone();
-    entries.extend(state.store.aws_member_entries().await.map_err(|e| {
+    let stored = state
+        .store
+        .aws_member_entries(Some(&name), who.email.as_deref(), &who.groups)
+        .await;
+    entries.extend(stored.map_err(|e| {
         tracing::warn!("aws members unreadable: {e}");
         AwsError::Unavailable
     })?);

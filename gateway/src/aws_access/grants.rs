@@ -16,6 +16,7 @@ use super::developer::Developer;
 use super::membership::{standing, Entry};
 use super::refusal::Refusal;
 use super::wire::AwsError;
+use crate::auth::token::Identity;
 use crate::config::aws_access::{AwsAccess, Level, WriteApproval};
 use crate::state::AppState;
 use crate::store::aws_access::{GrantRow, NewGrant, Requested};
@@ -46,13 +47,19 @@ fn unavailable(e: impl std::fmt::Display) -> AwsError {
     AwsError::Unavailable
 }
 
-/// Every member entry: config's and the Admin API's.
-pub(crate) async fn entries(state: &AppState, a: &AwsAccess) -> Result<Vec<Entry>, AwsError> {
+/// The member entries that may name the developer `who`: config's, and those of the Admin API's
+/// that name them (on `project` when given).
+pub(crate) async fn entries(
+    state: &AppState,
+    a: &AwsAccess,
+    who: &Identity,
+    project: Option<&str>,
+) -> Result<Vec<Entry>, AwsError> {
     let mut all: Vec<Entry> = a.members.iter().filter_map(Entry::from_config).collect();
     all.extend(
         state
             .store
-            .aws_member_entries()
+            .aws_member_entries(project, who.email.as_deref(), &who.groups)
             .await
             .map_err(unavailable)?,
     );
@@ -154,7 +161,7 @@ async fn request(
     let now = state.clock.now();
     let who = &dev.claims.identity;
     let held = standing(
-        &entries(&state, a).await?,
+        &entries(&state, a, who, Some(&project.name)).await?,
         &project.name,
         who.email.as_deref(),
         &who.groups,

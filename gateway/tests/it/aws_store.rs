@@ -79,7 +79,12 @@ async fn members_are_added_and_removed_with_their_trail() {
         s.aws_add_member(&m, NOW).await.unwrap(),
         Added::Member(m.clone())
     );
-    assert_eq!(s.aws_member_entries().await.unwrap(), vec![m.entry()]);
+    assert_eq!(
+        s.aws_member_entries(None, Some("ana@example.com"), &[])
+            .await
+            .unwrap(),
+        vec![m.entry()]
+    );
     assert_eq!(
         s.aws_remove_member("awm_1", "admin-key:ops", NOW)
             .await
@@ -92,7 +97,11 @@ async fn members_are_added_and_removed_with_their_trail() {
             .unwrap(),
         None
     );
-    assert!(s.aws_member_entries().await.unwrap().is_empty());
+    assert!(s
+        .aws_member_entries(None, Some("ana@example.com"), &[])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         actions(&s).await,
         vec![
@@ -100,6 +109,65 @@ async fn members_are_added_and_removed_with_their_trail() {
             ("aws.member.removed".into(), "awm_1".into())
         ]
     );
+}
+
+/// A credential request reads only the entries naming its developer on its project, not every
+/// member the gateway holds (up to 10,000 of up to 200 names each, on every request).
+#[tokio::test]
+async fn a_membership_read_holds_only_the_entries_naming_the_developer() {
+    let s = store().await;
+    let member = |id: &str, project: &str, groups: &[&str], emails: &[&str]| MemberRow {
+        id: id.into(),
+        project: project.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        emails: emails.iter().map(|e| (*e).to_owned()).collect(),
+        level: Level::Read,
+        from: None,
+        until: None,
+        created_at: NOW,
+        created_by: "admin-key:ops".into(),
+    };
+    let rows = [
+        member("awm_1_mail", "payments", &[], &["ana@example.com"]),
+        member("awm_2_group", "payments", &["payments-devs"], &[]),
+        member("awm_3_other_project", "billing", &["payments-devs"], &[]),
+        member(
+            "awm_other_people",
+            "payments",
+            &["ops"],
+            &["bo@example.com"],
+        ),
+    ];
+    for m in &rows {
+        assert!(matches!(
+            s.aws_add_member(m, NOW).await.unwrap(),
+            Added::Member(_)
+        ));
+    }
+    let groups = vec!["payments-devs".to_owned(), "everyone".to_owned()];
+    let on_payments = s
+        .aws_member_entries(Some("payments"), Some("Ana@Example.com"), &groups)
+        .await
+        .unwrap();
+    assert_eq!(on_payments, vec![rows[0].entry(), rows[1].entry()]);
+    let anywhere = s
+        .aws_member_entries(None, Some("ana@example.com"), &groups)
+        .await
+        .unwrap();
+    assert_eq!(
+        anywhere,
+        vec![rows[0].entry(), rows[1].entry(), rows[2].entry()]
+    );
+    let stranger = s
+        .aws_member_entries(None, Some("cy@example.com"), &["contractors".to_owned()])
+        .await
+        .unwrap();
+    assert!(stranger.is_empty(), "{stranger:?}");
+    assert!(s
+        .aws_member_entries(None, None, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
