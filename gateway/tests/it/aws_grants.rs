@@ -408,3 +408,43 @@ async fn a_failing_webhook_fails_nothing_and_is_logged_without_its_url() {
     assert!(line.contains(g["id"].as_str().unwrap()), "{line}");
     gw.assert_absent(&[secret_path, &format!("127.0.0.1:{port}")]);
 }
+
+/// The approval page's decision POSTs are counted per network from the request head, like
+/// `POST /device`: past `rate_limits.device_verify` they are refused before a session, a CSRF
+/// token or the store is looked at, and the refusal is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_decisions_are_rate_limited_per_address() {
+    let gw = start("rate_limits: {device_verify: {max: 2, window_seconds: 600}}\n").await;
+    let c = crate::support::client();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    let post = |action: &str| {
+        c.post(format!("{origin}/aws/approvals/grt_guess/{action}"))
+            .header("origin", &origin)
+            .form(&[("csrf", "guess")])
+            .send()
+    };
+    for action in ["approve", "deny"] {
+        let r = post(action).await.unwrap();
+        assert_eq!(r.status(), 403, "under the limit the page answers");
+    }
+    let r = post("approve").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("Too many attempts"));
+    let refused = gw.audit("aws.approval.refused");
+    assert_eq!(
+        refused
+            .last()
+            .map(|e| (e["reason"].clone(), e["grant"].clone())),
+        Some((json!("rate_limited"), json!("grt_guess"))),
+        "{refused:?}"
+    );
+    // The device pages count apart.
+    let r = c
+        .post(format!("{origin}/device"))
+        .header("origin", &origin)
+        .form(&[("user_code", "BCDFGHJK")])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 429);
+}
