@@ -18,6 +18,12 @@ use sqlx::{Connection, PgConnection};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+/// The moment `days` days before `now`, or `None` when that lies before any time the gateway can
+/// hold (a retention of millennia keeps everything rather than failing the sweep).
+pub(crate) fn days_before(now: time::OffsetDateTime, days: i64) -> Option<time::OffsetDateTime> {
+    now.checked_sub(time::Duration::days(days))
+}
+
 /// Advisory lock key held while migrations run, so replicas booting together take turns.
 const MIGRATION_LOCK: i64 = 0x636c_6177_6467_7731; // "clawdgw1"
 
