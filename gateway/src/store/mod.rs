@@ -9,7 +9,7 @@ pub mod spend;
 mod sweeper;
 
 pub use connect::{connect_options, ConnectError};
-pub use sweeper::spawn_sweeper;
+pub use sweeper::{spawn_sweeper, Retention};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -322,3 +322,65 @@ async fn grants_end_lapse_and_are_revoked() {
     assert_eq!(trail[0]["action"], "aws.grant.revoked");
     assert_eq!(trail[0]["detail"]["reason_len"], 14);
 }
+
+/// The agent-access trail and decided requests are kept `admin.audit_retention_days`: older
+/// rows go, pending requests and anything newer stay, and a window of millennia keeps all.
+#[tokio::test]
+async fn retention_removes_the_old_trail_and_long_decided_requests() {
+    let s = store().await;
+    let old = NOW - time::Duration::days(400);
+    let lead = Decider {
+        by: "lead@example.com",
+        client_ip: None,
+    };
+    for (id, sub, at) in [
+        ("grt_old_denied", "ana", old),
+        ("grt_old_approved", "bo", old),
+        ("grt_old_pending", "cy", old),
+        ("grt_new_denied", "dee", NOW),
+    ] {
+        assert!(matches!(
+            s.aws_request_grant(&request(id, sub, 3600), at)
+                .await
+                .unwrap(),
+            Requested::Created(_)
+        ));
+    }
+    let decided = [
+        ("grt_old_denied", Decision::Deny, old),
+        (
+            "grt_old_approved",
+            Decision::Approve {
+                until: old + time::Duration::hours(1),
+            },
+            old,
+        ),
+        ("grt_new_denied", Decision::Deny, NOW),
+    ];
+    for (id, d, at) in decided {
+        assert!(s.aws_decide_grant(id, d, lead, at).await.unwrap().is_some());
+    }
+    let trail_before = s.aws_audit(1000, None).await.unwrap().len();
+    assert_eq!(trail_before, 7, "four requests, three decisions");
+    assert_eq!(
+        s.aws_retention(NOW, u32::MAX).await.unwrap(),
+        0,
+        "a window before the earliest time keeps everything"
+    );
+    assert_eq!(s.aws_retention(NOW, 365).await.unwrap(), 5 + 2);
+    for (id, kept) in [
+        ("grt_old_denied", false),
+        ("grt_old_approved", false),
+        ("grt_old_pending", true),
+        ("grt_new_denied", true),
+    ] {
+        assert_eq!(s.aws_grant(id).await.unwrap().is_some(), kept, "{id}");
+    }
+    assert_eq!(
+        actions(&s).await,
+        vec![
+            ("aws.grant.requested".into(), "grt_new_denied".into()),
+            ("aws.grant.denied".into(), "grt_new_denied".into()),
+        ]
+    );
+}
