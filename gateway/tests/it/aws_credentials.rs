@@ -9,7 +9,7 @@ use crate::support::moto::{Moto, ENV};
 use crate::support::pg::shared;
 
 /// A session token for `sub` in `groups`, with multi-factor proof at `mfa_at` (unix seconds).
-fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
+pub(crate) fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
     use claude_gateway::auth::token::{Identity, SessionKeys};
     use claude_gateway::config::Secret;
     let keys = SessionKeys::new(&[Secret::new(JWT_SECRET)], None);
@@ -32,7 +32,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap()
 }
 
-fn aws_access(sts: &str) -> String {
+pub(crate) fn aws_access(sts: &str) -> String {
     let now = time::OffsetDateTime::now_utc();
     let soon = rfc3339(now + time::Duration::minutes(10));
     let later = rfc3339(now + time::Duration::days(30));
@@ -64,7 +64,7 @@ fn aws_access(sts: &str) -> String {
     )
 }
 
-async fn get(gw: &Gateway, bearer: Option<&str>, query: &str) -> (u16, Value) {
+pub(crate) async fn get(gw: &Gateway, bearer: Option<&str>, query: &str) -> (u16, Value) {
     let mut req = crate::support::client().get(format!(
         "http://127.0.0.1:{}/v1/aws/credentials?{query}",
         gw.port
