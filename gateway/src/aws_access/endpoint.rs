@@ -22,6 +22,8 @@ use crate::state::AppState;
 
 /// The longest query string read.
 const MAX_QUERY: usize = 1024;
+/// The most characters of an asked project name a refusal's audit line carries.
+const MAX_LOGGED_NAME: usize = 64;
 
 /// What the query asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -73,10 +75,16 @@ pub async fn credentials(
     let outcome = issue(&state, &dev, query.as_deref()).await;
     if let Err(e) = &outcome {
         let (_, code) = e.status_code();
+        // What was asked, when the query said it (the name cut short: it may name no project).
+        let asked = ask(query.as_deref()).ok();
+        let project = asked
+            .as_ref()
+            .map(|a| a.project.chars().take(MAX_LOGGED_NAME).collect::<String>());
         state.audit.emit(
             "aws.credentials.refused",
             state.clock.now(),
             json!({"user": dev.claims.identity.sub, "email": dev.claims.identity.email,
+                   "project": project, "level": asked.map(|a| level_name(a.level)),
                    "code": code, "client_ip": dev.ip}),
         );
     }

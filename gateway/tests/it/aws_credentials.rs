@@ -186,6 +186,26 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
     assert_eq!(issued[1]["cached"], true);
     assert_eq!(issued[2]["level"], "write");
     let refused = gw.audit("aws.credentials.refused");
+    // Each refusal names what was asked, when the query said it.
+    let asked: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|e| {
+            (
+                e["project"].as_str().unwrap_or("-"),
+                e["level"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("billing", "read"),
+            ("payments", "write"),
+            ("-", "-"),
+            ("payments", "read"),
+            ("sandbox", "read")
+        ]
+    );
     let codes: Vec<&str> = refused.iter().filter_map(|e| e["code"].as_str()).collect();
     assert_eq!(
         codes,
