@@ -154,7 +154,13 @@ async fn issue(
     let Some(project) = project else {
         return Err(AwsError::NotConfigured);
     };
-    let key = (who.sub.clone(), name.clone(), level, allowed.grant.clone());
+    let key = (
+        who.sub.clone(),
+        name.clone(),
+        level,
+        allowed.grant.clone(),
+        mfa,
+    );
     let by = now + allowed.duration;
     let (creds, cached) = match broker.cached(&key, now, by) {
         Some(c) => (c, true),

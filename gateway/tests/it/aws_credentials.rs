@@ -2,7 +2,7 @@
 //! credentials for which project and level, the refusals in words, the cache, and the audit
 //! trail without a secret in it.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::gateway::{config, Gateway, JWT_SECRET};
 use crate::support::moto::{Moto, ENV};
@@ -112,6 +112,15 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
     // Asked again, the same credential comes back from the cache.
     let (_, again) = get(&gw, Some(&ana), "project=payments&level=read").await;
     assert_eq!(again["AccessKeyId"], key.as_str());
+    // A session with recent MFA gets its own credential, tagged so; and the one tagged
+    // `mfa=true` never goes back to a session without it.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ana_mfa = token("ana", &["payments"], Some(now));
+    let (s, with_mfa) = get(&gw, Some(&ana_mfa), "project=payments").await;
+    assert_eq!(s, 200, "{with_mfa}");
+    assert_ne!(with_mfa["AccessKeyId"], key.as_str());
+    let (_, without) = get(&gw, Some(&ana), "project=payments").await;
+    assert_eq!(without["AccessKeyId"], key.as_str());
 
     // The refusals, each with its code and a sentence.
     let cases = [
@@ -178,13 +187,21 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
 
     // The audit trail names who got what, never a secret.
     let issued = gw.audit("aws.credentials");
-    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(issued.len(), 5, "{issued:?}");
     assert_eq!(issued[0]["project"], "payments");
     assert_eq!(issued[0]["level"], "read");
     assert_eq!(issued[0]["mfa"], false);
     assert_eq!(issued[0]["cached"], false);
     assert_eq!(issued[1]["cached"], true);
-    assert_eq!(issued[2]["level"], "write");
+    assert_eq!(
+        (&issued[2]["mfa"], &issued[2]["cached"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(
+        (&issued[3]["mfa"], &issued[3]["cached"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(issued[4]["level"], "write");
     let refused = gw.audit("aws.credentials.refused");
     // Each refusal names what was asked, when the query said it.
     let asked: Vec<(&str, &str)> = refused
