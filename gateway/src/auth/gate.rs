@@ -10,6 +10,7 @@ use super::context::Ctx;
 use super::oauth_error::OAuthError;
 use super::pages;
 use super::throttle::Limit;
+use crate::aws_access::grants::MAX_ID_LEN;
 use crate::state::AppState;
 
 /// The refusal for a sign-in POST over its per-IP limit, or `None` to go on. `extensions` are
@@ -41,6 +42,8 @@ pub async fn before_body(
         Limit::Unavailable => "error",
     };
     if let Some(grant) = approval_decision(path) {
+        // The path is the client's: an id longer than any request's is not written down.
+        let grant = (grant.len() <= MAX_ID_LEN).then_some(grant);
         ctx.audit(
             state,
             "aws.approval.refused",

@@ -233,6 +233,10 @@ async fn request(
     Ok(res)
 }
 
+/// The longest request id read from a path (they are `grt_` and 22 characters); a longer one
+/// names no request and is neither looked up nor written to a log.
+pub const MAX_ID_LEN: usize = 64;
+
 /// Where an approver decides request `id`.
 pub(crate) fn approval_url(origin: &str, id: &str) -> String {
     format!("{origin}/aws/approvals/{id}")
@@ -246,7 +250,7 @@ async fn fetch(
 ) -> Result<Response, AwsError> {
     section(&state)?;
     let missing = || AwsError::NotFound(format!("you have no write request {id}"));
-    if id.len() > 64 {
+    if id.len() > MAX_ID_LEN {
         return Err(missing());
     }
     expire(&state, state.clock.now()).await?;

@@ -412,6 +412,34 @@ async fn a_failing_webhook_fails_nothing_and_is_logged_without_its_url() {
 /// The approval page's decision POSTs are counted per network from the request head, like
 /// `POST /device`: past `rate_limits.device_verify` they are refused before a session, a CSRF
 /// token or the store is looked at, and the refusal is audited.
+/// A decision POST naming an id longer than any request's is not found, before a session, a
+/// CSRF token or the store is looked at, and the id reaches no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_approval_id_is_not_found_and_not_logged() {
+    let gw = start("").await;
+    let c = crate::support::client();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    let long = "g".repeat(20_000);
+    let r = c
+        .post(format!("{origin}/aws/approvals/{long}/approve"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .post(format!("{origin}/aws/approvals/grt_short/approve"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a short one is still judged and blocked");
+    assert_eq!(gw.audit("aws.approval.refused").len(), 1);
+    assert!(!gw.stdout().contains(&long[..100]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn approval_decisions_are_rate_limited_per_address() {
     let gw = start("rate_limits: {device_verify: {max: 2, window_seconds: 600}}\n").await;
@@ -438,6 +466,16 @@ async fn approval_decisions_are_rate_limited_per_address() {
         Some((json!("rate_limited"), json!("grt_guess"))),
         "{refused:?}"
     );
+    // A path's id longer than any request's is counted too, and not written to the log.
+    let long = "g".repeat(20_000);
+    let r = c
+        .post(format!("{origin}/aws/approvals/{long}/deny"))
+        .header("origin", &origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(!gw.stdout().contains(&long[..100]));
     // The device pages count apart.
     let r = c
         .post(format!("{origin}/device"))
