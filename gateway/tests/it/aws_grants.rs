@@ -486,3 +486,57 @@ async fn approval_decisions_are_rate_limited_per_address() {
         .unwrap();
     assert_ne!(r.status(), 429);
 }
+
+/// The sweeper deletes the agent-access trail past `admin.audit_retention_days`, with its default
+/// of 365 days also when the config has no `admin` section (the first sweep runs at start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_keeps_the_trail_a_year_without_an_admin_section() {
+    use std::str::FromStr;
+    let url = shared().new_db();
+    let opts = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    let s = claude_gateway::store::Store::connect(
+        opts,
+        2,
+        Duration::from_secs(10),
+        3,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO aws_audit (at, actor, action, subject) VALUES
+         (now() - interval '400 days', 'admin-key:ops', 'aws.member.added', 'awm_old'),
+         (now() - interval '300 days', 'admin-key:ops', 'aws.member.added', 'awm_kept')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let all = sections("");
+    let yaml = all[all.find("aws_access:").unwrap()..].to_owned();
+    assert!(!yaml.contains("admin:"));
+    let gw =
+        tokio::task::spawn_blocking(move || Gateway::start(|port| config(port, &url, &yaml), &[]))
+            .await
+            .unwrap();
+    let subjects = || async {
+        s.aws_audit(10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while subjects().await.len() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sweep: {:?}\n{}",
+            subjects().await,
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(subjects().await, ["awm_kept"]);
+}
