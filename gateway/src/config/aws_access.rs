@@ -270,6 +270,18 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
         }
         if p.tag.value.is_empty() || p.tag.value.chars().count() > 256 {
             err(format!("{at}.tag.value"), "1 to 256 characters".into());
+        } else if !p
+            .tag
+            .value
+            .chars()
+            .all(crate::aws_access::assume::tag_char_ok)
+        {
+            // Every credential carries it as its `project` session tag, which the project role
+            // compares with the resources' tag: a character STS refuses would not match.
+            err(
+                format!("{at}.tag.value"),
+                "letters, digits, spaces and _.:/=+-@ only (it is a session tag value)".into(),
+            );
         }
         let min = MIN_SESSION.whole_seconds();
         let max = MAX_SESSION.whole_seconds();
@@ -459,6 +471,11 @@ aws_access:
                 "environment: prod",
                 "environment: prod\n      max_session_seconds: 60",
                 "aws_access.projects[0].max_session_seconds",
+            ),
+            (
+                "value: payments}",
+                "value: 'payments#1'}",
+                "aws_access.projects[0].tag.value",
             ),
             (
                 "  members:",
