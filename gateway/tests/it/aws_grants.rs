@@ -204,7 +204,10 @@ async fn members_are_managed_through_the_admin_api_with_their_trail() {
     assert_eq!(added.len(), 1);
     assert_eq!(added[0]["member"], id.as_str());
     assert_eq!(added[0]["level"], "write");
-    assert_eq!(gw.audit("aws.member.removed")[0]["actor"], "oidc:root");
+    assert_eq!(added[0]["client_ip"], "127.0.0.1");
+    let removed = gw.audit("aws.member.removed");
+    assert_eq!(removed[0]["actor"], "oidc:root");
+    assert_eq!(removed[0]["client_ip"], "127.0.0.1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
