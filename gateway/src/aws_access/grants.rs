@@ -23,8 +23,10 @@ use crate::store::aws_access::{GrantRow, NewGrant, Requested};
 
 /// The longest reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-/// The shortest write asked for, in seconds (the shortest credential STS issues).
-pub const MIN_DURATION_SECONDS: i64 = 900;
+/// The shortest write asked for, in seconds: STS's shortest credential (15 minutes) and 5 minutes
+/// to fetch it once approved. A grant of only 15 minutes would have less than a credential's
+/// worth left by the time it is used, and could never give one.
+pub const MIN_DURATION_SECONDS: i64 = 1200;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -305,7 +307,7 @@ mod tests {
                 "no_project",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 899, "reason": "x"}),
+                json!({"project": "payments", "duration_seconds": 1199, "reason": "x"}),
                 "bad_request",
             ),
             (
@@ -317,19 +319,19 @@ mod tests {
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "  "}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "  "}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "a".repeat(501)}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "a".repeat(501)}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "a\u{1b}[2J"}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "a\u{1b}[2J"}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900}),
+                json!({"project": "payments", "duration_seconds": 1200}),
                 "bad_request",
             ),
         ];
@@ -341,10 +343,31 @@ mod tests {
             code(parse(
                 &a,
                 &body(
-                    json!({"project": "payments", "duration_seconds": 900, "reason": "a".repeat(500)})
+                    json!({"project": "payments", "duration_seconds": 1200, "reason": "a".repeat(500)})
                 )
             )),
             "ok"
         );
+    }
+
+    /// The shortest grant approved, then used a few minutes later, still gives a write
+    /// credential: it outlasts STS's shortest session by the time it takes to fetch one.
+    #[test]
+    fn the_shortest_grant_gives_a_credential_after_its_approval() {
+        use crate::aws_access::session::{length, Bounds, MIN_SESSION};
+        use time::macros::datetime;
+        let approved = datetime!(2026-12-06 10:00 UTC);
+        let until = approved + time::Duration::seconds(MIN_DURATION_SECONDS);
+        let used = approved + time::Duration::minutes(4);
+        let got = length(
+            "payments",
+            used,
+            &Bounds {
+                max_session: time::Duration::hours(1),
+                window: (None, None),
+                grant_until: Some(until),
+            },
+        );
+        assert!(matches!(got, Ok(d) if d >= MIN_SESSION), "{got:?}");
     }
 }

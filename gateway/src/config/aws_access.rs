@@ -308,6 +308,16 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
                     "a write level that needs approval needs approvers".into(),
                 );
             }
+            let shortest = crate::aws_access::grants::MIN_DURATION_SECONDS;
+            if p.write_approval == WriteApproval::Required
+                && i64::from(p.max_session_seconds) < shortest
+            {
+                // Write requests last up to max_session_seconds and at least `shortest`.
+                err(
+                    format!("{at}.max_session_seconds"),
+                    format!("at least {shortest} on a project whose write needs approval"),
+                );
+            }
         }
         if p.write_approval == WriteApproval::Auto && p.environment == Environment::Prod {
             err(
@@ -470,6 +480,11 @@ aws_access:
             (
                 "environment: prod",
                 "environment: prod\n      max_session_seconds: 60",
+                "aws_access.projects[0].max_session_seconds",
+            ),
+            (
+                "environment: prod",
+                "environment: prod\n      max_session_seconds: 900",
                 "aws_access.projects[0].max_session_seconds",
             ),
             (
