@@ -415,6 +415,23 @@ async fn a_failing_webhook_fails_nothing_and_is_logged_without_its_url() {
 /// The approval page's decision POSTs are counted per network from the request head, like
 /// `POST /device`: past `rate_limits.device_verify` they are refused before a session, a CSRF
 /// token or the store is looked at, and the refusal is audited.
+/// An unauthenticated request for a developer's write request is audited with the route, not
+/// the client's path, so an id of any length is not written down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bearer_is_audited_with_the_route_not_the_path() {
+    let gw = start("").await;
+    let api = Api::new(&gw);
+    let long = "g".repeat(20_000);
+    let (s, v) = api
+        .call("GET", &format!("/v1/aws/grants/{long}"), "", None)
+        .await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    let denied = gw.audit("auth.denied");
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["path"], "/v1/aws/grants/{id}");
+    assert!(!gw.stdout().contains(&long[..100]));
+}
+
 /// A decision POST naming an id longer than any request's is not found, before a session, a
 /// CSRF token or the store is looked at, and the id reaches no log line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
