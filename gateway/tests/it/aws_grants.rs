@@ -429,6 +429,21 @@ async fn a_refused_bearer_is_audited_with_the_route_not_the_path() {
     let denied = gw.audit("auth.denied");
     assert_eq!(denied.len(), 1, "{denied:?}");
     assert_eq!(denied[0]["path"], "/v1/aws/grants/{id}");
+    // The same on the Admin API.
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/v1/organizations/aws_access/members/{long}"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    let denied = gw.audit("admin.denied");
+    assert_eq!(
+        denied[0]["path"],
+        "/v1/organizations/aws_access/members/{id}"
+    );
     assert!(!gw.stdout().contains(&long[..100]));
 }
 
