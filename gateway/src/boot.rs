@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::{Env, Loaded};
+use crate::config::{Admin, Env, Loaded};
 use crate::shutdown::{Phase, Shutdown};
 use crate::state::AppState;
-use crate::store::{connect_options, spawn_sweeper, Store, StoreError};
+use crate::store::{connect_options, spawn_sweeper, Retention, Store, StoreError};
 use crate::telemetry::audit::Audit;
 use crate::upstream::Upstreams;
 use crate::{http, server};
@@ -108,13 +108,22 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
 
     // Background tasks stop once the last request has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let retention = state.config.admin.as_ref().map(|a| {
-        (
-            a.spend_retention_months,
-            a.audit_retention_days,
-            a.identity_retention_days,
-        )
-    });
+    let admin = state.config.admin.as_ref();
+    let retention = Retention {
+        admin: admin.map(|a| {
+            (
+                a.spend_retention_months,
+                a.audit_retention_days,
+                a.identity_retention_days,
+            )
+        }),
+        // The agent-access trail is kept as long as the admin trail, also without `admin`.
+        aws_days: state
+            .config
+            .aws_access
+            .as_ref()
+            .map(|_| admin.map_or(Admin::default_audit_days(), |a| a.audit_retention_days)),
+    };
     let sweeper = spawn_sweeper(store.clone(), clock.clone(), retention, stop_rx.clone());
     let settler = state.settler.spawn(store.clone(), clock.clone(), stop_rx);
     let shutdown = state.shutdown.clone();

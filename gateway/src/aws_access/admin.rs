@@ -211,6 +211,7 @@ fn parse_member(a: &AwsAccess, body: &[u8]) -> Result<MemberRow, AdminError> {
 async fn add_member(
     State(state): State<AppState>,
     admin: Admin,
+    ctx: Ctx,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, AdminError> {
     let a = section(&state)?;
@@ -238,7 +239,8 @@ async fn add_member(
     state.audit.emit(
         "aws.member.added",
         now,
-        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor}),
+        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor,
+               "client_ip": ctx.ip}),
     );
     Ok(Json(member_json(&m)))
 }
@@ -246,6 +248,7 @@ async fn add_member(
 async fn remove_member(
     State(state): State<AppState>,
     admin: Admin,
+    ctx: Ctx,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AdminError> {
     section(&state)?;
@@ -266,7 +269,8 @@ async fn remove_member(
     state.audit.emit(
         "aws.member.removed",
         now,
-        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor}),
+        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor,
+               "client_ip": ctx.ip}),
     );
     Ok(Json(json!({"type": "aws_member_deleted", "id": m.id})))
 }

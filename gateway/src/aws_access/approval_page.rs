@@ -15,7 +15,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::approval::{approved_until, may_decide, Decider, NoDecision};
 use super::approver::{self, csrf_ok, Approver};
-use super::grants::{event, expire};
+use super::grants::{event, expire, MAX_ID_LEN};
 use crate::auth::context::Ctx;
 use crate::auth::device::same_origin;
 use crate::auth::pages::{message, page};
@@ -52,7 +52,7 @@ async fn load(state: &AppState, id: &str) -> Result<(GrantRow, AwsProject), Resp
     let Some(a) = &state.config.aws_access else {
         return Err(not_found());
     };
-    if id.len() > 64 {
+    if id.len() > MAX_ID_LEN {
         return Err(not_found());
     }
     expire(state, state.clock.now())
@@ -190,7 +190,7 @@ async fn decide(
             "This request was blocked. Open the approval link again and decide from that page.",
         )
     };
-    if action != "approve" && action != "deny" {
+    if (action != "approve" && action != "deny") || id.len() > MAX_ID_LEN {
         return not_found();
     }
     if !same_origin(&headers, &state.origin) {

@@ -42,7 +42,7 @@ pub struct Approver {
     pub sub: String,
     /// Email, when the IdP gave one.
     pub email: Option<String>,
-    /// IdP groups.
+    /// Their IdP groups that approve some project (the others are not kept).
     pub groups: Vec<String>,
     /// The token the session's forms carry.
     pub csrf: String,
@@ -217,10 +217,24 @@ pub async fn callback(
     let Ok(csrf) = token(32) else {
         return Some(went_wrong());
     };
+    // Only the groups that approve some project: the cookie must stay under the 4 KiB a browser
+    // keeps, whatever number of groups the IdP sends.
+    let approving: Vec<String> = state
+        .config
+        .aws_access
+        .as_ref()
+        .map(|a| {
+            who.groups
+                .iter()
+                .filter(|g| a.projects.iter().any(|p| p.approvers.contains(g)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
     let approver = Approver {
         sub: who.sub.clone(),
         email: who.email.clone(),
-        groups: who.groups.clone(),
+        groups: approving,
         csrf,
     };
     let Ok(sealed) = state

@@ -57,16 +57,15 @@ fn sts_name(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// Keeps the characters STS allows in tag values (letters, digits, spaces and `_.:/=+-@`).
+/// Whether STS allows `c` in a session tag value (letters, digits, spaces and `_.:/=+-@`).
+pub fn tag_char_ok(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
+}
+
+/// Keeps the characters STS allows in tag values, replacing others with `-`.
 fn tag_value(s: &str) -> String {
     s.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if tag_char_ok(c) { c } else { '-' })
         .take(MAX_TAG_VALUE)
         .collect()
 }

@@ -60,8 +60,10 @@ impl Credentials {
     }
 }
 
-/// Whose credential: (user, project, level, the grant it rests on).
-pub type Key = (String, String, Level, Option<String>);
+/// Whose credential: (user, project, level, the grant it rests on, its `mfa` tag). The tag is in
+/// the key because a role's policy may trust it: a credential tagged `mfa=true` is never handed to
+/// a session of the same user without recent MFA.
+pub type Key = (String, String, Level, Option<String>, bool);
 
 /// Credentials minted and still good, per user, project and level.
 #[derive(Debug, Default)]
@@ -87,7 +89,7 @@ impl Cache {
     /// Forgets every credential of `user` on `project` (their window ended, they left the group).
     pub fn forget(&mut self, user: &str, project: &str) {
         self.held
-            .retain(|(u, p, _, _), _| u != user || p != project);
+            .retain(|(u, p, _, _, _), _| u != user || p != project);
     }
 
     /// How many are held.
@@ -138,7 +140,7 @@ mod tests {
     #[test]
     fn a_credential_is_reused_until_shortly_before_it_expires() {
         let mut cache = Cache::default();
-        let key: Key = ("ana".into(), "payments".into(), Level::Read, None);
+        let key: Key = ("ana".into(), "payments".into(), Level::Read, None, false);
         cache.put(key.clone(), creds(Duration::minutes(30)), NOW);
         assert!(cache.get(&key, NOW).is_some());
         assert!(cache.get(&key, NOW + Duration::minutes(24)).is_some());
@@ -151,6 +153,7 @@ mod tests {
             "payments".into(),
             Level::Write,
             Some("grt_1".into()),
+            false,
         );
         assert!(cache.get(&write, NOW).is_none(), "levels are apart");
         // Expired ones are dropped as new ones arrive; a user's are forgotten at once.

@@ -2,7 +2,7 @@
 //! A missing or bad token ends the request with `401 unauthorized` in the subsystem's error shape
 //! and an `auth.denied` audit event.
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use http::request::Parts;
 
 use super::wire::AwsError;
@@ -39,10 +39,16 @@ impl FromRequestParts<AppState> for Developer {
                 }
             },
         };
+        // The route's pattern (`/v1/aws/grants/{id}`), not the client's path: an id of any
+        // length would otherwise be written down for an unauthenticated caller.
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or("(unmatched)", MatchedPath::as_str);
         state.audit.emit(
             "auth.denied",
             state.clock.now(),
-            serde_json::json!({"reason": reason, "path": parts.uri.path(), "client_ip": ip}),
+            serde_json::json!({"reason": reason, "path": path, "client_ip": ip}),
         );
         Err(AwsError::Unauthorized)
     }

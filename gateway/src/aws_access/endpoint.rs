@@ -23,6 +23,8 @@ use crate::state::AppState;
 
 /// The longest query string read.
 const MAX_QUERY: usize = 1024;
+/// The most characters of an asked project name a refusal's audit line carries.
+const MAX_LOGGED_NAME: usize = 64;
 
 /// What the query asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -78,8 +80,12 @@ pub async fn credentials(
     };
     if let Err(e) = &outcome {
         let (_, code) = e.status_code();
+        // What was asked, when the query said it (the name cut short: it may name no project).
         let (project, level) = match &asked {
-            Ok(a) => (Some(a.project.as_str()), Some(level_name(a.level))),
+            Ok(a) => (
+                Some(a.project.chars().take(MAX_LOGGED_NAME).collect::<String>()),
+                Some(level_name(a.level)),
+            ),
             Err(_) => (None, None),
         };
         state.audit.emit(
@@ -107,7 +113,11 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     }
     let project = cfg.projects.iter().find(|p| p.name == name);
     let mut entries = broker.config_entries.clone();
-    entries.extend(state.store.aws_member_entries().await.map_err(|e| {
+    let stored = state
+        .store
+        .aws_member_entries(Some(&name), who.email.as_deref(), &who.groups)
+        .await;
+    entries.extend(stored.map_err(|e| {
         tracing::warn!("aws members unreadable: {e}");
         AwsError::Unavailable
     })?);
@@ -150,7 +160,13 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     let Some(project) = project else {
         return Err(AwsError::NotConfigured);
     };
-    let key = (who.sub.clone(), name.clone(), level, allowed.grant.clone());
+    let key = (
+        who.sub.clone(),
+        name.clone(),
+        level,
+        allowed.grant.clone(),
+        mfa,
+    );
     let by = now + allowed.duration;
     let (creds, cached) = match broker.cached(&key, now, by) {
         Some(c) => (c, true),

@@ -16,14 +16,17 @@ use super::developer::Developer;
 use super::membership::{standing, Entry};
 use super::refusal::Refusal;
 use super::wire::AwsError;
+use crate::auth::token::Identity;
 use crate::config::aws_access::{AwsAccess, Level, WriteApproval};
 use crate::state::AppState;
 use crate::store::aws_access::{GrantRow, NewGrant, Requested};
 
 /// The longest reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-/// The shortest write asked for, in seconds (the shortest credential STS issues).
-pub const MIN_DURATION_SECONDS: i64 = 900;
+/// The shortest write asked for, in seconds: STS's shortest credential (15 minutes) and 5 minutes
+/// to fetch it once approved. A grant of only 15 minutes would have less than a credential's
+/// worth left by the time it is used, and could never give one.
+pub const MIN_DURATION_SECONDS: i64 = 1200;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -46,13 +49,19 @@ fn unavailable(e: impl std::fmt::Display) -> AwsError {
     AwsError::Unavailable
 }
 
-/// Every member entry: config's and the Admin API's.
-pub(crate) async fn entries(state: &AppState, a: &AwsAccess) -> Result<Vec<Entry>, AwsError> {
+/// The member entries that may name the developer `who`: config's, and those of the Admin API's
+/// that name them (on `project` when given).
+pub(crate) async fn entries(
+    state: &AppState,
+    a: &AwsAccess,
+    who: &Identity,
+    project: Option<&str>,
+) -> Result<Vec<Entry>, AwsError> {
     let mut all: Vec<Entry> = a.members.iter().filter_map(Entry::from_config).collect();
     all.extend(
         state
             .store
-            .aws_member_entries()
+            .aws_member_entries(project, who.email.as_deref(), &who.groups)
             .await
             .map_err(unavailable)?,
     );
@@ -154,7 +163,7 @@ async fn request(
     let now = state.clock.now();
     let who = &dev.claims.identity;
     let held = standing(
-        &entries(&state, a).await?,
+        &entries(&state, a, who, Some(&project.name)).await?,
         &project.name,
         who.email.as_deref(),
         &who.groups,
@@ -226,6 +235,10 @@ async fn request(
     Ok(res)
 }
 
+/// The longest request id read from a path (they are `grt_` and 22 characters); a longer one
+/// names no request and is neither looked up nor written to a log.
+pub const MAX_ID_LEN: usize = 64;
+
 /// Where an approver decides request `id`.
 pub(crate) fn approval_url(origin: &str, id: &str) -> String {
     format!("{origin}/aws/approvals/{id}")
@@ -239,7 +252,7 @@ async fn fetch(
 ) -> Result<Response, AwsError> {
     section(&state)?;
     let missing = || AwsError::NotFound(format!("you have no write request {id}"));
-    if id.len() > 64 {
+    if id.len() > MAX_ID_LEN {
         return Err(missing());
     }
     expire(&state, state.clock.now()).await?;
@@ -295,7 +308,7 @@ mod tests {
                 "no_project",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 899, "reason": "x"}),
+                json!({"project": "payments", "duration_seconds": 1199, "reason": "x"}),
                 "bad_request",
             ),
             (
@@ -307,19 +320,19 @@ mod tests {
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "  "}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "  "}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "a".repeat(501)}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "a".repeat(501)}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900, "reason": "a\u{1b}[2J"}),
+                json!({"project": "payments", "duration_seconds": 1200, "reason": "a\u{1b}[2J"}),
                 "bad_request",
             ),
             (
-                json!({"project": "payments", "duration_seconds": 900}),
+                json!({"project": "payments", "duration_seconds": 1200}),
                 "bad_request",
             ),
         ];
@@ -331,10 +344,31 @@ mod tests {
             code(parse(
                 &a,
                 &body(
-                    json!({"project": "payments", "duration_seconds": 900, "reason": "a".repeat(500)})
+                    json!({"project": "payments", "duration_seconds": 1200, "reason": "a".repeat(500)})
                 )
             )),
             "ok"
         );
+    }
+
+    /// The shortest grant approved, then used a few minutes later, still gives a write
+    /// credential: it outlasts STS's shortest session by the time it takes to fetch one.
+    #[test]
+    fn the_shortest_grant_gives_a_credential_after_its_approval() {
+        use crate::aws_access::session::{length, Bounds, MIN_SESSION};
+        use time::macros::datetime;
+        let approved = datetime!(2026-12-06 10:00 UTC);
+        let until = approved + time::Duration::seconds(MIN_DURATION_SECONDS);
+        let used = approved + time::Duration::minutes(4);
+        let got = length(
+            "payments",
+            used,
+            &Bounds {
+                max_session: time::Duration::hours(1),
+                window: (None, None),
+                grant_until: Some(until),
+            },
+        );
+        assert!(matches!(got, Ok(d) if d >= MIN_SESSION), "{got:?}");
     }
 }

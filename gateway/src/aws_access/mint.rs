@@ -112,25 +112,29 @@ impl Minter {
     }
 }
 
-/// What a failed call means, from STS's error code and message (pure).
+/// What a failed call means, from STS's error code and message (pure). The developer is told the
+/// code; STS's own text, which names the gateway's role and account, stays in the gateway's log,
+/// except the packed-size percentage, which says how much to cut.
 pub fn refused(project: &str, code: Option<&str>, message: Option<&str>) -> AwsError {
-    let detail = || {
-        let text = message.unwrap_or("no message");
-        let text: String = text.chars().take(300).collect();
-        match code {
-            Some(c) => format!("{c}: {text}"),
-            None => text,
-        }
-    };
+    let text: String = message.unwrap_or("no message").chars().take(300).collect();
     match code {
         Some("PackedPolicyTooLarge") => AwsError::PolicyTooLarge {
             project: project.to_owned(),
-            detail: detail(),
+            detail: format!("PackedPolicyTooLarge: {text}"),
         },
-        _ => AwsError::Sts {
-            project: project.to_owned(),
-            detail: detail(),
-        },
+        _ => {
+            tracing::warn!(project, code, "sts:AssumeRole refused: {text}");
+            let code: String = code
+                .unwrap_or("no error code")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == ' ')
+                .take(64)
+                .collect();
+            AwsError::Sts {
+                project: project.to_owned(),
+                detail: format!("{code}; the gateway's log has the details"),
+            }
+        }
     }
 }
 
@@ -142,7 +146,10 @@ fn failure(project: &str, e: &SdkError<AssumeRoleError>) -> AwsError {
         Some(s) => refused(project, s.code(), s.message()),
         None => {
             tracing::warn!(project, "sts:AssumeRole failed: {e}");
-            refused(project, None, Some("STS could not be reached"))
+            AwsError::Sts {
+                project: project.to_owned(),
+                detail: "STS could not be reached".into(),
+            }
         }
     }
 }
@@ -166,11 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn other_refusals_carry_sts_words_bounded() {
-        let long = "x".repeat(5000);
-        let e = refused("payments", Some("AccessDenied"), Some(&long));
+    fn other_refusals_carry_the_code_and_not_the_gateways_role() {
+        let said = "User: arn:aws:sts::999999999999:assumed-role/gateway-task/abc is not \
+                    authorized to perform: sts:AssumeRole on resource: arn:aws:iam::1:role/x";
+        let e = refused("payments", Some("AccessDenied"), Some(said));
         assert_eq!(e.status_code().1, "sts_error");
-        assert!(e.to_string().len() < 500);
-        assert!(e.to_string().contains("AccessDenied"));
+        let text = e.to_string();
+        assert!(text.contains("AccessDenied"), "{text}");
+        assert!(
+            !text.contains("999999999999") && !text.contains("gateway-task"),
+            "{text}"
+        );
+        let long = "x".repeat(5000);
+        let e = refused("payments", Some(&long), Some(&long));
+        assert!(e.to_string().len() < 200, "{e}");
     }
 }

@@ -285,6 +285,18 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
         }
         if p.tag.value.is_empty() || p.tag.value.chars().count() > 256 {
             err(format!("{at}.tag.value"), "1 to 256 characters".into());
+        } else if !p
+            .tag
+            .value
+            .chars()
+            .all(crate::aws_access::assume::tag_char_ok)
+        {
+            // Every credential carries it as its `project` session tag, which the project role
+            // compares with the resources' tag: a character STS refuses would not match.
+            err(
+                format!("{at}.tag.value"),
+                "letters, digits, spaces and _.:/=+-@ only (it is a session tag value)".into(),
+            );
         }
         let min = MIN_SESSION.whole_seconds();
         let max = MAX_SESSION.whole_seconds();
@@ -309,6 +321,16 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
                 err(
                     format!("{at}.approvers"),
                     "a write level that needs approval needs approvers".into(),
+                );
+            }
+            let shortest = crate::aws_access::grants::MIN_DURATION_SECONDS;
+            if p.write_approval == WriteApproval::Required
+                && i64::from(p.max_session_seconds) < shortest
+            {
+                // Write requests last up to max_session_seconds and at least `shortest`.
+                err(
+                    format!("{at}.max_session_seconds"),
+                    format!("at least {shortest} on a project whose write needs approval"),
                 );
             }
         }
@@ -475,6 +497,16 @@ aws_access:
                 "environment: prod",
                 "environment: prod\n      max_session_seconds: 60",
                 "aws_access.projects[0].max_session_seconds",
+            ),
+            (
+                "environment: prod",
+                "environment: prod\n      max_session_seconds: 900",
+                "aws_access.projects[0].max_session_seconds",
+            ),
+            (
+                "value: payments}",
+                "value: 'payments#1'}",
+                "aws_access.projects[0].tag.value",
             ),
             (
                 "  members:",

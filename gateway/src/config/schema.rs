@@ -807,7 +807,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    fn default_audit_days() -> u32 {
+    /// The default of `audit_retention_days`.
+    pub fn default_audit_days() -> u32 {
         365
     }
     fn default_spend_months() -> u32 {

@@ -3,7 +3,7 @@
 //! `/audit`. Callers authenticate with an `x-api-key` (read or write key) or a session token of an
 //! `admin_groups` member; every refusal is audited, every change too (in the store).
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -94,7 +94,12 @@ impl FromRequestParts<AppState> for Admin {
                 .get::<ClientIp>()
                 .and_then(|c| c.0)
                 .map(|i| i.to_string());
-            state.audit.emit("admin.denied", state.clock.now(), json!({"reason": reason, "method": parts.method.as_str(), "path": parts.uri.path(), "client_ip": ip}));
+            // The route's pattern, not the client's path: ids in it are of any length.
+            let path = parts
+                .extensions
+                .get::<MatchedPath>()
+                .map_or("(unmatched)", MatchedPath::as_str);
+            state.audit.emit("admin.denied", state.clock.now(), json!({"reason": reason, "method": parts.method.as_str(), "path": path, "client_ip": ip}));
             AdminError(
                 StatusCode::UNAUTHORIZED,
                 "authentication_error",

@@ -9,7 +9,7 @@ pub mod spend;
 mod sweeper;
 
 pub use connect::{connect_options, ConnectError};
-pub use sweeper::spawn_sweeper;
+pub use sweeper::{spawn_sweeper, Retention};
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+/// The moment `days` days before `now`, or `None` when that lies before any time the gateway can
+/// hold (a retention of millennia keeps everything rather than failing the sweep).
+pub(crate) fn days_before(now: time::OffsetDateTime, days: i64) -> Option<time::OffsetDateTime> {
+    now.checked_sub(time::Duration::days(days))
+}
 
 /// Advisory lock key held while migrations run, so replicas booting together take turns.
 const MIGRATION_LOCK: i64 = 0x636c_6177_6467_7731; // "clawdgw1"

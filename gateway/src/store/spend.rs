@@ -593,7 +593,7 @@ impl Store {
     }
 
     /// Deletes spend and cost rows, admin audit rows and identities past their retention; returns
-    /// how many rows went.
+    /// how many rows went. A window reaching before the earliest representable time keeps all.
     pub async fn retention(
         &self,
         now: OffsetDateTime,
@@ -601,33 +601,38 @@ impl Store {
         audit_days: u32,
         identity_days: u32,
     ) -> Result<u64, StoreError> {
-        let spend_cutoff = now - time::Duration::days(31 * i64::from(spend_months));
         let mut n = 0;
-        n += sqlx::query("DELETE FROM spend WHERE updated_at < $1 AND reserved_micros = 0")
-            .bind(spend_cutoff)
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        n += sqlx::query("DELETE FROM cost_daily WHERE day < $1")
-            .bind(spend_cutoff.date())
-            .execute(self.pool())
-            .await?
-            .rows_affected();
-        n += sqlx::query("DELETE FROM admin_audit WHERE at < $1")
-            .bind(now - time::Duration::days(i64::from(audit_days)))
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        if let Some(spend_cutoff) = super::days_before(now, 31 * i64::from(spend_months)) {
+            n += sqlx::query("DELETE FROM spend WHERE updated_at < $1 AND reserved_micros = 0")
+                .bind(spend_cutoff)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+            n += sqlx::query("DELETE FROM cost_daily WHERE day < $1")
+                .bind(spend_cutoff.date())
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        }
+        if let Some(cutoff) = super::days_before(now, i64::from(audit_days)) {
+            n += sqlx::query("DELETE FROM admin_audit WHERE at < $1")
+                .bind(cutoff)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        }
         n += sqlx::query("DELETE FROM settlements WHERE at < $1")
             .bind(now - time::Duration::days(3))
             .execute(self.pool())
             .await?
             .rows_affected();
-        n += sqlx::query("DELETE FROM principals WHERE last_seen < $1")
-            .bind(now - time::Duration::days(i64::from(identity_days)))
-            .execute(self.pool())
-            .await?
-            .rows_affected();
+        if let Some(cutoff) = super::days_before(now, i64::from(identity_days)) {
+            n += sqlx::query("DELETE FROM principals WHERE last_seen < $1")
+                .bind(cutoff)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        }
         Ok(n)
     }
 

@@ -1,5 +1,6 @@
 //! The background task that keeps the store tidy: every 30 seconds it deletes expired `kv` rows
-//! and stream slots, releases expired spend reservations; every hour it enforces the retention windows.
+//! and stream slots, releases expired spend reservations; every hour it enforces the retention
+//! windows.
 
 use std::time::Duration;
 
@@ -14,8 +15,15 @@ const MAX_BATCHES: usize = 50;
 /// Ticks between retention sweeps (one hour; the first tick sweeps at start).
 const RETENTION_EVERY: u32 = 120;
 
-/// Retention windows from `admin`: (spend months, audit days, identity days).
-pub type Retention = Option<(u32, u32, u32)>;
+/// The retention windows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Retention {
+    /// From `admin`: (spend months, audit days, identity days); none without the section.
+    pub admin: Option<(u32, u32, u32)>,
+    /// Days the agent-access trail and decided write requests are kept; none without
+    /// `aws_access`.
+    pub aws_days: Option<u32>,
+}
 
 /// Runs the sweeper until `stop` turns true.
 pub fn spawn_sweeper(
@@ -33,12 +41,19 @@ pub fn spawn_sweeper(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if let Some((months, audit, identity)) = retention {
-                if ticks % RETENTION_EVERY == 0 {
+            if ticks % RETENTION_EVERY == 0 {
+                if let Some((months, audit, identity)) = retention.admin {
                     match store.retention(clock.now(), months, audit, identity).await {
                         Ok(0) => {}
                         Ok(n) => tracing::info!("retention sweep removed {n} rows"),
                         Err(e) => tracing::warn!("retention sweep failed: {e}"),
+                    }
+                }
+                if let Some(days) = retention.aws_days {
+                    match store.aws_retention(clock.now(), days).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("agent access retention removed {n} rows"),
+                        Err(e) => tracing::warn!("agent access retention failed: {e}"),
                     }
                 }
             }

@@ -155,3 +155,65 @@ fn an_approver_approves_in_the_browser_and_the_requester_cannot() {
         gw.assert_no_secrets();
     });
 }
+
+/// An approver in hundreds of IdP groups still gets a session cookie a browser keeps (under
+/// 4 KiB): it holds only the groups that approve some project, and the page opens with it.
+#[test]
+fn an_approver_in_many_groups_gets_a_session_cookie_a_browser_keeps() {
+    let rt = runtime();
+    let mut groups: Vec<String> = (0..300)
+        .map(|i| format!("department-{i:03}-all-staff-members"))
+        .collect();
+    groups.push("payments-leads".into());
+    let group_refs: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let users = [
+        TestUser::new("ana").groups(&["payments"]),
+        TestUser::new("lead").groups(&group_refs),
+    ];
+    let (idp, gw, _base) = signin_with(&users, IdpOptions::default(), "", &sections(""));
+    rt.block_on(async {
+        let api = Api::new(&gw);
+        let (s, g) = api.ask(&token("ana", &["payments"]), 1800).await;
+        assert_eq!(s, 201, "{g}");
+        let url = g["approval_url"].as_str().unwrap().to_owned();
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // The page sends the browser to the IdP with a browser-binding cookie.
+        let r = plain.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let binding = r.headers()["set-cookie"].to_str().unwrap();
+        let binding = binding.split(';').next().unwrap().to_owned();
+        let back = idp.sign_in(&to, "lead").await;
+        let r = plain
+            .get(&back)
+            .header("cookie", &binding)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{:?}", r.headers());
+        let session = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("gw_aws="))
+            .expect("the approver's session cookie");
+        assert!(
+            session.len() < 4096,
+            "a {}-byte cookie is dropped by browsers",
+            session.len()
+        );
+        let r = plain
+            .get(&url)
+            .header("cookie", session.split(';').next().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("id=\"approve\""), "{page}");
+    });
+}

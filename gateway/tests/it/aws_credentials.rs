@@ -3,14 +3,14 @@
 //! trail without a secret in it.
 
 use claude_gateway::config::{Env, ProcessEnv};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::gateway::{config, Gateway, JWT_SECRET};
 use crate::support::moto::{Moto, ENV};
 use crate::support::pg::shared;
 
 /// A session token for `sub` in `groups`, with multi-factor proof at `mfa_at` (unix seconds).
-fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
+pub(crate) fn token(sub: &str, groups: &[&str], mfa_at: Option<i64>) -> String {
     token_at(sub, groups, mfa_at, time::OffsetDateTime::now_utc())
 }
 
@@ -34,7 +34,7 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap()
 }
 
-fn aws_access(sts: &str) -> String {
+pub(crate) fn aws_access(sts: &str) -> String {
     let now = time::OffsetDateTime::now_utc();
     let soon = rfc3339(now + time::Duration::minutes(10));
     let later = rfc3339(now + time::Duration::days(30));
@@ -66,7 +66,7 @@ fn aws_access(sts: &str) -> String {
     )
 }
 
-async fn get(gw: &Gateway, bearer: Option<&str>, query: &str) -> (u16, Value) {
+pub(crate) async fn get(gw: &Gateway, bearer: Option<&str>, query: &str) -> (u16, Value) {
     let mut req = crate::support::client().get(format!(
         "http://127.0.0.1:{}/v1/aws/credentials?{query}",
         gw.port
@@ -114,6 +114,15 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
     // Asked again, the same credential comes back from the cache.
     let (_, again) = get(&gw, Some(&ana), "project=payments&level=read").await;
     assert_eq!(again["AccessKeyId"], key.as_str());
+    // A session with recent MFA gets its own credential, tagged so; and the one tagged
+    // `mfa=true` never goes back to a session without it.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ana_mfa = token("ana", &["payments"], Some(now));
+    let (s, with_mfa) = get(&gw, Some(&ana_mfa), "project=payments").await;
+    assert_eq!(s, 200, "{with_mfa}");
+    assert_ne!(with_mfa["AccessKeyId"], key.as_str());
+    let (_, without) = get(&gw, Some(&ana), "project=payments").await;
+    assert_eq!(without["AccessKeyId"], key.as_str());
 
     // The refusals, each with its code and a sentence.
     let cases = [
@@ -195,14 +204,43 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
 
     // The audit trail names who got what, never a secret.
     let issued = gw.audit("aws.credentials");
-    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert_eq!(issued.len(), 5, "{issued:?}");
     assert_eq!(issued[0]["project"], "payments");
     assert_eq!(issued[0]["level"], "read");
     assert_eq!(issued[0]["mfa"], false);
     assert_eq!(issued[0]["cached"], false);
     assert_eq!(issued[1]["cached"], true);
-    assert_eq!(issued[2]["level"], "write");
+    assert_eq!(
+        (&issued[2]["mfa"], &issued[2]["cached"]),
+        (&json!(true), &json!(false))
+    );
+    assert_eq!(
+        (&issued[3]["mfa"], &issued[3]["cached"]),
+        (&json!(false), &json!(true))
+    );
+    assert_eq!(issued[4]["level"], "write");
     let refused = gw.audit("aws.credentials.refused");
+    // Each refusal names what was asked, when the query said it.
+    let asked: Vec<(&str, &str)> = refused
+        .iter()
+        .map(|e| {
+            (
+                e["project"].as_str().unwrap_or("-"),
+                e["level"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("billing", "read"),
+            ("payments", "write"),
+            ("-", "-"),
+            ("payments", "read"),
+            ("sandbox", "read"),
+            ("payments", "read")
+        ]
+    );
     let codes: Vec<&str> = refused.iter().filter_map(|e| e["code"].as_str()).collect();
     assert_eq!(
         codes,
@@ -215,8 +253,6 @@ async fn members_get_credentials_for_their_level_and_everyone_else_a_reason() {
             "sign_in_stale"
         ]
     );
-    assert_eq!(refused[0]["project"], "billing");
-    assert_eq!(refused[1]["level"], "write");
     gw.assert_absent(&[&secret, &session]);
     drop(moto);
 }

@@ -204,7 +204,10 @@ async fn members_are_managed_through_the_admin_api_with_their_trail() {
     assert_eq!(added.len(), 1);
     assert_eq!(added[0]["member"], id.as_str());
     assert_eq!(added[0]["level"], "write");
-    assert_eq!(gw.audit("aws.member.removed")[0]["actor"], "oidc:root");
+    assert_eq!(added[0]["client_ip"], "127.0.0.1");
+    let removed = gw.audit("aws.member.removed");
+    assert_eq!(removed[0]["actor"], "oidc:root");
+    assert_eq!(removed[0]["client_ip"], "127.0.0.1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,4 +410,168 @@ async fn a_failing_webhook_fails_nothing_and_is_logged_without_its_url() {
         .to_owned();
     assert!(line.contains(g["id"].as_str().unwrap()), "{line}");
     gw.assert_absent(&[secret_path, &format!("127.0.0.1:{port}")]);
+}
+
+/// The approval page's decision POSTs are counted per network from the request head, like
+/// `POST /device`: past `rate_limits.device_verify` they are refused before a session, a CSRF
+/// token or the store is looked at, and the refusal is audited.
+/// An unauthenticated request for a developer's write request is audited with the route, not
+/// the client's path, so an id of any length is not written down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bearer_is_audited_with_the_route_not_the_path() {
+    let gw = start("").await;
+    let api = Api::new(&gw);
+    let long = "g".repeat(20_000);
+    let (s, v) = api
+        .call("GET", &format!("/v1/aws/grants/{long}"), "", None)
+        .await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")));
+    let denied = gw.audit("auth.denied");
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0]["path"], "/v1/aws/grants/{id}");
+    // The same on the Admin API.
+    let (s, _) = api
+        .call(
+            "DELETE",
+            &format!("/v1/organizations/aws_access/members/{long}"),
+            "",
+            None,
+        )
+        .await;
+    assert_eq!(s, 401);
+    let denied = gw.audit("admin.denied");
+    assert_eq!(
+        denied[0]["path"],
+        "/v1/organizations/aws_access/members/{id}"
+    );
+    assert!(!gw.stdout().contains(&long[..100]));
+}
+
+/// A decision POST naming an id longer than any request's is not found, before a session, a
+/// CSRF token or the store is looked at, and the id reaches no log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overlong_approval_id_is_not_found_and_not_logged() {
+    let gw = start("").await;
+    let c = crate::support::client();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    let long = "g".repeat(20_000);
+    let r = c
+        .post(format!("{origin}/aws/approvals/{long}/approve"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = c
+        .post(format!("{origin}/aws/approvals/grt_short/approve"))
+        .header("origin", "https://evil.example")
+        .form(&[("csrf", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a short one is still judged and blocked");
+    assert_eq!(gw.audit("aws.approval.refused").len(), 1);
+    assert!(!gw.stdout().contains(&long[..100]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_decisions_are_rate_limited_per_address() {
+    let gw = start("rate_limits: {device_verify: {max: 2, window_seconds: 600}}\n").await;
+    let c = crate::support::client();
+    let origin = format!("http://127.0.0.1:{}", gw.port);
+    let post = |action: &str| {
+        c.post(format!("{origin}/aws/approvals/grt_guess/{action}"))
+            .header("origin", &origin)
+            .form(&[("csrf", "guess")])
+            .send()
+    };
+    for action in ["approve", "deny"] {
+        let r = post(action).await.unwrap();
+        assert_eq!(r.status(), 403, "under the limit the page answers");
+    }
+    let r = post("approve").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.text().await.unwrap().contains("Too many attempts"));
+    let refused = gw.audit("aws.approval.refused");
+    assert_eq!(
+        refused
+            .last()
+            .map(|e| (e["reason"].clone(), e["grant"].clone())),
+        Some((json!("rate_limited"), json!("grt_guess"))),
+        "{refused:?}"
+    );
+    // A path's id longer than any request's is counted too, and not written to the log.
+    let long = "g".repeat(20_000);
+    let r = c
+        .post(format!("{origin}/aws/approvals/{long}/deny"))
+        .header("origin", &origin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(!gw.stdout().contains(&long[..100]));
+    // The device pages count apart.
+    let r = c
+        .post(format!("{origin}/device"))
+        .header("origin", &origin)
+        .form(&[("user_code", "BCDFGHJK")])
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 429);
+}
+
+/// The sweeper deletes the agent-access trail past `admin.audit_retention_days`, with its default
+/// of 365 days also when the config has no `admin` section (the first sweep runs at start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_keeps_the_trail_a_year_without_an_admin_section() {
+    use std::str::FromStr;
+    let url = shared().new_db();
+    let opts = sqlx::postgres::PgConnectOptions::from_str(&url).unwrap();
+    let s = claude_gateway::store::Store::connect(
+        opts,
+        2,
+        Duration::from_secs(10),
+        3,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO aws_audit (at, actor, action, subject) VALUES
+         (now() - interval '400 days', 'admin-key:ops', 'aws.member.added', 'awm_old'),
+         (now() - interval '300 days', 'admin-key:ops', 'aws.member.added', 'awm_kept')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let all = sections("");
+    let yaml = all[all.find("aws_access:").unwrap()..].to_owned();
+    assert!(!yaml.contains("admin:"));
+    let gw =
+        tokio::task::spawn_blocking(move || Gateway::start(|port| config(port, &url, &yaml), &[]))
+            .await
+            .unwrap();
+    let subjects = || async {
+        s.aws_audit(10, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while subjects().await.len() > 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sweep: {:?}\n{}",
+            subjects().await,
+            gw.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(subjects().await, ["awm_kept"]);
 }

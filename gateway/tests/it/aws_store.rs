@@ -79,7 +79,12 @@ async fn members_are_added_and_removed_with_their_trail() {
         s.aws_add_member(&m, NOW).await.unwrap(),
         Added::Member(m.clone())
     );
-    assert_eq!(s.aws_member_entries().await.unwrap(), vec![m.entry()]);
+    assert_eq!(
+        s.aws_member_entries(None, Some("ana@example.com"), &[])
+            .await
+            .unwrap(),
+        vec![m.entry()]
+    );
     assert_eq!(
         s.aws_remove_member("awm_1", "admin-key:ops", NOW)
             .await
@@ -92,7 +97,11 @@ async fn members_are_added_and_removed_with_their_trail() {
             .unwrap(),
         None
     );
-    assert!(s.aws_member_entries().await.unwrap().is_empty());
+    assert!(s
+        .aws_member_entries(None, Some("ana@example.com"), &[])
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         actions(&s).await,
         vec![
@@ -100,6 +109,65 @@ async fn members_are_added_and_removed_with_their_trail() {
             ("aws.member.removed".into(), "awm_1".into())
         ]
     );
+}
+
+/// A credential request reads only the entries naming its developer on its project, not every
+/// member the gateway holds (up to 10,000 of up to 200 names each, on every request).
+#[tokio::test]
+async fn a_membership_read_holds_only_the_entries_naming_the_developer() {
+    let s = store().await;
+    let member = |id: &str, project: &str, groups: &[&str], emails: &[&str]| MemberRow {
+        id: id.into(),
+        project: project.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        emails: emails.iter().map(|e| (*e).to_owned()).collect(),
+        level: Level::Read,
+        from: None,
+        until: None,
+        created_at: NOW,
+        created_by: "admin-key:ops".into(),
+    };
+    let rows = [
+        member("awm_1_mail", "payments", &[], &["ana@example.com"]),
+        member("awm_2_group", "payments", &["payments-devs"], &[]),
+        member("awm_3_other_project", "billing", &["payments-devs"], &[]),
+        member(
+            "awm_other_people",
+            "payments",
+            &["ops"],
+            &["bo@example.com"],
+        ),
+    ];
+    for m in &rows {
+        assert!(matches!(
+            s.aws_add_member(m, NOW).await.unwrap(),
+            Added::Member(_)
+        ));
+    }
+    let groups = vec!["payments-devs".to_owned(), "everyone".to_owned()];
+    let on_payments = s
+        .aws_member_entries(Some("payments"), Some("Ana@Example.com"), &groups)
+        .await
+        .unwrap();
+    assert_eq!(on_payments, vec![rows[0].entry(), rows[1].entry()]);
+    let anywhere = s
+        .aws_member_entries(None, Some("ana@example.com"), &groups)
+        .await
+        .unwrap();
+    assert_eq!(
+        anywhere,
+        vec![rows[0].entry(), rows[1].entry(), rows[2].entry()]
+    );
+    let stranger = s
+        .aws_member_entries(None, Some("cy@example.com"), &["contractors".to_owned()])
+        .await
+        .unwrap();
+    assert!(stranger.is_empty(), "{stranger:?}");
+    assert!(s
+        .aws_member_entries(None, None, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -253,4 +321,66 @@ async fn grants_end_lapse_and_are_revoked() {
         .contains("rotate the key"));
     assert_eq!(trail[0]["action"], "aws.grant.revoked");
     assert_eq!(trail[0]["detail"]["reason_len"], 14);
+}
+
+/// The agent-access trail and decided requests are kept `admin.audit_retention_days`: older
+/// rows go, pending requests and anything newer stay, and a window of millennia keeps all.
+#[tokio::test]
+async fn retention_removes_the_old_trail_and_long_decided_requests() {
+    let s = store().await;
+    let old = NOW - time::Duration::days(400);
+    let lead = Decider {
+        by: "lead@example.com",
+        client_ip: None,
+    };
+    for (id, sub, at) in [
+        ("grt_old_denied", "ana", old),
+        ("grt_old_approved", "bo", old),
+        ("grt_old_pending", "cy", old),
+        ("grt_new_denied", "dee", NOW),
+    ] {
+        assert!(matches!(
+            s.aws_request_grant(&request(id, sub, 3600), at)
+                .await
+                .unwrap(),
+            Requested::Created(_)
+        ));
+    }
+    let decided = [
+        ("grt_old_denied", Decision::Deny, old),
+        (
+            "grt_old_approved",
+            Decision::Approve {
+                until: old + time::Duration::hours(1),
+            },
+            old,
+        ),
+        ("grt_new_denied", Decision::Deny, NOW),
+    ];
+    for (id, d, at) in decided {
+        assert!(s.aws_decide_grant(id, d, lead, at).await.unwrap().is_some());
+    }
+    let trail_before = s.aws_audit(1000, None).await.unwrap().len();
+    assert_eq!(trail_before, 7, "four requests, three decisions");
+    assert_eq!(
+        s.aws_retention(NOW, u32::MAX).await.unwrap(),
+        0,
+        "a window before the earliest time keeps everything"
+    );
+    assert_eq!(s.aws_retention(NOW, 365).await.unwrap(), 5 + 2);
+    for (id, kept) in [
+        ("grt_old_denied", false),
+        ("grt_old_approved", false),
+        ("grt_old_pending", true),
+        ("grt_new_denied", true),
+    ] {
+        assert_eq!(s.aws_grant(id).await.unwrap().is_some(), kept, "{id}");
+    }
+    assert_eq!(
+        actions(&s).await,
+        vec![
+            ("aws.grant.requested".into(), "grt_new_denied".into()),
+            ("aws.grant.denied".into(), "grt_new_denied".into()),
+        ]
+    );
 }

@@ -260,6 +260,13 @@ async fn retention_removes_only_what_is_past_its_window() {
     s.upsert_limit("spl_old", "user", "u", Some(1), "daily", "admin-key:a", old)
         .await
         .unwrap();
+    assert_eq!(
+        s.retention(now, u32::MAX, u32::MAX, u32::MAX)
+            .await
+            .unwrap(),
+        0,
+        "windows reaching before the earliest time keep everything, and do not panic"
+    );
     let n = s.retention(now, 13, 365, 90).await.unwrap();
     assert_eq!(n, 3, "one cost row, one audit row, one identity");
     assert!(s.principal("gone").await.unwrap().is_none());

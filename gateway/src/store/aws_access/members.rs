@@ -10,7 +10,8 @@ use crate::aws_access::membership::Entry;
 use crate::config::aws_access::Level;
 use crate::store::{Store, StoreError};
 
-/// The most members the Admin API may hold (every credential request reads them all).
+/// The most members the Admin API may hold (a credential request reads those naming its
+/// developer).
 pub const MAX_MEMBERS: i64 = 10_000;
 
 /// A member added through the Admin API.
@@ -86,14 +87,32 @@ fn member_json(m: &MemberRow) -> Value {
 }
 
 impl Store {
-    /// Every Admin API member, as the entries membership decisions read.
-    pub async fn aws_member_entries(&self) -> Result<Vec<Entry>, StoreError> {
-        Ok(self
-            .aws_members(MAX_MEMBERS)
-            .await?
-            .iter()
-            .map(MemberRow::entry)
-            .collect())
+    /// The Admin API member entries that name a developer (their email, compared lowercase, or
+    /// one of their groups), on `project` when given: what a membership decision reads. The
+    /// filter runs in the store, so a request costs the entries naming its developer, not every
+    /// entry the gateway holds.
+    pub async fn aws_member_entries(
+        &self,
+        project: Option<&str>,
+        email: Option<&str>,
+        groups: &[String],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let emails: Vec<String> = email.map(str::to_lowercase).into_iter().collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {MEMBER_COLUMNS} FROM aws_members
+             WHERE ($1::text IS NULL OR project = $1) AND (emails && $2 OR groups && $3)
+             ORDER BY created_at, id LIMIT $4"
+        ))
+        .bind(project)
+        .bind(&emails)
+        .bind(groups)
+        .bind(MAX_MEMBERS)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| member_row(r).map(|m| m.entry()))
+            .collect::<Result<_, _>>()
+            .map_err(Into::into)
     }
 
     /// Admin API members, oldest first, at most `limit`.

@@ -54,6 +54,29 @@ pub(super) async fn audit(
 }
 
 impl Store {
+    /// Deletes the agent-access trail older than `days`, and write requests decided (approved,
+    /// denied, revoked, lapsed) more than `days` ago whose grant, if any, ended as long ago;
+    /// pending requests stay. Returns how many rows went.
+    pub async fn aws_retention(&self, now: OffsetDateTime, days: u32) -> Result<u64, StoreError> {
+        let Some(cutoff) = super::days_before(now, i64::from(days)) else {
+            return Ok(0);
+        };
+        let mut n = sqlx::query("DELETE FROM aws_audit WHERE at < $1")
+            .bind(cutoff)
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        n += sqlx::query(
+            "DELETE FROM aws_grants WHERE status <> 'pending' AND decided_at < $1
+               AND (until IS NULL OR until < $1)",
+        )
+        .bind(cutoff)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
     /// The agent-access trail, newest first, before `before_id` (exclusive), at most `limit`.
     pub async fn aws_audit(
         &self,
