@@ -227,7 +227,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
         load_test_mode: None,
         audit: None,
         cri: None,
-        aws_access: None,
+        aws_access: p.aws_access.as_ref().map(|f| f.section.clone()),
     })
 }
 
@@ -305,12 +305,26 @@ impl Rendered {
     }
 }
 
-/// Builds, serializes, validates and splits the config.
+/// Builds, serializes, validates and splits the config. Problems the `aws_access` section causes
+/// name the file `AWS_ACCESS_CONFIG` gave it from.
 pub fn render(p: &Profile, idp: &IdentityFacts) -> Result<Rendered, String> {
     let cfg = build(p, idp)?;
     let text = to_text(&cfg)?;
-    let sha256 = check(&text)?;
-    let parts = split(&text)?;
+    let from_file = |e: String| match &p.aws_access {
+        Some(f) => format!(
+            "{e}\n  (the aws_access section comes from AWS_ACCESS_CONFIG {})",
+            f.path.display()
+        ),
+        None => e,
+    };
+    let sha256 = check(&text).map_err(|e| {
+        if e.contains("\n  aws_access") {
+            from_file(e)
+        } else {
+            e
+        }
+    })?;
+    let parts = split(&text).map_err(from_file)?;
     Ok(Rendered {
         text,
         sha256,
