@@ -176,11 +176,18 @@ fn bad_files_are_refused_naming_the_key_and_the_file() {
         (
             format!("{ex}webhook_url: https://hooks.slack.com/services/T0/B0/s3cr3t\n")
                 .into_bytes(),
-            "webhook_url is not supported in a deployed gateway",
+            "webhook_url must be the reference ${AWS_ACCESS_WEBHOOK_URL}, never the URL itself",
+        ),
+        (
+            format!(
+                "{ex}webhook_url: https://hooks.slack.com/s3cr3t/${{AWS_ACCESS_WEBHOOK_URL}}\n"
+            )
+            .into_bytes(),
+            "webhook_url must be the reference",
         ),
         (
             format!("{ex}webhook_url: ${{AWS_ACCESS_WEBHOOK_URL}}\n").into_bytes(),
-            "webhook_url is not supported in a deployed gateway",
+            "but AWS_ACCESS_WEBHOOK_SECRET_ARN names no secret to fill it from",
         ),
     ];
     for (yaml, want) in cases {
@@ -249,5 +256,76 @@ fn a_section_over_the_channel_budget_is_refused_naming_the_file() {
     assert!(
         err.contains(&dir.path().join("access.yaml").display().to_string()),
         "{err}"
+    );
+}
+
+const WEBHOOK_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:111122223333:secret:claude-gateway-aws-access-webhook-AbCdEf";
+
+#[test]
+fn a_webhook_url_reaches_the_tasks_as_a_secret_never_in_the_parameters() {
+    let yaml = format!("{}webhook_url: ${{AWS_ACCESS_WEBHOOK_URL}}\n", example());
+    let (_d, p) = with_file(
+        yaml.as_bytes(),
+        &format!("AWS_ACCESS_WEBHOOK_SECRET_ARN={WEBHOOK_SECRET}"),
+    );
+    let p = p.unwrap();
+    let r = render::render(&p, &facts(&p)).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(
+        cfg["aws_access"]["webhook_url"],
+        "${AWS_ACCESS_WEBHOOK_URL}"
+    );
+    assert_eq!(
+        gateway_param(&p, &r, "AwsAccessWebhookSecretArn"),
+        WEBHOOK_SECRET
+    );
+    // The gateway stack hands the secret to the tasks under the name the reference uses.
+    let template = std::fs::read_to_string(config_dir().join("../cfn/gateway.yaml")).unwrap();
+    assert!(
+        template.contains(
+            "- Name: AWS_ACCESS_WEBHOOK_URL\n                ValueFrom: !Ref AwsAccessWebhookSecretArn"
+        ),
+        "cfn/gateway.yaml passes the secret as AWS_ACCESS_WEBHOOK_URL"
+    );
+
+    // Without a webhook, the parameter is empty.
+    let (_d, p) = with_file(example().as_bytes(), "");
+    let p = p.unwrap();
+    let r = render::render(&p, &facts(&p)).unwrap();
+    assert_eq!(gateway_param(&p, &r, "AwsAccessWebhookSecretArn"), "");
+
+    // The secret without a file, or with a file that does not use it, or not a secret ARN.
+    let dir = tempfile::tempdir().unwrap();
+    let msg = profile_in(
+        dir.path(),
+        &format!("AWS_ACCESS_WEBHOOK_SECRET_ARN={WEBHOOK_SECRET}"),
+    )
+    .map(|_| ())
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.contains("AWS_ACCESS_WEBHOOK_SECRET_ARN: set, but AWS_ACCESS_CONFIG is not"),
+        "{msg}"
+    );
+    let (_d, p) = with_file(
+        example().as_bytes(),
+        &format!("AWS_ACCESS_WEBHOOK_SECRET_ARN={WEBHOOK_SECRET}"),
+    );
+    let msg = p.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        msg.contains("AWS_ACCESS_WEBHOOK_SECRET_ARN: set, but")
+            && msg.contains("has no `webhook_url: ${AWS_ACCESS_WEBHOOK_URL}`"),
+        "{msg}"
+    );
+    let (_d, p) = with_file(
+        yaml.as_bytes(),
+        "AWS_ACCESS_WEBHOOK_SECRET_ARN=https://hooks.slack.com/services/T0",
+    );
+    let msg = p.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        msg.contains("AWS_ACCESS_WEBHOOK_SECRET_ARN:")
+            && msg.contains("is not a Secrets Manager secret ARN"),
+        "{msg}"
     );
 }

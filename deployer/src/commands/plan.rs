@@ -210,6 +210,9 @@ fn print_aws_access(p: &Profile) {
                 names.join(", "),
                 f.section.members.len()
             );
+            if let Some(arn) = &f.webhook_secret_arn {
+                println!("  write requests announced through the webhook URL in {arn}");
+            }
         }
         None => println!("agent access to AWS off (no AWS_ACCESS_CONFIG)"),
     }

@@ -13,7 +13,7 @@ mod reader;
 use std::path::Path;
 
 pub use model::*;
-pub use parse::{host_in_zone, valid_region};
+pub use parse::{host_in_zone, valid_region, PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
 
 use crate::error::{Error, Result};
 

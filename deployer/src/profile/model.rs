@@ -284,6 +284,9 @@ pub struct AwsAccessFile {
     pub path: PathBuf,
     /// The section, typed and checked by the gateway's own rules.
     pub section: AwsAccess,
+    /// The Secrets Manager secret holding `webhook_url` (`AWS_ACCESS_WEBHOOK_SECRET_ARN`), which
+    /// the tasks see as `AWS_ACCESS_WEBHOOK_URL`.
+    pub webhook_secret_arn: Option<String>,
 }
 
 impl Profile {

@@ -18,7 +18,7 @@ use claude_gateway::config::{
     RateLimits, Secret, Session, Store, Telemetry as TelemetryCfg, Upstream, UpstreamAuth, Window,
 };
 
-use crate::profile::{Idp, Profile, Telemetry};
+use crate::profile::{Idp, Profile, Telemetry, PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
 
 /// Bytes one CloudFormation parameter value may hold.
 pub const PART_BYTES: usize = 4096;
@@ -245,7 +245,8 @@ pub fn check(text: &str) -> Result<String, String> {
         .with_var("GATEWAY_JWT_SECRET", &filler)
         .with_var("OIDC_CLIENT_SECRET", &filler)
         .with_var("GATEWAY_ADMIN_WRITE_KEY", &filler)
-        .with_var("GATEWAY_ADMIN_READ_KEY", &filler);
+        .with_var("GATEWAY_ADMIN_READ_KEY", &filler)
+        .with_var(WEBHOOK_VAR, PLANNED_WEBHOOK_URL);
     config::load(text, &env).map(|l| l.sha256).map_err(|e| {
         let mut msg = String::from("the rendered gateway config is invalid:");
         for i in &e.issues {

@@ -8,6 +8,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use claude_gateway::config::aws_access::{self, AwsAccess};
+use claude_gateway::config::Secret;
 
 use super::super::model::AwsAccessFile;
 use super::super::reader::Reader;
@@ -16,6 +17,13 @@ use super::super::reader::Reader;
 pub const CONFIG_KEY: &str = "AWS_ACCESS_CONFIG";
 /// The key listing the roles.
 const ROLES_KEY: &str = "AWS_ACCESS_ROLE_ARNS";
+/// The key naming the Secrets Manager secret that holds the webhook URL.
+const WEBHOOK_KEY: &str = "AWS_ACCESS_WEBHOOK_SECRET_ARN";
+/// The variable the tasks see the webhook URL as (the gateway stack's `Secrets` entry), and the
+/// only value `webhook_url` may have in the file.
+pub const WEBHOOK_VAR: &str = "AWS_ACCESS_WEBHOOK_URL";
+/// A stand-in for the webhook URL where the gateway's rules check the section before deployment.
+pub const PLANNED_WEBHOOK_URL: &str = "https://hooks.example.com/planned";
 /// The most bytes the file may hold.
 pub const MAX_FILE_BYTES: usize = 64 * 1024;
 /// The most bytes of a CloudFormation parameter value (`AwsAccessRoleArns`, comma-joined).
@@ -24,7 +32,22 @@ const MAX_PARAMETER_BYTES: usize = 4096;
 /// Reads both keys: the section (when `AWS_ACCESS_CONFIG` is set) and the role ARNs, derived from
 /// the section's projects when `AWS_ACCESS_ROLE_ARNS` is not set.
 pub fn read(r: &mut Reader, dir: &Path) -> (Option<AwsAccessFile>, Vec<String>) {
-    let file = r.opt(CONFIG_KEY).and_then(|v| section(r, dir, &v));
+    let webhook = r.opt(WEBHOOK_KEY);
+    if let Some(arn) = &webhook {
+        if !arn.starts_with("arn:") || !arn.contains(":secretsmanager:") {
+            r.err(
+                WEBHOOK_KEY,
+                format!("{arn:?} is not a Secrets Manager secret ARN"),
+            );
+        }
+        if !r.is_set(CONFIG_KEY) {
+            r.err(
+                WEBHOOK_KEY,
+                format!("set, but {CONFIG_KEY} is not: the webhook announces agent-access write requests"),
+            );
+        }
+    }
+    let file = r.opt(CONFIG_KEY).and_then(|v| section(r, dir, &v, webhook));
     let roles = if r.is_set(ROLES_KEY) {
         let roles = role_arns(r, ROLES_KEY, r.list(ROLES_KEY));
         if let Some(f) = &file {
@@ -56,7 +79,12 @@ pub fn read(r: &mut Reader, dir: &Path) -> (Option<AwsAccessFile>, Vec<String>) 
 }
 
 /// Reads, types and checks the file `value` names (relative to `dir` unless absolute).
-fn section(r: &mut Reader, dir: &Path, value: &str) -> Option<AwsAccessFile> {
+fn section(
+    r: &mut Reader,
+    dir: &Path,
+    value: &str,
+    webhook_secret_arn: Option<String>,
+) -> Option<AwsAccessFile> {
     let path: PathBuf = if Path::new(value).is_absolute() {
         value.into()
     } else {
@@ -86,17 +114,36 @@ fn section(r: &mut Reader, dir: &Path, value: &str) -> Option<AwsAccessFile> {
         }
     };
     let before = r.issues.len();
-    if section.webhook_url.is_some() {
-        // The value is not repeated: it may be the secret itself.
-        r.err(
+    let reference = format!("${{{WEBHOOK_VAR}}}");
+    match (&section.webhook_url, &webhook_secret_arn) {
+        // The value is never repeated: it may be the secret itself.
+        (Some(url), _) if url.expose() != reference => r.err(
             CONFIG_KEY,
-            format!("{shown}: webhook_url is not supported in a deployed gateway: the stack parameters would carry it and the task has no secret for it; leave it out (approvers see requests on the gateway's approval page and through the Admin API)"),
-        );
+            format!("{shown}: webhook_url must be the reference {reference}, never the URL itself (the stack parameters that carry this file are no place for a secret): store the URL in Secrets Manager as a plain string and name the secret with {WEBHOOK_KEY}"),
+        ),
+        (Some(_), None) => r.err(
+            CONFIG_KEY,
+            format!("{shown}: webhook_url refers to {reference}, but {WEBHOOK_KEY} names no secret to fill it from"),
+        ),
+        (None, Some(_)) => r.err(
+            WEBHOOK_KEY,
+            format!("set, but {shown} has no `webhook_url: {reference}` to use it"),
+        ),
+        _ => {}
     }
-    for issue in aws_access::check(&section) {
+    // The gateway's rules, with the reference filled as the tasks will see it.
+    let mut filled = section.clone();
+    if filled.webhook_url.is_some() {
+        filled.webhook_url = Some(Secret::new(PLANNED_WEBHOOK_URL));
+    }
+    for issue in aws_access::check(&filled) {
         r.err(CONFIG_KEY, format!("{shown}: {issue}"));
     }
-    (r.issues.len() == before).then_some(AwsAccessFile { path, section })
+    (r.issues.len() == before).then_some(AwsAccessFile {
+        path,
+        section,
+        webhook_secret_arn,
+    })
 }
 
 /// Whether the text's top level is a mapping with an `aws_access` key (a whole gateway.yaml, or

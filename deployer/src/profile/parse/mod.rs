@@ -12,6 +12,8 @@ use super::model::*;
 use super::reader::Reader;
 use crate::netcalc::{in_zone, is_hostname};
 
+pub use aws_access::{PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
+
 /// Builds the typed profile; on failure returns every problem found, each naming its key.
 pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
     let deployment = r.raw("DEPLOYMENT_NAME");
