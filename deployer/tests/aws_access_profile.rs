@@ -198,8 +198,21 @@ fn bad_files_are_refused_naming_the_key_and_the_file() {
             "a webhook URL is never repeated: {msg}"
         );
     }
-    // A missing file.
+    // A missing file, and a folder or a device in its place.
     let dir = tempfile::tempdir().unwrap();
+    for (value, want) in [
+        (dir.path().to_str().unwrap(), "it is not a regular file"),
+        ("/dev/zero", "it is not a regular file"),
+    ] {
+        let msg = profile_in(dir.path(), &format!("AWS_ACCESS_CONFIG={value}"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(&format!("AWS_ACCESS_CONFIG: cannot read {value}: {want}")),
+            "{msg}"
+        );
+    }
     let msg = profile_in(dir.path(), "AWS_ACCESS_CONFIG=nowhere.yaml")
         .map(|_| ())
         .unwrap_err()

@@ -153,8 +153,13 @@ fn wrapped(text: &str) -> bool {
         .is_ok_and(|m| m.contains_key(serde_yaml::Value::from("aws_access")))
 }
 
-/// The file's text: at most [`MAX_FILE_BYTES`], UTF-8.
+/// The file's text: a regular file (never a pipe or a device, which could block or never end),
+/// at most [`MAX_FILE_BYTES`], UTF-8.
 fn read_bounded(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".to_owned());
+    }
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_BYTES as u64 + 1)
