@@ -104,6 +104,13 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
             v.push(("OidcClientSecretArn", secret));
             v.push(("EnableAdminApi", b(p.admin_api.is_some())));
             v.push(("AwsAccessRoleArns", p.aws_access_role_arns.join(",")));
+            v.push((
+                "AwsAccessWebhookSecretArn",
+                p.aws_access
+                    .as_ref()
+                    .and_then(|a| a.webhook_secret_arn.clone())
+                    .unwrap_or_default(),
+            ));
             match &p.network {
                 Network::New {
                     cidr,

@@ -204,7 +204,10 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
         }
     };
     let (gw_params, gw_out) = stack("gateway").await;
-    let config: serde_json::Value = serde_json::from_str(&gw_params["GatewayConfigPart1"]).unwrap();
+    let text: String = (1..=4)
+        .map(|i| gw_params[&format!("GatewayConfigPart{i}")].as_str())
+        .collect();
+    let config: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         config["listen"]["public_url"].as_str().unwrap(),
         gw_out["GatewayUrl"]
@@ -223,6 +226,61 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
                 .as_str()
                 .unwrap(),
             c_out["CollectorEndpoint"]
+        );
+    }
+    // Agent access: the task role's roles are the section's, and a webhook URL reaches the task
+    // only as a secret.
+    // moto shows a list parameter as a Python list (`['a', 'b']`, `['']` when empty).
+    let roles: Vec<&str> = gw_params["AwsAccessRoleArns"]
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .map(|r| r.trim().trim_matches('\''))
+        .filter(|r| !r.is_empty())
+        .collect();
+    let projects = config["aws_access"]["projects"].as_array().cloned();
+    let wanted: Vec<String> = projects
+        .iter()
+        .flatten()
+        .map(|p| p["role_arn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(roles, wanted);
+    let webhook = &config["aws_access"]["webhook_url"];
+    assert_eq!(
+        webhook.is_string(),
+        !gw_params["AwsAccessWebhookSecretArn"].is_empty()
+    );
+    if webhook.is_string() {
+        assert_eq!(webhook, "${AWS_ACCESS_WEBHOOK_URL}");
+        // Read as raw JSON: moto keeps the template's AWS::NoValue entries as nulls, which the
+        // SDK refuses to parse.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let td: serde_json::Value = reqwest::Client::new()
+            .post(&moto.url)
+            .header(
+                "X-Amz-Target",
+                "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+            )
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body(r#"{"taskDefinition":"claude-gateway-gateway-gateway"}"#)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secrets = &td["taskDefinition"]["containerDefinitions"][0]["secrets"];
+        assert!(
+            secrets
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["name"] == "AWS_ACCESS_WEBHOOK_URL"
+                    && s["valueFrom"] == gw_params["AwsAccessWebhookSecretArn"].as_str()),
+            "{secrets}"
         );
     }
     if stacks.contains(&"vpn") {
@@ -374,10 +432,21 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
     .await;
 
     // Self-signed with bring-your-own OIDC: a CA made and imported by the deployer, no zone, no identity stack.
+    // With agent access to AWS, its webhook URL in the same kind of secret.
+    let access = dir.path().join("aws-access.yaml");
+    let example =
+        std::fs::read_to_string(repo_root().join("config/aws-access.example.yaml")).unwrap();
+    std::fs::write(
+        &access,
+        format!("{example}webhook_url: ${{AWS_ACCESS_WEBHOOK_URL}}\n"),
+    )
+    .unwrap();
     let selfsigned = edited(
         dir.path(),
         "selfsigned-fallback",
         &[
+            ("AWS_ACCESS_CONFIG", access.to_str().unwrap()),
+            ("AWS_ACCESS_WEBHOOK_SECRET_ARN", &secret_arn),
             ("OIDC_CLIENT_SECRET_ARN", &secret_arn),
             ("BEDROCK_ACCESS_CHECK", "false"),
             ("DB_DELETION_PROTECTION", "false"),

@@ -101,3 +101,40 @@ fn keys_lists_every_key() {
         assert!(out.contains(k.name));
     }
 }
+
+#[test]
+fn plan_shows_agent_access_and_the_roles_it_derives() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let base = std::fs::read_to_string(root.join("managed-newcognito-collector-vpn.env")).unwrap();
+    // The shipped profile's commented line, switched on, next to a copy of the example.
+    let text = base.replace(
+        "# AWS_ACCESS_CONFIG=aws-access.example.yaml",
+        "AWS_ACCESS_CONFIG=aws-access.example.yaml",
+    );
+    assert_ne!(text, base, "the shipped profile refers to the example");
+    std::fs::write(dir.path().join("p.env"), text).unwrap();
+    std::fs::copy(
+        root.join("aws-access.example.yaml"),
+        dir.path().join("aws-access.example.yaml"),
+    )
+    .unwrap();
+    let profile = dir.path().join("p.env");
+    let (code, out, err) = deployer(&["plan", "--profile", profile.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(
+        out.contains("agent access to AWS from ") && out.contains("(payments, payments-staging)"),
+        "{out}"
+    );
+    for arn in [
+        "arn:aws:iam::444455556666:role/payments-agent-access-ProjectRole-AbC123",
+        "arn:aws:iam::777788889999:role/payments-staging-agent-access-ProjectRole-DeF456",
+    ] {
+        assert!(out.contains(&format!("    {arn}\n")), "{out}");
+    }
+    let (_, out, _) = deployer(&["plan", "--profile", "config/byo-oidc-notelemetry.env"]);
+    assert!(
+        out.contains("agent access to AWS off") && out.contains("may assume no project role"),
+        "{out}"
+    );
+}

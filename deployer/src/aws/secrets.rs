@@ -1,18 +1,29 @@
-//! Secrets Manager: preflight of a bring-your-own OIDC client secret.
+//! Secrets Manager: preflight of the secrets a profile names (a bring-your-own OIDC client
+//! secret, the agent-access webhook URL): each exists and holds a bare plain string.
 
 use super::{err_text, Aws};
 use crate::error::{Error, Result};
 
-/// Checks that the secret exists and holds a non-empty plain string.
+/// Checks that the OIDC client secret exists and holds a non-empty plain string.
 pub async fn check_client_secret(aws: &Aws, arn: &str) -> Result<()> {
+    check_plain(aws, "OIDC_CLIENT_SECRET_ARN", arn, "the bare client secret").await
+}
+
+/// Checks that the secret `key` names exists and holds a non-empty plain string (`what`), never
+/// printing its value.
+pub async fn check_plain(aws: &Aws, key: &str, arn: &str, what: &str) -> Result<()> {
     match aws.secrets.get_secret_value().secret_id(arn).send().await {
         Ok(v) => {
             let value = v.secret_string().unwrap_or_default().trim();
             if value.is_empty() {
-                return Err(Error::failed(format!("OIDC_CLIENT_SECRET_ARN: the secret {arn} is empty; store the client secret in it (a plain string)")));
+                return Err(Error::failed(format!(
+                    "{key}: the secret {arn} is empty; store {what} in it (a plain string)"
+                )));
             }
             if value.starts_with('{') {
-                return Err(Error::failed(format!("OIDC_CLIENT_SECRET_ARN: the secret {arn} holds JSON; it must hold the bare client secret")));
+                return Err(Error::failed(format!(
+                    "{key}: the secret {arn} holds JSON; it must hold {what}"
+                )));
             }
             Ok(())
         }
@@ -23,7 +34,7 @@ pub async fn check_client_secret(aws: &Aws, arn: &str) -> Result<()> {
                 Ok(())
             } else {
                 Err(Error::failed(format!(
-                    "OIDC_CLIENT_SECRET_ARN: {arn} cannot be read: {text}"
+                    "{key}: {arn} cannot be read: {text}"
                 )))
             }
         }

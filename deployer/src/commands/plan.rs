@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::image;
 use crate::params::{self, Inputs, Outputs};
 use crate::plan::Plan;
-use crate::profile::{CertMode, Image, Telemetry};
+use crate::profile::{CertMode, Image, Profile, Telemetry};
 use crate::stacks::INLINE_TEMPLATE_LIMIT;
 
 /// Runs the plan.
@@ -43,6 +43,7 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
             println!("telemetry to {endpoint} (logs: {})", p.telemetry_logs)
         }
     }
+    print_aws_access(p);
 
     let mut outputs = Outputs::new();
     let mut cx = None;
@@ -193,6 +194,34 @@ fn planned_image(plan: &Plan, account: Option<&str>) -> String {
                 account.unwrap_or("<account>"),
                 p.region
             )
+        }
+    }
+}
+
+/// Agent access to AWS: the projects of the section and the roles the task role may assume.
+fn print_aws_access(p: &Profile) {
+    match &p.aws_access {
+        Some(f) => {
+            let names: Vec<&str> = f.section.projects.iter().map(|p| p.name.as_str()).collect();
+            println!(
+                "agent access to AWS from {}: projects {} ({}); member entries in the file: {}",
+                f.path.display(),
+                names.len(),
+                names.join(", "),
+                f.section.members.len()
+            );
+            if let Some(arn) = &f.webhook_secret_arn {
+                println!("  write requests announced through the webhook URL in {arn}");
+            }
+        }
+        None => println!("agent access to AWS off (no AWS_ACCESS_CONFIG)"),
+    }
+    if p.aws_access_role_arns.is_empty() {
+        println!("  the task role may assume no project role");
+    } else {
+        println!("  the task role may assume:");
+        for arn in &p.aws_access_role_arns {
+            println!("    {arn}");
         }
     }
 }

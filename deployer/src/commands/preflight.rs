@@ -42,6 +42,20 @@ pub async fn run(cx: &Context<'_>) -> Result<()> {
         aws::secrets::check_client_secret(&cx.aws, &o.secret_arn).await?;
         println!("  ok  OIDC client secret {} is set", o.secret_arn);
     }
+    if let Some(arn) = p
+        .aws_access
+        .as_ref()
+        .and_then(|a| a.webhook_secret_arn.as_ref())
+    {
+        aws::secrets::check_plain(
+            &cx.aws,
+            "AWS_ACCESS_WEBHOOK_SECRET_ARN",
+            arn,
+            "the bare webhook URL",
+        )
+        .await?;
+        println!("  ok  agent-access webhook secret {arn} is set");
+    }
     for kind in &cx.plan.stacks {
         if let Some(t) = stacks::template(*kind, p) {
             let how = if t.body.len() <= cx.aws.inline_limit {

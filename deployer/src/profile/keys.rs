@@ -143,7 +143,9 @@ pub const KEYS: &[Key] = &[
     k("BEDROCK_REGION", "", "Region the gateway calls Bedrock in (default AWS_REGION)"),
     k("BEDROCK_ACCESS_CHECK", "true", "preflight: a one-token request per allowlisted model to prove model access"),
     // Agent access to AWS
-    k("AWS_ACCESS_ROLE_ARNS", "", "project roles (cfn/aws-access-project-role.yaml) the gateway's task role may assume, comma-separated: exactly the aws_access.projects[].role_arn of the config; empty = none"),
+    k("AWS_ACCESS_CONFIG", "", "YAML file (relative to this profile's folder, or absolute; at most 64 KiB) holding the body of the gateway's aws_access section: projects, members, settings (webhook_url only as ${AWS_ACCESS_WEBHOOK_URL}); empty = no agent access (see config/aws-access.example.yaml)"),
+    k("AWS_ACCESS_WEBHOOK_SECRET_ARN", "", "Secrets Manager secret holding, as a plain string, the URL that announces agent-access write requests; the tasks see it as AWS_ACCESS_WEBHOOK_URL, and the AWS_ACCESS_CONFIG file says webhook_url: ${AWS_ACCESS_WEBHOOK_URL}; empty = no webhook"),
+    k("AWS_ACCESS_ROLE_ARNS", "", "project roles (cfn/aws-access-project-role.yaml) the gateway's task role may assume, comma-separated; empty = the role_arn of each project in AWS_ACCESS_CONFIG (none without it); when set, it must hold each of them"),
 ];
 
 /// The key named `name`, if it exists.

@@ -13,15 +13,17 @@ mod reader;
 use std::path::Path;
 
 pub use model::*;
-pub use parse::{host_in_zone, valid_region};
+pub use parse::{host_in_zone, valid_region, PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
 
 use crate::error::{Error, Result};
 
-/// Parses and validates profile text; `source` names it in messages.
+/// Parses and validates profile text; `source` names it in messages, and files the profile names
+/// by a relative path (`AWS_ACCESS_CONFIG`) are found in the folder of `source`.
 pub fn from_text(text: &str, source: &str) -> Result<Profile> {
     let map = envfile::parse(text).map_err(|e| Error::usage(format!("{source}: {e}")))?;
     let mut reader = reader::Reader::new(&map);
-    let profile = parse::build(&mut reader, source);
+    let dir = Path::new(source).parent().unwrap_or(Path::new(""));
+    let profile = parse::build(&mut reader, source, dir);
     match profile {
         Some(p) if reader.issues.is_empty() => Ok(p),
         _ => {

@@ -1,5 +1,8 @@
 //! The typed profile: what a validated env file says, with every default applied.
 
+use std::path::PathBuf;
+
+use claude_gateway::config::aws_access::AwsAccess;
 use ipnet::Ipv4Net;
 
 /// How the gateway's certificate is obtained.
@@ -270,6 +273,20 @@ pub struct Profile {
     pub bedrock_access_check: bool,
     /// Project roles the gateway's task role may assume (agent access to AWS).
     pub aws_access_role_arns: Vec<String>,
+    /// The gateway's `aws_access` section, from the file `AWS_ACCESS_CONFIG` names.
+    pub aws_access: Option<AwsAccessFile>,
+}
+
+/// The `aws_access` section read from the file `AWS_ACCESS_CONFIG` names.
+#[derive(Debug, Clone)]
+pub struct AwsAccessFile {
+    /// Where it was read from (for messages).
+    pub path: PathBuf,
+    /// The section, typed and checked by the gateway's own rules.
+    pub section: AwsAccess,
+    /// The Secrets Manager secret holding `webhook_url` (`AWS_ACCESS_WEBHOOK_SECRET_ARN`), which
+    /// the tasks see as `AWS_ACCESS_WEBHOOK_URL`.
+    pub webhook_secret_arn: Option<String>,
 }
 
 impl Profile {

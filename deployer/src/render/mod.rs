@@ -18,7 +18,7 @@ use claude_gateway::config::{
     RateLimits, Secret, Session, Store, Telemetry as TelemetryCfg, Upstream, UpstreamAuth, Window,
 };
 
-use crate::profile::{Idp, Profile, Telemetry};
+use crate::profile::{Idp, Profile, Telemetry, PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
 
 /// Bytes one CloudFormation parameter value may hold.
 pub const PART_BYTES: usize = 4096;
@@ -227,7 +227,7 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
         load_test_mode: None,
         audit: None,
         cri: None,
-        aws_access: None,
+        aws_access: p.aws_access.as_ref().map(|f| f.section.clone()),
     })
 }
 
@@ -245,7 +245,8 @@ pub fn check(text: &str) -> Result<String, String> {
         .with_var("GATEWAY_JWT_SECRET", &filler)
         .with_var("OIDC_CLIENT_SECRET", &filler)
         .with_var("GATEWAY_ADMIN_WRITE_KEY", &filler)
-        .with_var("GATEWAY_ADMIN_READ_KEY", &filler);
+        .with_var("GATEWAY_ADMIN_READ_KEY", &filler)
+        .with_var(WEBHOOK_VAR, PLANNED_WEBHOOK_URL);
     config::load(text, &env).map(|l| l.sha256).map_err(|e| {
         let mut msg = String::from("the rendered gateway config is invalid:");
         for i in &e.issues {
@@ -305,12 +306,26 @@ impl Rendered {
     }
 }
 
-/// Builds, serializes, validates and splits the config.
+/// Builds, serializes, validates and splits the config. Problems the `aws_access` section causes
+/// name the file `AWS_ACCESS_CONFIG` gave it from.
 pub fn render(p: &Profile, idp: &IdentityFacts) -> Result<Rendered, String> {
     let cfg = build(p, idp)?;
     let text = to_text(&cfg)?;
-    let sha256 = check(&text)?;
-    let parts = split(&text)?;
+    let from_file = |e: String| match &p.aws_access {
+        Some(f) => format!(
+            "{e}\n  (the aws_access section comes from AWS_ACCESS_CONFIG {})",
+            f.path.display()
+        ),
+        None => e,
+    };
+    let sha256 = check(&text).map_err(|e| {
+        if e.contains("\n  aws_access") {
+            from_file(e)
+        } else {
+            e
+        }
+    })?;
+    let parts = split(&text).map_err(from_file)?;
     Ok(Rendered {
         text,
         sha256,

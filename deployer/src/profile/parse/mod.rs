@@ -1,16 +1,21 @@
 //! Turns raw assignments into a [`Profile`], checking every value and every combination.
 
+mod aws_access;
 mod identity;
 mod network;
 mod policy;
 mod telemetry;
 
+use std::path::Path;
+
 use super::model::*;
 use super::reader::Reader;
 use crate::netcalc::{in_zone, is_hostname};
 
+pub use aws_access::{PLANNED_WEBHOOK_URL, WEBHOOK_VAR};
+
 /// Builds the typed profile; on failure returns every problem found, each naming its key.
-pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
+pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
     let deployment = r.raw("DEPLOYMENT_NAME");
     if !valid_deployment(&deployment) {
         r.err(
@@ -178,7 +183,7 @@ pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
         );
     }
     let bedrock_access_check = r.bool("BEDROCK_ACCESS_CHECK");
-    let aws_access_role_arns = aws_access_role_arns(r);
+    let (aws_access, aws_access_role_arns) = aws_access::read(r, dir);
 
     if !r.issues.is_empty() {
         return None;
@@ -224,49 +229,8 @@ pub fn build(r: &mut Reader, source: &str) -> Option<Profile> {
         bedrock_region,
         bedrock_access_check,
         aws_access_role_arns,
+        aws_access,
     })
-}
-
-/// The most bytes of a CloudFormation parameter value (`AwsAccessRoleArns`, comma-joined).
-const MAX_PARAMETER_BYTES: usize = 4096;
-
-/// Reads `AWS_ACCESS_ROLE_ARNS`: distinct IAM role ARNs that fit one stack parameter.
-fn aws_access_role_arns(r: &mut Reader) -> Vec<String> {
-    const KEY: &str = "AWS_ACCESS_ROLE_ARNS";
-    let arns = r.list(KEY);
-    for (i, a) in arns.iter().enumerate() {
-        if !is_role_arn(a) {
-            r.err(
-                KEY,
-                format!("{a:?} is not an IAM role ARN (arn:aws:iam::<12 digits>:role/<name>)"),
-            );
-        } else if arns[..i].contains(a) {
-            r.err(KEY, format!("{a:?} is listed twice"));
-        }
-    }
-    let joined = arns.join(",").len();
-    if joined > MAX_PARAMETER_BYTES {
-        r.err(
-            KEY,
-            format!("{joined} bytes joined; a stack parameter holds at most {MAX_PARAMETER_BYTES}"),
-        );
-    }
-    arns
-}
-
-/// Whether `s` is an IAM role ARN: `arn:<aws partition>:iam::<12 digits>:role/<path and name>`.
-fn is_role_arn(s: &str) -> bool {
-    let parts: Vec<&str> = s.splitn(6, ':').collect();
-    matches!(parts.as_slice(), ["arn", partition, "iam", "", account, resource]
-    if partition.starts_with("aws")
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && resource.strip_prefix("role/").is_some_and(|name| {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=.@_/-".contains(&b))
-        }))
 }
 
 fn valid_deployment(n: &str) -> bool {
