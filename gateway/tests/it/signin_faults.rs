@@ -101,7 +101,7 @@ fn a_refresh_without_an_id_token_keeps_the_session_subject() {
             refresh_token = fresh["refresh_token"].as_str().unwrap().to_owned();
         }
         assert!(
-            s.idp.logs().matches("GET /me 200").count() >= 2,
+            s.idp.requests_logged("GET /me 200", 2) >= 2,
             "userinfo was asked\n{}",
             s.logs()
         );

@@ -245,6 +245,20 @@ impl Idp {
         std::fs::read_to_string(self.dir.path().join("idp.log")).unwrap_or_default()
     }
 
+    /// How many request lines hold `needle`, once at least `at_least` of them are in the log or
+    /// five seconds have passed. The IdP writes a request's line when its answer has gone out, so
+    /// a caller holding the answer may look a moment before the line is there.
+    pub fn requests_logged(&self, needle: &str, at_least: usize) -> usize {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = self.logs().matches(needle).count();
+            if n >= at_least || std::time::Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process: the IdP is down from now on (connections are refused).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
