@@ -4,7 +4,10 @@
 //!
 //! - [`sigv4`]: the client's AWS Signature Version 4 checked (header and presigned forms, clock
 //!   skew, payload hash), and what the proxy needs from it: key, scope, signed headers, payload.
+//! - [`operation`]: the operation a request names (`s3:GetObject`, `logs:FilterLogEvents`) and
+//!   its class (read, list or write), from the credential scope's service and the request.
 
+pub mod operation;
 pub mod sigv4;
 
 #[cfg(test)]
