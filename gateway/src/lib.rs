@@ -16,10 +16,12 @@
 //! - [`store`]: PostgreSQL, the only shared state; every SQL statement lives here.
 //! - [`telemetry`]: the audit stream and operational logging.
 //! - [`aws_access`]: short-lived AWS credentials for developers' agents, per project.
+//! - [`aws_proxy`]: the gateway in the data path of those agents' AWS calls.
 //! - [`clock`]: time as an input.
 
 pub mod auth;
 pub mod aws_access;
+pub mod aws_proxy;
 pub mod boot;
 pub mod clock;
 pub mod config;
