@@ -22,6 +22,9 @@ pub mod rules;
 pub mod text;
 pub mod xml;
 
+#[cfg(test)]
+mod shapes;
+
 use std::borrow::Cow;
 
 use budget::Budget;

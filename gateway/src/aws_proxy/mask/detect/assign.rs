@@ -9,10 +9,12 @@
 //! The value is quoted (up to the matching quote, or the end) or unquoted: after `=` it runs to
 //! `; &`, a line end, a quote, `<` or an escaped `\n \r \"`, trailing blanks dropped (passwords in
 //! ADO strings may hold spaces); after `:` it also stops at blanks and `, } ] )`; after `>` it
-//! runs to the next `<`. Empty values, `null` and tokens are left alone.
+//! runs to the next `<`. Empty values, `null` and tokens are left alone, and so is a key right
+//! after a `:` (an ARN's `…:secret:name` names a secret, it does not hold one).
 
 use super::{maskable, Hit};
 use crate::aws_proxy::mask::keys::kind_for_key;
+use crate::aws_proxy::mask::kind::{is_token, TOKEN_PREFIX};
 
 const MAX_KEY: usize = 256;
 const MAX_BLANKS: usize = 16;
@@ -35,7 +37,7 @@ pub(super) fn assignments(text: &str, hits: &mut Vec<Hit>) {
         while i < b.len() && is_key_char(b[i]) {
             i += 1;
         }
-        if i - key_start > MAX_KEY {
+        if i - key_start > MAX_KEY || (key_start > 0 && b[key_start - 1] == b':') {
             continue;
         }
         let Some(kind) = kind_for_key(&text[key_start..i]) else {
@@ -49,6 +51,18 @@ pub(super) fn assignments(text: &str, hits: &mut Vec<Hit>) {
             i = resume.max(i);
         }
     }
+}
+
+/// The length of the token `b` starts with, if it starts with one.
+fn token_len(b: &[u8]) -> Option<usize> {
+    if !b.starts_with(TOKEN_PREFIX.as_bytes()) {
+        return None;
+    }
+    let close = b.iter().take(40).position(|c| *c == b']')?;
+    std::str::from_utf8(&b[..=close])
+        .ok()
+        .filter(|t| is_token(t))
+        .map(|_| close + 1)
 }
 
 fn skip_blanks(b: &[u8], mut j: usize) -> usize {
@@ -99,6 +113,9 @@ fn value_after(b: &[u8], mut j: usize, after_lt: bool) -> Option<(usize, usize, 
         }
         let end = k.min(b.len());
         return Some((start, end, (end + 1).min(b.len())));
+    }
+    if let Some(len) = token_len(&b[j..]) {
+        return Some((j, j + len, j + len));
     }
     let start = j;
     let mut end = start;
@@ -185,6 +202,8 @@ mod tests {
             "token://host",
             "token::Type",
             "Password=[MASKED:password];",
+            "password: [MASKED:password], x",
+            "arn:aws:secretsmanager:eu-west-1:1:secret:prod/db-Ab12Cd",
             "NextToken=abc",
             "</Password>x",
         ] {
