@@ -23,6 +23,8 @@ pub mod text;
 pub mod xml;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod shapes;
 
 use std::borrow::Cow;

@@ -6,7 +6,8 @@
 //!
 //! A phone number is a run of digit groups, each optionally in parentheses, separated by one
 //! space, `-` or `.` (or nothing after a parenthesis), at most six groups, not glued to a letter,
-//! digit or `+ . - / _` before it nor to a letter or digit after it, and of one of these shapes:
+//! digit or `+ . - / _` before it nor to a letter or digit after it (the longest such run of
+//! groups from its start counts), and of one of these shapes:
 //!
 //! - international: `+` and 8 to 15 digits (E.164), any grouping (`+14155552671`,
 //!   `+44 20 7946 0958`, `+49 (0)30 1234567`);
@@ -102,6 +103,8 @@ pub(super) fn phones(text: &str, hits: &mut Vec<Hit>) {
 struct Group {
     start: usize,
     len: usize,
+    /// One past the group, its closing parenthesis included.
+    end: usize,
 }
 
 fn phone_at(b: &[u8], start: usize) -> Option<usize> {
@@ -109,7 +112,6 @@ fn phone_at(b: &[u8], start: usize) -> Option<usize> {
     let mut j = start + usize::from(international);
     let mut groups: Vec<Group> = Vec::with_capacity(MAX_GROUPS);
     let mut dotted = false;
-    let mut end;
     loop {
         let paren = b.get(j) == Some(&b'(');
         j += usize::from(paren);
@@ -130,8 +132,8 @@ fn phone_at(b: &[u8], start: usize) -> Option<usize> {
         groups.push(Group {
             start: group_start,
             len,
+            end: j,
         });
-        end = j;
         if groups.len() == MAX_GROUPS {
             break;
         }
@@ -145,24 +147,31 @@ fn phone_at(b: &[u8], start: usize) -> Option<usize> {
             _ => break,
         }
     }
-    if b.get(end).is_some_and(u8::is_ascii_alphanumeric) {
-        return None;
-    }
+    // The longest run of groups that ends clear of letters and digits and has a phone's shape.
+    (1..=groups.len()).rev().find_map(|k| {
+        let end = groups[k - 1].end;
+        let clear = !b.get(end).is_some_and(u8::is_ascii_alphanumeric);
+        (clear && is_phone(b, &groups[..k], international, dotted)).then_some(end)
+    })
+}
+
+fn is_phone(b: &[u8], groups: &[Group], international: bool, dotted: bool) -> bool {
     let digits: usize = groups.iter().map(|g| g.len).sum();
+    if international {
+        return (8..=MAX_DIGITS).contains(&digits);
+    }
     let lens: Vec<usize> = groups.iter().map(|g| g.len).collect();
-    let first_digit = |k: usize| b.get(groups[0].start + k).copied();
-    let accepted = if international {
-        (8..=MAX_DIGITS).contains(&digits)
-    } else {
-        let nanp = lens == [3, 3, 4] || (lens == [1, 3, 3, 4] && first_digit(0) == Some(b'1'));
-        let trunk = first_digit(0) == Some(b'0')
-            && first_digit(1).is_some_and(|c| c != b'0')
-            && groups[0].len >= 2
-            && (9..=12).contains(&digits)
-            && !dotted;
-        nanp || trunk
+    let Some(first) = groups.first() else {
+        return false;
     };
-    accepted.then_some(end)
+    let first_digit = |k: usize| b.get(first.start + k).copied();
+    let nanp = lens == [3, 3, 4] || (lens == [1, 3, 3, 4] && first_digit(0) == Some(b'1'));
+    let trunk = first_digit(0) == Some(b'0')
+        && first_digit(1).is_some_and(|c| c != b'0')
+        && first.len >= 2
+        && (9..=12).contains(&digits)
+        && !dotted;
+    nanp || trunk
 }
 
 #[cfg(test)]
@@ -223,6 +232,7 @@ mod tests {
             );
         }
         assert_eq!(found("12 555-123-4567", phones), vec!["555-123-4567"]);
+        assert_eq!(found("+14155552671 0a", phones), vec!["+14155552671"]);
     }
 
     #[test]
@@ -239,7 +249,6 @@ mod tests {
             "+1234567",
             "x415-555-2671",
             "415-555-2671x",
-            "415-555-2671-99",
             "0000000000",
             "1.2.3",
         ] {
