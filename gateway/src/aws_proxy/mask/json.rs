@@ -7,7 +7,7 @@
 use serde_json::Value;
 
 use super::budget::Budget;
-use super::keys::kind_for_key;
+use super::keys::{kind_for_key, path_kind};
 use super::kind::{is_token, token, Counts, Kind};
 use super::{text, Rules, WalkError, MAX_DEPTH};
 
@@ -116,14 +116,7 @@ impl Walk<'_> {
     }
 
     fn path_kind(&mut self) -> Result<Option<Kind>, WalkError> {
-        let cost: usize = self.rules.paths().iter().map(|p| p.cost()).sum();
-        self.budget.spend(cost)?;
-        Ok(self
-            .rules
-            .paths()
-            .iter()
-            .any(|p| p.matches(&self.stack))
-            .then_some(Kind::Secret))
+        Ok(path_kind(self.rules.paths(), &self.stack, self.budget)?)
     }
 }
 

@@ -23,7 +23,9 @@
 //! compare case-insensitively; arrays do not count as a level, so `Parameters.Value` also
 //! matches each element of a `Parameters` array. A key containing a dot cannot be named.
 
+use super::budget::Budget;
 use super::kind::Kind;
+use super::Unmaskable;
 
 /// The most paths one configuration may hold.
 pub const MAX_PATHS: usize = 64;
@@ -151,10 +153,32 @@ impl KeyPath {
             })
     }
 
-    /// The work one match costs.
-    pub(crate) fn cost(&self) -> usize {
-        self.segments.len()
+    fn last_matches(&self, key: &str) -> bool {
+        self.segments
+            .last()
+            .is_some_and(|s| s.as_ref().is_none_or(|want| want.eq_ignore_ascii_case(key)))
     }
+}
+
+/// The kind a configured path gives the field at the end of `stack` (last is the field), the
+/// work spent from `budget`: one unit per path, and a path's length for each path whose last
+/// key matches.
+pub(crate) fn path_kind<S: AsRef<str>>(
+    paths: &[KeyPath],
+    stack: &[S],
+    budget: &mut Budget,
+) -> Result<Option<Kind>, Unmaskable> {
+    budget.spend(paths.len())?;
+    let Some(key) = stack.last() else {
+        return Ok(None);
+    };
+    for path in paths.iter().filter(|p| p.last_matches(key.as_ref())) {
+        budget.spend(path.segments.len())?;
+        if path.matches(stack) {
+            return Ok(Some(Kind::Secret));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -246,6 +246,16 @@ mod tests {
     }
 
     #[test]
+    fn the_most_paths_over_many_small_objects_stay_within_the_work_cap() {
+        let paths: Vec<String> = (0..keys::MAX_PATHS).map(|i| format!("p{i}.*")).collect();
+        let rules = Rules::default().with_paths(&paths).unwrap();
+        let body = format!("[{}{{\"a\":1}}]", "{\"a\":1},".repeat(100_000));
+        let out = mask(body.as_bytes(), Some("application/json"), &rules).unwrap();
+        assert_eq!(out.format, Format::Json);
+        assert!(!out.changed());
+    }
+
+    #[test]
     fn clean_bodies_are_passed_through_borrowed() {
         let body = br#"{"Buckets":[{"Name":"logs"}]}"#;
         let out = mask(body, Some("application/json"), &Rules::default()).unwrap();

@@ -66,6 +66,15 @@ mod tests {
     }
 
     #[test]
+    fn text_beyond_its_budget_is_refused() {
+        let mut counts = Counts::default();
+        let mut budget = Budget::for_body(0);
+        let long = "a".repeat(100 * 1024);
+        let out = mask(&long, &Rules::default(), &mut budget, &mut counts);
+        assert_eq!(out, Err(Unmaskable::TooMuchWork));
+    }
+
+    #[test]
     fn clean_text_is_reported_unchanged() {
         let mut counts = Counts::default();
         let mut budget = Budget::for_body(12);

@@ -7,7 +7,7 @@
 //! or nesting deeper than [`MAX_DEPTH`] makes the body not XML, to be masked as text.
 
 use super::budget::Budget;
-use super::keys::kind_for_key;
+use super::keys::{kind_for_key, path_kind};
 use super::kind::{is_token, token, Counts, Kind};
 use super::{text, Rules, WalkError, MAX_DEPTH};
 
@@ -24,6 +24,7 @@ pub(crate) fn mask(
         pos: 0,
         out: String::with_capacity(body.len()),
         stack: Vec::new(),
+        names: Vec::new(),
         run: None,
         rules,
         budget,
@@ -36,7 +37,6 @@ pub(crate) fn mask(
 
 struct Element<'a> {
     name: &'a str,
-    local: &'a str,
     masked_as: Option<Kind>,
 }
 
@@ -52,6 +52,8 @@ struct Xml<'a, 'r> {
     pos: usize,
     out: String,
     stack: Vec<Element<'a>>,
+    /// The local names of the open elements, for key paths.
+    names: Vec<&'a str>,
     run: Option<Run>,
     rules: &'r Rules,
     budget: &'r mut Budget,
@@ -187,7 +189,9 @@ impl<'a> Xml<'a, '_> {
         let close = self.find(self.pos + 2, ">")?;
         let name = self.slice(self.pos + 2, close)?.trim_end();
         match self.stack.pop() {
-            Some(open) if open.name == name => {}
+            Some(open) if open.name == name => {
+                self.names.pop();
+            }
             _ => return not_xml(),
         }
         self.out.push_str(self.slice(self.pos, close + 1)?);
@@ -219,11 +223,8 @@ impl<'a> Xml<'a, '_> {
             match b.get(j) {
                 Some(b'>') => {
                     self.out.push_str(self.slice(space_start, j + 1)?);
-                    self.stack.push(Element {
-                        name,
-                        local,
-                        masked_as,
-                    });
+                    self.stack.push(Element { name, masked_as });
+                    self.names.push(local);
                     j += 1;
                     break;
                 }
@@ -293,7 +294,7 @@ impl<'a> Xml<'a, '_> {
     }
 
     /// The kind an element's text is masked as: its parent's, its name's, or a path's.
-    fn element_kind(&mut self, local: &str) -> Result<Option<Kind>, WalkError> {
+    fn element_kind(&mut self, local: &'a str) -> Result<Option<Kind>, WalkError> {
         self.budget.spend(local.len())?;
         if let Some(kind) = self
             .stack
@@ -306,16 +307,10 @@ impl<'a> Xml<'a, '_> {
         if self.rules.paths().is_empty() {
             return Ok(None);
         }
-        let cost: usize = self.rules.paths().iter().map(|p| p.cost()).sum();
-        self.budget.spend(cost + self.stack.len())?;
-        let mut names: Vec<&str> = self.stack.iter().map(|e| e.local).collect();
-        names.push(local);
-        Ok(self
-            .rules
-            .paths()
-            .iter()
-            .any(|p| p.matches(&names))
-            .then_some(Kind::Secret))
+        self.names.push(local);
+        let kind = path_kind(self.rules.paths(), &self.names, self.budget);
+        self.names.pop();
+        Ok(kind?)
     }
 }
 

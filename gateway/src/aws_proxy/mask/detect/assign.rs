@@ -45,7 +45,7 @@ pub(super) fn assignments(text: &str, hits: &mut Vec<Hit>) {
         };
         let after_lt = key_start > 0 && b[key_start - 1] == b'<';
         if let Some((start, end, resume)) = value_after(b, i, after_lt) {
-            if maskable(text, start, end) && &text[start..end] != "null" {
+            if maskable(text, start, end) && text.get(start..end) != Some("null") {
                 hits.push(Hit { start, end, kind });
             }
             i = resume.max(i);
