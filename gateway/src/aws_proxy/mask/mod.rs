@@ -6,7 +6,7 @@
 //! - [`keys`]: masking by key: secret-holding field names and configured key paths.
 //! - [`detect`]: masking by value: AWS keys, private keys, JWTs, connection-string passwords,
 //!   secret-named assignments in text, and (when enabled) emails and phone numbers.
-//! - [`json`], [`xml`], [`text`]: the walkers, one per body format.
+//! - `json`, `xml`, `text`: the walkers, one per body format.
 //! - [`rules`]: what a deployment masks; `budget`: the cap on work.
 //!
 //! [`mask`] picks the walker from the content type; a JSON or XML body that does not parse (or
@@ -15,12 +15,12 @@
 
 mod budget;
 pub mod detect;
-pub mod json;
+mod json;
 pub mod keys;
 pub mod kind;
 pub mod rules;
-pub mod text;
-pub mod xml;
+mod text;
+mod xml;
 
 #[cfg(test)]
 mod props;
@@ -130,6 +130,9 @@ pub fn mask<'a>(
     let text = std::str::from_utf8(body).map_err(|_| Unmaskable::Binary)?;
     let mut budget = Budget::for_body(body.len());
     let wanted = format_of(content_type, text);
+    if text.trim().is_empty() {
+        return Ok(masked(body, None, Counts::default(), wanted, false));
+    }
     let structured = match wanted {
         Format::Json => Some(json::mask as Walker),
         Format::Xml => Some(xml::mask as Walker),
@@ -231,6 +234,13 @@ mod tests {
         assert_eq!(mask(b"\xff\xfe", None, &rules), Err(Unmaskable::Binary));
         let fits = mask(b"1234", None, &rules).unwrap();
         assert!(!fits.changed());
+    }
+
+    #[test]
+    fn an_empty_body_is_passed_through_as_its_format() {
+        let out = mask(b"", Some("application/x-amz-json-1.0"), &Rules::default()).unwrap();
+        assert_eq!(out.format, Format::Json);
+        assert!(!out.fell_back && !out.changed());
     }
 
     #[test]
