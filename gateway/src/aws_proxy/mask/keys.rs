@@ -6,7 +6,8 @@
 //! when it ends with:
 //!
 //! - `secretaccesskey` → `aws_secret_access_key`;
-//! - `secretstring`, `secretbinary`, `secret`, `secretkey`, `apikey` → `secret`;
+//! - `secretstring`, `secretbinary`, `secret`, `secretkey`, `apikey`, `plaintext` (a KMS data
+//!   key) → `secret`;
 //! - `privatekey`, `keymaterial` → `private_key`;
 //! - `password`, `passwd`, `passphrase`, `pwd` → `password`;
 //! - `token` → `token`, except pagination and idempotency tokens, which a client needs back
@@ -54,6 +55,7 @@ pub fn kind_for_key(key: &str) -> Option<Kind> {
         "secret",
         "secretkey",
         "apikey",
+        "plaintext",
     ]) {
         Some(Kind::Secret)
     } else if name.ends_with("token") && !is_pagination(&name) {
@@ -192,6 +194,7 @@ mod tests {
             ("SecretBinary", Kind::Secret),
             ("ClientSecret", Kind::Secret),
             ("x-api-key", Kind::Secret),
+            ("Plaintext", Kind::Secret),
             ("Password", Kind::Password),
             ("MasterUserPassword", Kind::Password),
             ("db_pwd", Kind::Password),
