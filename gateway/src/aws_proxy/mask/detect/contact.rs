@@ -14,8 +14,9 @@
 //! - North American: groups of 3, 3 and 4 digits, optionally after a `1` (`(415) 555-2671`,
 //!   `415.555.2671`, `1 415 555 2671`);
 //! - national with a trunk prefix: starting with `0` and a non-zero digit, 9 to 12 digits, the
-//!   first group at least two digits, groups separated by spaces or `-` only (`020 7946 0958`,
-//!   `0171-1234567`, `07700900123`).
+//!   first group at least two digits, groups separated by spaces or `-` only, or a single group
+//!   of 10 or 11 digits (`020 7946 0958`, `0171-1234567`, `07700900123`; not a 12-digit account
+//!   id such as `012345678901`).
 //!
 //! Dates, times, version numbers, IP addresses, account ids and card numbers match none of these.
 
@@ -170,6 +171,7 @@ fn is_phone(b: &[u8], groups: &[Group], international: bool, dotted: bool) -> bo
         && first_digit(1).is_some_and(|c| c != b'0')
         && first.len >= 2
         && (9..=12).contains(&digits)
+        && (groups.len() > 1 || (10..=11).contains(&digits))
         && !dotted;
     nanp || trunk
 }
@@ -243,6 +245,7 @@ mod tests {
             "192.168.100.200",
             "123456789012",
             "arn:aws:iam::123456789012:role/x",
+            "arn:aws:iam::012345678901:role/x",
             "4111 1111 1111 1111",
             "0.1234567890",
             "1700000000",
