@@ -11,6 +11,13 @@ pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
+/// `t` as RFC 3339 text (`2026-12-06T10:00:00Z`); a time outside RFC 3339's years, which no
+/// clock gives, as unix seconds.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
 /// A shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
 

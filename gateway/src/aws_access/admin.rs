@@ -17,8 +17,9 @@ use super::approval::{approved_until, may_decide, Decider, NoDecision};
 use super::grants::{event, expire};
 use crate::auth::bearer::bearer;
 use crate::auth::context::Ctx;
+use crate::clock::rfc3339;
 use crate::config::aws_access::{AwsAccess, Level};
-use crate::spend::admin::{Admin, AdminError};
+use crate::spend::admin::{after_id, internal, page, Admin, AdminError};
 use crate::state::AppState;
 use crate::store::aws_access::{self as rows, Added, Decision, GrantRow, GrantStatus, MemberRow};
 
@@ -36,15 +37,6 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/grants"), get(grants))
         .route(&format!("{BASE}/grants/{{id}}/{{action}}"), post(decide))
         .route(&format!("{BASE}/audit"), get(audit))
-}
-
-fn internal(e: impl std::fmt::Display) -> AdminError {
-    tracing::error!("agent access Admin API: {e}");
-    AdminError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "api_error",
-        "internal error",
-    )
 }
 
 fn section(state: &AppState) -> Result<&AwsAccess, AdminError> {
@@ -77,22 +69,11 @@ fn limit(l: Option<i64>) -> Result<i64, AdminError> {
     }
 }
 
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn level_str(l: Level) -> &'static str {
-    match l {
-        Level::Read => "read",
-        Level::Write => "write",
-    }
-}
-
 fn member_json(m: &MemberRow) -> Value {
     json!({
         "type": "aws_member", "id": m.id, "project": m.project, "groups": m.groups,
-        "emails": m.emails, "level": level_str(m.level), "from": m.from.map(ts),
-        "until": m.until.map(ts), "created_at": ts(m.created_at), "created_by": m.created_by,
+        "emails": m.emails, "level": m.level.as_str(), "from": m.from.map(rfc3339),
+        "until": m.until.map(rfc3339), "created_at": rfc3339(m.created_at), "created_by": m.created_by,
     })
 }
 
@@ -101,8 +82,8 @@ fn grant_json(g: &GrantRow) -> Value {
         "type": "aws_grant", "id": g.id, "project": g.project,
         "user": {"sub": g.user_sub, "email": g.user_email}, "reason": g.reason,
         "duration_seconds": g.duration_seconds, "status": g.status.as_str(),
-        "requested_at": ts(g.requested_at), "decided_at": g.decided_at.map(ts),
-        "decided_by": g.decided_by, "until": g.until.map(ts),
+        "requested_at": rfc3339(g.requested_at), "decided_at": g.decided_at.map(rfc3339),
+        "decided_by": g.decided_by, "until": g.until.map(rfc3339),
     })
 }
 
@@ -121,11 +102,8 @@ async fn members(
 ) -> Result<Json<Value>, AdminError> {
     section(&state)?;
     let limit = limit(q.limit)?;
-    let mut all = state.store.aws_members(limit + 1).await.map_err(internal)?;
-    let has_more = all.len() as i64 > limit;
-    all.truncate(usize::try_from(limit).unwrap_or(1000));
-    let data: Vec<Value> = all.iter().map(member_json).collect();
-    Ok(Json(json!({"data": data, "has_more": has_more})))
+    let all = state.store.aws_members(limit + 1).await.map_err(internal)?;
+    Ok(page(all.iter().map(member_json).collect(), limit))
 }
 
 /// A member's body.
@@ -239,7 +217,7 @@ async fn add_member(
     state.audit.emit(
         "aws.member.added",
         now,
-        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor,
+        json!({"member": m.id, "project": m.project, "level": m.level.as_str(), "actor": admin.actor,
                "client_ip": ctx.ip}),
     );
     Ok(Json(member_json(&m)))
@@ -269,7 +247,7 @@ async fn remove_member(
     state.audit.emit(
         "aws.member.removed",
         now,
-        json!({"member": m.id, "project": m.project, "level": level_str(m.level), "actor": admin.actor,
+        json!({"member": m.id, "project": m.project, "level": m.level.as_str(), "actor": admin.actor,
                "client_ip": ctx.ip}),
     );
     Ok(Json(json!({"type": "aws_member_deleted", "id": m.id})))
@@ -291,15 +269,12 @@ async fn grants(
     expire(&state, state.clock.now())
         .await
         .map_err(|_| internal("expiry failed"))?;
-    let mut all = state
+    let all = state
         .store
         .aws_grants(status, q.project.as_deref(), limit + 1)
         .await
         .map_err(internal)?;
-    let has_more = all.len() as i64 > limit;
-    all.truncate(usize::try_from(limit).unwrap_or(1000));
-    let data: Vec<Value> = all.iter().map(grant_json).collect();
-    Ok(Json(json!({"data": data, "has_more": has_more})))
+    Ok(page(all.iter().map(grant_json).collect(), limit))
 }
 
 /// The signed-in admin behind a bearer (for the requester check), when there is one.
@@ -416,22 +391,13 @@ async fn audit(
 ) -> Result<Json<Value>, AdminError> {
     section(&state)?;
     let limit = limit(q.limit)?;
-    let after = q
-        .after_id
-        .as_deref()
-        .map(|a| {
-            a.parse::<i64>()
-                .map_err(|_| AdminError::bad("after_id must be an audit event id"))
-        })
-        .transpose()?;
-    let mut rows = state
+    let after = after_id(q.after_id.as_deref())?;
+    let rows = state
         .store
         .aws_audit(limit + 1, after)
         .await
         .map_err(internal)?;
-    let has_more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(1000));
-    Ok(Json(json!({"data": rows, "has_more": has_more})))
+    Ok(page(rows, limit))
 }
 
 #[cfg(test)]

@@ -86,10 +86,6 @@ pub fn request(
     while source_identity.len() < 2 {
         source_identity.push('-');
     }
-    let level_name = match level {
-        Level::Read => "read",
-        Level::Write => "write",
-    };
     Ok(AssumeRequest {
         role_arn: project.role_arn.clone(),
         session_name: sts_name(&format!("gw-{who}"), MAX_NAME),
@@ -98,7 +94,7 @@ pub fn request(
             // The value the project's resources carry: the project role compares the two.
             ("project".into(), tag_value(&project.tag.value)),
             ("user".into(), tag_value(who)),
-            ("level".into(), level_name.into()),
+            ("level".into(), level.as_str().into()),
             ("mfa".into(), dev.mfa.to_string()),
             ("grant".into(), tag_value(grant.unwrap_or("none"))),
         ],

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use crate::clock::rfc3339;
 use crate::config::aws_access::Level;
 use crate::config::Secret;
 
@@ -32,19 +32,13 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    fn expiration_text(&self) -> String {
-        self.expiration
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| self.expiration.unix_timestamp().to_string())
-    }
-
     /// The container credentials endpoint's answer.
     pub fn container_json(&self) -> Value {
         json!({
             "AccessKeyId": self.access_key_id,
             "SecretAccessKey": self.secret_access_key.expose(),
             "Token": self.session_token.expose(),
-            "Expiration": self.expiration_text(),
+            "Expiration": rfc3339(self.expiration),
         })
     }
 
@@ -55,7 +49,7 @@ impl Credentials {
             "AccessKeyId": self.access_key_id,
             "SecretAccessKey": self.secret_access_key.expose(),
             "SessionToken": self.session_token.expose(),
-            "Expiration": self.expiration_text(),
+            "Expiration": rfc3339(self.expiration),
         })
     }
 }

@@ -1,14 +1,13 @@
 //! The developer behind an agent-access request: a valid gateway session token, as an extractor.
 //! A missing or bad token ends the request with `401 unauthorized` in the subsystem's error shape
-//! and an `auth.denied` audit event.
+//! and an `auth.denied` audit event (the check is the gateway's one, [`signed_in`]).
 
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::FromRequestParts;
 use http::request::Parts;
 
 use super::wire::AwsError;
-use crate::auth::bearer::bearer;
+use crate::auth::caller::{client_ip, signed_in};
 use crate::auth::token::Claims;
-use crate::http::access::ClientIp;
 use crate::state::AppState;
 
 /// A signed-in developer, with where they call from.
@@ -24,32 +23,10 @@ impl FromRequestParts<AppState> for Developer {
     type Rejection = AwsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AwsError> {
-        let ip = parts
-            .extensions
-            .get::<ClientIp>()
-            .and_then(|c| c.0)
-            .map(|ip| ip.to_string());
-        let reason = match bearer(&parts.headers) {
-            None => "missing_token",
-            Some(token) => match state.keys.verify(token, state.clock.now()) {
-                Ok(claims) => return Ok(Developer { claims, ip }),
-                Err(e) => {
-                    tracing::debug!("bearer refused: {e}");
-                    "invalid_token"
-                }
-            },
-        };
-        // The route's pattern (`/v1/aws/grants/{id}`), not the client's path: an id of any
-        // length would otherwise be written down for an unauthenticated caller.
-        let path = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or("(unmatched)", MatchedPath::as_str);
-        state.audit.emit(
-            "auth.denied",
-            state.clock.now(),
-            serde_json::json!({"reason": reason, "path": path, "client_ip": ip}),
-        );
-        Err(AwsError::Unauthorized)
+        let claims = signed_in(parts, state).ok_or(AwsError::Unauthorized)?;
+        Ok(Developer {
+            claims,
+            ip: client_ip(parts),
+        })
     }
 }

@@ -60,13 +60,6 @@ fn ask(query: Option<&str>) -> Result<Ask, AwsError> {
     Ok(Ask { project, level })
 }
 
-fn level_name(l: Level) -> &'static str {
-    match l {
-        Level::Read => "read",
-        Level::Write => "write",
-    }
-}
-
 /// The handler.
 pub async fn credentials(
     State(state): State<AppState>,
@@ -84,7 +77,7 @@ pub async fn credentials(
         let (project, level) = match &asked {
             Ok(a) => (
                 Some(a.project.chars().take(MAX_LOGGED_NAME).collect::<String>()),
-                Some(level_name(a.level)),
+                Some(a.level.as_str()),
             ),
             Err(_) => (None, None),
         };
@@ -196,7 +189,7 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
         "aws.credentials",
         now,
         json!({
-            "user": who.sub, "email": who.email, "project": name, "level": level_name(level),
+            "user": who.sub, "email": who.email, "project": name, "level": level.as_str(),
             "environment": match project.environment { Environment::Prod => "prod", Environment::Nonprod => "nonprod" },
             "duration_seconds": (creds.expiration - now).whole_seconds(),
             "grant": allowed.grant, "mfa": mfa, "access_key_id": creds.access_key_id,

@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::developer::Developer;
@@ -17,6 +16,7 @@ use super::membership::{standing, Entry};
 use super::refusal::Refusal;
 use super::wire::AwsError;
 use crate::auth::token::Identity;
+use crate::clock::rfc3339;
 use crate::config::aws_access::{AwsAccess, Level, WriteApproval};
 use crate::state::AppState;
 use crate::store::aws_access::{GrantRow, NewGrant, Requested};
@@ -92,16 +92,12 @@ pub(crate) fn event(g: &GrantRow, approver: Option<&str>, client_ip: Option<&str
     })
 }
 
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 /// A request in the developer's wire shape.
 pub(crate) fn wire(g: &GrantRow) -> Value {
     json!({
         "id": g.id, "status": g.status.as_str(), "reason": g.reason,
-        "duration_seconds": g.duration_seconds, "requested_at": ts(g.requested_at),
-        "decided_by": g.decided_by, "until": g.until.map(ts),
+        "duration_seconds": g.duration_seconds, "requested_at": rfc3339(g.requested_at),
+        "decided_by": g.decided_by, "until": g.until.map(rfc3339),
     })
 }
 

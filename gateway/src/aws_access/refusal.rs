@@ -1,7 +1,7 @@
 //! Why a developer gets no AWS credential, in words they can act on. One type for the whole
 //! subsystem; the credential endpoint maps it to its JSON answer in one place.
 
-use time::format_description::well_known::Rfc3339;
+use crate::clock::rfc3339;
 use time::OffsetDateTime;
 
 /// Why no credential is issued.
@@ -55,9 +55,4 @@ pub enum Refusal {
         /// The allowed age of the sign-in.
         minutes: i64,
     },
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

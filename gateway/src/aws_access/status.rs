@@ -8,7 +8,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::{header, HeaderValue};
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::developer::Developer;
@@ -16,7 +15,8 @@ use super::grants::{entries, expire, section, wire};
 use super::membership::{standing, Entry};
 use super::refusal::Refusal;
 use super::wire::AwsError;
-use crate::config::aws_access::{Environment, Level, WriteApproval};
+use crate::clock::rfc3339;
+use crate::config::aws_access::{Environment, WriteApproval};
 use crate::state::AppState;
 
 /// How far back the requests listed go.
@@ -49,10 +49,6 @@ fn placing<'a>(
     })
 }
 
-fn ts(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 async fn status(State(state): State<AppState>, dev: Developer) -> Result<Response, AwsError> {
     let a = section(&state)?;
     let now = state.clock.now();
@@ -81,9 +77,9 @@ async fn status(State(state): State<AppState>, dev: Developer) -> Result<Respons
             "name": p.name,
             "environment": match p.environment { Environment::Prod => "prod", Environment::Nonprod => "nonprod" },
             "regions": p.regions,
-            "level": match e.level { Level::Read => "read", Level::Write => "write" },
-            "from": e.from.map(ts),
-            "until": e.until.map(ts),
+            "level": e.level.as_str(),
+            "from": e.from.map(rfc3339),
+            "until": e.until.map(rfc3339),
             "write_approval": match p.write_approval { WriteApproval::Required => "required", WriteApproval::Auto => "auto" },
             "max_session_seconds": p.max_session_seconds,
             "grants": mine,
@@ -102,6 +98,7 @@ async fn status(State(state): State<AppState>, dev: Developer) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::aws_access::Level;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);

@@ -146,6 +146,16 @@ pub enum Level {
     Write,
 }
 
+impl Level {
+    /// `read` or `write`, as written in config, tags and answers.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Read => "read",
+            Level::Write => "write",
+        }
+    }
+}
+
 /// `aws_access.members[]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

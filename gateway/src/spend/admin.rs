@@ -68,7 +68,8 @@ fn bad(msg: impl Into<String>) -> AdminError {
     AdminError(StatusCode::BAD_REQUEST, "invalid_request_error", msg.into())
 }
 
-fn internal(e: impl std::fmt::Display) -> AdminError {
+/// A `500 api_error`, its cause logged.
+pub fn internal(e: impl std::fmt::Display) -> AdminError {
     tracing::error!("admin API: {e}");
     AdminError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -464,22 +465,30 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, AdminError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let after = q
-        .after_id
-        .as_deref()
-        .map(|a| {
-            a.parse::<i64>()
-                .map_err(|_| bad("after_id must be an audit event id"))
-        })
-        .transpose()?;
-    let mut rows = state
+    let after = after_id(q.after_id.as_deref())?;
+    let rows = state
         .store
         .admin_audit(limit + 1, after)
         .await
         .map_err(internal)?;
+    Ok(page(rows, limit))
+}
+
+/// An audit list's `after_id`, an event id.
+pub fn after_id(a: Option<&str>) -> Result<Option<i64>, AdminError> {
+    a.map(|a| {
+        a.parse::<i64>()
+            .map_err(|_| bad("after_id must be an audit event id"))
+    })
+    .transpose()
+}
+
+/// One page of a list read with `limit + 1` rows: at most `limit` of them, and whether there
+/// were more.
+pub fn page<T: serde::Serialize>(mut rows: Vec<T>, limit: i64) -> Json<Value> {
     let has_more = rows.len() as i64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(1000));
-    Ok(Json(json!({"data": rows, "has_more": has_more})))
+    rows.truncate(usize::try_from(limit).unwrap_or(0));
+    Json(json!({"data": rows, "has_more": has_more}))
 }
 
 #[cfg(test)]

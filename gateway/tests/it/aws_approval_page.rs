@@ -15,7 +15,7 @@ use crate::support::stack::signin_with;
 use crate::support::webdriver::Browser;
 
 /// Opens `url` in `b` and signs in at the IdP as `login`; waits to be back on `url`.
-async fn sign_in(b: &Browser, issuer: &str, url: &str, login: &str) {
+pub(crate) async fn sign_in(b: &Browser, issuer: &str, url: &str, login: &str) {
     b.goto(url).await;
     let interaction = format!("{issuer}/interaction/");
     b.wait_for_url(Duration::from_secs(20), "the IdP's sign-in form", |u| {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use claude_gateway::config::{Env, ProcessEnv};
 use serde_json::{json, Value};
 
+use crate::aws_approval_page::sign_in;
 use crate::aws_grants::{Api, WRITE};
 use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway};
 use crate::support::idp::{Idp, IdpOptions, TestUser};
@@ -162,16 +163,7 @@ fn seed(moto: &Moto) {
 /// Signs in at the approval page `url` in a fresh headless Chromium as `login`.
 async fn approval_page(idp: &Idp, url: &str, login: &str) -> Browser {
     let b = Browser::start().await;
-    b.goto(url).await;
-    let interaction = format!("{}/interaction/", idp.issuer);
-    b.wait_for_url(Duration::from_secs(20), "the IdP's sign-in form", |u| {
-        u.starts_with(&interaction)
-    })
-    .await;
-    b.find("input[name=login]").await.send_keys(login).await;
-    b.find("form button[type=submit]").await.click().await;
-    b.wait_for_url(Duration::from_secs(20), "the approval page", |u| u == url)
-        .await;
+    sign_in(&b, &idp.issuer, url, login).await;
     b
 }
 

@@ -6,8 +6,9 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{audit, decode_error, ts};
+use super::{audit, decode_error};
 use crate::aws_access::decide::Grant;
+use crate::clock::rfc3339;
 use crate::store::{Store, StoreError};
 
 /// The most pending requests one expiry pass turns to `expired`.
@@ -168,7 +169,7 @@ fn grant_row(r: &PgRow) -> Result<GrantRow, sqlx::Error> {
 
 /// The trail's view of a request: never the reason's text, only its length.
 fn grant_json(g: &GrantRow, client_ip: Option<&str>) -> Value {
-    json!({"project": g.project, "user": g.user_sub, "email": g.user_email, "duration_seconds": g.duration_seconds, "reason_len": g.reason.chars().count(), "status": g.status.as_str(), "until": g.until.map(ts), "client_ip": client_ip})
+    json!({"project": g.project, "user": g.user_sub, "email": g.user_email, "duration_seconds": g.duration_seconds, "reason_len": g.reason.chars().count(), "status": g.status.as_str(), "until": g.until.map(rfc3339), "client_ip": client_ip})
 }
 
 impl Store {

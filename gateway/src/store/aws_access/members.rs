@@ -5,8 +5,9 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use super::{audit, decode_error, level_str, ts};
+use super::{audit, decode_error};
 use crate::aws_access::membership::Entry;
+use crate::clock::rfc3339;
 use crate::config::aws_access::Level;
 use crate::store::{Store, StoreError};
 
@@ -83,7 +84,7 @@ fn member_row(r: &PgRow) -> Result<MemberRow, sqlx::Error> {
 }
 
 fn member_json(m: &MemberRow) -> Value {
-    json!({"project": m.project, "groups": m.groups, "emails": m.emails, "level": level_str(m.level), "from": m.from.map(ts), "until": m.until.map(ts)})
+    json!({"project": m.project, "groups": m.groups, "emails": m.emails, "level": m.level.as_str(), "from": m.from.map(rfc3339), "until": m.until.map(rfc3339)})
 }
 
 impl Store {
@@ -151,7 +152,7 @@ impl Store {
         .bind(&m.project)
         .bind(&m.groups)
         .bind(&m.emails)
-        .bind(level_str(m.level))
+        .bind(m.level.as_str())
         .bind(m.from)
         .bind(m.until)
         .bind(now)

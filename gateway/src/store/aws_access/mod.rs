@@ -14,22 +14,10 @@ use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{Store, StoreError};
-use crate::config::aws_access::Level;
+use crate::clock::rfc3339;
 
 pub(super) fn decode_error(what: &str, value: &str) -> sqlx::Error {
     sqlx::Error::Decode(format!("unknown {what} {value:?}").into())
-}
-
-pub(super) fn level_str(l: Level) -> &'static str {
-    match l {
-        Level::Read => "read",
-        Level::Write => "write",
-    }
-}
-
-pub(super) fn ts(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 pub(super) async fn audit(
@@ -96,7 +84,7 @@ impl Store {
             out.push(json!({
                 "type": "aws_audit_event",
                 "id": r.try_get::<i64, _>("id")?.to_string(),
-                "created_at": ts(r.try_get("at")?),
+                "created_at": rfc3339(r.try_get("at")?),
                 "actor": r.try_get::<String, _>("actor")?,
                 "action": r.try_get::<String, _>("action")?,
                 "subject": r.try_get::<String, _>("subject")?,
