@@ -8,13 +8,15 @@ use time::OffsetDateTime;
 use super::credentials::{Cache, Credentials, Key};
 use super::membership::Entry;
 use super::mint::Minter;
+use crate::auth::token::Identity;
 use crate::config::aws_access::AwsAccess;
+use crate::store::{Store, StoreError};
 
 /// Agent access's long-lived parts.
 #[derive(Debug)]
 pub struct Broker {
     /// Member entries from config.
-    pub config_entries: Vec<Entry>,
+    config_entries: Vec<Entry>,
     /// Sends `AssumeRole`.
     pub minter: Minter,
     cache: Mutex<Cache>,
@@ -28,6 +30,22 @@ impl Broker {
             minter: Minter::new(cfg.sts_endpoint_url.clone()),
             cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// The member entries that may name `who`: config's, and those of the Admin API that name
+    /// them (on `project` when given).
+    pub async fn entries(
+        &self,
+        store: &Store,
+        who: &Identity,
+        project: Option<&str>,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let stored = store
+            .aws_member_entries(project, who.email.as_deref(), &who.groups)
+            .await?;
+        let mut all = self.config_entries.clone();
+        all.extend(stored);
+        Ok(all)
     }
 
     /// A held credential for `key` that is still good at `now` and ends no later than `by`.

@@ -105,15 +105,7 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
         });
     }
     let project = cfg.projects.iter().find(|p| p.name == name);
-    let mut entries = broker.config_entries.clone();
-    let stored = state
-        .store
-        .aws_member_entries(Some(&name), who.email.as_deref(), &who.groups)
-        .await;
-    entries.extend(stored.map_err(|e| {
-        tracing::warn!("aws members unreadable: {e}");
-        AwsError::Unavailable
-    })?);
+    let entries = super::grants::entries(state, who, Some(&name)).await?;
     let needs_grant = project.is_some_and(|p| p.write_approval == WriteApproval::Required);
     let grant = if level == Level::Write && needs_grant {
         state

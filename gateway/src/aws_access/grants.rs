@@ -49,23 +49,17 @@ fn unavailable(e: impl std::fmt::Display) -> AwsError {
     AwsError::Unavailable
 }
 
-/// The member entries that may name the developer `who`: config's, and those of the Admin API's
-/// that name them (on `project` when given).
+/// The member entries that may name the developer `who` (on `project` when given).
 pub(crate) async fn entries(
     state: &AppState,
-    a: &AwsAccess,
     who: &Identity,
     project: Option<&str>,
 ) -> Result<Vec<Entry>, AwsError> {
-    let mut all: Vec<Entry> = a.members.iter().filter_map(Entry::from_config).collect();
-    all.extend(
-        state
-            .store
-            .aws_member_entries(project, who.email.as_deref(), &who.groups)
-            .await
-            .map_err(unavailable)?,
-    );
-    Ok(all)
+    let broker = state.aws.as_ref().ok_or(AwsError::NotConfigured)?;
+    broker
+        .entries(&state.store, who, project)
+        .await
+        .map_err(unavailable)
 }
 
 /// Turns lapsed pending requests to `expired`, with an `aws.grant.expired` event each.
@@ -159,7 +153,7 @@ async fn request(
     let now = state.clock.now();
     let who = &dev.claims.identity;
     let held = standing(
-        &entries(&state, a, who, Some(&project.name)).await?,
+        &entries(&state, who, Some(&project.name)).await?,
         &project.name,
         who.email.as_deref(),
         &who.groups,

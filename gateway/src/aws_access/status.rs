@@ -53,7 +53,7 @@ async fn status(State(state): State<AppState>, dev: Developer) -> Result<Respons
     let a = section(&state)?;
     let now = state.clock.now();
     let who = &dev.claims.identity;
-    let all = entries(&state, a, who, None).await?;
+    let all = entries(&state, who, None).await?;
     expire(&state, now).await?;
     let grants = state
         .store
