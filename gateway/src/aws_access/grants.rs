@@ -274,6 +274,7 @@ mod tests {
             token_max_age_seconds: 600,
             sts_endpoint_url: None,
             webhook_url: None,
+            proxy: None,
         }
     }
 

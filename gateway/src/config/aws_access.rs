@@ -34,6 +34,10 @@ pub struct AwsAccess {
     /// carry their own credential. https, or http on a loopback address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<Secret>,
+    /// The gateway in the data path (`--via-gateway` credentials); none: agents hold STS
+    /// credentials only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<super::aws_proxy::AwsProxy>,
 }
 
 impl AwsAccess {
@@ -384,6 +388,9 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
                 err(format!("{at}.until"), "must be after from".into());
             }
         }
+    }
+    if let Some(p) = &a.proxy {
+        out.extend(super::aws_proxy::check(p));
     }
     out
 }

@@ -3,6 +3,7 @@
 //! anything binds a port; the deployer builds the same types and serializes them.
 
 pub mod aws_access;
+pub mod aws_proxy;
 mod budget;
 mod env;
 mod error;
