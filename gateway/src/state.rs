@@ -108,10 +108,9 @@ impl AppState {
             config.telemetry.as_ref().and_then(|t| t.export.as_ref()),
             relay.clone(),
         )?;
-        let aws = config
-            .aws_access
-            .as_ref()
-            .map(crate::aws_access::broker::Broker::new);
+        let aws = config.aws_access.as_ref().map(|a| {
+            crate::aws_access::broker::Broker::new(a, &config.session.jwt_secret.to_vec())
+        });
         Ok(Self(Arc::new(State {
             aws,
             config,

@@ -6,10 +6,12 @@ use std::sync::Mutex;
 use time::OffsetDateTime;
 
 use super::credentials::{Cache, Credentials, Key};
+use super::gateway_credential::ProxyKeys;
 use super::membership::Entry;
 use super::mint::Minter;
 use crate::auth::token::Identity;
 use crate::config::aws_access::AwsAccess;
+use crate::config::Secret;
 use crate::store::{Store, StoreError};
 
 /// Agent access's long-lived parts.
@@ -19,13 +21,17 @@ pub struct Broker {
     config_entries: Vec<Entry>,
     /// Sends `AssumeRole`.
     pub minter: Minter,
+    /// Derive the secrets of gateway-only credentials.
+    pub proxy_keys: ProxyKeys,
     cache: Mutex<Cache>,
 }
 
 impl Broker {
-    /// The broker for `cfg`.
-    pub fn new(cfg: &AwsAccess) -> Self {
+    /// The broker for `cfg`, deriving gateway-credential keys from `secrets`
+    /// (`session.jwt_secret`).
+    pub fn new(cfg: &AwsAccess, secrets: &[Secret]) -> Self {
         Self {
+            proxy_keys: ProxyKeys::new(secrets),
             config_entries: cfg.members.iter().filter_map(Entry::from_config).collect(),
             minter: Minter::new(cfg.sts_endpoint_url.clone()),
             cache: Mutex::new(Cache::default()),

@@ -16,6 +16,7 @@ use time::Duration;
 use super::assume::{self, Developer as StsDeveloper};
 use super::decide::{decide, Asker, Request};
 use super::developer::Developer;
+use super::gateway_credential::{self, Grantee};
 use super::mfa;
 use super::wire::AwsError;
 use crate::config::aws_access::{Environment, Level, WriteApproval};
@@ -31,6 +32,8 @@ const MAX_LOGGED_NAME: usize = 64;
 struct Ask {
     project: String,
     level: Level,
+    /// `via=gateway`: a gateway-only credential for the AWS proxy.
+    via_gateway: bool,
 }
 
 fn ask(query: Option<&str>) -> Result<Ask, AwsError> {
@@ -38,11 +41,12 @@ fn ask(query: Option<&str>) -> Result<Ask, AwsError> {
     if query.len() > MAX_QUERY {
         return Err(AwsError::BadRequest("the query is too long".into()));
     }
-    let (mut project, mut level) = (None, None);
+    let (mut project, mut level, mut via) = (None, None, None);
     for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
         let slot = match k.as_ref() {
             "project" => &mut project,
             "level" => &mut level,
+            "via" => &mut via,
             _ => continue,
         };
         if slot.replace(v.into_owned()).is_some() {
@@ -57,7 +61,16 @@ fn ask(query: Option<&str>) -> Result<Ask, AwsError> {
         Some("write") => Level::Write,
         Some(_) => return Err(AwsError::BadRequest("level is read or write".into())),
     };
-    Ok(Ask { project, level })
+    let via_gateway = match via.as_deref() {
+        None => false,
+        Some("gateway") => true,
+        Some(_) => return Err(AwsError::BadRequest("via is gateway, or not given".into())),
+    };
+    Ok(Ask {
+        project,
+        level,
+        via_gateway,
+    })
 }
 
 /// The handler.
@@ -104,9 +117,16 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
             minutes: cfg.token_max_age_seconds / 60,
         });
     }
+    let proxy = cfg.proxy.as_ref();
+    if asked.via_gateway && proxy.is_none() {
+        return Err(AwsError::NotConfigured);
+    }
     let project = cfg.projects.iter().find(|p| p.name == name);
     let entries = super::grants::entries(state, who, Some(&name)).await?;
-    let needs_grant = project.is_some_and(|p| p.write_approval == WriteApproval::Required);
+    // Through the proxy, with every write held for a person, a write credential needs no grant.
+    let each_write_approved = asked.via_gateway && proxy.is_some_and(|p| p.risk.writes);
+    let needs_grant = project.is_some_and(|p| p.write_approval == WriteApproval::Required)
+        && !each_write_approved;
     let grant = if level == Level::Write && needs_grant {
         state
             .store
@@ -135,6 +155,16 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
         grant: grant.as_ref(),
         mfa_age,
     };
+    let project = if each_write_approved {
+        project.map(|p| {
+            let mut p = p.clone();
+            p.write_approval = WriteApproval::Auto;
+            p
+        })
+    } else {
+        project.cloned()
+    };
+    let project = project.as_ref();
     let allowed = match decide(&req, project, &entries, now) {
         Ok(a) => a,
         Err(refusal) => {
@@ -153,8 +183,15 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
         mfa,
     );
     let by = now + allowed.duration;
-    let (creds, cached) = match broker.cached(&key, now, by) {
-        Some(c) => (c, true),
+    let cached_creds = if asked.via_gateway {
+        Some(gateway_only(
+            state, broker, who, &name, &entries, &allowed, mfa, by,
+        )?)
+    } else {
+        broker.cached(&key, now, by)
+    };
+    let (creds, cached) = match cached_creds {
+        Some(c) => (c, !asked.via_gateway),
         None => {
             let sts_dev = StsDeveloper {
                 sub: &who.sub,
@@ -186,12 +223,53 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
             "duration_seconds": (creds.expiration - now).whole_seconds(),
             "grant": allowed.grant, "mfa": mfa, "access_key_id": creds.access_key_id,
             "cached": cached, "client_ip": dev.ip,
+            "via": if asked.via_gateway { "gateway" } else { "sts" },
         }),
     );
     let mut res = Json(creds.container_json()).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
+}
+
+/// A gateway-only credential for the proxy, ending at `by`. It carries the developer's groups
+/// that name them on the project, which the proxy checks membership with on every call.
+fn gateway_only(
+    state: &AppState,
+    broker: &super::broker::Broker,
+    who: &crate::auth::token::Identity,
+    project: &str,
+    entries: &[super::membership::Entry],
+    allowed: &super::decide::Allowed,
+    mfa: bool,
+    by: time::OffsetDateTime,
+) -> Result<super::credentials::Credentials, AwsError> {
+    let groups = who
+        .groups
+        .iter()
+        .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
+        .cloned()
+        .collect();
+    let grantee = Grantee {
+        sub: who.sub.clone(),
+        email: who.email.clone(),
+        groups,
+        project: project.to_owned(),
+        level: allowed.level,
+        mfa,
+        grant: allowed.grant.clone(),
+    };
+    let issued = gateway_credential::issue(&broker.proxy_keys, &state.sealer, grantee, by)
+        .map_err(|e| {
+            tracing::warn!("gateway credential not issued: {e}");
+            AwsError::Unavailable
+        })?;
+    Ok(super::credentials::Credentials {
+        access_key_id: issued.access_key_id,
+        secret_access_key: crate::config::Secret::new(issued.secret_access_key),
+        session_token: crate::config::Secret::new(issued.token),
+        expiration: issued.expiration,
+    })
 }
 
 #[cfg(test)]
@@ -204,7 +282,8 @@ mod tests {
             ask(Some("project=payments")).unwrap(),
             Ask {
                 project: "payments".into(),
-                level: Level::Read
+                level: Level::Read,
+                via_gateway: false,
             }
         );
         assert_eq!(

@@ -16,6 +16,8 @@
 //! - [`endpoint`]: `GET /v1/aws/credentials`, the container credentials endpoint.
 //! - [`credentials`]: a minted credential, its two wire shapes (container endpoint and
 //!   `credential_process`), and the cache that reuses it until shortly before it expires.
+//! - [`gateway_credential`]: credentials valid only at the gateway (`--via-gateway`), for the
+//!   AWS proxy: a sealed session and a secret only the gateway can derive.
 //! - [`mfa`]: whether a sign-in showed recent multi-factor authentication (prod writes need it).
 //! - [`refusal`]: why a developer gets no credential, in words they can act on.
 //! - [`developer`]: the signed-in developer behind a request (the bearer token, verified).
@@ -36,6 +38,7 @@ pub mod credentials;
 pub mod decide;
 pub mod developer;
 pub mod endpoint;
+pub mod gateway_credential;
 pub mod grants;
 pub mod membership;
 pub mod mfa;
