@@ -73,6 +73,8 @@ pub struct State {
     pub shutdown: crate::shutdown::Shutdown,
     /// Agent access to AWS (with an `aws_access` section).
     pub aws: Option<crate::aws_access::broker::Broker>,
+    /// The AWS proxy (with an `aws_access.proxy` section).
+    pub aws_proxy: Option<crate::aws_proxy::Proxy>,
 }
 
 impl AppState {
@@ -111,8 +113,16 @@ impl AppState {
         let aws = config.aws_access.as_ref().map(|a| {
             crate::aws_access::broker::Broker::new(a, &config.session.jwt_secret.to_vec())
         });
+        let aws_proxy = match config.aws_access.as_ref().and_then(|a| a.proxy.as_ref()) {
+            Some(p) => Some(crate::aws_proxy::Proxy::new(
+                p,
+                crate::upstream::anthropic::http_client()?,
+            )?),
+            None => None,
+        };
         Ok(Self(Arc::new(State {
             aws,
+            aws_proxy,
             config,
             config_sha256: loaded.sha256,
             origin,

@@ -3,14 +3,16 @@
 
 use std::sync::Mutex;
 
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
+use super::assume::{self, Developer};
 use super::credentials::{Cache, Credentials, Key};
+use super::wire::AwsError;
 use super::gateway_credential::ProxyKeys;
 use super::membership::Entry;
 use super::mint::Minter;
 use crate::auth::token::Identity;
-use crate::config::aws_access::AwsAccess;
+use crate::config::aws_access::{AwsAccess, AwsProject};
 use crate::config::Secret;
 use crate::store::{Store, StoreError};
 
@@ -70,6 +72,27 @@ impl Broker {
         if let Ok(mut cache) = self.cache.lock() {
             cache.put(key, creds, now);
         }
+    }
+
+    /// Mints a credential for `key` on `project` lasting `duration`, and keeps it for reuse.
+    pub async fn mint(
+        &self,
+        project: &AwsProject,
+        key: Key,
+        dev: Developer<'_>,
+        grant: Option<&str>,
+        duration: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Credentials, AwsError> {
+        let req = assume::request(project, key.2, dev, grant, duration).map_err(|e| {
+            AwsError::PolicyTooLarge {
+                project: project.name.clone(),
+                detail: e.to_string(),
+            }
+        })?;
+        let c = self.minter.assume(&project.name, &req).await?;
+        self.keep(key, c.clone(), now);
+        Ok(c)
     }
 
     /// Forgets `user`'s credentials on `project`.

@@ -198,19 +198,9 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
                 email: who.email.as_deref(),
                 mfa,
             };
-            let req = assume::request(
-                project,
-                level,
-                sts_dev,
-                allowed.grant.as_deref(),
-                allowed.duration,
-            )
-            .map_err(|e| AwsError::PolicyTooLarge {
-                project: name.clone(),
-                detail: e.to_string(),
-            })?;
-            let c = broker.minter.assume(&name, &req).await?;
-            broker.keep(key, c.clone(), now);
+            let c = broker
+                .mint(project, key, sts_dev, allowed.grant.as_deref(), allowed.duration, now)
+                .await?;
             (c, false)
         }
     };

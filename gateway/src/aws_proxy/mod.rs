@@ -1,18 +1,86 @@
-//! The gateway in the data path of agents' AWS calls: a SigV4 proxy at `/aws/`. Requests signed
-//! for the gateway are checked, re-signed for AWS, and their answers masked before they reach the
-//! agent or a record. These are its pure cores; the proxy route itself (decide, re-sign for the
-//! real endpoint, relay, record) comes later and is built on them. The stages, each a module:
+//! The gateway in the data path of agents' AWS calls: a SigV4 proxy at `/aws/`. Calls signed
+//! with a gateway-only credential are checked, held for a person when risky, re-signed with a
+//! just-in-time project credential, their answers masked, and every one recorded. The stages,
+//! each a module:
 //!
 //! - [`sigv4`]: the client's AWS Signature Version 4 checked (header and presigned forms, clock
-//!   skew, payload hash), and what the proxy needs from it: key, scope, signed headers, payload.
+//!   skew, payload hash, S3's chunk signatures).
 //! - [`operation`]: the operation a request names (`s3:GetObject`, `logs:FilterLogEvents`) and
-//!   its class (read, list or write), from the credential scope's service and the request.
-//! - [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`, in JSON, XML
-//!   and text bodies.
+//!   its class (read, list or write).
+//! - [`params`]: the call's parameters as a person and a record may see them (masked), and the
+//!   fingerprint that makes a retry the identical call.
+//! - [`decide`]: the pure decision: denies, regions, level, allowlist, MFA, limits, risk.
+//! - [`limits`]: the shared counters behind the tiered rate limits.
+//! - [`hold`]: a risky call held while a person approves it.
+//! - [`upstream`]: the call re-signed for AWS and sent.
+//! - [`answer`] and [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`.
+//! - [`record`]: every call recorded, and its `aws.call` audit line.
+//! - [`fault`]: the proxy's one error type, written as AWS writes errors.
+//! - [`proxy`]: the route, which runs the stages in order.
 
+pub mod answer;
+pub mod decide;
+pub mod fault;
+pub mod hold;
+pub mod limits;
 pub mod mask;
 pub mod operation;
+pub mod params;
+pub mod proxy;
+pub mod record;
 pub mod sigv4;
+pub mod upstream;
 
 #[cfg(test)]
 mod vectors;
+
+use std::time::Duration;
+
+use axum::routing::any;
+use axum::Router;
+
+use crate::config::aws_proxy::AwsProxy;
+use crate::state::AppState;
+
+/// The proxy's long-lived parts.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Where calls go.
+    pub upstream: upstream::Upstream,
+    /// What answers and parameters are masked by.
+    pub rules: mask::Rules,
+}
+
+impl Proxy {
+    /// The proxy of `cfg`, sending with `client`.
+    pub fn new(cfg: &AwsProxy, client: reqwest::Client) -> Result<Self, String> {
+        let base = match &cfg.upstream_url {
+            Some(u) => Some(url::Url::parse(u).map_err(|e| format!("aws_access.proxy.upstream_url: {e}"))?),
+            None => None,
+        };
+        let m = &cfg.masking;
+        let rules = mask::Rules::default()
+            .with_max_body_bytes(usize::try_from(m.max_body_bytes).unwrap_or(usize::MAX))
+            .with_emails(m.emails)
+            .with_phones(m.phones)
+            .with_paths(&m.paths)
+            .map_err(|e| format!("aws_access.proxy.masking.paths: {e}"))?;
+        Ok(Self {
+            upstream: upstream::Upstream::new(
+                client,
+                base,
+                Duration::from_secs(u64::from(cfg.upstream_timeout_seconds)),
+            ),
+            rules,
+        })
+    }
+}
+
+/// The proxy's routes: every method on `/aws/` and below (the approval pages under
+/// `/aws/approvals/` hand signed requests here).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/aws", any(proxy::handle))
+        .route("/aws/", any(proxy::handle))
+        .route("/aws/{*rest}", any(proxy::handle))
+}

@@ -102,11 +102,11 @@ pub struct Risk {
     /// Every write on a prod project (even with `writes` off).
     #[serde(default = "yes")]
     pub prod: bool,
-    /// IAM action patterns (`s3:DeleteObjects`, `dynamodb:Batch*`) that need approval whatever
-    /// their class.
+    /// IAM action patterns (`dynamodb:BatchWriteItem`, `secretsmanager:GetSecretValue`) that
+    /// need approval whatever their class.
     #[serde(default = "Risk::default_actions")]
     pub actions: Vec<String>,
-    /// A call that names a resource with a wildcard (`*` in a parameter value).
+    /// A write that names resources with a wildcard (`*` in a parameter value).
     #[serde(default = "yes")]
     pub wildcard_names: bool,
 }
@@ -117,12 +117,8 @@ fn yes() -> bool {
 
 impl Risk {
     fn default_actions() -> Vec<String> {
-        [
-            "s3:DeleteObjects",
-            "dynamodb:BatchWriteItem",
-            "sqs:PurgeQueue",
-        ]
-        .into_iter()
+        ["dynamodb:BatchWriteItem", "sqs:PurgeQueue"]
+            .into_iter()
         .map(str::to_owned)
         .collect()
     }

@@ -40,6 +40,9 @@ impl Budget {
             p if p.starts_with("/v1/aws/") || p.starts_with("/aws/approvals/") => {
                 (l.max_form_bytes, short)
             }
+            // The AWS proxy: the calls of AWS SDKs, bodies up to the Messages API's limit (the
+            // proxy's own `max_request_bytes` may be lower), read only for a gateway credential.
+            p if p == "/aws" || p.starts_with("/aws/") => (l.max_request_bytes, long),
             _ => (l.max_form_bytes, short),
         };
         Budget {
@@ -202,6 +205,7 @@ mod tests {
             Duration::from_secs(15)
         );
         assert_eq!(Budget::for_path(&l, "/v1/aws/grants").max_bytes, 16 << 10);
+        assert_eq!(Budget::for_path(&l, "/aws/bucket/key").max_bytes, 32 << 20);
         assert_eq!(
             Budget::for_path(&l, "/aws/approvals/grt_x/approve").max_bytes,
             16 << 10

@@ -111,6 +111,28 @@ impl From<Unmaskable> for WalkError {
     }
 }
 
+/// One named value (a query or form parameter) masked: wholly when its name holds secrets
+/// (`Password`, `SecretString`), else by the value detectors. Masked counts are added to `counts`.
+pub fn field(name: &str, value: &str, rules: &Rules, counts: &mut Counts) -> String {
+    if value.is_empty() || kind::is_token(value) {
+        return value.to_owned();
+    }
+    if let Some(kind) = keys::kind_for_key(name) {
+        counts.add(kind);
+        return kind::token(kind);
+    }
+    let mut budget = Budget::for_body(value.len());
+    match text::mask(value, rules, &mut budget, counts) {
+        Ok(Some(masked)) => masked,
+        Ok(None) => value.to_owned(),
+        // Past the work cap: the whole value goes, as a secret would.
+        Err(_) => {
+            counts.add(Kind::Secret);
+            kind::token(Kind::Secret)
+        }
+    }
+}
+
 /// Masks `body`, read as the format its `content_type` names: JSON for `application/json`,
 /// `application/x-amz-json-1.0`/`1.1` and `+json` types; XML for `text/xml`, `application/xml`
 /// and `+xml` types; text otherwise. With no content type or an octet-stream one, the first

@@ -1,0 +1,288 @@
+//! AWS's answer on its way back: a text body (JSON, XML, text) read whole up to the masking limit
+//! and masked; a binary body passed as a stream or refused, by policy; a text body over the limit
+//! passed unmasked, or refused in strict mode. Checksums of a body that masking changed are
+//! dropped (they would no longer hold); the rest of AWS's headers pass.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{header, HeaderMap, HeaderValue};
+
+use super::fault::Fault;
+use super::mask::{self, Counts, Rules, Unmaskable};
+use crate::config::aws_proxy::{Binary, Masking};
+
+/// Answer headers never passed on.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// What became of an answer.
+#[derive(Debug)]
+pub struct Answered {
+    /// What the client gets.
+    pub response: Response,
+    /// AWS's status.
+    pub status: u16,
+    /// What was masked.
+    pub masked: Counts,
+    /// The masked body for the record, cut to the recording limit; `None` when not kept
+    /// (binary, streamed unmasked).
+    pub body: Option<String>,
+    /// Whether `body` was cut.
+    pub truncated: bool,
+    /// The answer's size, where known before it is streamed.
+    pub bytes: u64,
+}
+
+/// Whether a content type is one the maskers read.
+fn is_text(content_type: Option<&str>) -> bool {
+    let Some(t) = content_type else {
+        return true;
+    };
+    let t = t
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    t.starts_with("text/")
+        || t.ends_with("json")
+        || t.ends_with("xml")
+        || t == "application/x-www-form-urlencoded"
+}
+
+/// Headers of a body that masking changed, which would no longer hold.
+fn is_checksum(name: &str) -> bool {
+    name == "content-md5"
+        || name == "x-amz-crc32"
+        || name.starts_with("x-amz-checksum-")
+        || name == "content-length"
+}
+
+fn passed_headers(from: &HeaderMap, changed: bool) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in from {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || (changed && is_checksum(n)) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Text cut to at most `limit` bytes on a character boundary.
+fn cut(text: &str, limit: usize) -> (String, bool) {
+    if text.len() <= limit {
+        return (text.to_owned(), false);
+    }
+    let mut end = limit;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text.get(..end).unwrap_or_default().to_owned(), true)
+}
+
+/// Reads up to `limit + 1` bytes of `res`; what came, and the rest of the stream if any.
+async fn read_up_to(
+    res: reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<(Bytes, Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>), Fault>
+{
+    let mut stream = res.bytes_stream().boxed();
+    let mut buf = BytesMut::new();
+    loop {
+        let next = tokio::time::timeout(timeout, stream.next())
+            .await
+            .map_err(|_| Fault::Upstream)?;
+        match next {
+            None => return Ok((buf.freeze(), None)),
+            Some(Err(_)) => return Err(Fault::Upstream),
+            Some(Ok(chunk)) => {
+                buf.extend_from_slice(&chunk);
+                if buf.len() > limit {
+                    return Ok((buf.freeze(), Some(stream)));
+                }
+            }
+        }
+    }
+}
+
+fn streamed(
+    status: http::StatusCode,
+    headers: HeaderMap,
+    prefix: Bytes,
+    rest: Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>,
+) -> Response {
+    let head = futures_util::stream::once(async move { Ok::<Bytes, reqwest::Error>(prefix) });
+    let body = match rest {
+        Some(rest) => Body::from_stream(head.chain(rest)),
+        None => Body::from_stream(head),
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Turns AWS's answer `res` to a call with method `method` into the client's answer.
+pub async fn answer(
+    res: reqwest::Response,
+    head_only: bool,
+    rules: &Rules,
+    masking: &Masking,
+    record_limit: usize,
+    timeout: Duration,
+) -> Result<Answered, Fault> {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let length = res.content_length();
+    let limit = rules.max_body_bytes();
+    let unmaskable = |why: Unmaskable| Fault::Unmaskable(why.to_string());
+    if head_only || length == Some(0) {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = status;
+        *r.headers_mut() = passed_headers(&headers, false);
+        return Ok(Answered {
+            response: r,
+            status: status.as_u16(),
+            masked: Counts::default(),
+            body: None,
+            truncated: false,
+            bytes: 0,
+        });
+    }
+    if !is_text(content_type.as_deref()) {
+        if masking.binary == Binary::Refuse {
+            return Err(unmaskable(Unmaskable::Binary));
+        }
+        let stream = res.bytes_stream().boxed();
+        let mut r = Response::new(Body::from_stream(stream));
+        *r.status_mut() = status;
+        *r.headers_mut() = passed_headers(&headers, false);
+        return Ok(Answered {
+            response: r,
+            status: status.as_u16(),
+            masked: Counts::default(),
+            body: None,
+            truncated: false,
+            bytes: length.unwrap_or(0),
+        });
+    }
+    let too_large = |size: usize| Unmaskable::TooLarge { size, limit };
+    if let Some(len) = length.filter(|l| *l > limit as u64) {
+        if masking.strict {
+            return Err(unmaskable(too_large(usize::try_from(len).unwrap_or(usize::MAX))));
+        }
+    }
+    let (body, rest) = read_up_to(res, limit, timeout).await?;
+    if let Some(rest) = rest {
+        if masking.strict {
+            return Err(unmaskable(too_large(body.len())));
+        }
+        return Ok(Answered {
+            response: streamed(status, passed_headers(&headers, false), body, Some(rest)),
+            status: status.as_u16(),
+            masked: Counts::default(),
+            body: None,
+            truncated: false,
+            bytes: length.unwrap_or(0),
+        });
+    }
+    let masked = match mask::mask(&body, content_type.as_deref(), rules) {
+        Ok(m) => m,
+        Err(Unmaskable::Binary) if masking.binary == Binary::Pass => {
+            let mut r = Response::new(Body::from(body.clone()));
+            *r.status_mut() = status;
+            *r.headers_mut() = passed_headers(&headers, false);
+            return Ok(Answered {
+                response: r,
+                status: status.as_u16(),
+                masked: Counts::default(),
+                body: None,
+                truncated: false,
+                bytes: body.len() as u64,
+            });
+        }
+        Err(e) => return Err(unmaskable(e)),
+    };
+    let changed = masked.changed();
+    let out = Bytes::from(masked.body.into_owned());
+    let (kept, truncated) = cut(&String::from_utf8_lossy(&out), record_limit);
+    let mut r = Response::new(Body::from(out.clone()));
+    *r.status_mut() = status;
+    let mut h = passed_headers(&headers, changed);
+    if changed {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+    }
+    *r.headers_mut() = h;
+    Ok(Answered {
+        response: r,
+        status: status.as_u16(),
+        masked: masked.counts,
+        body: Some(kept),
+        truncated,
+        bytes: out.len() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_types_are_masked_and_others_are_binary() {
+        for t in [
+            None,
+            Some("application/x-amz-json-1.1"),
+            Some("text/xml; charset=utf-8"),
+            Some("application/json"),
+            Some("text/plain"),
+            Some("application/vnd.api+json"),
+        ] {
+            assert!(is_text(t), "{t:?}");
+        }
+        for t in [
+            Some("application/octet-stream"),
+            Some("image/png"),
+            Some("application/zip"),
+        ] {
+            assert!(!is_text(t), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn a_changed_body_loses_its_checksums() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-checksum-crc32", HeaderValue::from_static("abc"));
+        h.insert("x-amz-crc32", HeaderValue::from_static("1"));
+        h.insert("content-md5", HeaderValue::from_static("x"));
+        h.insert("etag", HeaderValue::from_static("\"e\""));
+        h.insert("connection", HeaderValue::from_static("close"));
+        let kept = passed_headers(&h, true);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(kept.contains_key("etag"));
+        assert_eq!(passed_headers(&h, false).len(), 4);
+    }
+
+    #[test]
+    fn records_are_cut_on_a_character() {
+        assert_eq!(cut("héllo", 2), ("h".into(), true));
+        assert_eq!(cut("abc", 10), ("abc".into(), false));
+    }
+}

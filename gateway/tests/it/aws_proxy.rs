@@ -1,0 +1,374 @@
+//! The gateway in the data path of agents' AWS calls, end to end: the real `aws` CLI and boto3
+//! holding gateway-only credentials, the real gateway and PostgreSQL, and moto as AWS (its STS
+//! for the just-in-time credential, its services for the calls). Reads pass and are recorded;
+//! denied actions are refused as AWS refuses; secrets come back masked and are recorded masked;
+//! forged, stale, tampered and foreign signatures are refused; the tiered limits hold across
+//! two replicas; with the gateway stopped, the credentials reach nothing.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use crate::aws_credentials::{get, token};
+use crate::support::gateway::{config, Gateway};
+use crate::support::moto::{Moto, ENV};
+use crate::support::pg::{free_port, shared};
+use crate::support::runtime;
+
+/// A secret in Secrets Manager, and a password in an SSM parameter: neither may come back.
+const DB_SECRET: &str = "Kx9-very-secret-Pa55word";
+const DB_URL_PASSWORD: &str = "Ur1Pa55w0rdZ";
+
+/// The project, and the proxy with a small read and list allowance and a day-long window (a
+/// window boundary cannot fall inside the test's calls but once a day).
+fn sections(moto: &str) -> String {
+    format!(
+        "admin:
+  write_keys: [{{id: ops, key: {ADMIN}}}]
+aws_access:
+  sts_endpoint_url: {moto}
+  proxy:
+    upstream_url: {moto}
+    limits: {{window_seconds: 86400, read: 12, list: 5, write: 3}}
+    approval: {{wait_seconds: 1}}
+  projects:
+    - name: payments
+      role_arn: arn:aws:iam::123456789012:role/agent-payments
+      regions: [eu-west-1]
+      tag: {{key: project, value: payments}}
+      environment: nonprod
+      read: ['s3:List*', 's3:Get*', 'logs:Describe*', 'secretsmanager:GetSecretValue', 'ssm:GetParameter']
+      write: ['s3:*']
+      approvers: [payments-leads]
+  members:
+    - {{project: payments, groups: [payments], level: write}}
+"
+    )
+}
+
+const ADMIN: &str = "proxy-admin-write-key-0123456789";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Seeds moto, as the project's account.
+fn seed(moto: &Moto) {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "quarterly numbers are in\n").unwrap();
+    let n = notes.to_str().unwrap().to_owned();
+    let secret = format!("{{\"username\":\"app\",\"password\":\"{DB_SECRET}\"}}");
+    let db_url = format!("postgres://app:{DB_URL_PASSWORD}@db.internal:5432/payments");
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["s3api", "create-bucket", "--bucket", "payments-reports", "--create-bucket-configuration", "LocationConstraint=eu-west-1"],
+        vec!["s3", "cp", &n, "s3://payments-reports/notes.txt"],
+        vec!["logs", "create-log-group", "--log-group-name", "/payments/api"],
+        vec!["secretsmanager", "create-secret", "--name", "payments/db", "--secret-string", &secret],
+        vec!["ssm", "put-parameter", "--name", "/payments/db-url", "--type", "SecureString", "--value", &db_url],
+    ];
+    for args in runs {
+        let out = Command::new("aws")
+            .args(&args)
+            .args(["--endpoint-url", &moto.url, "--region", "eu-west-1"])
+            .envs(ENV)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws {args:?}: {}", text(&out.stderr));
+    }
+}
+
+/// A gateway-only credential for `sub` in `groups` at `level`.
+struct Creds {
+    id: String,
+    secret: String,
+    token: String,
+}
+
+fn creds(rt: &tokio::runtime::Runtime, gw: &Gateway, sub: &str, groups: &[&str], level: &str) -> Creds {
+    let bearer = token(sub, groups, None);
+    let (s, v) = rt.block_on(get(
+        gw,
+        Some(&bearer),
+        &format!("project=payments&level={level}&via=gateway"),
+    ));
+    assert_eq!(s, 200, "{v}");
+    Creds {
+        id: v["AccessKeyId"].as_str().unwrap().to_owned(),
+        secret: v["SecretAccessKey"].as_str().unwrap().to_owned(),
+        token: v["Token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// The real `aws` CLI through the gateway at `port` with `c`, path-style S3, no retries.
+fn aws(home: &Path, port: u16, c: &Creds, args: &[&str]) -> Output {
+    let config = home.join("config");
+    std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").unwrap();
+    Command::new("aws")
+        .args(args)
+        .args(["--endpoint-url", &format!("http://127.0.0.1:{port}/aws/"), "--region", "eu-west-1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_RETRY_MODE", "standard")
+        .env("AWS_ACCESS_KEY_ID", &c.id)
+        .env("AWS_SECRET_ACCESS_KEY", &c.secret)
+        .env("AWS_SESSION_TOKEN", &c.token)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// boto3 through the gateway: lists the bucket and reads the notes.
+fn boto3(port: u16, c: &Creds) -> Output {
+    let script = r#"
+import sys, boto3
+from botocore.config import Config
+s = boto3.session.Session(aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3],
+                          aws_session_token=sys.argv[4], region_name="eu-west-1")
+cfg = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1, "mode": "standard"})
+s3 = s.client("s3", endpoint_url=sys.argv[1], config=cfg)
+keys = [o["Key"] for o in s3.list_objects_v2(Bucket="payments-reports")["Contents"]]
+body = s3.get_object(Bucket="payments-reports", Key="notes.txt")["Body"].read().decode()
+logs = s.client("logs", endpoint_url=sys.argv[1], config=cfg)
+groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
+print(keys, body.strip(), groups)
+"#;
+    Command::new("python3")
+        .args(["-c", script, &format!("http://127.0.0.1:{port}/aws/"), &c.id, &c.secret, &c.token])
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The recordings the Admin API lists (newest first).
+fn recordings(rt: &tokio::runtime::Runtime, gw: &Gateway, query: &str) -> Vec<Value> {
+    rt.block_on(async {
+        let r = crate::support::client()
+            .get(format!(
+                "http://127.0.0.1:{}/v1/organizations/aws_access/calls?{query}",
+                gw.port
+            ))
+            .header("x-api-key", ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["data"].as_array().cloned().unwrap_or_default()
+    })
+}
+
+/// Waits until `gw` has written `n` recordings for `user` (rows are written in the background).
+fn wait_recorded(rt: &tokio::runtime::Runtime, gw: &Gateway, user: &str, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = recordings(rt, gw, &format!("user={user}&limit=100"));
+        if rows.len() >= n {
+            return rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {n} recorded: {rows:?}", rows.len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A request signed by hand: `service` in eu-west-1 at `at`, with the given key, secret and
+/// token, carrying `sent` as its body though `signed` was signed.
+#[allow(clippy::too_many_arguments)]
+async fn raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    service: &str,
+    id: &str,
+    secret: &str,
+    token: Option<&str>,
+    at: SystemTime,
+    signed: &[u8],
+    sent: &[u8],
+) -> (u16, String) {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let identity = aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "test").into();
+    let mut settings = SigningSettings::default();
+    if service == "s3" {
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    }
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("eu-west-1")
+        .name(service)
+        .time(at)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let req = SignableRequest::new(method, url.as_str(), headers.iter().copied(), SignableBody::Bytes(signed)).unwrap();
+    let (instructions, _) = sign(req, &params).unwrap().into_parts();
+    let mut b = crate::support::client().request(method.parse().unwrap(), &url);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    for (k, v) in instructions.headers() {
+        b = b.header(k, v);
+    }
+    let r = b.body(sent.to_vec()).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[test]
+fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
+    let rt = runtime();
+    let moto = Moto::start();
+    seed(&moto);
+    let db = shared().new_db();
+    let port = free_port();
+    let gw = Gateway::spawn(&config(port, &db, &sections(&moto.url)), port, &ENV);
+    gw.wait_healthy(Duration::from_secs(30));
+    let home = tempfile::tempdir().unwrap();
+    let ana = creds(&rt, &gw, "ana", &["payments"], "read");
+    assert!(ana.id.starts_with("AGW"), "{}", ana.id);
+
+    // Reads work, with the real CLI and boto3.
+    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert!(text(&r.stdout).contains("notes.txt"), "{}", text(&r.stdout));
+    let r = boto3(port, &ana);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(
+        text(&r.stdout).trim(),
+        "['notes.txt'] quarterly numbers are in ['/payments/api']"
+    );
+
+    // Secrets come back masked.
+    let r = aws(home.path(), port, &ana, &["secretsmanager", "get-secret-value", "--secret-id", "payments/db"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(out["SecretString"], "[MASKED:secret]", "{out}");
+    assert_eq!(out["Name"], "payments/db");
+    let r = aws(home.path(), port, &ana, &["ssm", "get-parameter", "--name", "/payments/db-url", "--with-decryption"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let value = serde_json::from_slice::<Value>(&r.stdout).unwrap()["Parameter"]["Value"].clone();
+    assert_eq!(value, "postgres://app:[MASKED:password]@db.internal:5432/payments");
+
+    // Denied actions are refused as AWS refuses, even where s3:* is allowed.
+    let r = aws(home.path(), port, &ana, &["iam", "create-user", "--user-name", "mallory"]);
+    assert!(!r.status.success());
+    assert!(text(&r.stderr).contains("(AccessDenied)"), "{}", text(&r.stderr));
+    let writer = creds(&rt, &gw, "ana", &["payments"], "write");
+    let r = aws(home.path(), port, &writer, &["s3api", "delete-bucket", "--bucket", "payments-reports"]);
+    assert!(!r.status.success());
+    let err = text(&r.stderr);
+    assert!(err.contains("(AccessDenied)") && err.contains("s3:DeleteBucket is denied"), "{err}");
+    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
+    assert!(r.status.success(), "the bucket is still there: {}", text(&r.stderr));
+
+    // Every call is recorded, masked; the trail and the logs hold no secret.
+    let rows = wait_recorded(&rt, &gw, "ana", 9);
+    let decisions: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["action"].as_str().unwrap_or("?"), r["decision"].as_str().unwrap_or("?")))
+        .collect();
+    for want in [
+        ("s3:ListBucket", "allowed"),
+        ("s3:GetObject", "allowed"),
+        ("logs:DescribeLogGroups", "allowed"),
+        ("secretsmanager:GetSecretValue", "allowed"),
+        ("ssm:GetParameter", "allowed"),
+        ("iam:CreateUser", "denied"),
+        ("s3:DeleteBucket", "denied"),
+    ] {
+        assert!(decisions.contains(&want), "{want:?} in {decisions:?}");
+    }
+    let all = serde_json::to_string(&rows).unwrap();
+    let secret_row = rows.iter().find(|r| r["action"] == "secretsmanager:GetSecretValue").unwrap();
+    let id = secret_row["id"].as_i64().unwrap();
+    let full: Value = rt.block_on(async {
+        crate::support::client()
+            .get(format!("http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"))
+            .header("x-api-key", ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let full = full.to_string();
+    assert!(full.contains("[MASKED:secret]"), "{full}");
+    for secret in [DB_SECRET, DB_URL_PASSWORD, &ana.secret, &ana.token, &writer.token] {
+        assert!(!all.contains(secret) && !full.contains(secret), "a recording holds a secret");
+    }
+    gw.assert_absent(&[DB_SECRET, DB_URL_PASSWORD, &ana.secret, &ana.token]);
+    let calls = gw.audit("aws.call");
+    assert!(calls.len() >= 9, "{calls:?}");
+    assert!(calls.iter().all(|c| c["user"] == "ana" && c["project"] == "payments"));
+
+    // Forged, stale, tampered and foreign signatures are refused.
+    let list = "/aws/";
+    let target = [("x-amz-target", "Logs_20140328.DescribeLogGroups"), ("content-type", "application/x-amz-json-1.1")];
+    let now = SystemTime::now();
+    rt.block_on(async {
+        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), now, b"{}", b"{}").await;
+        assert_eq!(s, 200, "a good signature passes: {body}");
+        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, "not-the-secret", Some(&ana.token), now, b"{}", b"{}").await;
+        assert_eq!(s, 403);
+        assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+        let stale = now - Duration::from_secs(6 * 60);
+        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), stale, b"{}", b"{}").await;
+        assert_eq!(s, 403);
+        assert!(body.contains("RequestTimeTooSkewed"), "{body}");
+        let tampered = br#"{"logGroupNamePrefix":"/other"}"#;
+        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), now, b"{}", tampered).await;
+        assert_eq!(s, 403);
+        assert!(body.contains("SignatureDoesNotMatch"), "{body}");
+        let (s, body) = raw(port, "PUT", "/aws/payments-reports/x.txt", &[], "s3", &writer.id, &writer.secret, Some(&writer.token), now, b"signed", b"sent!!").await;
+        assert_eq!(s, 400);
+        assert!(body.contains("XAmzContentSHA256Mismatch"), "{body}");
+        // Real AWS keys, and a gateway key without its own token, are not known here.
+        let (s, body) = raw(port, "POST", list, &target, "logs", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None, now, b"{}", b"{}").await;
+        assert_eq!(s, 403);
+        assert!(body.contains("InvalidClientTokenId"), "{body}");
+        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&writer.token), now, b"{}", b"{}").await;
+        assert_eq!(s, 403);
+        assert!(body.contains("InvalidClientTokenId"), "{body}");
+    });
+
+    // The tiered limits hold across two replicas: cara lists five times in all, split across
+    // them, and the sixth is refused wherever it lands.
+    let port2 = free_port();
+    let gw2 = Gateway::spawn(&config(port2, &db, &sections(&moto.url)), port2, &ENV);
+    gw2.wait_healthy(Duration::from_secs(30));
+    let cara = creds(&rt, &gw, "cara", &["payments"], "read");
+    for p in [port, port2, port, port2, port] {
+        let r = aws(home.path(), p, &cara, &["s3", "ls", "s3://payments-reports/"]);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+    }
+    let r = aws(home.path(), port2, &cara, &["s3", "ls", "s3://payments-reports/"]);
+    assert!(!r.status.success());
+    assert!(text(&r.stderr).contains("SlowDown"), "{}", text(&r.stderr));
+    // Reads are a tier of their own.
+    let r = aws(home.path(), port2, &cara, &["s3", "cp", "s3://payments-reports/notes.txt", "-"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+
+    // With the gateway stopped, the credentials reach nothing.
+    drop(gw2);
+    drop(gw);
+    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
+    assert!(!r.status.success());
+    assert!(text(&r.stderr).contains("Could not connect"), "{}", text(&r.stderr));
+}
