@@ -73,6 +73,8 @@ pub struct State {
     pub shutdown: crate::shutdown::Shutdown,
     /// Agent access to AWS (with an `aws_access` section).
     pub aws: Option<crate::aws_access::broker::Broker>,
+    /// The calls of this replica held for approval, woken by a decision taken here.
+    pub call_waiters: crate::aws_proxy::hold::Waiters,
 }
 
 impl AppState {
@@ -133,6 +135,7 @@ impl AppState {
             meter,
             settler: crate::spend::settler::Settler::new(),
             shutdown: crate::shutdown::Shutdown::new(),
+            call_waiters: crate::aws_proxy::hold::Waiters::default(),
         })))
     }
 }

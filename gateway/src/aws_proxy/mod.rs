@@ -9,7 +9,9 @@
 //!   its class (read, list or write), from the credential scope's service and the request.
 //! - [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`, in JSON, XML
 //!   and text bodies.
+//! - [`hold`]: a risky call held for a person's approval, and the approval that lets it through.
 
+pub mod hold;
 pub mod mask;
 pub mod operation;
 pub mod sigv4;
