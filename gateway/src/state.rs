@@ -75,6 +75,8 @@ pub struct State {
     pub aws: Option<crate::aws_access::broker::Broker>,
     /// The AWS proxy (with an `aws_access.proxy` section).
     pub aws_proxy: Option<crate::aws_proxy::Proxy>,
+    /// The calls of this replica held for approval, woken by a decision taken here.
+    pub call_waiters: crate::aws_proxy::hold::Waiters,
 }
 
 impl AppState {
@@ -142,6 +144,7 @@ impl AppState {
             meter,
             settler: crate::spend::settler::Settler::new(),
             shutdown: crate::shutdown::Shutdown::new(),
+            call_waiters: crate::aws_proxy::hold::Waiters::default(),
         })))
     }
 }

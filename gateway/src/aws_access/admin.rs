@@ -327,7 +327,7 @@ async fn decide(
                 .projects
                 .iter()
                 .find(|p| p.name == g.project)
-                .ok_or_else(|| refused(NoDecision::NotPending(g.status)))?;
+                .ok_or_else(|| refused(NoDecision::NotPending(g.status.as_str())))?;
             let (sub, email) = bearer_identity(&state, &headers);
             let who = Decider {
                 sub: sub.as_deref(),
@@ -362,7 +362,7 @@ async fn decide(
             .await
             .map_err(internal)?
             .map_or(g.status, |g| g.status);
-        return Err(refused(NoDecision::NotPending(status)));
+        return Err(refused(NoDecision::NotPending(status.as_str())));
     };
     let evt = match decision {
         Decision::Approve { .. } => "aws.grant.approved",

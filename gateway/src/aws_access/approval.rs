@@ -1,12 +1,14 @@
-//! Who may decide a write request, and how long an approved one lasts, pure: a decider is an
-//! approver of the project (or an admin), never the requester (same subject or same email); the
-//! request must still be pending and within its own duration; approved write lasts its duration
-//! from the approval, never past the end of the requester's membership window. Time is an input.
+//! Who may decide a request (a write request or a held AWS call), and how long an approved write
+//! lasts, pure: a decider is an approver of the project (or an admin), never the requester (same
+//! subject or same email); the request must still be pending and within its own lifetime;
+//! approved write lasts its duration from the approval, never past the end of the requester's
+//! membership window. Time is an input.
 
 use time::{Duration, OffsetDateTime};
 
 use crate::config::aws_access::AwsProject;
 use crate::store::aws_access::{GrantRow, GrantStatus};
+use crate::store::aws_proxy::{CallApprovalRow, CallStatus};
 
 /// Who decides.
 #[derive(Debug, Clone, Copy)]
@@ -28,9 +30,9 @@ pub enum NoDecision {
     /// The decider is in none of the project's approver groups.
     #[error("you are not an approver of this project")]
     NotApprover,
-    /// The request was already decided (or lapsed).
-    #[error("this request is {}, not pending", .0.as_str())]
-    NotPending(GrantStatus),
+    /// The request was already decided (or lapsed): its status.
+    #[error("this request is {0}, not pending")]
+    NotPending(&'static str),
     /// The request is older than its own duration.
     #[error("this request was not decided in time and has expired")]
     Lapsed,
@@ -44,14 +46,41 @@ pub fn lapses_at(g: &GrantRow) -> OffsetDateTime {
     g.requested_at + Duration::seconds(i64::from(g.duration_seconds))
 }
 
-/// Whether `who` is the requester of `g`: the same subject, or the same email (any case).
-pub fn is_requester(who: &Decider<'_>, g: &GrantRow) -> bool {
-    let same_sub = who.sub.is_some_and(|s| s == g.user_sub);
-    let same_email = match (who.email, g.user_email.as_deref()) {
+/// Who asked for a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    /// Their subject.
+    pub sub: &'a str,
+    /// Their email, when known.
+    pub email: Option<&'a str>,
+}
+
+/// Whether `who` is `requester`: the same subject, or the same email (any case).
+pub fn is_requester(who: &Decider<'_>, requester: Requester<'_>) -> bool {
+    let same_sub = who.sub.is_some_and(|s| s == requester.sub);
+    let same_email = match (who.email, requester.email) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => false,
     };
     same_sub || same_email
+}
+
+/// Whether `who` may decide a request of `requester` on `project` at all: an approver of the
+/// project (or an admin), not the requester.
+pub fn may_act(
+    who: &Decider<'_>,
+    project: &AwsProject,
+    requester: Requester<'_>,
+) -> Result<(), NoDecision> {
+    if is_requester(who, requester) {
+        return Err(NoDecision::Own);
+    }
+    if let Some(groups) = who.groups {
+        if !groups.iter().any(|x| project.approvers.contains(x)) {
+            return Err(NoDecision::NotApprover);
+        }
+    }
+    Ok(())
 }
 
 /// Whether `who` may approve or deny `g`, a request on `project`, at `now`.
@@ -61,22 +90,42 @@ pub fn may_decide(
     g: &GrantRow,
     now: OffsetDateTime,
 ) -> Result<(), NoDecision> {
-    if is_requester(who, g) {
-        return Err(NoDecision::Own);
-    }
-    if let Some(groups) = who.groups {
-        if !groups.iter().any(|x| project.approvers.contains(x)) {
-            return Err(NoDecision::NotApprover);
-        }
-    }
+    let requester = Requester {
+        sub: &g.user_sub,
+        email: g.user_email.as_deref(),
+    };
+    may_act(who, project, requester)?;
     if g.status != GrantStatus::Pending {
-        return Err(NoDecision::NotPending(g.status));
+        return Err(NoDecision::NotPending(g.status.as_str()));
     }
     if now >= lapses_at(g) {
         return Err(NoDecision::Lapsed);
     }
     if g.window_until.is_some_and(|w| w <= now) {
         return Err(NoDecision::WindowOver);
+    }
+    Ok(())
+}
+
+/// Whether `who` may approve or deny held call `c` on `project` at `now`: pending, and asked
+/// less than `valid_seconds` ago.
+pub fn may_decide_call(
+    who: &Decider<'_>,
+    project: &AwsProject,
+    c: &CallApprovalRow,
+    valid_seconds: u32,
+    now: OffsetDateTime,
+) -> Result<(), NoDecision> {
+    let requester = Requester {
+        sub: &c.user_sub,
+        email: c.user_email.as_deref(),
+    };
+    may_act(who, project, requester)?;
+    if c.status != CallStatus::Pending {
+        return Err(NoDecision::NotPending(c.status.as_str()));
+    }
+    if crate::aws_proxy::hold::lapsed(c, valid_seconds, now) {
+        return Err(NoDecision::Lapsed);
     }
     Ok(())
 }
@@ -172,7 +221,7 @@ mod tests {
         };
         assert_eq!(
             may_decide(&bo, &p, &denied, NOW),
-            Err(NoDecision::NotPending(GrantStatus::Denied))
+            Err(NoDecision::NotPending("denied"))
         );
         let g = request();
         let lapse = lapses_at(&g);
@@ -206,5 +255,54 @@ mod tests {
             ..request()
         };
         assert_eq!(approved_until(&open, NOW), NOW + Duration::hours(1));
+    }
+
+    #[test]
+    fn a_held_call_is_decided_by_an_approver_while_pending_and_young() {
+        use crate::store::aws_proxy::{CallApprovalRow, CallStatus};
+        let p = example_project(Environment::Prod, WriteApproval::Required);
+        let leads = vec!["leads".to_owned()];
+        let c = CallApprovalRow {
+            id: "cap_1".into(),
+            fingerprint: "f".into(),
+            project: "payments".into(),
+            user_sub: "ana".into(),
+            user_email: Some("ana@example.com".into()),
+            service: "s3".into(),
+            region: "eu-west-1".into(),
+            operation: Some("PutObject".into()),
+            action: Some("s3:PutObject".into()),
+            params: serde_json::json!({}),
+            reasons: vec![],
+            status: CallStatus::Pending,
+            requested_at: NOW - Duration::minutes(10),
+            decided_at: None,
+            decided_by: None,
+            until: None,
+        };
+        let bo = person("bo", "bo@example.com", &leads);
+        assert_eq!(may_decide_call(&bo, &p, &c, 900, NOW), Ok(()));
+        assert_eq!(
+            may_decide_call(&person("x", "ANA@example.com", &leads), &p, &c, 900, NOW),
+            Err(NoDecision::Own)
+        );
+        let devs = vec!["payments".to_owned()];
+        assert_eq!(
+            may_decide_call(&person("bo", "bo@example.com", &devs), &p, &c, 900, NOW),
+            Err(NoDecision::NotApprover)
+        );
+        // Fifteen minutes after it was asked, it has lapsed.
+        assert_eq!(
+            may_decide_call(&bo, &p, &c, 900, NOW + Duration::minutes(5)),
+            Err(NoDecision::Lapsed)
+        );
+        let denied = CallApprovalRow {
+            status: CallStatus::Denied,
+            ..c
+        };
+        assert_eq!(
+            may_decide_call(&bo, &p, &denied, 900, NOW),
+            Err(NoDecision::NotPending("denied"))
+        );
     }
 }

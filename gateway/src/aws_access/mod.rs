@@ -23,14 +23,16 @@
 //! - [`developer`]: the signed-in developer behind a request (the bearer token, verified).
 //! - [`wire`]: the subsystem's one error type and its `{"code", "message"}` wire shape.
 //! - [`grants`]: a developer's write requests; [`status`]: their projects, windows and requests.
-//! - [`approval`]: who may decide a write request, and how long approved write lasts.
-//! - [`approval_page`]: the page where an approver decides, signed in by [`approver`].
+//! - [`approval`]: who may decide a request, and how long approved write lasts.
+//! - [`approval_page`]: the page where an approver decides, signed in by [`approver`], a write
+//!   request or a held AWS call ([`approval_request`]).
 //! - [`admin`]: the Admin API of members, requests and the trail.
 //! - [`webhook`]: the announcement of a new write request.
 
 pub mod admin;
 pub mod approval;
 pub mod approval_page;
+pub mod approval_request;
 pub mod approver;
 pub mod assume;
 pub mod broker;

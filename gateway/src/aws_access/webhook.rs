@@ -1,6 +1,7 @@
-//! The optional announcement of a new write request: a Slack-compatible `{"text": …}` POSTed to
-//! `aws_access.webhook_url` in a background task, bounded in time, never following a redirect,
-//! never holding up or failing the request. The URL is a secret: no log line carries it.
+//! The optional announcement of a new write request or held call: a Slack-compatible
+//! `{"text": …}` POSTed to `aws_access.webhook_url` in a background task, bounded in time, never
+//! following a redirect, never holding up or failing the request. The URL is a secret: no log
+//! line carries it.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,11 +12,14 @@ use serde_json::json;
 use crate::config::aws_access::{AwsProject, Environment};
 use crate::state::AppState;
 use crate::store::aws_access::GrantRow;
+use crate::store::aws_proxy::CallApprovalRow;
 
 /// How long one announcement may take.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The most characters of the reason an announcement carries.
 pub const REASON_CHARS: usize = 200;
+/// The most characters of a held call's operation an announcement carries.
+pub const NAME_CHARS: usize = 100;
 
 /// Slack's mrkdwn treats `<`, `>` and `&` as markup (`<!channel>` would page everyone).
 fn slack_escape(s: &str) -> String {
@@ -26,10 +30,7 @@ fn slack_escape(s: &str) -> String {
 
 /// The announcement's text.
 pub fn text(project: &AwsProject, g: &GrantRow, approval_url: &str) -> String {
-    let env = match project.environment {
-        Environment::Prod => "prod",
-        Environment::Nonprod => "nonprod",
-    };
+    let env = environment(project);
     let mut reason: String = g.reason.chars().take(REASON_CHARS).collect();
     if g.reason.chars().count() > REASON_CHARS {
         reason.push('…');
@@ -41,6 +42,34 @@ pub fn text(project: &AwsProject, g: &GrantRow, approval_url: &str) -> String {
         p = slack_escape(&project.name),
         reason = slack_escape(&reason),
     )
+}
+
+/// The announcement of a held call: who, what, where and the link; never its parameters.
+pub fn call_text(project: &AwsProject, c: &CallApprovalRow, approval_url: &str) -> String {
+    let what = match (&c.operation, &c.action) {
+        (_, Some(a)) => a.clone(),
+        (Some(o), None) => format!("{}:{o}", c.service),
+        (None, None) => format!("an unnamed {} call", c.service),
+    };
+    let mut name: String = what.chars().take(NAME_CHARS).collect();
+    if what.chars().count() > NAME_CHARS {
+        name.push('…');
+    }
+    format!(
+        "{who} asks to run {what} on project {p} ({env}) in {region}\nApprove or deny: {approval_url}",
+        who = slack_escape(c.user_email.as_deref().unwrap_or(&c.user_sub)),
+        what = slack_escape(&name),
+        p = slack_escape(&project.name),
+        env = environment(project),
+        region = slack_escape(&c.region),
+    )
+}
+
+fn environment(project: &AwsProject) -> &'static str {
+    match project.environment {
+        Environment::Prod => "prod",
+        Environment::Nonprod => "nonprod",
+    }
 }
 
 fn client() -> Option<&'static reqwest::Client> {
@@ -58,6 +87,32 @@ fn client() -> Option<&'static reqwest::Client> {
 
 /// Announces `g` when a webhook is configured; returns at once.
 pub fn announce(state: &AppState, project: &AwsProject, g: &GrantRow, approval_url: &str) {
+    send(
+        state,
+        "write-request",
+        &g.id,
+        text(project, g, approval_url),
+    );
+}
+
+/// Announces held call `c` when a webhook is configured; returns at once.
+pub fn announce_call(
+    state: &AppState,
+    project: &AwsProject,
+    c: &CallApprovalRow,
+    approval_url: &str,
+) {
+    send(
+        state,
+        "call-approval",
+        &c.id,
+        call_text(project, c, approval_url),
+    );
+}
+
+/// POSTs `{"text": text}` to the webhook in the background, counting the result; `what` and
+/// `id` name the announcement in a failure's log line.
+fn send(state: &AppState, what: &'static str, id: &str, text: String) {
     let Some(url) = state
         .config
         .aws_access
@@ -67,9 +122,9 @@ pub fn announce(state: &AppState, project: &AwsProject, g: &GrantRow, approval_u
         return;
     };
     let url = url.expose().to_owned();
-    let body = json!({"text": text(project, g, approval_url)}).to_string();
+    let body = json!({ "text": text }).to_string();
     let counter = state.otel.m.aws_webhook.clone();
-    let grant = g.id.clone();
+    let id = id.to_owned();
     tokio::spawn(async move {
         let result = match client() {
             None => Err("no HTTP client".to_owned()),
@@ -93,7 +148,7 @@ pub fn announce(state: &AppState, project: &AwsProject, g: &GrantRow, approval_u
             Ok(()) => counter.add(1, &[KeyValue::new("result", "sent")]),
             Err(why) => {
                 counter.add(1, &[KeyValue::new("result", "failed")]);
-                tracing::warn!(%grant, "the write-request webhook failed: {why}");
+                tracing::warn!(%id, "the {what} webhook failed: {why}");
             }
         }
     });
@@ -130,5 +185,43 @@ mod tests {
         assert!(t.contains(&format!("{}…\"", "x".repeat(187))), "{t}");
         assert!(!t.contains(&"x".repeat(188)));
         assert!(t.ends_with("\nApprove or deny: https://gw.example.com/aws/approvals/grt_1"));
+    }
+
+    #[test]
+    fn a_held_call_is_announced_by_name_without_its_parameters() {
+        let p = example_project(Environment::Prod, WriteApproval::Required);
+        let mut c = CallApprovalRow {
+            id: "cap_1".into(),
+            fingerprint: "f".into(),
+            project: "payments".into(),
+            user_sub: "ana".into(),
+            user_email: Some("ana@example.com".into()),
+            service: "s3".into(),
+            region: "eu-west-1".into(),
+            operation: Some("DeleteObjects".into()),
+            action: Some("s3:DeleteObjects".into()),
+            params: serde_json::json!({"Bucket": "ledger", "Token": "[MASKED:token]"}),
+            reasons: vec!["a write".into()],
+            status: crate::store::aws_proxy::CallStatus::Pending,
+            requested_at: datetime!(2026-12-06 10:00 UTC),
+            decided_at: None,
+            decided_by: None,
+            until: None,
+        };
+        let url = "https://gw.example.com/aws/approvals/cap_1";
+        assert_eq!(
+            call_text(&p, &c, url),
+            "ana@example.com asks to run s3:DeleteObjects on project payments (prod) in eu-west-1\nApprove or deny: https://gw.example.com/aws/approvals/cap_1"
+        );
+        // An operation named by the client is cut and its markup escaped.
+        c.action = None;
+        c.operation = Some(format!("<!channel>{}", "x".repeat(200)));
+        let t = call_text(&p, &c, url);
+        assert!(t.contains("run s3:&lt;!channel&gt;xxx"), "{t}");
+        assert!(
+            t.contains(&format!("{}… on project", "x".repeat(86))),
+            "{t}"
+        );
+        assert!(!t.contains("ledger") && !t.contains("MASKED"), "{t}");
     }
 }

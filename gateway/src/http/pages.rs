@@ -12,7 +12,7 @@ use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use crate::state::AppState;
 
 /// The one stylesheet of every page, inline and allowed by its hash.
-pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1f1f1f}code{background:#f2f2f2;padding:.1rem .3rem;border-radius:3px}dt{font-weight:600}.code{font:600 2rem ui-monospace,monospace;letter-spacing:.15em}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #555;background:#1f1f1f;color:#fff;cursor:pointer}button.secondary{background:#fff;color:#1f1f1f}input{font:inherit;padding:.4rem}.notice{border-left:4px solid #c60;padding-left:.75rem}";
+pub const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;padding:0 1rem;line-height:1.5;color:#1f1f1f}code{background:#f2f2f2;padding:.1rem .3rem;border-radius:3px}dt{font-weight:600}pre{background:#f2f2f2;padding:.5rem;overflow:auto;white-space:pre-wrap;overflow-wrap:anywhere}.code{font:600 2rem ui-monospace,monospace;letter-spacing:.15em}button{font:inherit;padding:.5rem 1rem;border-radius:6px;border:1px solid #555;background:#1f1f1f;color:#fff;cursor:pointer}button.secondary{background:#fff;color:#1f1f1f}input{font:inherit;padding:.4rem}.notice{border-left:4px solid #c60;padding-left:.75rem}";
 
 static STYLE_HASH: LazyLock<String> =
     LazyLock::new(|| B64.encode(digest::digest(&digest::SHA256, STYLE.as_bytes())));

@@ -1,3 +1,8 @@
-//! The AWS proxy in PostgreSQL: the per-user call counts behind its rate limits (`counts`).
+//! The AWS proxy in PostgreSQL: one file per table, each an `impl Store` block: the per-user
+//! call counts behind its rate limits (`counts`) and single calls held for approval
+//! (`approvals`).
 
+mod approvals;
 mod counts;
+
+pub use approvals::{CallApprovalRow, CallDecision, CallStatus};
