@@ -9,9 +9,14 @@
 //!   its class (read, list or write), from the credential scope's service and the request.
 //! - [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`, in JSON, XML
 //!   and text bodies.
+//! - [`record`]: a call's recording and its `aws.call` audit line; [`recorder`]: the queue that
+//!   writes recordings to the store in the background; [`recordings`]: their Admin API.
 
 pub mod mask;
 pub mod operation;
+pub mod record;
+pub mod recorder;
+pub mod recordings;
 pub mod sigv4;
 
 #[cfg(test)]

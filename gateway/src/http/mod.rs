@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::inference::routes())
         .merge(crate::spend::admin::routes())
         .merge(crate::aws_access::routes())
+        .merge(crate::aws_proxy::recordings::routes())
         .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
         .layer(DefaultBodyLimit::max(body_limit))

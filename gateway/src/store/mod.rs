@@ -2,6 +2,7 @@
 //! rest of the gateway calls typed methods.
 
 pub mod aws_access;
+pub mod aws_proxy;
 mod connect;
 mod kv;
 mod slots;
