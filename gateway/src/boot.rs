@@ -123,9 +123,18 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
             .aws_access
             .as_ref()
             .map(|_| admin.map_or(Admin::default_audit_days(), |a| a.audit_retention_days)),
+        aws_proxy: state
+            .config
+            .aws_access
+            .as_ref()
+            .and_then(|a| a.proxy.as_ref())
+            .map(|p| (p.recording.retention_days, p.limits.window_seconds)),
     };
     let sweeper = spawn_sweeper(store.clone(), clock.clone(), retention, stop_rx.clone());
-    let settler = state.settler.spawn(store.clone(), clock.clone(), stop_rx);
+    let settler = state
+        .settler
+        .spawn(store.clone(), clock.clone(), stop_rx.clone());
+    let recorder = state.recorder.spawn(store.clone(), stop_rx);
     let shutdown = state.shutdown.clone();
     tokio::spawn(watch_signals(shutdown.clone(), drain));
 
@@ -148,6 +157,11 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
         tracing::error!("{left} request ends (spend settlements, stream slots) could not be written before exit");
     } else {
         tracing::info!("every request's spend and rate-limit accounting is written");
+    }
+    let _ = recorder.await;
+    let left = kept.recorder.drain(&store, SETTLE_WINDOW).await;
+    if left > 0 {
+        tracing::warn!("{left} AWS call recordings could not be written before exit (their aws.call audit lines have the calls)");
     }
     tokio::task::spawn_blocking(move || kept.otel.shutdown())
         .await

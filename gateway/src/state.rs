@@ -69,6 +69,8 @@ pub struct State {
     pub prices: crate::spend::prices::PriceBook,
     /// Where requests' ends (settlements, rate-limit accounting) are queued for the store.
     pub settler: crate::spend::settler::Settler,
+    /// Where AWS call recordings are queued for the store.
+    pub recorder: crate::aws_proxy::recorder::Recorder,
     /// The phases of a stop.
     pub shutdown: crate::shutdown::Shutdown,
     /// Agent access to AWS (with an `aws_access` section).
@@ -143,6 +145,7 @@ impl AppState {
             prices,
             meter,
             settler: crate::spend::settler::Settler::new(),
+            recorder: crate::aws_proxy::recorder::Recorder::new(),
             shutdown: crate::shutdown::Shutdown::new(),
             call_waiters: crate::aws_proxy::hold::Waiters::default(),
         })))

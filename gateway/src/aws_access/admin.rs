@@ -39,7 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/audit"), get(audit))
 }
 
-fn section(state: &AppState) -> Result<&AwsAccess, AdminError> {
+/// The `aws_access` section, or the Admin API's 404 without it.
+pub(crate) fn section(state: &AppState) -> Result<&AwsAccess, AdminError> {
     state.config.aws_access.as_ref().ok_or_else(|| {
         AdminError::new(
             StatusCode::NOT_FOUND,
@@ -61,7 +62,8 @@ fn writer(a: &Admin) -> Result<(), AdminError> {
     }
 }
 
-fn limit(l: Option<i64>) -> Result<i64, AdminError> {
+/// A list's `limit`: 100 by default, 1 to 1000.
+pub(crate) fn limit(l: Option<i64>) -> Result<i64, AdminError> {
     match l {
         None => Ok(100),
         Some(l) if (1..=1000).contains(&l) => Ok(l),

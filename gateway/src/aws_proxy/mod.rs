@@ -14,7 +14,8 @@
 //! - [`hold`]: a risky call held while a person approves it.
 //! - [`upstream`]: the call re-signed for AWS and sent.
 //! - [`answer`] and [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`.
-//! - [`record`]: every call recorded, and its `aws.call` audit line.
+//! - [`record`]: every call recorded, and its `aws.call` audit line; [`recorder`] writes the
+//!   recordings in the background, [`recordings`] is their Admin API.
 //! - [`fault`]: the proxy's one error type, written as AWS writes errors.
 //! - [`proxy`]: the route, which runs the stages in order.
 
@@ -28,6 +29,8 @@ pub mod operation;
 pub mod params;
 pub mod proxy;
 pub mod record;
+pub mod recorder;
+pub mod recordings;
 pub mod sigv4;
 pub mod upstream;
 
@@ -80,6 +83,7 @@ impl Proxy {
 /// `/aws/approvals/` hand signed requests here).
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(recordings::routes())
         .route("/aws", any(proxy::handle))
         .route("/aws/", any(proxy::handle))
         .route("/aws/{*rest}", any(proxy::handle))

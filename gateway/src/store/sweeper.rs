@@ -1,6 +1,7 @@
 //! The background task that keeps the store tidy: every 30 seconds it deletes expired `kv` rows
 //! and stream slots, releases expired spend reservations; every hour it enforces the retention
-//! windows.
+//! windows (spend, the admin and agent-access trails, AWS call recordings, call approvals and
+//! call counts).
 
 use std::time::Duration;
 
@@ -23,6 +24,9 @@ pub struct Retention {
     /// Days the agent-access trail and decided write requests are kept; none without
     /// `aws_access`.
     pub aws_days: Option<u32>,
+    /// From `aws_access.proxy`: (days recordings and decided call approvals are kept, the
+    /// rate-limit window in seconds); none without the section.
+    pub aws_proxy: Option<(u32, u32)>,
 }
 
 /// Runs the sweeper until `stop` turns true.
@@ -54,6 +58,13 @@ pub fn spawn_sweeper(
                         Ok(0) => {}
                         Ok(n) => tracing::info!("agent access retention removed {n} rows"),
                         Err(e) => tracing::warn!("agent access retention failed: {e}"),
+                    }
+                }
+                if let Some((days, window)) = retention.aws_proxy {
+                    match store.aws_proxy_retention(clock.now(), days, window).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("AWS call recording retention removed {n} rows"),
+                        Err(e) => tracing::warn!("AWS call recording retention failed: {e}"),
                     }
                 }
             }
