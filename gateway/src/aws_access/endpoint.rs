@@ -13,7 +13,7 @@ use http::{header, HeaderValue};
 use serde_json::json;
 use time::Duration;
 
-use super::assume::{self, Developer as StsDeveloper};
+use super::assume::Developer as StsDeveloper;
 use super::decide::{decide, Asker, Request};
 use super::developer::Developer;
 use super::gateway_credential::{self, Grantee};

@@ -55,8 +55,9 @@ fn is_text(content_type: Option<&str>) -> bool {
         .unwrap_or_default()
         .trim()
         .to_ascii_lowercase();
+    // `application/x-amz-json-1.1` as much as `application/json` and `+json`.
     t.starts_with("text/")
-        || t.ends_with("json")
+        || t.contains("json")
         || t.ends_with("xml")
         || t == "application/x-www-form-urlencoded"
 }

@@ -58,7 +58,7 @@ pub struct Operation {
 
 impl Operation {
     /// An operation that cannot be named: a write.
-    fn unnamed() -> Self {
+    pub fn unnamed() -> Self {
         Self {
             name: None,
             action: None,

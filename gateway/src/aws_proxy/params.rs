@@ -50,7 +50,8 @@ fn is_signature_param(name: &str) -> bool {
 fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|t| {
         let t = t.split(';').next().unwrap_or_default().trim();
-        t.ends_with("json")
+        // `application/x-amz-json-1.1` too.
+        t.contains("json")
     })
 }
 

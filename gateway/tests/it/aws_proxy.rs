@@ -296,7 +296,7 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     }
     let all = serde_json::to_string(&rows).unwrap();
     let secret_row = rows.iter().find(|r| r["action"] == "secretsmanager:GetSecretValue").unwrap();
-    let id = secret_row["id"].as_i64().unwrap();
+    let id = secret_row["id"].as_str().unwrap();
     let full: Value = rt.block_on(async {
         crate::support::client()
             .get(format!("http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"))

@@ -8,6 +8,7 @@ mod admin_api;
 mod aws_approval_page;
 mod aws_credentials;
 mod aws_e2e;
+mod aws_proxy;
 mod aws_grants;
 mod aws_store;
 mod bearer;
