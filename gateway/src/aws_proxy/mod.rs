@@ -4,7 +4,8 @@
 //! real endpoint, relay, record) comes later and is built on them. The stages, each a module:
 //!
 //! - [`sigv4`]: the client's AWS Signature Version 4 checked (header and presigned forms, clock
-//!   skew, payload hash), and what the proxy needs from it: key, scope, signed headers, payload.
+//!   skew, payload hash, S3's chunked bodies and their chunk signatures), and what the proxy
+//!   needs from it: key, scope, signed headers, payload.
 //! - [`operation`]: the operation a request names (`s3:GetObject`, `logs:FilterLogEvents`) and
 //!   its class (read, list or write), from the credential scope's service and the request.
 //! - [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`, in JSON, XML
