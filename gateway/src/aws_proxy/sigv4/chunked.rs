@@ -117,9 +117,9 @@ pub fn decode_chunked(
             "the aws-chunked body goes on after its end",
         ));
     }
-    let sent = trailers.iter().map(|(name, _)| name.as_str());
-    let named = |n: &str| declared_trailers.iter().any(|d| d == n);
-    if trailers.len() != declared_trailers.len() || !sent.into_iter().all(named) {
+    // Neither list repeats a name: the same length and each sent one named is the same set.
+    let named = |(name, _): &(String, String)| declared_trailers.contains(name);
+    if trailers.len() != declared_trailers.len() || !trailers.iter().all(named) {
         return Err(SigV4Error::Malformed(
             "the trailers sent are not the ones x-amz-trailer names",
         ));
