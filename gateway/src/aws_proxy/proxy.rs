@@ -297,10 +297,8 @@ async fn call(
     let (body, extra) = match &verified.payload {
         Payload::StreamingUnverified { .. } => {
             let max = usize::try_from(settings.max_request_bytes).unwrap_or(usize::MAX);
-            let _ = max;
-            return Err(Fault::Signature(sigv4::SigV4Error::PayloadNotAllowed(
-                "aws-chunked bodies are not read yet",
-            )));
+            let decoded = sigv4::decode_chunked(&body, &verified, &secret, &parts.headers, max)?;
+            (Bytes::from(decoded.body), decoded.trailers)
         }
         _ => (body, Vec::new()),
     };

@@ -2,9 +2,11 @@
 //! a lookup of the secret behind an access key id go in; the key, the credential scope, the
 //! signed headers and what became of the payload come out, or an error AWS SDKs understand.
 //! Both forms are read: the `Authorization` header and the presigned query. Every size an
-//! input controls is bounded before work is done on it.
+//! input controls is bounded before work is done on it. An `aws-chunked` body is decoded, and
+//! its chunk signatures checked, by [`decode_chunked`] once the request is verified.
 
 mod canonical;
+pub mod chunked;
 mod form;
 #[cfg(test)]
 mod tests;
@@ -12,6 +14,8 @@ mod tests;
 use aws_lc_rs::{constant_time, hmac};
 use http::{HeaderMap, StatusCode};
 use time::{Date, Duration, OffsetDateTime};
+
+pub use chunked::{decode_chunked, Decoded};
 
 use canonical::{canonical_request, hex, sha256_hex};
 use form::Signature;
@@ -79,7 +83,8 @@ pub enum Payload {
     /// `UNSIGNED-PAYLOAD` (S3 only): the signature does not cover the body.
     Unsigned,
     /// An `aws-chunked` body (S3 only). Its chunk signatures are NOT verified here: whoever
-    /// forwards the body must check each chunk against `seed_signature` or refuse the request.
+    /// forwards the body must decode it with [`decode_chunked`], which checks each chunk
+    /// against `seed_signature`, or refuse the request.
     StreamingUnverified {
         /// The seed signature (the request's own) for signed chunks; `None` for
         /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`, whose chunks carry none.

@@ -6,6 +6,11 @@
 //! `S3SigV4Auth` with its payload hash set to `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (botocore does
 //! not stream-sign); the unsigned one is `S3SigV4Auth` on a streaming input over HTTPS with a
 //! `Content-MD5`, where botocore signs `UNSIGNED-PAYLOAD` itself.
+//!
+//! [`CHUNKED`] holds what the same botocore sends for `put_object(..., ChecksumAlgorithm="CRC32")`
+//! to an HTTPS endpoint: an `aws-chunked` body of unsigned chunks with the CRC32 in a trailer
+//! (`STREAMING-UNSIGNED-PAYLOAD-TRAILER`, framed by its `AwsChunkedWrapper`), taken at its
+//! `before-send` event; for the one of several chunks, the wrapper's chunk size was set to 64.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use time::macros::datetime;
@@ -252,5 +257,57 @@ pub const VECTORS: &[Vector] = &[
             ("Content-Length", "5"),
         ],
         body: "hello",
+    },
+];
+
+/// `aws-chunked` uploads with a CRC32 trailer, as botocore sends them (see the module's docs).
+pub const CHUNKED: &[Vector] = &[
+    Vector {
+        name: "s3_put_trailer_one_chunk",
+        method: "PUT",
+        target: "/aws/my-bucket/notes/a.txt",
+        headers: &[
+            ("host", "gw.example.com"),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("Content-Encoding", "aws-chunked"),
+            ("X-Amz-Trailer", "x-amz-checksum-crc32"),
+            ("X-Amz-Decoded-Content-Length", "63"),
+            ("X-Amz-Date", "20261206T120000Z"),
+            ("X-Amz-Content-SHA256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261206/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-sdk-checksum-algorithm;x-amz-trailer, Signature=e66dd278ad893521b79849dd5307e3eed987038b357887969f58511c9bfca525"),
+        ],
+        body: "3f\r\nhello, chunked world\nhello, chunked world\nhello, chunked world\n\r\n0\r\nx-amz-checksum-crc32:HD21sw==\r\n\r\n",
+    },
+    Vector {
+        name: "s3_put_trailer_chunks",
+        method: "PUT",
+        target: "/aws/my-bucket/notes/b.txt",
+        headers: &[
+            ("host", "gw.example.com"),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("Content-Encoding", "aws-chunked"),
+            ("X-Amz-Trailer", "x-amz-checksum-crc32"),
+            ("X-Amz-Decoded-Content-Length", "165"),
+            ("X-Amz-Date", "20261206T120000Z"),
+            ("X-Amz-Content-SHA256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261206/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-sdk-checksum-algorithm;x-amz-trailer, Signature=6631cfd30d63eb347f4b75f39e811121f688ee2cff884ea59d8151d0e3526dbd"),
+        ],
+        body: "40\r\nline 000 of a multi-chunk object\nline 001 of a multi-chunk objec\r\n40\r\nt\nline 002 of a multi-chunk object\nline 003 of a multi-chunk obj\r\n25\r\nect\nline 004 of a multi-chunk object\n\r\n0\r\nx-amz-checksum-crc32:Djv+cw==\r\n\r\n",
+    },
+    Vector {
+        name: "s3_put_trailer_empty",
+        method: "PUT",
+        target: "/aws/my-bucket/notes/empty.txt",
+        headers: &[
+            ("host", "gw.example.com"),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("Content-Encoding", "aws-chunked"),
+            ("X-Amz-Trailer", "x-amz-checksum-crc32"),
+            ("X-Amz-Decoded-Content-Length", "0"),
+            ("X-Amz-Date", "20261206T120000Z"),
+            ("X-Amz-Content-SHA256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+            ("Authorization", "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261206/us-east-1/s3/aws4_request, SignedHeaders=content-encoding;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-sdk-checksum-algorithm;x-amz-trailer, Signature=4b5bfee3ec4e0fc4a98dfd064b6362c9f6274360d98e5b8ba0c4fb20c6b6e901"),
+        ],
+        body: "0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n",
     },
 ];

@@ -301,7 +301,7 @@ pub(super) fn scope_date(date: Date) -> String {
 }
 
 /// A time in ISO 8601 basic format (`yyyymmddThhmmssZ`).
-fn basic_format(t: OffsetDateTime) -> String {
+pub(super) fn basic_format(t: OffsetDateTime) -> String {
     format!(
         "{}T{:02}{:02}{:02}Z",
         scope_date(t.date()),
@@ -376,7 +376,7 @@ fn parse_signed_headers(s: &str) -> Result<Vec<String>, SigV4Error> {
 }
 
 /// The signature: 64 lowercase hex digits.
-fn parse_signature(s: &str) -> Result<[u8; 32], SigV4Error> {
+pub(super) fn parse_signature(s: &str) -> Result<[u8; 32], SigV4Error> {
     let bad = || SigV4Error::Incomplete("the signature must be 64 lowercase hex digits");
     let digit = |b: u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
