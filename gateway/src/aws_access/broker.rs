@@ -7,10 +7,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::assume::{self, Developer};
 use super::credentials::{Cache, Credentials, Key};
-use super::wire::AwsError;
 use super::gateway_credential::ProxyKeys;
 use super::membership::Entry;
 use super::mint::Minter;
+use super::wire::AwsError;
 use crate::auth::token::Identity;
 use crate::config::aws_access::{AwsAccess, AwsProject};
 use crate::config::Secret;

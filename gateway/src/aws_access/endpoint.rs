@@ -184,9 +184,24 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     );
     let by = now + allowed.duration;
     let cached_creds = if asked.via_gateway {
-        Some(gateway_only(
-            state, broker, who, &name, &entries, &allowed, mfa, by,
-        )?)
+        // The session carries the developer's groups that name them on the project, which the
+        // proxy checks membership with on every call.
+        let groups = who
+            .groups
+            .iter()
+            .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
+            .cloned()
+            .collect();
+        let grantee = Grantee {
+            sub: who.sub.clone(),
+            email: who.email.clone(),
+            groups,
+            project: name.clone(),
+            level: allowed.level,
+            mfa,
+            grant: allowed.grant.clone(),
+        };
+        Some(gateway_only(state, broker, grantee, by)?)
     } else {
         broker.cached(&key, now, by)
     };
@@ -199,7 +214,14 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
                 mfa,
             };
             let c = broker
-                .mint(project, key, sts_dev, allowed.grant.as_deref(), allowed.duration, now)
+                .mint(
+                    project,
+                    key,
+                    sts_dev,
+                    allowed.grant.as_deref(),
+                    allowed.duration,
+                    now,
+                )
                 .await?;
             (c, false)
         }
@@ -222,35 +244,15 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     Ok(res)
 }
 
-/// A gateway-only credential for the proxy, ending at `by`. It carries the developer's groups
-/// that name them on the project, which the proxy checks membership with on every call.
+/// A gateway-only credential for the proxy: `who`'s session, sealed, ending at `by`.
 fn gateway_only(
     state: &AppState,
     broker: &super::broker::Broker,
-    who: &crate::auth::token::Identity,
-    project: &str,
-    entries: &[super::membership::Entry],
-    allowed: &super::decide::Allowed,
-    mfa: bool,
+    who: Grantee,
     by: time::OffsetDateTime,
 ) -> Result<super::credentials::Credentials, AwsError> {
-    let groups = who
-        .groups
-        .iter()
-        .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
-        .cloned()
-        .collect();
-    let grantee = Grantee {
-        sub: who.sub.clone(),
-        email: who.email.clone(),
-        groups,
-        project: project.to_owned(),
-        level: allowed.level,
-        mfa,
-        grant: allowed.grant.clone(),
-    };
-    let issued = gateway_credential::issue(&broker.proxy_keys, &state.sealer, grantee, by)
-        .map_err(|e| {
+    let issued =
+        gateway_credential::issue(&broker.proxy_keys, &state.sealer, who, by).map_err(|e| {
             tracing::warn!("gateway credential not issued: {e}");
             AwsError::Unavailable
         })?;

@@ -99,8 +99,13 @@ async fn read_up_to(
     res: reqwest::Response,
     limit: usize,
     timeout: Duration,
-) -> Result<(Bytes, Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>), Fault>
-{
+) -> Result<
+    (
+        Bytes,
+        Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>,
+    ),
+    Fault,
+> {
     let mut stream = res.bytes_stream().boxed();
     let mut buf = BytesMut::new();
     loop {
@@ -188,7 +193,9 @@ pub async fn answer(
     let too_large = |size: usize| Unmaskable::TooLarge { size, limit };
     if let Some(len) = length.filter(|l| *l > limit as u64) {
         if masking.strict {
-            return Err(unmaskable(too_large(usize::try_from(len).unwrap_or(usize::MAX))));
+            return Err(unmaskable(too_large(
+                usize::try_from(len).unwrap_or(usize::MAX),
+            )));
         }
     }
     let (body, rest) = read_up_to(res, limit, timeout).await?;

@@ -298,7 +298,11 @@ mod tests {
         assert!(!matches("s3:GetObject", "s3", Some("s3:GetObjectAcl")));
         assert!(!matches("logs:*", "s3", Some("s3:GetObject")));
         assert!(!matches("nonsense", "s3", Some("s3:GetObject")));
-        assert!(!matches("s3:GetObjectVersionTaggingXX*", "s3", Some("s3:Get")));
+        assert!(!matches(
+            "s3:GetObjectVersionTaggingXX*",
+            "s3",
+            Some("s3:Get")
+        ));
     }
 
     #[test]
@@ -322,7 +326,12 @@ mod tests {
             Outcome::Allow
         );
         assert!(matches!(
-            run(&p, READER, &call(Some("ec2:DescribeInstances"), Class::Read), 1),
+            run(
+                &p,
+                READER,
+                &call(Some("ec2:DescribeInstances"), Class::Read),
+                1
+            ),
             Outcome::Deny(Denial::NotAllowed { .. })
         ));
         assert!(matches!(
@@ -434,7 +443,12 @@ mod tests {
         ));
         // A denied call is refused for what it is, not throttled.
         assert!(matches!(
-            run(&p, READER, &call(Some("iam:CreateUser"), Class::Write), 1000),
+            run(
+                &p,
+                READER,
+                &call(Some("iam:CreateUser"), Class::Write),
+                1000
+            ),
             Outcome::Deny(_)
         ));
     }

@@ -226,7 +226,10 @@ mod tests {
             HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
         );
         assert_eq!(Protocol::of("iam", &h, None), Protocol::Query);
-        h.insert("x-amz-target", HeaderValue::from_static("Logs.FilterLogEvents"));
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("Logs.FilterLogEvents"),
+        );
         assert_eq!(Protocol::of("logs", &h, None), Protocol::Json);
     }
 
@@ -240,12 +243,18 @@ mod tests {
         assert_eq!(res.status(), StatusCode::FORBIDDEN);
         let v: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
         assert_eq!(v["__type"], "AccessDeniedException");
-        assert_eq!(v["message"], "ec2:RunInstances is not allowed on project payments");
+        assert_eq!(
+            v["message"],
+            "ec2:RunInstances is not allowed on project payments"
+        );
 
         let res = denied.respond(Protocol::Query, "req-<2>");
         let xml = body(res).await;
         assert!(xml.contains("<Code>AccessDenied</Code>"), "{xml}");
-        assert!(xml.contains("<RequestId>req-&lt;2&gt;</RequestId>"), "{xml}");
+        assert!(
+            xml.contains("<RequestId>req-&lt;2&gt;</RequestId>"),
+            "{xml}"
+        );
 
         let slow = Fault::Throttled {
             class: "read",

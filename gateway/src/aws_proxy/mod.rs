@@ -58,7 +58,9 @@ impl Proxy {
     /// The proxy of `cfg`, sending with `client`.
     pub fn new(cfg: &AwsProxy, client: reqwest::Client) -> Result<Self, String> {
         let base = match &cfg.upstream_url {
-            Some(u) => Some(url::Url::parse(u).map_err(|e| format!("aws_access.proxy.upstream_url: {e}"))?),
+            Some(u) => Some(
+                url::Url::parse(u).map_err(|e| format!("aws_access.proxy.upstream_url: {e}"))?,
+            ),
             None => None,
         };
         let m = &cfg.masking;

@@ -73,7 +73,10 @@ pub fn read(req: &Request<'_>, rules: &Rules) -> Params {
             continue;
         }
         wildcard |= v.contains('*');
-        query.insert(k.clone(), Value::String(mask::field(&k, &v, rules, &mut counts)));
+        query.insert(
+            k.clone(),
+            Value::String(mask::field(&k, &v, rules, &mut counts)),
+        );
     }
     let body = if req.body.is_empty() {
         Value::Null
@@ -83,7 +86,10 @@ pub fn read(req: &Request<'_>, rules: &Rules) -> Params {
         let mut form = Map::new();
         for (k, v) in split_params(&String::from_utf8_lossy(req.body)).unwrap_or_default() {
             wildcard |= v.contains('*');
-            form.insert(k.clone(), Value::String(mask::field(&k, &v, rules, &mut counts)));
+            form.insert(
+                k.clone(),
+                Value::String(mask::field(&k, &v, rules, &mut counts)),
+            );
         }
         Value::Object(form)
     } else if is_json(req.content_type) {
@@ -187,12 +193,11 @@ pub fn fingerprint(whose: &Whose<'_>, req: &Request<'_>) -> String {
             ctx.update(Value::Object(o).to_string().as_bytes());
         }
         _ if is_form(req.content_type) => {
-            let mut form: Vec<(String, String)> =
-                split_params(&String::from_utf8_lossy(req.body))
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(k, _)| !IDEMPOTENCY_KEYS.contains(&k.as_str()))
-                    .collect();
+            let mut form: Vec<(String, String)> = split_params(&String::from_utf8_lossy(req.body))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| !IDEMPOTENCY_KEYS.contains(&k.as_str()))
+                .collect();
             form.sort();
             for (k, v) in &form {
                 ctx.update(k.as_bytes());
@@ -231,13 +236,20 @@ mod tests {
         let json = br#"{"SecretId":"db","SecretString":"hunter2","Tags":[{"Key":"k","Value":"AKIAIOSFODNN7EXAMPLE"}]}"#;
         let p = read(&req(None, Some("application/x-amz-json-1.1"), json), &rules);
         let shown = p.shown.to_string();
-        assert!(!shown.contains("hunter2") && !shown.contains("AKIAIOSFODNN7EXAMPLE"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("AKIAIOSFODNN7EXAMPLE"),
+            "{shown}"
+        );
         assert_eq!(p.shown["body"]["SecretId"], "db");
         assert_eq!(p.masked.get(Kind::AwsAccessKeyId), 1);
 
         let form = b"Action=CreateUser&Password=hunter2&UserName=ana";
         let p = read(
-            &req(None, Some("application/x-www-form-urlencoded; charset=utf-8"), form),
+            &req(
+                None,
+                Some("application/x-www-form-urlencoded; charset=utf-8"),
+                form,
+            ),
             &rules,
         );
         assert_eq!(p.shown["body"]["Password"], "[MASKED:password]");
@@ -245,12 +257,19 @@ mod tests {
 
         // A presigned URL's own parameters are never shown.
         let p = read(
-            &req(Some("X-Amz-Signature=abc&X-Amz-Security-Token=tok&prefix=logs%2F"), None, b""),
+            &req(
+                Some("X-Amz-Signature=abc&X-Amz-Security-Token=tok&prefix=logs%2F"),
+                None,
+                b"",
+            ),
             &rules,
         );
         assert_eq!(p.shown["query"], json!({"prefix": "logs/"}));
         // An object's bytes are only counted.
-        let p = read(&req(None, Some("application/octet-stream"), b"password=hunter2"), &rules);
+        let p = read(
+            &req(None, Some("application/octet-stream"), b"password=hunter2"),
+            &rules,
+        );
         assert_eq!(p.shown["body"], json!({"bytes": 16}));
     }
 
@@ -272,14 +291,37 @@ mod tests {
             service: "ec2",
         };
         let ct = Some("application/x-www-form-urlencoded");
-        let a = fingerprint(&who, &req(Some("X-Amz-Date=1&b=2&a=1"), ct, b"Action=RunInstances&ClientToken=x1&ImageId=ami-1"));
-        let b = fingerprint(&who, &req(Some("a=1&b=2&X-Amz-Date=2"), ct, b"ImageId=ami-1&Action=RunInstances&ClientToken=x2"));
+        let a = fingerprint(
+            &who,
+            &req(
+                Some("X-Amz-Date=1&b=2&a=1"),
+                ct,
+                b"Action=RunInstances&ClientToken=x1&ImageId=ami-1",
+            ),
+        );
+        let b = fingerprint(
+            &who,
+            &req(
+                Some("a=1&b=2&X-Amz-Date=2"),
+                ct,
+                b"ImageId=ami-1&Action=RunInstances&ClientToken=x2",
+            ),
+        );
         assert_eq!(a, b);
-        let other = fingerprint(&who, &req(Some("a=1&b=2"), ct, b"Action=RunInstances&ImageId=ami-2"));
+        let other = fingerprint(
+            &who,
+            &req(Some("a=1&b=2"), ct, b"Action=RunInstances&ImageId=ami-2"),
+        );
         assert_ne!(a, other);
         let json_ct = Some("application/x-amz-json-1.1");
-        let j1 = fingerprint(&who, &req(None, json_ct, br#"{"Name":"n","ClientRequestToken":"1"}"#));
-        let j2 = fingerprint(&who, &req(None, json_ct, br#"{"ClientRequestToken":"2","Name":"n"}"#));
+        let j1 = fingerprint(
+            &who,
+            &req(None, json_ct, br#"{"Name":"n","ClientRequestToken":"1"}"#),
+        );
+        let j2 = fingerprint(
+            &who,
+            &req(None, json_ct, br#"{"ClientRequestToken":"2","Name":"n"}"#),
+        );
         assert_eq!(j1, j2);
         let someone_else = Whose { user: "v", ..who };
         assert_ne!(

@@ -27,11 +27,11 @@ use super::params::{self, Whose};
 use super::record::{record, CallRecord, Decision};
 use super::sigv4::{self, KeyId, Payload};
 use super::upstream::Outgoing;
+use crate::auth::token::Identity;
 use crate::aws_access::assume::Developer as StsDeveloper;
 use crate::aws_access::gateway_credential::{self, ProxySession};
 use crate::aws_access::membership::standing;
 use crate::aws_access::session::{length, Bounds};
-use crate::auth::token::Identity;
 use crate::config::aws_access::{AwsProject, Level};
 use crate::http::edge::RequestId;
 use crate::state::AppState;
@@ -122,7 +122,13 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
     };
     if let Some(session) = trail.session.take() {
         let (status, masked, body, truncated, response_bytes) = match &answered {
-            Some(a) => (Some(a.status), a.masked, a.body.clone(), a.truncated, a.bytes),
+            Some(a) => (
+                Some(a.status),
+                a.masked,
+                a.body.clone(),
+                a.truncated,
+                a.bytes,
+            ),
             None => (
                 response.as_ref().map(|r| r.status().as_u16()),
                 Counts::default(),
@@ -179,10 +185,17 @@ fn claimed_service(parts: &Parts) -> Option<String> {
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        Some(auth) => auth.split("Credential=").nth(1)?.split(',').next()?.to_owned(),
+        Some(auth) => auth
+            .split("Credential=")
+            .nth(1)?
+            .split(',')
+            .next()?
+            .to_owned(),
         None => {
             let q = parts.uri.query()?;
-            let cred = q.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
+            let cred = q
+                .split('&')
+                .find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
             percent_encoding::percent_decode_str(cred)
                 .decode_utf8_lossy()
                 .into_owned()
@@ -206,7 +219,9 @@ fn claimed_key(parts: &Parts) -> Option<(String, Option<String>)> {
             .to_owned(),
         None => {
             let q = parts.uri.query()?;
-            let cred = q.split('&').find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
+            let cred = q
+                .split('&')
+                .find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
             let cred = percent_encoding::percent_decode_str(cred).decode_utf8_lossy();
             cred.split('/').next()?.to_owned()
         }
@@ -440,9 +455,7 @@ async fn call(
                             params: shown.shown.clone(),
                             reasons: why.clone(),
                         },
-                        std::time::Duration::from_secs(u64::from(
-                            settings.approval.wait_seconds,
-                        )),
+                        std::time::Duration::from_secs(u64::from(settings.approval.wait_seconds)),
                     )
                     .await
                     .map_err(|_| Fault::Unavailable)?;
@@ -563,7 +576,9 @@ mod tests {
     #[test]
     fn a_presigned_urls_own_parameters_are_not_passed_on() {
         assert_eq!(
-            without_signature("X-Amz-Algorithm=AWS4-HMAC-SHA256&prefix=a&X-Amz-Signature=ff&list-type=2"),
+            without_signature(
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256&prefix=a&X-Amz-Signature=ff&list-type=2"
+            ),
             "prefix=a&list-type=2"
         );
         assert_eq!(without_signature("versionId=1"), "versionId=1");
@@ -595,7 +610,11 @@ mod tests {
             claimed_key(&parts),
             Some(("AGWXYZ".into(), Some("t+1".into())))
         );
-        let (parts, _) = Request::builder().uri("/aws/").body(()).unwrap().into_parts();
+        let (parts, _) = Request::builder()
+            .uri("/aws/")
+            .body(())
+            .unwrap()
+            .into_parts();
         assert_eq!(claimed_key(&parts), None);
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_sigv4::http_request::{
-    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
-    SigningSettings, UriPathNormalizationMode,
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
 };
 use aws_sigv4::sign::v4;
 use bytes::Bytes;
@@ -240,7 +240,10 @@ mod tests {
     #[test]
     fn endpoints_by_service_and_region() {
         assert_eq!(host("s3", "eu-west-1"), "s3.eu-west-1.amazonaws.com");
-        assert_eq!(host("logs", "cn-north-1"), "logs.cn-north-1.amazonaws.com.cn");
+        assert_eq!(
+            host("logs", "cn-north-1"),
+            "logs.cn-north-1.amazonaws.com.cn"
+        );
         assert_eq!(host("iam", "us-east-1"), "iam.amazonaws.com");
         assert_eq!(host("ses", "eu-west-1"), "email.eu-west-1.amazonaws.com");
     }
@@ -263,7 +266,10 @@ mod tests {
             extra: &[],
             body: Bytes::new(),
         };
-        assert_eq!(up.url(&out), "http://127.0.0.1:5000/bucket/a%20b?list-type=2");
+        assert_eq!(
+            up.url(&out),
+            "http://127.0.0.1:5000/bucket/a%20b?list-type=2"
+        );
         let aws = Upstream::new(reqwest::Client::new(), None, Duration::from_secs(1));
         assert_eq!(
             aws.url(&out),

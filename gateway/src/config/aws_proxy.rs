@@ -119,8 +119,8 @@ impl Risk {
     fn default_actions() -> Vec<String> {
         ["dynamodb:BatchWriteItem", "sqs:PurgeQueue"]
             .into_iter()
-        .map(str::to_owned)
-        .collect()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

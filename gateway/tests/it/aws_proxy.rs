@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
+use claude_gateway::config::{Env, ProcessEnv};
 use serde_json::Value;
 
 use crate::aws_credentials::{get, token};
@@ -63,11 +64,39 @@ fn seed(moto: &Moto) {
     let secret = format!("{{\"username\":\"app\",\"password\":\"{DB_SECRET}\"}}");
     let db_url = format!("postgres://app:{DB_URL_PASSWORD}@db.internal:5432/payments");
     let runs: Vec<Vec<&str>> = vec![
-        vec!["s3api", "create-bucket", "--bucket", "payments-reports", "--create-bucket-configuration", "LocationConstraint=eu-west-1"],
+        vec![
+            "s3api",
+            "create-bucket",
+            "--bucket",
+            "payments-reports",
+            "--create-bucket-configuration",
+            "LocationConstraint=eu-west-1",
+        ],
         vec!["s3", "cp", &n, "s3://payments-reports/notes.txt"],
-        vec!["logs", "create-log-group", "--log-group-name", "/payments/api"],
-        vec!["secretsmanager", "create-secret", "--name", "payments/db", "--secret-string", &secret],
-        vec!["ssm", "put-parameter", "--name", "/payments/db-url", "--type", "SecureString", "--value", &db_url],
+        vec![
+            "logs",
+            "create-log-group",
+            "--log-group-name",
+            "/payments/api",
+        ],
+        vec![
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            "payments/db",
+            "--secret-string",
+            &secret,
+        ],
+        vec![
+            "ssm",
+            "put-parameter",
+            "--name",
+            "/payments/db-url",
+            "--type",
+            "SecureString",
+            "--value",
+            &db_url,
+        ],
     ];
     for args in runs {
         let out = Command::new("aws")
@@ -89,7 +118,13 @@ struct Creds {
     token: String,
 }
 
-fn creds(rt: &tokio::runtime::Runtime, gw: &Gateway, sub: &str, groups: &[&str], level: &str) -> Creds {
+fn creds(
+    rt: &tokio::runtime::Runtime,
+    gw: &Gateway,
+    sub: &str,
+    groups: &[&str],
+    level: &str,
+) -> Creds {
     let bearer = token(sub, groups, None);
     let (s, v) = rt.block_on(get(
         gw,
@@ -110,9 +145,14 @@ fn aws(home: &Path, port: u16, c: &Creds, args: &[&str]) -> Output {
     std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").unwrap();
     Command::new("aws")
         .args(args)
-        .args(["--endpoint-url", &format!("http://127.0.0.1:{port}/aws/"), "--region", "eu-west-1"])
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{port}/aws/"),
+            "--region",
+            "eu-west-1",
+        ])
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PATH", ProcessEnv.var("PATH").unwrap_or_default())
         .env("HOME", home)
         .env("AWS_CONFIG_FILE", &config)
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
@@ -143,7 +183,14 @@ groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
 print(keys, body.strip(), groups)
 "#;
     Command::new("python3")
-        .args(["-c", script, &format!("http://127.0.0.1:{port}/aws/"), &c.id, &c.secret, &c.token])
+        .args([
+            "-c",
+            script,
+            &format!("http://127.0.0.1:{port}/aws/"),
+            &c.id,
+            &c.secret,
+            &c.token,
+        ])
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -178,7 +225,11 @@ fn wait_recorded(rt: &tokio::runtime::Runtime, gw: &Gateway, user: &str, n: usiz
         if rows.len() >= n {
             return rows;
         }
-        assert!(std::time::Instant::now() < deadline, "{} of {n} recorded: {rows:?}", rows.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} recorded: {rows:?}",
+            rows.len()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -202,7 +253,9 @@ async fn raw(
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
     let url = format!("http://127.0.0.1:{port}{path}");
-    let identity = aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "test").into();
+    let identity =
+        aws_credential_types::Credentials::new(id, secret, token.map(str::to_owned), None, "test")
+            .into();
     let mut settings = SigningSettings::default();
     if service == "s3" {
         settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
@@ -217,7 +270,13 @@ async fn raw(
         .build()
         .unwrap()
         .into();
-    let req = SignableRequest::new(method, url.as_str(), headers.iter().copied(), SignableBody::Bytes(signed)).unwrap();
+    let req = SignableRequest::new(
+        method,
+        url.as_str(),
+        headers.iter().copied(),
+        SignableBody::Bytes(signed),
+    )
+    .unwrap();
     let (instructions, _) = sign(req, &params).unwrap().into_parts();
     let mut b = crate::support::client().request(method.parse().unwrap(), &url);
     for (k, v) in headers {
@@ -244,7 +303,12 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     assert!(ana.id.starts_with("AGW"), "{}", ana.id);
 
     // Reads work, with the real CLI and boto3.
-    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &["s3", "ls", "s3://payments-reports/"],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     assert!(text(&r.stdout).contains("notes.txt"), "{}", text(&r.stdout));
     let r = boto3(port, &ana);
@@ -255,33 +319,88 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     );
 
     // Secrets come back masked.
-    let r = aws(home.path(), port, &ana, &["secretsmanager", "get-secret-value", "--secret-id", "payments/db"]);
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "payments/db",
+        ],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     let out: Value = serde_json::from_slice(&r.stdout).unwrap();
     assert_eq!(out["SecretString"], "[MASKED:secret]", "{out}");
     assert_eq!(out["Name"], "payments/db");
-    let r = aws(home.path(), port, &ana, &["ssm", "get-parameter", "--name", "/payments/db-url", "--with-decryption"]);
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &[
+            "ssm",
+            "get-parameter",
+            "--name",
+            "/payments/db-url",
+            "--with-decryption",
+        ],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
     let value = serde_json::from_slice::<Value>(&r.stdout).unwrap()["Parameter"]["Value"].clone();
-    assert_eq!(value, "postgres://app:[MASKED:password]@db.internal:5432/payments");
+    assert_eq!(
+        value,
+        "postgres://app:[MASKED:password]@db.internal:5432/payments"
+    );
 
     // Denied actions are refused as AWS refuses, even where s3:* is allowed.
-    let r = aws(home.path(), port, &ana, &["iam", "create-user", "--user-name", "mallory"]);
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &["iam", "create-user", "--user-name", "mallory"],
+    );
     assert!(!r.status.success());
-    assert!(text(&r.stderr).contains("(AccessDenied)"), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("(AccessDenied)"),
+        "{}",
+        text(&r.stderr)
+    );
     let writer = creds(&rt, &gw, "ana", &["payments"], "write");
-    let r = aws(home.path(), port, &writer, &["s3api", "delete-bucket", "--bucket", "payments-reports"]);
+    let r = aws(
+        home.path(),
+        port,
+        &writer,
+        &["s3api", "delete-bucket", "--bucket", "payments-reports"],
+    );
     assert!(!r.status.success());
     let err = text(&r.stderr);
-    assert!(err.contains("(AccessDenied)") && err.contains("s3:DeleteBucket is denied"), "{err}");
-    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
-    assert!(r.status.success(), "the bucket is still there: {}", text(&r.stderr));
+    assert!(
+        err.contains("(AccessDenied)") && err.contains("s3:DeleteBucket is denied"),
+        "{err}"
+    );
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &["s3", "ls", "s3://payments-reports/"],
+    );
+    assert!(
+        r.status.success(),
+        "the bucket is still there: {}",
+        text(&r.stderr)
+    );
 
     // Every call is recorded, masked; the trail and the logs hold no secret.
     let rows = wait_recorded(&rt, &gw, "ana", 9);
     let decisions: Vec<(&str, &str)> = rows
         .iter()
-        .map(|r| (r["action"].as_str().unwrap_or("?"), r["decision"].as_str().unwrap_or("?")))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("?"),
+                r["decision"].as_str().unwrap_or("?"),
+            )
+        })
         .collect();
     for want in [
         ("s3:ListBucket", "allowed"),
@@ -295,11 +414,16 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         assert!(decisions.contains(&want), "{want:?} in {decisions:?}");
     }
     let all = serde_json::to_string(&rows).unwrap();
-    let secret_row = rows.iter().find(|r| r["action"] == "secretsmanager:GetSecretValue").unwrap();
+    let secret_row = rows
+        .iter()
+        .find(|r| r["action"] == "secretsmanager:GetSecretValue")
+        .unwrap();
     let id = secret_row["id"].as_str().unwrap();
     let full: Value = rt.block_on(async {
         crate::support::client()
-            .get(format!("http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"))
+            .get(format!(
+                "http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"
+            ))
             .header("x-api-key", ADMIN)
             .send()
             .await
@@ -310,40 +434,145 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     });
     let full = full.to_string();
     assert!(full.contains("[MASKED:secret]"), "{full}");
-    for secret in [DB_SECRET, DB_URL_PASSWORD, &ana.secret, &ana.token, &writer.token] {
-        assert!(!all.contains(secret) && !full.contains(secret), "a recording holds a secret");
+    for secret in [
+        DB_SECRET,
+        DB_URL_PASSWORD,
+        &ana.secret,
+        &ana.token,
+        &writer.token,
+    ] {
+        assert!(
+            !all.contains(secret) && !full.contains(secret),
+            "a recording holds a secret"
+        );
     }
     gw.assert_absent(&[DB_SECRET, DB_URL_PASSWORD, &ana.secret, &ana.token]);
     let calls = gw.audit("aws.call");
     assert!(calls.len() >= 9, "{calls:?}");
-    assert!(calls.iter().all(|c| c["user"] == "ana" && c["project"] == "payments"));
+    assert!(calls
+        .iter()
+        .all(|c| c["user"] == "ana" && c["project"] == "payments"));
 
     // Forged, stale, tampered and foreign signatures are refused.
     let list = "/aws/";
-    let target = [("x-amz-target", "Logs_20140328.DescribeLogGroups"), ("content-type", "application/x-amz-json-1.1")];
-    let now = SystemTime::now();
+    let target = [
+        ("x-amz-target", "Logs_20140328.DescribeLogGroups"),
+        ("content-type", "application/x-amz-json-1.1"),
+    ];
+    let now: SystemTime = time::OffsetDateTime::now_utc().into();
     rt.block_on(async {
-        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), now, b"{}", b"{}").await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            &ana.id,
+            &ana.secret,
+            Some(&ana.token),
+            now,
+            b"{}",
+            b"{}",
+        )
+        .await;
         assert_eq!(s, 200, "a good signature passes: {body}");
-        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, "not-the-secret", Some(&ana.token), now, b"{}", b"{}").await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            &ana.id,
+            "not-the-secret",
+            Some(&ana.token),
+            now,
+            b"{}",
+            b"{}",
+        )
+        .await;
         assert_eq!(s, 403);
         assert!(body.contains("SignatureDoesNotMatch"), "{body}");
         let stale = now - Duration::from_secs(6 * 60);
-        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), stale, b"{}", b"{}").await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            &ana.id,
+            &ana.secret,
+            Some(&ana.token),
+            stale,
+            b"{}",
+            b"{}",
+        )
+        .await;
         assert_eq!(s, 403);
         assert!(body.contains("RequestTimeTooSkewed"), "{body}");
         let tampered = br#"{"logGroupNamePrefix":"/other"}"#;
-        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&ana.token), now, b"{}", tampered).await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            &ana.id,
+            &ana.secret,
+            Some(&ana.token),
+            now,
+            b"{}",
+            tampered,
+        )
+        .await;
         assert_eq!(s, 403);
         assert!(body.contains("SignatureDoesNotMatch"), "{body}");
-        let (s, body) = raw(port, "PUT", "/aws/payments-reports/x.txt", &[], "s3", &writer.id, &writer.secret, Some(&writer.token), now, b"signed", b"sent!!").await;
+        let (s, body) = raw(
+            port,
+            "PUT",
+            "/aws/payments-reports/x.txt",
+            &[],
+            "s3",
+            &writer.id,
+            &writer.secret,
+            Some(&writer.token),
+            now,
+            b"signed",
+            b"sent!!",
+        )
+        .await;
         assert_eq!(s, 400);
         assert!(body.contains("XAmzContentSHA256Mismatch"), "{body}");
         // Real AWS keys, and a gateway key without its own token, are not known here.
-        let (s, body) = raw(port, "POST", list, &target, "logs", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None, now, b"{}", b"{}").await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            None,
+            now,
+            b"{}",
+            b"{}",
+        )
+        .await;
         assert_eq!(s, 403);
         assert!(body.contains("InvalidClientTokenId"), "{body}");
-        let (s, body) = raw(port, "POST", list, &target, "logs", &ana.id, &ana.secret, Some(&writer.token), now, b"{}", b"{}").await;
+        let (s, body) = raw(
+            port,
+            "POST",
+            list,
+            &target,
+            "logs",
+            &ana.id,
+            &ana.secret,
+            Some(&writer.token),
+            now,
+            b"{}",
+            b"{}",
+        )
+        .await;
         assert_eq!(s, 403);
         assert!(body.contains("InvalidClientTokenId"), "{body}");
     });
@@ -355,20 +584,44 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     gw2.wait_healthy(Duration::from_secs(30));
     let cara = creds(&rt, &gw, "cara", &["payments"], "read");
     for p in [port, port2, port, port2, port] {
-        let r = aws(home.path(), p, &cara, &["s3", "ls", "s3://payments-reports/"]);
+        let r = aws(
+            home.path(),
+            p,
+            &cara,
+            &["s3", "ls", "s3://payments-reports/"],
+        );
         assert!(r.status.success(), "{}", text(&r.stderr));
     }
-    let r = aws(home.path(), port2, &cara, &["s3", "ls", "s3://payments-reports/"]);
+    let r = aws(
+        home.path(),
+        port2,
+        &cara,
+        &["s3", "ls", "s3://payments-reports/"],
+    );
     assert!(!r.status.success());
     assert!(text(&r.stderr).contains("SlowDown"), "{}", text(&r.stderr));
     // Reads are a tier of their own.
-    let r = aws(home.path(), port2, &cara, &["s3", "cp", "s3://payments-reports/notes.txt", "-"]);
+    let r = aws(
+        home.path(),
+        port2,
+        &cara,
+        &["s3", "cp", "s3://payments-reports/notes.txt", "-"],
+    );
     assert!(r.status.success(), "{}", text(&r.stderr));
 
     // With the gateway stopped, the credentials reach nothing.
     drop(gw2);
     drop(gw);
-    let r = aws(home.path(), port, &ana, &["s3", "ls", "s3://payments-reports/"]);
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &["s3", "ls", "s3://payments-reports/"],
+    );
     assert!(!r.status.success());
-    assert!(text(&r.stderr).contains("Could not connect"), "{}", text(&r.stderr));
+    assert!(
+        text(&r.stderr).contains("Could not connect"),
+        "{}",
+        text(&r.stderr)
+    );
 }
