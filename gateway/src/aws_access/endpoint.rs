@@ -184,9 +184,8 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     );
     let by = now + allowed.duration;
     let cached_creds = if asked.via_gateway {
-        Some(gateway_only(
-            state, broker, who, &name, &entries, &allowed, mfa, by,
-        )?)
+        let grantee = grantee(who, &name, &entries, &allowed, mfa);
+        Some(gateway_only(state, broker, grantee, by)?)
     } else {
         broker.cached(&key, now, by)
     };
@@ -232,25 +231,22 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     Ok(res)
 }
 
-/// A gateway-only credential for the proxy, ending at `by`. It carries the developer's groups
-/// that name them on the project, which the proxy checks membership with on every call.
-fn gateway_only(
-    state: &AppState,
-    broker: &super::broker::Broker,
+/// Who a gateway-only credential is for. It carries the developer's groups that name them on
+/// the project, which the proxy checks membership with on every call.
+fn grantee(
     who: &crate::auth::token::Identity,
     project: &str,
     entries: &[super::membership::Entry],
     allowed: &super::decide::Allowed,
     mfa: bool,
-    by: time::OffsetDateTime,
-) -> Result<super::credentials::Credentials, AwsError> {
+) -> Grantee {
     let groups = who
         .groups
         .iter()
         .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
         .cloned()
         .collect();
-    let grantee = Grantee {
+    Grantee {
         sub: who.sub.clone(),
         email: who.email.clone(),
         groups,
@@ -258,7 +254,16 @@ fn gateway_only(
         level: allowed.level,
         mfa,
         grant: allowed.grant.clone(),
-    };
+    }
+}
+
+/// A gateway-only credential for the proxy, for `grantee`, ending at `by`.
+fn gateway_only(
+    state: &AppState,
+    broker: &super::broker::Broker,
+    grantee: Grantee,
+    by: time::OffsetDateTime,
+) -> Result<super::credentials::Credentials, AwsError> {
     let issued = gateway_credential::issue(&broker.proxy_keys, &state.sealer, grantee, by)
         .map_err(|e| {
             tracing::warn!("gateway credential not issued: {e}");
@@ -296,6 +301,8 @@ mod tests {
             Some("project="),
             Some("project=a&project=b"),
             Some("project=a&level=admin"),
+            Some("project=a&via=nonsense"),
+            Some("project=a&via=gateway&via=gateway"),
         ] {
             assert_eq!(
                 ask(bad).unwrap_err().status_code().1,
@@ -303,6 +310,7 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert!(ask(Some("project=a&via=gateway")).unwrap().via_gateway);
         let long = format!("project={}", "a".repeat(2000));
         assert!(ask(Some(&long)).is_err());
     }
