@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::cli::ProjectLevel;
 use crate::client::Answer;
 use crate::error::Error;
 use crate::session::Signed;
@@ -37,15 +38,25 @@ fn checked(a: Answer, what: &str) -> Result<Value, Error> {
     }
 }
 
-/// `GET /v1/aws/credentials?project=…&level=…`: the container-credentials JSON.
-pub async fn credentials(s: &Signed, project: &str, write: bool) -> Result<Value, Error> {
-    let level = if write { "write" } else { "read" };
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("project", project)
-        .append_pair("level", level)
-        .finish();
-    let path = format!("/v1/aws/credentials?{query}");
-    checked(call(s, Call::Get(&path)).await?, "the credentials request")
+/// `GET /v1/aws/credentials?project=…&level=…[&via=gateway]`: the container-credentials JSON.
+pub async fn credentials(s: &Signed, target: &ProjectLevel) -> Result<Value, Error> {
+    checked(
+        call(s, Call::Get(&credentials_path(target))).await?,
+        "the credentials request",
+    )
+}
+
+/// The credentials route and query for `target`.
+fn credentials_path(target: &ProjectLevel) -> String {
+    let level = if target.write { "write" } else { "read" };
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("project", &target.project)
+        .append_pair("level", level);
+    if target.via_gateway {
+        query.append_pair("via", "gateway");
+    }
+    format!("/v1/aws/credentials?{}", query.finish())
 }
 
 /// `GET /v1/aws/status`.
@@ -68,4 +79,26 @@ pub async fn request_grant(s: &Signed, body: &Value) -> Result<Value, Error> {
 pub async fn grant(s: &Signed, id: &str) -> Result<Value, Error> {
     let path = format!("/v1/aws/grants/{id}");
     checked(call(s, Call::Get(&path)).await?, "the grant lookup")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_credentials_query_names_the_level_and_the_gateway_route_when_asked() {
+        let t = |write, via_gateway| ProjectLevel {
+            project: "pay".into(),
+            write,
+            via_gateway,
+        };
+        assert_eq!(
+            credentials_path(&t(false, false)),
+            "/v1/aws/credentials?project=pay&level=read"
+        );
+        assert_eq!(
+            credentials_path(&t(true, true)),
+            "/v1/aws/credentials?project=pay&level=write&via=gateway"
+        );
+    }
 }

@@ -40,17 +40,81 @@ fn key(line: &str) -> Option<String> {
     (!k.is_empty() && !k.starts_with(['#', ';'])).then(|| k.to_ascii_lowercase())
 }
 
-/// `text` with the profile `name` set to `settings` (in order). An existing profile keeps its
-/// other settings and comments, loses the ones in `settings` and those competing for credentials;
-/// a new profile is appended at the end. Applying it twice changes nothing more.
-pub fn upsert_profile(text: &str, name: &str, settings: &[(&str, String)]) -> String {
+/// One setting of a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Setting<'a> {
+    /// `key = value`.
+    Plain(&'a str, String),
+    /// `key =` with the indented line `sub = value` under it (the AWS config's nested settings,
+    /// like `s3` and its `addressing_style`); the other nested settings under `key` are kept.
+    Nested(&'a str, &'a str, String),
+    /// `key` removed when it holds exactly this value (a setting this program wrote earlier).
+    RemoveIf(&'a str, String),
+}
+
+impl Setting<'_> {
+    fn key(&self) -> &str {
+        match self {
+            Setting::Plain(k, _) | Setting::Nested(k, _, _) | Setting::RemoveIf(k, _) => k,
+        }
+    }
+}
+
+/// What happens to the lines of an existing setting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Drop,
+    /// The nested lines under a key that a [`Setting::Nested`] names: kept under it, but for the
+    /// sub-keys it sets.
+    Merge(usize),
+}
+
+/// The key of an indented `sub = value` line under a nested setting.
+fn sub_key(line: &str) -> Option<String> {
+    let (k, _) = line.trim().split_once('=')?;
+    Some(k.trim().to_ascii_lowercase())
+}
+
+/// The nested keys `settings` set, in their first-mention order, each with its sub-settings.
+fn nested<'s>(settings: &'s [Setting<'s>]) -> Vec<(&'s str, Vec<(&'s str, &'s str)>)> {
+    let mut out: Vec<(&str, Vec<(&str, &str)>)> = Vec::new();
+    for s in settings {
+        if let Setting::Nested(k, sub, v) = s {
+            match out.iter_mut().find(|(n, _)| n == k) {
+                Some((_, subs)) => subs.push((sub, v)),
+                None => out.push((k, vec![(sub, v)])),
+            }
+        }
+    }
+    out
+}
+
+/// `text` with the profile `name` set to `settings` (in order, nested ones after the plain).
+/// An existing profile keeps its other settings and comments, loses the ones in `settings` and
+/// those competing for credentials; a new profile is appended at the end. Applying it twice
+/// changes nothing more.
+pub fn upsert_profile(text: &str, name: &str, settings: &[Setting<'_>]) -> String {
     let nl = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let section = format!("profile {name}");
-    let ours: Vec<String> = settings
-        .iter()
-        .map(|(k, v)| format!("{k} = {v}{nl}"))
-        .collect();
+    let groups = nested(settings);
+    let mut merged: Vec<Vec<String>> = vec![Vec::new(); groups.len()];
+    let ours = |merged: &[Vec<String>]| {
+        let mut out: Vec<String> = settings
+            .iter()
+            .filter_map(|s| match s {
+                Setting::Plain(k, v) => Some(format!("{k} = {v}{nl}")),
+                _ => None,
+            })
+            .collect();
+        for ((k, subs), kept) in groups.iter().zip(merged) {
+            out.push(format!("{k} ={nl}"));
+            out.extend(subs.iter().map(|(sub, v)| format!("    {sub} = {v}{nl}")));
+            out.extend(kept.iter().cloned());
+        }
+        out
+    };
     let start = lines
         .iter()
         .position(|l| header(l).as_deref() == Some(&section));
@@ -65,7 +129,7 @@ pub fn upsert_profile(text: &str, name: &str, settings: &[(&str, String)]) -> St
             }
         }
         out.push_str(&format!("[{section}]{nl}"));
-        out.extend(ours);
+        out.extend(ours(&merged));
         return out;
     };
     let end = lines[start + 1..]
@@ -82,21 +146,47 @@ pub fn upsert_profile(text: &str, name: &str, settings: &[(&str, String)]) -> St
             break;
         }
     }
+    let fate_of = |line: &str, k: &str| {
+        if let Some(i) = groups.iter().position(|(n, _)| *n == k) {
+            return Fate::Merge(i);
+        }
+        let value = line.split_once('=').map_or("", |(_, v)| v.trim());
+        let drop = COMPETING.contains(&k)
+            || settings.iter().any(|s| match s {
+                Setting::RemoveIf(_, v) => s.key() == k && v == value,
+                _ => s.key() == k,
+            });
+        if drop {
+            Fate::Drop
+        } else {
+            Fate::Keep
+        }
+    };
     let mut kept = Vec::new();
-    let mut dropping = false;
+    let mut fate = Fate::Keep;
     for line in &lines[start + 1..body_end] {
         if let Some(k) = key(line) {
-            dropping = settings.iter().any(|(s, _)| *s == k) || COMPETING.contains(&k.as_str());
+            fate = fate_of(line, &k);
+            if fate != Fate::Keep {
+                continue;
+            }
         } else if !line.starts_with([' ', '\t']) {
-            dropping = false;
+            fate = Fate::Keep;
         }
-        if !dropping {
-            kept.push(line.to_string());
+        let mut line = line.to_string();
+        if !line.ends_with('\n') {
+            line.push_str(nl);
         }
-    }
-    if let Some(last) = kept.last_mut() {
-        if !last.ends_with('\n') {
-            last.push_str(nl);
+        match fate {
+            Fate::Keep => kept.push(line),
+            Fate::Drop => {}
+            Fate::Merge(i) => {
+                let ours =
+                    sub_key(&line).is_some_and(|sub| groups[i].1.iter().any(|(s, _)| *s == sub));
+                if !ours {
+                    merged[i].push(line);
+                }
+            }
         }
     }
     let mut out: String = lines[..start].concat();
@@ -105,7 +195,7 @@ pub fn upsert_profile(text: &str, name: &str, settings: &[(&str, String)]) -> St
     if !head.ends_with('\n') {
         out.push_str(nl);
     }
-    out.extend(ours);
+    out.extend(ours(&merged));
     out.extend(kept);
     let rest = lines[body_end..].concat();
     out.push_str(&rest);
@@ -131,10 +221,10 @@ pub fn profile_value(text: &str, name: &str, wanted: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn set(cp: &str) -> Vec<(&'static str, String)> {
+    fn set(cp: &str) -> Vec<Setting<'static>> {
         vec![
-            ("credential_process", cp.to_owned()),
-            ("region", "eu-west-1".into()),
+            Setting::Plain("credential_process", cp.to_owned()),
+            Setting::Plain("region", "eu-west-1".into()),
         ]
     }
 
@@ -216,5 +306,59 @@ mod tests {
             out,
             "[profile claude-pay-write]\r\nregion = a\r\n\r\n[profile claude-pay]\r\ncredential_process = c\r\nregion = eu-west-1\r\n"
         );
+    }
+
+    fn via_gateway(cp: &str) -> Vec<Setting<'static>> {
+        let mut s = set(cp);
+        s.push(Setting::Plain("endpoint_url", "https://gw/aws/".into()));
+        s.push(Setting::Nested("s3", "addressing_style", "path".into()));
+        s
+    }
+
+    #[test]
+    fn a_nested_setting_is_written_in_the_aws_config_syntax() {
+        assert_eq!(
+            upsert_profile("", "p", &via_gateway("c")),
+            "[profile p]\ncredential_process = c\nregion = eu-west-1\nendpoint_url = https://gw/aws/\ns3 =\n    addressing_style = path\n"
+        );
+    }
+
+    #[test]
+    fn a_nested_setting_replaces_only_its_own_sub_key() {
+        let text = "[profile p]\noutput = json\ns3 =\n  max_concurrent_requests = 4\n  addressing_style = virtual\nendpoint_url = https://elsewhere/\ncli_pager =\n[profile q]\nendpoint_url = x\n";
+        let out = upsert_profile(text, "p", &via_gateway("c"));
+        assert_eq!(
+            out,
+            "[profile p]\ncredential_process = c\nregion = eu-west-1\nendpoint_url = https://gw/aws/\ns3 =\n    addressing_style = path\n  max_concurrent_requests = 4\noutput = json\ncli_pager =\n[profile q]\nendpoint_url = x\n"
+        );
+        assert_eq!(upsert_profile(&out, "p", &via_gateway("c")), out);
+        // Without a trailing newline, the last nested line still ends its line.
+        let out = upsert_profile(
+            "[profile p]\ns3 =\n  max_concurrent_requests = 4",
+            "p",
+            &via_gateway("c"),
+        );
+        assert!(
+            out.ends_with("    addressing_style = path\n  max_concurrent_requests = 4\n"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn remove_if_drops_only_the_value_this_program_wrote() {
+        let mut settings = set("c");
+        settings.push(Setting::RemoveIf("endpoint_url", "https://gw/aws/".into()));
+        let ours = upsert_profile(
+            "[profile p]\nendpoint_url = https://gw/aws/\noutput = json\n",
+            "p",
+            &settings,
+        );
+        assert_eq!(
+            ours,
+            "[profile p]\ncredential_process = c\nregion = eu-west-1\noutput = json\n"
+        );
+        let theirs = "[profile p]\nendpoint_url = http://localhost:4566\n";
+        assert!(upsert_profile(theirs, "p", &settings)
+            .contains("endpoint_url = http://localhost:4566\n"));
     }
 }

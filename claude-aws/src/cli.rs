@@ -53,7 +53,8 @@ stderr carries one line `Open <URL> and confirm the code <CODE>`."
     /// Print a project's AWS credentials as `credential_process` JSON (for the AWS CLI and SDKs).
     #[command(
         after_help = "Examples:\n  claude-aws credentials --project payments\n  \
-claude-aws credentials --project payments --write\n\n\
+claude-aws credentials --project payments --write\n  \
+claude-aws credentials --project payments --via-gateway\n\n\
 Usually run by the AWS CLI through a profile: see `claude-aws configure`."
     )]
     Credentials(ProjectLevel),
@@ -63,6 +64,8 @@ Usually run by the AWS CLI through a profile: see `claude-aws configure`."
         after_help = "Examples:\n  claude-aws configure --project payments\n      \
 # [profile claude-payments], region from the project\n  \
 claude-aws configure --project payments --write --profile pay-admin --region eu-west-1\n  \
+claude-aws configure --project payments --via-gateway\n      \
+# calls go through the gateway: endpoint_url <gateway>/aws/, path-style S3\n  \
 aws s3 ls --profile claude-payments"
     )]
     Configure {
@@ -79,10 +82,13 @@ aws s3 ls --profile claude-payments"
     /// Run a command with a project's credentials in its environment.
     #[command(
         after_help = "Examples:\n  claude-aws exec --project payments -- aws s3 ls\n  \
-claude-aws exec --project payments --write -- terraform apply\n\n\
+claude-aws exec --project payments --write -- terraform apply\n  \
+claude-aws exec --project payments --via-gateway -- aws logs describe-log-groups\n\n\
 Sets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and AWS_CREDENTIAL_EXPIRATION,\n\
 removes AWS_PROFILE and the other settings that could override them, and exits with the\n\
-command's exit code."
+command's exit code. With --via-gateway it also sets AWS_ENDPOINT_URL=<gateway>/aws/ (and\n\
+removes AWS_ENDPOINT_URL_<SERVICE> and AWS_IGNORE_CONFIGURED_ENDPOINT_URLS); S3 clients also\n\
+need path-style addressing, which no environment variable sets: use `configure` for S3."
     )]
     Exec {
         #[command(flatten)]
@@ -135,6 +141,10 @@ pub struct ProjectLevel {
     /// Write access (needs an approved request unless the project approves automatically).
     #[arg(long)]
     pub write: bool,
+    /// Gateway-only credentials: every AWS call goes through the gateway (`<gateway>/aws/`),
+    /// which checks it, holds risky ones for approval and records it.
+    #[arg(long)]
+    pub via_gateway: bool,
 }
 
 /// Project names: letters, digits, `.`, `_`, `-`; safe in a URL and a config line.

@@ -48,6 +48,12 @@ pub fn gateway_url(input: &str) -> Result<String, Error> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// The AWS endpoint of the gateway at `base` (checked, no trailing slash): `<base>/aws/`, where
+/// it takes AWS calls signed with its gateway-only credentials.
+pub fn proxy_endpoint(base: &str) -> String {
+    format!("{base}/aws/")
+}
+
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

@@ -1,5 +1,7 @@
 //! `claude-aws configure`: a profile in the AWS CLI's config whose `credential_process` is this
 //! binary, so `aws --profile claude-<project> …` and every SDK get credentials from the gateway.
+//! With `--via-gateway` the profile also sends every call to the gateway (`endpoint_url`), with
+//! S3 in path style (a bucket name cannot be a subdomain of the gateway's address).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,10 +9,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::api;
-use crate::aws_config::upsert_profile;
+use crate::aws_config::{upsert_profile, Setting};
+use crate::cli::ProjectLevel;
+use crate::client::proxy_endpoint;
 use crate::env::Env;
 use crate::error::{printable, Error};
-use crate::session::Signed;
+use crate::session::{gateway_address, Signed};
 use crate::store::{private_dir, write_atomically};
 
 /// The default profile name: `claude-<project>`, `claude-<project>-write` for write.
@@ -24,7 +28,7 @@ pub fn profile_name(project: &str, write: bool) -> String {
 
 /// The `credential_process` command line: this binary's absolute path (quoted when it has
 /// spaces) and the `credentials` arguments.
-pub fn command_line(exe: &Path, project: &str, write: bool) -> Result<String, Error> {
+pub fn command_line(exe: &Path, target: &ProjectLevel) -> Result<String, Error> {
     let path = exe.to_str().ok_or_else(|| {
         Error::Failed("this program's path is not valid UTF-8; move it to a plainer path".into())
     })?;
@@ -39,9 +43,12 @@ pub fn command_line(exe: &Path, project: &str, write: bool) -> Result<String, Er
     } else {
         path.to_owned()
     };
-    let mut line = format!("{path} credentials --project {project}");
-    if write {
+    let mut line = format!("{path} credentials --project {}", target.project);
+    if target.write {
         line.push_str(" --write");
+    }
+    if target.via_gateway {
+        line.push_str(" --via-gateway");
     }
     Ok(line)
 }
@@ -49,10 +56,8 @@ pub fn command_line(exe: &Path, project: &str, write: bool) -> Result<String, Er
 /// Options of `configure`.
 #[derive(Debug)]
 pub struct Options<'a> {
-    /// The project.
-    pub project: &'a str,
-    /// Write level.
-    pub write: bool,
+    /// The project, level and route.
+    pub target: &'a ProjectLevel,
     /// Profile name, else the default.
     pub profile: Option<&'a str>,
     /// Region, else the project's first.
@@ -64,17 +69,15 @@ pub async fn run(env: &Env, gateway: Option<&str>, o: Options<'_>) -> Result<(),
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Error::Failed(format!("could not find this program's own path: {e}")))?;
+    let t = o.target;
     let name = o
         .profile
         .map(str::to_owned)
-        .unwrap_or_else(|| profile_name(o.project, o.write));
-    let mut settings = vec![(
-        "credential_process",
-        command_line(&exe, o.project, o.write)?,
-    )];
+        .unwrap_or_else(|| profile_name(&t.project, t.write));
+    let mut settings = vec![Setting::Plain("credential_process", command_line(&exe, t)?)];
     let region = match o.region {
         Some(r) => Some(r.to_owned()),
-        None => match first_region(env, gateway, o.project).await {
+        None => match first_region(env, gateway, &t.project).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("No region set: the project's regions could not be read ({e}).");
@@ -83,8 +86,9 @@ pub async fn run(env: &Env, gateway: Option<&str>, o: Options<'_>) -> Result<(),
         },
     };
     if let Some(r) = &region {
-        settings.push(("region", r.clone()));
+        settings.push(Setting::Plain("region", r.clone()));
     }
+    settings.extend(route(t.via_gateway, gateway_address(env, gateway))?);
     let file = env.aws_config_file()?;
     let target = resolve(&file);
     let (text, mode) = match fs::read(&target) {
@@ -122,8 +126,33 @@ pub async fn run(env: &Env, gateway: Option<&str>, o: Options<'_>) -> Result<(),
         target.display(),
         region.map(|r| format!(" (region {r})")).unwrap_or_default()
     );
-    eprintln!("Try: aws sts get-caller-identity --profile {name}");
+    if t.via_gateway {
+        eprintln!("Its AWS calls go through the gateway. Try: aws s3 ls --profile {name}");
+    } else {
+        eprintln!("Try: aws sts get-caller-identity --profile {name}");
+    }
     Ok(())
+}
+
+/// The profile's route settings. Through the gateway: its AWS endpoint and path-style S3 (the
+/// gateway's address is needed). Straight to AWS: a gateway endpoint written by an earlier
+/// `--via-gateway` is removed (when the gateway's address is known), any other one kept.
+fn route(
+    via_gateway: bool,
+    gateway: Result<String, Error>,
+) -> Result<Vec<Setting<'static>>, Error> {
+    if via_gateway {
+        let endpoint = proxy_endpoint(&gateway?);
+        return Ok(vec![
+            Setting::Plain("endpoint_url", endpoint),
+            Setting::Nested("s3", "addressing_style", "path".into()),
+        ]);
+    }
+    Ok(gateway
+        .ok()
+        .map(|g| Setting::RemoveIf("endpoint_url", proxy_endpoint(&g)))
+        .into_iter()
+        .collect())
 }
 
 /// The file a symlinked config points at (edited in place there, the link kept).
@@ -182,15 +211,46 @@ mod tests {
     fn profile_names_and_command_lines() {
         assert_eq!(profile_name("pay", false), "claude-pay");
         assert_eq!(profile_name("pay", true), "claude-pay-write");
+        let t = |write, via_gateway| ProjectLevel {
+            project: "pay".into(),
+            write,
+            via_gateway,
+        };
         assert_eq!(
-            command_line(Path::new("/usr/local/bin/claude-aws"), "pay", false).unwrap(),
+            command_line(Path::new("/usr/local/bin/claude-aws"), &t(false, false)).unwrap(),
             "/usr/local/bin/claude-aws credentials --project pay"
         );
         assert_eq!(
-            command_line(Path::new("/Users/a b/bin/claude-aws"), "pay", true).unwrap(),
+            command_line(Path::new("/Users/a b/bin/claude-aws"), &t(true, false)).unwrap(),
             "\"/Users/a b/bin/claude-aws\" credentials --project pay --write"
         );
-        assert!(command_line(Path::new("/x\"y/claude-aws"), "pay", false).is_err());
+        assert_eq!(
+            command_line(Path::new("/bin/claude-aws"), &t(true, true)).unwrap(),
+            "/bin/claude-aws credentials --project pay --write --via-gateway"
+        );
+        assert!(command_line(Path::new("/x\"y/claude-aws"), &t(false, false)).is_err());
+    }
+
+    #[test]
+    fn the_route_settings_follow_the_mode() {
+        let gw = || Ok::<_, Error>("https://gw.example.com".to_owned());
+        assert_eq!(
+            route(true, gw()).unwrap(),
+            [
+                Setting::Plain("endpoint_url", "https://gw.example.com/aws/".into()),
+                Setting::Nested("s3", "addressing_style", "path".into()),
+            ]
+        );
+        assert_eq!(
+            route(false, gw()).unwrap(),
+            [Setting::RemoveIf(
+                "endpoint_url",
+                "https://gw.example.com/aws/".into()
+            )]
+        );
+        let unknown = || Err(Error::not_signed_in("not signed in"));
+        assert!(route(false, unknown()).unwrap().is_empty());
+        assert!(route(true, unknown()).is_err());
     }
 
     #[test]

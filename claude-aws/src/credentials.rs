@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::api;
+use crate::cli::ProjectLevel;
 use crate::error::Error;
 use crate::session::Signed;
 
@@ -14,13 +15,13 @@ pub struct ProcessCredentials {
     /// Always 1.
     #[serde(rename = "Version")]
     pub version: u8,
-    /// `ASIA…`.
+    /// `ASIA…` (STS), or `AGW…` (gateway-only).
     #[serde(rename = "AccessKeyId")]
     pub access_key_id: String,
     /// The secret key.
     #[serde(rename = "SecretAccessKey")]
     pub secret_access_key: String,
-    /// The STS session token.
+    /// The STS session token, or the gateway's sealed session.
     #[serde(rename = "SessionToken")]
     pub session_token: String,
     /// RFC 3339, UTC.
@@ -78,9 +79,9 @@ impl ProcessCredentials {
     }
 }
 
-/// Fetches the credentials for `project`.
-pub async fn fetch(s: &Signed, project: &str, write: bool) -> Result<ProcessCredentials, Error> {
-    ProcessCredentials::from_gateway(&api::credentials(s, project, write).await?)
+/// Fetches the credentials for `target` (its project, level and route).
+pub async fn fetch(s: &Signed, target: &ProjectLevel) -> Result<ProcessCredentials, Error> {
+    ProcessCredentials::from_gateway(&api::credentials(s, target).await?)
 }
 
 #[cfg(test)]

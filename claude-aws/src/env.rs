@@ -16,27 +16,49 @@ pub const VARS: [&str; 6] = [
     "AWS_CONFIG_FILE",
 ];
 
+/// The prefix of the AWS SDKs' per-service endpoint variables (`AWS_ENDPOINT_URL_S3`, …), which
+/// win over `AWS_ENDPOINT_URL`.
+pub const SERVICE_ENDPOINT_PREFIX: &str = "AWS_ENDPOINT_URL_";
+
 /// The environment, as read at start.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// The names of the per-service endpoint variables set (values not kept).
+    service_endpoints: Vec<String>,
 }
 
 impl Env {
     /// The process environment (only [`VARS`], and only non-empty values).
     #[allow(clippy::disallowed_methods)] // this is the one place that reads the process environment
     pub fn process() -> Env {
-        Env::from_pairs(
+        let mut env = Env::from_pairs(
             VARS.iter()
                 .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))),
-        )
+        );
+        env.service_endpoints = std::env::vars_os()
+            .filter_map(|(k, _)| k.into_string().ok())
+            .filter(|k| k.starts_with(SERVICE_ENDPOINT_PREFIX))
+            .collect();
+        env
     }
 
     /// An environment from pairs (for tests).
     pub fn from_pairs(pairs: impl IntoIterator<Item = (String, String)>) -> Env {
+        let pairs: Vec<(String, String)> = pairs.into_iter().collect();
         Env {
+            service_endpoints: pairs
+                .iter()
+                .filter(|(k, _)| k.starts_with(SERVICE_ENDPOINT_PREFIX))
+                .map(|(k, _)| k.clone())
+                .collect(),
             vars: pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect(),
         }
+    }
+
+    /// The per-service endpoint variables that are set (`AWS_ENDPOINT_URL_S3`, …).
+    pub fn service_endpoints(&self) -> &[String] {
+        &self.service_endpoints
     }
 
     /// One variable.

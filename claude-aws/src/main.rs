@@ -68,7 +68,7 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
         Command::Logout => login::logout(&env)?,
         Command::Credentials(t) => {
             let s = Signed::open(&env, gateway)?;
-            let c = credentials::fetch(&s, &t.project, t.write).await?;
+            let c = credentials::fetch(&s, &t).await?;
             out::line(&c.to_json()?)?;
         }
         Command::Configure {
@@ -77,8 +77,7 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
             region,
         } => {
             let o = configure::Options {
-                project: &target.project,
-                write: target.write,
+                target: &target,
                 profile: profile.as_deref(),
                 region: region.as_deref(),
             };
@@ -86,11 +85,20 @@ async fn run(cli: Cli, env: Env) -> Result<u8, Error> {
         }
         Command::Exec { target, command } => {
             let s = Signed::open(&env, gateway)?;
-            let c = credentials::fetch(&s, &target.project, target.write).await?;
+            let c = credentials::fetch(&s, &target).await?;
             let Some((program, args)) = command.split_first() else {
                 return Err(Error::Usage("give the command to run after --".into()));
             };
-            return exec::run(program, args, &c).await;
+            let endpoint = client::proxy_endpoint(s.gateway.base());
+            let route = if target.via_gateway {
+                exec::Route::Gateway {
+                    endpoint: &endpoint,
+                    service_endpoints: env.service_endpoints(),
+                }
+            } else {
+                exec::Route::Aws
+            };
+            return exec::run(program, args, &c, route).await;
         }
         Command::Request {
             project,

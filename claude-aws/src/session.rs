@@ -43,6 +43,12 @@ pub fn resolve_gateway(flag: Option<&str>, stored: Option<&Session>) -> Result<S
     }
 }
 
+/// The gateway's address, signed in or not: `flag`, else the stored session's.
+pub fn gateway_address(env: &Env, flag: Option<&str>) -> Result<String, Error> {
+    let stored = Store::open(env)?.load()?;
+    resolve_gateway(flag, stored.as_ref())
+}
+
 impl Signed {
     /// The session for `flag`'s gateway (or the stored one's).
     pub fn open(env: &Env, flag: Option<&str>) -> Result<Signed, Error> {

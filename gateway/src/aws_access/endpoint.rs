@@ -13,7 +13,7 @@ use http::{header, HeaderValue};
 use serde_json::json;
 use time::Duration;
 
-use super::assume::Developer as StsDeveloper;
+use super::assume::{self, Developer as StsDeveloper};
 use super::decide::{decide, Asker, Request};
 use super::developer::Developer;
 use super::gateway_credential::{self, Grantee};
@@ -184,23 +184,7 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     );
     let by = now + allowed.duration;
     let cached_creds = if asked.via_gateway {
-        // The session carries the developer's groups that name them on the project, which the
-        // proxy checks membership with on every call.
-        let groups = who
-            .groups
-            .iter()
-            .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
-            .cloned()
-            .collect();
-        let grantee = Grantee {
-            sub: who.sub.clone(),
-            email: who.email.clone(),
-            groups,
-            project: name.clone(),
-            level: allowed.level,
-            mfa,
-            grant: allowed.grant.clone(),
-        };
+        let grantee = grantee(who, &name, &entries, &allowed, mfa);
         Some(gateway_only(state, broker, grantee, by)?)
     } else {
         broker.cached(&key, now, by)
@@ -213,16 +197,19 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
                 email: who.email.as_deref(),
                 mfa,
             };
-            let c = broker
-                .mint(
-                    project,
-                    key,
-                    sts_dev,
-                    allowed.grant.as_deref(),
-                    allowed.duration,
-                    now,
-                )
-                .await?;
+            let req = assume::request(
+                project,
+                level,
+                sts_dev,
+                allowed.grant.as_deref(),
+                allowed.duration,
+            )
+            .map_err(|e| AwsError::PolicyTooLarge {
+                project: name.clone(),
+                detail: e.to_string(),
+            })?;
+            let c = broker.minter.assume(&name, &req).await?;
+            broker.keep(key, c.clone(), now);
             (c, false)
         }
     };
@@ -244,15 +231,41 @@ async fn issue(state: &AppState, dev: &Developer, asked: &Ask) -> Result<Respons
     Ok(res)
 }
 
-/// A gateway-only credential for the proxy: `who`'s session, sealed, ending at `by`.
+/// Who a gateway-only credential is for. It carries the developer's groups that name them on
+/// the project, which the proxy checks membership with on every call.
+fn grantee(
+    who: &crate::auth::token::Identity,
+    project: &str,
+    entries: &[super::membership::Entry],
+    allowed: &super::decide::Allowed,
+    mfa: bool,
+) -> Grantee {
+    let groups = who
+        .groups
+        .iter()
+        .filter(|g| entries.iter().any(|e| e.groups.contains(g)))
+        .cloned()
+        .collect();
+    Grantee {
+        sub: who.sub.clone(),
+        email: who.email.clone(),
+        groups,
+        project: project.to_owned(),
+        level: allowed.level,
+        mfa,
+        grant: allowed.grant.clone(),
+    }
+}
+
+/// A gateway-only credential for the proxy, for `grantee`, ending at `by`.
 fn gateway_only(
     state: &AppState,
     broker: &super::broker::Broker,
-    who: Grantee,
+    grantee: Grantee,
     by: time::OffsetDateTime,
 ) -> Result<super::credentials::Credentials, AwsError> {
-    let issued =
-        gateway_credential::issue(&broker.proxy_keys, &state.sealer, who, by).map_err(|e| {
+    let issued = gateway_credential::issue(&broker.proxy_keys, &state.sealer, grantee, by)
+        .map_err(|e| {
             tracing::warn!("gateway credential not issued: {e}");
             AwsError::Unavailable
         })?;
@@ -288,6 +301,8 @@ mod tests {
             Some("project="),
             Some("project=a&project=b"),
             Some("project=a&level=admin"),
+            Some("project=a&via=nonsense"),
+            Some("project=a&via=gateway&via=gateway"),
         ] {
             assert_eq!(
                 ask(bad).unwrap_err().status_code().1,
@@ -295,6 +310,7 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert!(ask(Some("project=a&via=gateway")).unwrap().via_gateway);
         let long = format!("project={}", "a".repeat(2000));
         assert!(ask(Some(&long)).is_err());
     }

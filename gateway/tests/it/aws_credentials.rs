@@ -310,3 +310,168 @@ fn an_aws_sdk_reads_the_endpoint_as_container_credentials() {
         "one credential serves both clients: {issued:?}"
     );
 }
+
+/// `aws_access` with the proxy section `proxy` (a YAML flow mapping) under it.
+pub(crate) fn aws_access_with_proxy(sts: &str, proxy: &str) -> String {
+    format!("{}  proxy: {proxy}\n", aws_access(sts))
+}
+
+/// Gateway-only credentials (`via=gateway`): an `AGW…` key AWS does not know, a 40-character
+/// secret and a sealed session, issued fresh each time and never mixed with the STS cache, which
+/// works as before next to them; the audit line says `"via":"gateway"` and holds no secret. A
+/// write through the gateway needs no grant while every write call is held for approval
+/// (`risk.writes`, the default) and needs one again when it is not; and without a proxy section
+/// the gateway route is not configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_only_credentials_carry_a_gateway_key_and_stay_apart_from_sts() {
+    let (moto, gw, no_proxy, writes_off) = tokio::task::spawn_blocking(|| {
+        let moto = Moto::start();
+        let start = |extra: String| {
+            let url = shared().new_db();
+            Gateway::start(|port| config(port, &url, &extra), &ENV)
+        };
+        let gw = start(aws_access_with_proxy(&moto.url, "{}"));
+        let no_proxy = start(aws_access(&moto.url));
+        let writes_off = start(aws_access_with_proxy(&moto.url, "{risk: {writes: false}}"));
+        (moto, gw, no_proxy, writes_off)
+    })
+    .await
+    .unwrap();
+    let ana = token("ana", &["payments"], None);
+
+    // STS as before, next to the proxy section.
+    let (s, sts) = get(&gw, Some(&ana), "project=payments").await;
+    assert_eq!(s, 200, "{sts}");
+    let sts_key = sts["AccessKeyId"].as_str().unwrap().to_owned();
+    assert!(sts_key.starts_with("ASIA"), "{sts}");
+
+    let (s, via) = get(&gw, Some(&ana), "project=payments&via=gateway").await;
+    assert_eq!(s, 200, "{via}");
+    let key = via["AccessKeyId"].as_str().unwrap().to_owned();
+    let rest = key.strip_prefix("AGW").unwrap_or_else(|| panic!("{via}"));
+    assert_eq!(rest.len(), 17, "{key}");
+    assert!(
+        rest.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b)),
+        "{key}"
+    );
+    let secret = via["SecretAccessKey"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 40, "{via}");
+    let sealed = via["Token"].as_str().unwrap().to_owned();
+    assert!(sealed.len() > 20, "{via}");
+    assert_ne!(sealed, sts["Token"].as_str().unwrap());
+    let expires = time::OffsetDateTime::parse(
+        via["Expiration"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let left = expires - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::minutes(55) && left <= time::Duration::hours(1),
+        "{left}"
+    );
+
+    // Each one is its own session; the STS cache still answers the STS key.
+    let (_, again) = get(&gw, Some(&ana), "project=payments&via=gateway").await;
+    assert_ne!(again["AccessKeyId"], key.as_str());
+    assert!(again["AccessKeyId"].as_str().unwrap().starts_with("AGW"));
+    let (_, sts_again) = get(&gw, Some(&ana), "project=payments").await;
+    assert_eq!(sts_again["AccessKeyId"], sts_key.as_str());
+
+    // Write on payments (prod, write_approval: required) with no grant: through the gateway,
+    // with every write call held, it is issued (prod still asks for a sign-in with MFA).
+    let (s, body) = get(&gw, Some(&ana), "project=payments&level=write&via=gateway").await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("mfa_needed")),
+        "{body}"
+    );
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ana_mfa = token("ana", &["payments"], Some(now));
+    let (s, write) = get(
+        &gw,
+        Some(&ana_mfa),
+        "project=payments&level=write&via=gateway",
+    )
+    .await;
+    assert_eq!(s, 200, "{write}");
+    assert!(write["AccessKeyId"].as_str().unwrap().starts_with("AGW"));
+    // Straight from STS, the same write still needs an approved request.
+    let (s, body) = get(&gw, Some(&ana_mfa), "project=payments&level=write").await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("write_not_approved")),
+        "{body}"
+    );
+    // An outsider gets nothing through the gateway either.
+    let bob = token("bob", &["frontend"], None);
+    let (s, body) = get(&gw, Some(&bob), "project=payments&via=gateway").await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("not_member")),
+        "{body}"
+    );
+
+    let (s, body) = get(&gw, Some(&ana), "project=payments&via=nonsense").await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (400, Some("bad_request")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("via"), "{body}");
+
+    let issued = gw.audit("aws.credentials");
+    let via_of: Vec<(&str, &str)> = issued
+        .iter()
+        .map(|e| (e["via"].as_str().unwrap(), e["level"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        via_of,
+        [
+            ("sts", "read"),
+            ("gateway", "read"),
+            ("gateway", "read"),
+            ("sts", "read"),
+            ("gateway", "write")
+        ]
+    );
+    assert_eq!(issued[1]["access_key_id"], key.as_str());
+    assert_eq!(issued[1]["cached"], false);
+    assert_eq!(issued[1]["project"], "payments");
+    assert_eq!(issued[4]["grant"], Value::Null);
+    assert_eq!(issued[4]["mfa"], true);
+    let line = issued[1].to_string();
+    assert!(!line.contains(&secret) && !line.contains(&sealed), "{line}");
+    let write_secret = write["SecretAccessKey"].as_str().unwrap();
+    let write_token = write["Token"].as_str().unwrap();
+    gw.assert_absent(&[&secret, &sealed, write_secret, write_token]);
+
+    // No proxy section: the gateway route is not configured; STS is unchanged.
+    let (s, body) = get(&no_proxy, Some(&ana), "project=payments&via=gateway").await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (404, Some("not_configured")),
+        "{body}"
+    );
+    let (s, body) = get(&no_proxy, Some(&ana), "project=payments").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["AccessKeyId"].as_str().unwrap().starts_with("ASIA"));
+
+    // With write calls not held (`risk.writes: false`), write through the gateway needs an
+    // approved request again.
+    let (s, body) = get(
+        &writes_off,
+        Some(&ana_mfa),
+        "project=payments&level=write&via=gateway",
+    )
+    .await;
+    assert_eq!(
+        (s, body["code"].as_str()),
+        (403, Some("write_not_approved")),
+        "{body}"
+    );
+    let (s, body) = get(&writes_off, Some(&ana), "project=payments&via=gateway").await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["AccessKeyId"].as_str().unwrap().starts_with("AGW"));
+    drop(moto);
+}

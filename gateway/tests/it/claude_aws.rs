@@ -1,6 +1,7 @@
 //! The developer's CLI, `claude-aws`, against the real gateway and the real test IdP: the device
 //! sign-in as a developer does it (the line it prints, the browser step played by the IdP
 //! harness), the session it keeps, its refresh through the gateway, and the end of a sign-in.
+//! And its `--via-gateway` mode as the real `aws` CLI and boto3 read it.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -144,4 +145,182 @@ fn claude_aws_signs_in_with_the_device_grant_and_refreshes_through_the_gateway()
     let r = cli(&dir, &["logout"]).output().unwrap();
     assert_eq!(r.status.code(), Some(0));
     assert!(!dir.join("session.json").exists());
+}
+
+/// `claude-aws` (or another program) on a laptop whose home is `home`: its own AWS config file,
+/// the CLI's session folder, the PATH, and no AWS credential.
+fn on_laptop(home: &Path, program: &Path) -> Command {
+    use claude_gateway::config::{Env, ProcessEnv};
+    let mut c = Command::new(program);
+    c.env_clear()
+        .env("PATH", ProcessEnv.var("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("CLAUDE_AWS_CONFIG_DIR", home.join("claude-aws"))
+        .env("AWS_CONFIG_FILE", home.join(".aws/config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null());
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The URL boto3 would send `list_objects_v2(Bucket=reports)` to (stopped before sending), the
+/// credentials it holds and the endpoint of its Logs client, one per line.
+const BOTO3_PROBE: &str = "import boto3, sys\n\
+s = boto3.Session(profile_name=sys.argv[1]) if len(sys.argv) > 1 else boto3.Session()\n\
+c = s.get_credentials().get_frozen_credentials()\n\
+print(c.access_key, len(c.secret_key), bool(c.token))\n\
+print(s.client('logs', region_name='eu-west-1').meta.endpoint_url)\n\
+s3 = s.client('s3', region_name='eu-west-1')\n\
+def stop(request, **kw):\n    print(request.url)\n    raise SystemExit(0)\n\
+s3.meta.events.register('before-send.s3', stop)\n\
+s3.list_objects_v2(Bucket='reports')\n";
+
+/// `--via-gateway` end to end on the developer's side: `configure` writes a profile that the real
+/// `aws` CLI reads (the gateway's `/aws/` endpoint, path-style S3, the project's region) without
+/// touching the rest of the file; boto3 runs its `credential_process` and takes the gateway-only
+/// credential; `credentials` prints it; `exec` points the command's SDK at the gateway and
+/// removes a per-service endpoint that would go around it. Going back to STS removes the
+/// gateway endpoint again.
+#[test]
+fn claude_aws_via_gateway_writes_a_profile_the_aws_cli_reads_and_hands_out_gateway_keys() {
+    use crate::aws_credentials::{aws_access_with_proxy, token};
+    use crate::support::gateway::{config, Gateway};
+    use crate::support::moto::ENV;
+    use crate::support::pg::shared;
+
+    let url = shared().new_db();
+    let extra = aws_access_with_proxy("http://127.0.0.1:9", "{}");
+    let gw = Gateway::start(|port| config(port, &url, &extra), &ENV);
+    let base = format!("http://127.0.0.1:{}", gw.port);
+    let endpoint = format!("{base}/aws/");
+
+    // Ana is signed in (the session as `login` leaves it) and has a config of her own.
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    std::fs::create_dir_all(home.join("claude-aws")).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let session = serde_json::json!({"gateway": base, "access_token": token("ana", &["payments"], None),
+        "access_expires_at": now + 3600, "refresh_token": null});
+    std::fs::write(home.join("claude-aws/session.json"), session.to_string()).unwrap();
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let mine = "# mine\n[default]\nregion = us-east-1\n\n[profile claude-payments]\noutput = json\nendpoint_url = https://old.example.com\n\n[profile work]\nregion = us-west-2\n";
+    std::fs::write(home.join(".aws/config"), mine).unwrap();
+    let claude_aws = |args: &[&str]| {
+        on_laptop(home, &claude_aws_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let aws_get = |key: &str, profile: &str| {
+        let r = on_laptop(home, Path::new("aws"))
+            .args(["configure", "get", key, "--profile", profile])
+            .output()
+            .unwrap();
+        text(&r.stdout).trim().to_owned()
+    };
+
+    let r = claude_aws(&["configure", "--project", "payments", "--via-gateway"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let written = std::fs::read_to_string(home.join(".aws/config")).unwrap();
+    assert!(
+        written.starts_with("# mine\n[default]\nregion = us-east-1\n\n[profile claude-payments]\n"),
+        "{written}"
+    );
+    assert!(
+        written.ends_with("\n[profile work]\nregion = us-west-2\n"),
+        "{written}"
+    );
+    assert!(
+        written.contains(" credentials --project payments --via-gateway\n"),
+        "{written}"
+    );
+    assert!(!written.contains("old.example.com"), "{written}");
+    assert_eq!(aws_get("endpoint_url", "claude-payments"), endpoint);
+    assert_eq!(aws_get("s3.addressing_style", "claude-payments"), "path");
+    assert_eq!(aws_get("region", "claude-payments"), "eu-west-1");
+    assert_eq!(aws_get("output", "claude-payments"), "json");
+    assert_eq!(aws_get("region", "work"), "us-west-2");
+    // Again: nothing changes.
+    let r = claude_aws(&["configure", "--project", "payments", "--via-gateway"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(
+        std::fs::read_to_string(home.join(".aws/config")).unwrap(),
+        written
+    );
+
+    // boto3 runs the profile's credential_process: a gateway-only credential, every client
+    // pointed at the gateway, S3 in path style.
+    let r = on_laptop(home, Path::new("python3"))
+        .args(["-c", BOTO3_PROBE, "claude-payments"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = text(&r.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let (key, rest) = lines[0].split_once(' ').unwrap();
+    assert!(key.starts_with("AGW") && key.len() == 20, "{out}");
+    assert_eq!(rest, "40 True", "{out}");
+    assert_eq!(lines[1], endpoint);
+    assert!(
+        lines[2].starts_with(&format!("{endpoint}reports?")),
+        "{out}"
+    );
+
+    // `credentials --via-gateway` prints the credential_process JSON.
+    let r = claude_aws(&["credentials", "--project", "payments", "--via-gateway"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let printed: Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(printed["Version"], 1);
+    assert!(printed["AccessKeyId"].as_str().unwrap().starts_with("AGW"));
+    assert_eq!(printed["SecretAccessKey"].as_str().unwrap().len(), 40);
+
+    // `exec --via-gateway`: the SDK's endpoint is the gateway's, whatever the shell had set.
+    let r = on_laptop(home, &claude_aws_bin())
+        .args([
+            "exec",
+            "--project",
+            "payments",
+            "--via-gateway",
+            "--",
+            "python3",
+            "-c",
+        ])
+        .arg(BOTO3_PROBE)
+        .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+        .env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+        .env("AWS_PROFILE", "work")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let out = text(&r.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("AGW") && lines[0].ends_with(" 40 True"),
+        "{out}"
+    );
+    assert_eq!(lines[1], endpoint);
+    assert!(
+        lines[2].starts_with(&format!("{endpoint}reports?")),
+        "{out}"
+    );
+
+    // Back to STS credentials in the same profile: the gateway's endpoint goes with it.
+    let r = claude_aws(&["configure", "--project", "payments"]);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    assert_eq!(aws_get("endpoint_url", "claude-payments"), "");
+    let back = std::fs::read_to_string(home.join(".aws/config")).unwrap();
+    assert!(back.contains(" credentials --project payments\n"), "{back}");
+
+    let issued = gw.audit("aws.credentials");
+    assert_eq!(issued.len(), 3, "{issued:?}");
+    assert!(issued
+        .iter()
+        .all(|e| e["via"] == "gateway" && e["user"] == "ana"));
+    gw.assert_absent(&[printed["SecretAccessKey"].as_str().unwrap()]);
 }
