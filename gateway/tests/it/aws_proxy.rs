@@ -625,3 +625,190 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         text(&r.stderr)
     );
 }
+
+/// The project for the approval run: every write held, for `wait` seconds.
+fn held_sections(moto: &str, wait: u32) -> String {
+    format!(
+        "admin:
+  write_keys: [{{id: ops, key: {ADMIN}}}]
+aws_access:
+  sts_endpoint_url: {moto}
+  proxy:
+    upstream_url: {moto}
+    approval: {{wait_seconds: {wait}}}
+  projects:
+    - name: payments
+      role_arn: arn:aws:iam::123456789012:role/agent-payments
+      regions: [eu-west-1]
+      tag: {{key: project, value: payments}}
+      environment: nonprod
+      read: ['s3:List*', 's3:Get*']
+      write: ['s3:PutObject']
+      approvers: [payments-leads]
+  members:
+    - {{project: payments, groups: [payments], level: write}}
+"
+    )
+}
+
+/// Approves the held call at `url` in headless Chromium, signed in through the IdP as `login`.
+async fn approve_in_browser(idp: &crate::support::idp::Idp, url: &str, login: &str) {
+    let b = crate::support::webdriver::Browser::start().await;
+    crate::aws_approval_page::sign_in(&b, &idp.issuer, url, login).await;
+    let page = b.find("body").await.text().await;
+    assert!(page.contains("s3:PutObject"), "{page}");
+    b.find("#approve").await.click().await;
+    b.wait_for_url(Duration::from_secs(20), "the decision", |u| {
+        u.ends_with("/approve")
+    })
+    .await;
+    assert_eq!(b.title().await, "Approved", "{}", b.source().await);
+}
+
+#[test]
+fn a_write_waits_for_a_person_and_an_approved_call_goes_through() {
+    use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for};
+    use crate::support::idp::{Idp, IdpOptions, TestUser};
+    let rt = runtime();
+    let moto = Moto::start();
+    seed(&moto);
+    let users = [
+        TestUser::new("ana").groups(&["payments"]),
+        TestUser::new("lead").groups(&["payments-leads"]),
+    ];
+    // Two replicas on one database: one holds calls long enough for a person, the other briefly.
+    let (patient, brief) = (free_port(), free_port());
+    let callbacks = [patient, brief].map(|p| format!("http://127.0.0.1:{p}/oauth/callback"));
+    let idp = Idp::start_with(
+        &users,
+        &[&callbacks[0], &callbacks[1]],
+        IdpOptions::default(),
+    );
+    let db = shared().new_db();
+    let upstream = bedrock_upstream(
+        "bedrock",
+        "http://127.0.0.1:9",
+        "AKIATESTTESTTEST",
+        "test-aws-secret",
+    );
+    let oidc = oidc_for(&idp, "client_secret_basic");
+    let start = |port: u16, wait: u32| {
+        let yaml = config_oidc(port, &db, &upstream, &oidc, &held_sections(&moto.url, wait));
+        let gw = Gateway::spawn(&yaml, port, &ENV);
+        gw.wait_healthy(Duration::from_secs(30));
+        gw
+    };
+    let gw = start(patient, 40);
+    let quick = start(brief, 1);
+    let home = tempfile::tempdir().unwrap();
+    let ana = creds(&rt, &gw, "ana", &["payments"], "write");
+    let file = home.path().join("report.csv");
+    std::fs::write(&file, "q4,ok\n").unwrap();
+    let f = file.to_str().unwrap();
+
+    // Not decided within the wait: the agent is told where to get it approved.
+    let r = aws(
+        home.path(),
+        brief,
+        &ana,
+        &["s3", "cp", f, "s3://payments-reports/q4.csv"],
+    );
+    assert!(!r.status.success());
+    let err = text(&r.stderr);
+    assert!(err.contains("(ApprovalPending)"), "{err}");
+    let url = err
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("http://127.0.0.1:{brief}/aws/approvals/cap_")))
+        .unwrap_or_else(|| panic!("no approval link in {err}"))
+        .to_owned();
+    rt.block_on(approve_in_browser(&idp, &url, "lead"));
+    // The identical call, run again, goes through on the approval.
+    let r = aws(
+        home.path(),
+        brief,
+        &ana,
+        &["s3", "cp", f, "s3://payments-reports/q4.csv"],
+    );
+    assert!(r.status.success(), "{}", text(&r.stderr));
+
+    // Held while a person decides: the call waits, is approved in the browser, and completes.
+    let mut held = Command::new("aws");
+    let config = home.path().join("config");
+    held.args(["s3", "cp", f, "s3://payments-reports/q4-final.csv"])
+        .args([
+            "--endpoint-url",
+            &format!("http://127.0.0.1:{patient}/aws/"),
+            "--region",
+            "eu-west-1",
+        ])
+        .env_clear()
+        .env("PATH", ProcessEnv.var("PATH").unwrap_or_default())
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_ACCESS_KEY_ID", &ana.id)
+        .env("AWS_SECRET_ACCESS_KEY", &ana.secret)
+        .env("AWS_SESSION_TOKEN", &ana.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = held.spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let asked = loop {
+        let asked = gw.audit("aws.call_approval.requested");
+        if let Some(a) = asked.into_iter().next() {
+            break a;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no approval was asked"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(asked["action"], "s3:PutObject");
+    let url = format!(
+        "http://127.0.0.1:{patient}/aws/approvals/{}",
+        asked["approval"].as_str().unwrap()
+    );
+    rt.block_on(approve_in_browser(&idp, &url, "lead"));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = aws(
+        home.path(),
+        patient,
+        &ana,
+        &["s3", "ls", "s3://payments-reports/"],
+    );
+    assert!(
+        text(&r.stdout).contains("q4-final.csv") && text(&r.stdout).contains("q4.csv"),
+        "{}",
+        text(&r.stdout)
+    );
+
+    // The trail: the held call, and both approved calls with their approver.
+    let rows = wait_recorded(&rt, &gw, "ana", 4);
+    let puts: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r["action"] == "s3:PutObject")
+        .map(|r| {
+            (
+                r["decision"].as_str().unwrap_or("?"),
+                r["approver"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        puts.iter().filter(|(d, _)| *d == "held").count(),
+        1,
+        "{puts:?}"
+    );
+    let approved: Vec<&(&str, &str)> = puts.iter().filter(|(d, _)| *d == "approved").collect();
+    assert_eq!(approved.len(), 2, "{puts:?}");
+    assert!(
+        approved.iter().all(|(_, who)| who.contains("lead")),
+        "{puts:?}"
+    );
+    drop(quick);
+}
