@@ -244,19 +244,21 @@ async fn a_pending_request_lapses_after_valid_seconds() {
     assert!(s.aws_call_approval("cap_2").await.unwrap().is_some());
 }
 
-/// The state a replica holds, on database `url`, its clock at [`NOW`].
-async fn replica(url: &str) -> (AppState, Audit) {
+/// The state a replica holds, on database `url`, its clock at [`NOW`]; `extra` goes in
+/// `aws_access`.
+async fn replica_with(url: &str, extra: &str) -> (AppState, Audit, Arc<ManualClock>) {
     let yaml = gateway_config(
         8080,
         url,
         &crate::aws_grants::sections(&format!(
-            "  proxy: {{approval: {{wait_seconds: 30, valid_seconds: {VALID}}}}}"
+            "  proxy: {{approval: {{wait_seconds: 30, valid_seconds: {VALID}}}}}\n{extra}"
         )),
     );
     let env = MapEnv::new().with_var(config::ALLOW_LOOPBACK_VAR, "1");
     let loaded = config::load(&yaml, &env).unwrap();
     let audit = Audit::memory();
-    let clock: SharedClock = Arc::new(ManualClock::new(NOW));
+    let manual = Arc::new(ManualClock::new(NOW));
+    let clock: SharedClock = manual.clone();
     let state = AppState::new(
         loaded,
         audit.clone(),
@@ -265,6 +267,11 @@ async fn replica(url: &str) -> (AppState, Audit) {
         claude_gateway::upstream::Upstreams::none(),
     )
     .unwrap();
+    (state, audit, manual)
+}
+
+async fn replica(url: &str) -> (AppState, Audit) {
+    let (state, audit, _) = replica_with(url, "").await;
     (state, audit)
 }
 
@@ -420,4 +427,88 @@ async fn a_hold_that_times_out_leaves_its_request_pending_for_a_later_approval()
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newly_held_call_is_announced_by_name_and_link_without_its_parameters() {
+    let (port, got) = crate::aws_grants::hook().await;
+    let (state, _, _) = replica_with(
+        &shared().new_db(),
+        &format!("  webhook_url: http://127.0.0.1:{port}/hook\n"),
+    )
+    .await;
+    let held = hold::hold(&state, call("a"), Duration::from_millis(10))
+        .await
+        .unwrap();
+    let Held::TimedOut { url, .. } = held else {
+        panic!("{held:?}");
+    };
+    let body = tokio::time::timeout(Duration::from_secs(20), got)
+        .await
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        v["text"],
+        format!(
+            "ana@example.com asks to run s3:PutObject on project payments (prod) in eu-west-1\nApprove or deny: {url}"
+        )
+    );
+}
+
+/// A hold that joined a request late in its life, which lapses under the wait, asks anew and
+/// waits on the new request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_lapsing_under_the_wait_is_asked_anew() {
+    let url = shared().new_db();
+    let (state, audit, clock) = replica_with(&url, "").await;
+    let other = store_at(&url).await;
+    let c = call("a");
+    let old = NOW - time::Duration::seconds(i64::from(VALID) - 1);
+    let (first, _) = other.aws_ask_call("cap_old", &c, old).await.unwrap();
+    let waiting = tokio::spawn({
+        let (state, c) = (state.clone(), c.clone());
+        async move { hold::hold_polling_every(&state, c, NEVER, Duration::from_millis(20)).await }
+    });
+    until_waiting(&state).await;
+    assert!(
+        events(&audit, "aws.call_approval.requested").is_empty(),
+        "joined"
+    );
+    clock.advance(time::Duration::seconds(1));
+    let asked = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(e) = events(&audit, "aws.call_approval.requested").pop() {
+                return e["approval"].as_str().unwrap().to_owned();
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the hold asks anew");
+    assert_ne!(asked, first.id);
+    let lapsed = other.aws_call_approval(&first.id).await.unwrap().unwrap();
+    assert_eq!(lapsed.status, CallStatus::Expired);
+    hold::decide(
+        &state,
+        &asked,
+        CallDecision::Approve,
+        bo(),
+        state.clock.now(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let held = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("the decision ends the hold")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        held,
+        Held::Approved {
+            id: asked,
+            approver: "bo@example.com".into()
+        }
+    );
 }
