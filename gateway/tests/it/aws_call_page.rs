@@ -152,6 +152,32 @@ fn an_approver_approves_a_held_call_and_the_requester_cannot() {
         let row = store.aws_call_approval(&asked.id).await.unwrap().unwrap();
         assert_eq!(row.status, CallStatus::Pending);
 
+        // The approver's own held call: refused with the session's valid token.
+        let mut own = call("their own");
+        own.user_sub = "lead".into();
+        own.user_email = Some("lead@example.com".into());
+        own.fingerprint = "another call".into();
+        let (mine, _) = store
+            .aws_ask_call("cap_page_own", &own, OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+        let r = plain
+            .post(format!("{base}/aws/approvals/{}/approve", mine.id))
+            .header("cookie", lead.split(';').next().unwrap())
+            .header("origin", base.as_str())
+            .form(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("You cannot approve your own request."),
+            "{page}"
+        );
+        let row = store.aws_call_approval(&mine.id).await.unwrap().unwrap();
+        assert_eq!(row.status, CallStatus::Pending);
+
         // Approve, for real.
         let (s, page) = decide(lead.clone(), token.clone(), "").await;
         assert_eq!(s, 200, "{page}");
