@@ -109,6 +109,11 @@ mod tests {
             approval_decision("/aws/approvals/grt_1/deny"),
             Some("grt_1")
         );
+        // A held call's decisions are counted the same way.
+        assert_eq!(
+            approval_decision("/aws/approvals/cap_1/approve"),
+            Some("cap_1")
+        );
         for other in [
             "/aws/approvals/grt_1",
             "/aws/approvals//approve",

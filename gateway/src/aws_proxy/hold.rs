@@ -239,7 +239,8 @@ pub async fn decide(
 }
 
 /// Asks (or joins the pending request for the same fingerprint), tells the approvers (webhook)
-/// when newly asked, and waits up to `wait` for a decision.
+/// when newly asked, and waits up to `wait` for a decision. Check [`approved`] first: an
+/// approval in force lets the call through without asking again.
 pub async fn hold(state: &AppState, call: HeldCall, wait: Duration) -> Result<Held, StoreError> {
     hold_polling_every(state, call, wait, POLL).await
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::aws_grants::{sections, Api};
 use crate::support::gateway::token;
-use crate::support::idp::{IdpOptions, TestUser};
+use crate::support::idp::{Idp, IdpOptions, TestUser};
 use crate::support::runtime;
 use crate::support::stack::signin_with;
 use crate::support::webdriver::Browser;
@@ -26,6 +26,42 @@ pub(crate) async fn sign_in(b: &Browser, issuer: &str, url: &str, login: &str) {
     b.find("form button[type=submit]").await.click().await;
     b.wait_for_url(Duration::from_secs(20), "the approval page", |u| u == url)
         .await;
+}
+
+/// A client that shows redirects instead of following them.
+pub(crate) fn no_redirects() -> reqwest::Client {
+    // The TLS provider is installed with the first test client.
+    crate::support::client();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in at the approval page `url` as `login` without a browser: the page sends to the IdP
+/// with a browser-binding cookie, the callback answers with the approver's session. Returns its
+/// `Set-Cookie` (`gw_aws=…; …`).
+pub(crate) async fn approver_cookie(idp: &Idp, url: &str, login: &str) -> String {
+    let plain = no_redirects();
+    let r = plain.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    let binding = r.headers()["set-cookie"].to_str().unwrap();
+    let binding = binding.split(';').next().unwrap().to_owned();
+    let back = idp.sign_in(&to, login).await;
+    let r = plain
+        .get(&back)
+        .header("cookie", &binding)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{:?}", r.headers());
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("gw_aws="))
+        .expect("the approver's session cookie")
 }
 
 #[test]
@@ -176,31 +212,8 @@ fn an_approver_in_many_groups_gets_a_session_cookie_a_browser_keeps() {
         let (s, g) = api.ask(&token("ana", &["payments"]), 1800).await;
         assert_eq!(s, 201, "{g}");
         let url = g["approval_url"].as_str().unwrap().to_owned();
-        let plain = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        // The page sends the browser to the IdP with a browser-binding cookie.
-        let r = plain.get(&url).send().await.unwrap();
-        assert_eq!(r.status(), 302);
-        let to = r.headers()["location"].to_str().unwrap().to_owned();
-        let binding = r.headers()["set-cookie"].to_str().unwrap();
-        let binding = binding.split(';').next().unwrap().to_owned();
-        let back = idp.sign_in(&to, "lead").await;
-        let r = plain
-            .get(&back)
-            .header("cookie", &binding)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302, "{:?}", r.headers());
-        let session = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_owned())
-            .find(|c| c.starts_with("gw_aws="))
-            .expect("the approver's session cookie");
+        let plain = no_redirects();
+        let session = approver_cookie(&idp, &url, "lead").await;
         assert!(
             session.len() < 4096,
             "a {}-byte cookie is dropped by browsers",

@@ -320,7 +320,7 @@ async fn a_request_approved_through_the_admin_api_shows_in_the_status() {
 }
 
 /// A one-request HTTP server on loopback that hands back the body it received.
-async fn hook() -> (u16, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+pub(crate) async fn hook() -> (u16, tokio::sync::oneshot::Receiver<Vec<u8>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel();

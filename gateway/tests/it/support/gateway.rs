@@ -191,6 +191,17 @@ impl Gateway {
         );
     }
 
+    /// The `store.postgres_url` of its config.
+    pub fn postgres_url(&self) -> String {
+        let yaml =
+            std::fs::read_to_string(self.dir.path().join("gateway.yaml")).unwrap_or_default();
+        yaml.split("postgres_url: '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("a postgres_url in the config")
+            .to_owned()
+    }
+
     /// What the process wrote to stdout (the audit stream).
     pub fn stdout(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
