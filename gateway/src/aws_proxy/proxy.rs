@@ -177,6 +177,33 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
     }
 }
 
+/// Layer function: a SigV4-signed request under `/aws/approvals/` is a call for the proxy (S3,
+/// path-style, to a bucket named `approvals`), not a visit to the approval pages there.
+pub async fn signed_to_proxy(
+    State(state): State<AppState>,
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().starts_with("/aws/approvals/") && is_signed(&req) {
+        return handle(State(state), req).await;
+    }
+    next.run(req).await
+}
+
+/// Whether a request carries an AWS signature, in either form.
+fn is_signed<B>(req: &Request<B>) -> bool {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256"));
+    header
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("X-Amz-Signature=")))
+}
+
 /// The service a request's credential scope claims, before anything is verified (for the shape
 /// of an early error).
 fn claimed_service(parts: &Parts) -> Option<String> {

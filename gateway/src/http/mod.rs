@@ -41,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::aws_proxy::routes())
         .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
+        .layer(from_fn_with_state(
+            state.clone(),
+            crate::aws_proxy::proxy::signed_to_proxy,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(from_fn_with_state(
             state.clone(),

@@ -32,7 +32,7 @@ aws_access:
   sts_endpoint_url: {moto}
   proxy:
     upstream_url: {moto}
-    limits: {{window_seconds: 86400, read: 12, list: 5, write: 3}}
+    limits: {{window_seconds: 86400, read: 20, list: 5, write: 3}}
     approval: {{wait_seconds: 1}}
   projects:
     - name: payments
@@ -351,6 +351,20 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     assert_eq!(
         value,
         "postgres://app:[MASKED:password]@db.internal:5432/payments"
+    );
+
+    // A bucket named like the approval pages is still a bucket to a signed call.
+    let r = aws(
+        home.path(),
+        port,
+        &ana,
+        &["s3api", "get-object", "--bucket", "approvals", "--key", "notes.txt", "/dev/null"],
+    );
+    assert!(!r.status.success());
+    assert!(
+        text(&r.stderr).contains("(NoSuchBucket)"),
+        "{}",
+        text(&r.stderr)
     );
 
     // Denied actions are refused as AWS refuses, even where s3:* is allowed.
