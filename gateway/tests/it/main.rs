@@ -6,6 +6,7 @@
 mod abuse;
 mod admin_api;
 mod aws_approval_page;
+mod aws_calls;
 mod aws_credentials;
 mod aws_e2e;
 mod aws_grants;
