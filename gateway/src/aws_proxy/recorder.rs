@@ -173,7 +173,12 @@ impl Recorder {
             Ok(mut q) => {
                 let n = q.rows.len().min(BATCH);
                 let taken: Vec<(CallRecord, usize)> = q.rows.drain(..n).collect();
-                q.bytes -= taken.iter().map(|(_, s)| s).sum::<usize>();
+                q.bytes = q
+                    .bytes
+                    .saturating_sub(taken.iter().map(|(_, s)| s).sum::<usize>());
+                // Counted as being written before the lock is let go, so `pending` never misses
+                // them.
+                self.inner.writing.fetch_add(n, Ordering::AcqRel);
                 taken.into_iter().map(|(r, _)| r).collect()
             }
             Err(_) => Vec::new(),
@@ -182,7 +187,6 @@ impl Recorder {
         if n == 0 {
             return 0;
         }
-        self.inner.writing.fetch_add(n, Ordering::AcqRel);
         let result =
             tokio::time::timeout(within.min(WRITE_TIMEOUT), store.aws_insert_calls(&batch)).await;
         match result {
