@@ -173,7 +173,12 @@ impl Recorder {
             Ok(mut q) => {
                 let n = q.rows.len().min(BATCH);
                 let taken: Vec<(CallRecord, usize)> = q.rows.drain(..n).collect();
-                q.bytes -= taken.iter().map(|(_, s)| s).sum::<usize>();
+                q.bytes = q
+                    .bytes
+                    .saturating_sub(taken.iter().map(|(_, s)| s).sum::<usize>());
+                // Counted as being written before the lock is let go, so `pending` never misses
+                // them.
+                self.inner.writing.fetch_add(n, Ordering::AcqRel);
                 taken.into_iter().map(|(r, _)| r).collect()
             }
             Err(_) => Vec::new(),
@@ -182,7 +187,6 @@ impl Recorder {
         if n == 0 {
             return 0;
         }
-        self.inner.writing.fetch_add(n, Ordering::AcqRel);
         let result =
             tokio::time::timeout(within.min(WRITE_TIMEOUT), store.aws_insert_calls(&batch)).await;
         match result {
@@ -216,5 +220,65 @@ fn cause(e: &StoreError) -> String {
         ),
         StoreError::Unavailable(sqlx::Error::PoolTimedOut) => "no store connection free".into(),
         StoreError::Unavailable(_) | StoreError::Migrate(_) => "the store is unavailable".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::aws_proxy::record::tests::sample;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn dropped_rows_are_counted_and_logged_without_their_content() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || out.clone())
+            .finish();
+        let _log = tracing::subscriber::set_default(subscriber);
+
+        let r = Recorder::with_bounds(1, usize::MAX);
+        assert!(r.submit(sample()));
+        assert!(!r.submit(sample()), "the queue holds one row");
+        let gone = Store::lazy(
+            sqlx::postgres::PgConnectOptions::from_str("postgres://nobody@127.0.0.1:1/none")
+                .unwrap(),
+            1,
+            Duration::from_millis(200),
+        );
+        assert_eq!(r.drain(&gone, Duration::from_secs(5)).await, 0);
+        assert_eq!((r.dropped(), r.written(), r.pending()), (2, 0, 0));
+
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("dropped_total=1"), "{log}");
+        assert!(log.contains("rows=1 dropped_total=2"), "{log}");
+        let rec = sample();
+        for content in [
+            rec.session_id.as_str(),
+            "ana@example.com",
+            &rec.project,
+            "GetSecretValue",
+            "SecretId",
+            "MASKED",
+        ] {
+            assert!(!log.contains(content), "{content:?} in {log}");
+        }
     }
 }

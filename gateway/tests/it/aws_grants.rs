@@ -12,7 +12,7 @@ use crate::support::gateway::{config, token, Gateway};
 use crate::support::pg::shared;
 
 pub(crate) const WRITE: &str = "write-key-0123456789abcdef0123456789";
-const READ: &str = "read-key-0123456789abcdef01234567890";
+pub(crate) const READ: &str = "read-key-0123456789abcdef01234567890";
 
 /// The `admin` and `aws_access` sections: project `payments` (prod, write needs approval by
 /// `payments-leads`), the `payments` group members with write, and `extra` inside `aws_access`.

@@ -8,6 +8,7 @@ mod admin_api;
 mod aws_approval_page;
 mod aws_call_approvals;
 mod aws_call_page;
+mod aws_calls;
 mod aws_credentials;
 mod aws_e2e;
 mod aws_grants;
