@@ -15,15 +15,6 @@ pub fn window_start(now: OffsetDateTime, window_seconds: u32) -> OffsetDateTime 
     OffsetDateTime::from_unix_timestamp(t - t.rem_euclid(w)).unwrap_or(now)
 }
 
-/// The name of `class` in counters, records and config.
-pub fn class_name(class: Class) -> &'static str {
-    match class {
-        Class::Read => "read",
-        Class::List => "list",
-        Class::Write => "write",
-    }
-}
-
 /// Counts a call of `class` by `user` at `now`; the calls of that class in the window so far,
 /// this one included.
 pub async fn count(
@@ -34,7 +25,7 @@ pub async fn count(
     window_seconds: u32,
 ) -> Result<u32, StoreError> {
     store
-        .aws_count_call(user, class_name(class), window_start(now, window_seconds))
+        .aws_count_call(user, class.as_str(), window_start(now, window_seconds))
         .await
 }
 

@@ -45,6 +45,17 @@ pub enum Class {
     Write,
 }
 
+impl Class {
+    /// `read`, `list` or `write`, as config, counters and records name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Read => "read",
+            Class::List => "list",
+            Class::Write => "write",
+        }
+    }
+}
+
 /// A named (or unnamed) operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {

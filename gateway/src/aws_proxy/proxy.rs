@@ -20,7 +20,7 @@ use super::answer::{answer, Answered};
 use super::decide::{decide, Call, Caller, Outcome};
 use super::fault::{Fault, Protocol};
 use super::hold::{self, Held, HeldCall};
-use super::limits::{self, class_name};
+use super::limits;
 use super::mask::Counts;
 use super::operation::{self, Operation};
 use super::params::{self, Whose};
@@ -446,7 +446,7 @@ async fn call(
             window_seconds,
         } => {
             return Err(Fault::Throttled {
-                class: class_name(class),
+                class: class.as_str(),
                 limit,
                 window_seconds,
             });

@@ -213,15 +213,6 @@ fn clean_value(v: &mut Value) {
     }
 }
 
-/// `read`, `list` or `write`.
-pub(crate) fn class_str(c: Class) -> &'static str {
-    match c {
-        Class::Read => "read",
-        Class::List => "list",
-        Class::Write => "write",
-    }
-}
-
 /// Masked values by kind, only the kinds that had any: `{"secret": 2, "jwt": 1}`.
 pub(crate) fn masked_json(c: &Counts) -> Value {
     let m: Map<String, Value> = c
@@ -245,7 +236,7 @@ pub(crate) fn event(rec: &CallRecord) -> Value {
         "region": rec.region,
         "operation": rec.operation,
         "action": rec.action,
-        "class": class_str(rec.class),
+        "class": rec.class.as_str(),
         "params": rec.params,
         "decision": rec.decision.as_str(),
         "reason": rec.reason,

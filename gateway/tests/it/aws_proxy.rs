@@ -358,7 +358,15 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         home.path(),
         port,
         &ana,
-        &["s3api", "get-object", "--bucket", "approvals", "--key", "notes.txt", "/dev/null"],
+        &[
+            "s3api",
+            "get-object",
+            "--bucket",
+            "approvals",
+            "--key",
+            "notes.txt",
+            "/dev/null",
+        ],
     );
     assert!(!r.status.success());
     assert!(

@@ -320,8 +320,8 @@ impl Store {
             return Ok(0);
         };
         Ok(sqlx::query(
-            "DELETE FROM aws_call_approvals WHERE status <> 'pending' AND decided_at < $1
-               AND (until IS NULL OR until < $1)",
+            "DELETE FROM aws_call_approvals WHERE status <> 'pending'
+               AND COALESCE(decided_at, requested_at) < $1 AND (until IS NULL OR until < $1)",
         )
         .bind(cutoff)
         .execute(self.pool())

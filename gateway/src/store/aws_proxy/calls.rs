@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{QueryBuilder, Row};
 use time::OffsetDateTime;
 
-use crate::aws_proxy::record::{class_str, masked_json, CallRecord};
+use crate::aws_proxy::record::{masked_json, CallRecord};
 use crate::clock::rfc3339;
 use crate::store::{Store, StoreError};
 
@@ -61,7 +61,7 @@ impl Store {
                 .push_bind(&r.region)
                 .push_bind(&r.operation)
                 .push_bind(&r.action)
-                .push_bind(class_str(r.class))
+                .push_bind(r.class.as_str())
                 .push_bind(&r.params)
                 .push_bind(r.decision.as_str())
                 .push_bind(&r.reason)
@@ -153,14 +153,7 @@ impl Store {
                 break;
             }
         }
-        n += sqlx::query(
-            "DELETE FROM aws_call_approvals WHERE status <> 'pending'
-               AND COALESCE(decided_at, requested_at) < $1 AND (until IS NULL OR until < $1)",
-        )
-        .bind(cutoff)
-        .execute(self.pool())
-        .await?
-        .rows_affected();
+        n += self.aws_call_approvals_retention(now, days).await?;
         Ok(n)
     }
 }
