@@ -436,26 +436,29 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         assert!(decisions.contains(&want), "{want:?} in {decisions:?}");
     }
     let all = serde_json::to_string(&rows).unwrap();
-    let secret_row = rows
+    // Every recording, bodies included, as the Admin API reads them one by one.
+    let full: Vec<String> = rows
         .iter()
-        .find(|r| r["action"] == "secretsmanager:GetSecretValue")
-        .unwrap();
-    let id = secret_row["id"].as_str().unwrap();
-    let full: Value = rt.block_on(async {
-        crate::support::client()
-            .get(format!(
-                "http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"
-            ))
-            .header("x-api-key", ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
-    let full = full.to_string();
+        .map(|row| {
+            let id = row["id"].as_str().unwrap();
+            rt.block_on(async {
+                crate::support::client()
+                    .get(format!(
+                        "http://127.0.0.1:{port}/v1/organizations/aws_access/calls/{id}"
+                    ))
+                    .header("x-api-key", ADMIN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let full = full.join("\n");
     assert!(full.contains("[MASKED:secret]"), "{full}");
+    assert!(full.contains("[MASKED:password]"), "{full}");
     for secret in [
         DB_SECRET,
         DB_URL_PASSWORD,
