@@ -125,17 +125,35 @@ async fn read_up_to(
     }
 }
 
+/// An error ending a relayed body: AWS went silent, or broke off.
+#[derive(Debug, thiserror::Error)]
+#[error("AWS's answer stopped")]
+struct Stalled;
+
+/// `stream`, ended with an error when no chunk comes for `idle`.
+fn with_idle_timeout(
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, Stalled>> + Send + 'static {
+    futures_util::stream::unfold(Some(stream), move |state| async move {
+        let mut stream = state?;
+        match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
+            Ok(None) => None,
+            Ok(Some(Err(_))) | Err(_) => Some((Err(Stalled), None)),
+        }
+    })
+}
+
 fn streamed(
     status: http::StatusCode,
     headers: HeaderMap,
     prefix: Bytes,
-    rest: Option<futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>>,
+    rest: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    idle: Duration,
 ) -> Response {
-    let head = futures_util::stream::once(async move { Ok::<Bytes, reqwest::Error>(prefix) });
-    let body = match rest {
-        Some(rest) => Body::from_stream(head.chain(rest)),
-        None => Body::from_stream(head),
-    };
+    let head = futures_util::stream::once(async move { Ok::<Bytes, Stalled>(prefix) });
+    let body = Body::from_stream(head.chain(with_idle_timeout(rest, idle)));
     let mut r = Response::new(body);
     *r.status_mut() = status;
     *r.headers_mut() = headers;
@@ -177,7 +195,7 @@ pub async fn answer(
         if masking.binary == Binary::Refuse {
             return Err(unmaskable(Unmaskable::Binary));
         }
-        let stream = res.bytes_stream().boxed();
+        let stream = with_idle_timeout(res.bytes_stream().boxed(), timeout);
         let mut r = Response::new(Body::from_stream(stream));
         *r.status_mut() = status;
         *r.headers_mut() = passed_headers(&headers, false);
@@ -204,7 +222,7 @@ pub async fn answer(
             return Err(unmaskable(too_large(body.len())));
         }
         return Ok(Answered {
-            response: streamed(status, passed_headers(&headers, false), body, Some(rest)),
+            response: streamed(status, passed_headers(&headers, false), body, rest, timeout),
             status: status.as_u16(),
             masked: Counts::default(),
             body: None,

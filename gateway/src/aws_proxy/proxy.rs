@@ -316,6 +316,10 @@ async fn call(
         now,
     )
     .ok_or_else(unknown)?;
+    // From here the call is someone's (the session is sealed by this gateway), and recorded as
+    // theirs even if its signature fails: whoever holds the token without the secret is news.
+    trail.level = session.level;
+    trail.session = Some(session.clone());
     let body = read_body(body, settings.max_request_bytes).await?;
     trail.request_bytes = body.len() as u64;
     let path_and_query = parts.uri.path();
@@ -334,8 +338,6 @@ async fn call(
                 .then(|| secret.clone())
         },
     )?;
-    trail.level = session.level;
-    trail.session = Some(session.clone());
     let (body, extra) = match &verified.payload {
         Payload::StreamingUnverified { .. } => {
             let max = usize::try_from(settings.max_request_bytes).unwrap_or(usize::MAX);

@@ -602,6 +602,24 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         assert!(body.contains("InvalidClientTokenId"), "{body}");
     });
 
+    // A signature that fails with a session the gateway sealed is recorded as that developer's.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !recordings(&rt, &gw, "user=ana&decision=refused&limit=100")
+        .iter()
+        .any(|r| {
+            r["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("signature does not match")
+        })
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the forged call was not recorded"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // The tiered limits hold across two replicas: cara lists five times in all, split across
     // them, and the sixth is refused wherever it lands.
     let port2 = free_port();
