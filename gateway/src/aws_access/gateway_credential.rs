@@ -32,20 +32,9 @@ const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 pub struct ProxySession {
     /// The key id, also the session id of its recordings.
     pub sid: String,
-    /// The developer's subject.
-    pub sub: String,
-    /// Their email.
-    pub email: Option<String>,
-    /// Their IdP groups that name them on the project, at issue.
-    pub groups: Vec<String>,
-    /// The project.
-    pub project: String,
-    /// The level issued.
-    pub level: Level,
-    /// Whether their sign-in showed recent MFA at issue.
-    pub mfa: bool,
-    /// The write grant it rests on, if any.
-    pub grant: Option<String>,
+    /// Whose, for what.
+    #[serde(flatten)]
+    pub who: Grantee,
     /// The server key the secret is derived with (hex fingerprint).
     kid: String,
 }
@@ -121,8 +110,8 @@ fn new_key_id() -> Result<String, SealError> {
     Ok(id)
 }
 
-/// What a session says besides its key: filled in by [`issue`].
-#[derive(Debug, Clone)]
+/// Who a credential is for, and for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grantee {
     /// The developer's subject.
     pub sub: String,
@@ -151,13 +140,7 @@ pub fn issue(
     let sid = new_key_id()?;
     let session = ProxySession {
         sid: sid.clone(),
-        sub: who.sub,
-        email: who.email,
-        groups: who.groups,
-        project: who.project,
-        level: who.level,
-        mfa: who.mfa,
-        grant: who.grant,
+        who,
         kid: kid.clone(),
     };
     let token = sealer.seal(PURPOSE, &session, expiration.unix_timestamp())?;
@@ -229,7 +212,7 @@ mod tests {
             open(&keys, &sealer, &c.access_key_id, Some(&c.token), NOW).unwrap();
         assert_eq!(secret, c.secret_access_key);
         assert_eq!(
-            (session.sub.as_str(), session.sid.as_str()),
+            (session.who.sub.as_str(), session.sid.as_str()),
             ("sub-ana", c.access_key_id.as_str())
         );
         // Past its end, without its token, under another key id, or a real AWS key: nothing.

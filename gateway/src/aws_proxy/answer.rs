@@ -145,21 +145,6 @@ fn with_idle_timeout(
     })
 }
 
-fn streamed(
-    status: http::StatusCode,
-    headers: HeaderMap,
-    prefix: Bytes,
-    rest: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
-    idle: Duration,
-) -> Response {
-    let head = futures_util::stream::once(async move { Ok::<Bytes, Stalled>(prefix) });
-    let body = Body::from_stream(head.chain(with_idle_timeout(rest, idle)));
-    let mut r = Response::new(body);
-    *r.status_mut() = status;
-    *r.headers_mut() = headers;
-    r
-}
-
 /// Turns AWS's answer `res` to a call with method `method` into the client's answer.
 pub async fn answer(
     res: reqwest::Response,
@@ -178,35 +163,29 @@ pub async fn answer(
     let length = res.content_length();
     let limit = rules.max_body_bytes();
     let unmaskable = |why: Unmaskable| Fault::Unmaskable(why.to_string());
-    if head_only || length == Some(0) {
-        let mut r = Response::new(Body::empty());
+    // An answer passed as AWS sent it: not masked, no body kept for the record.
+    let unmasked = |body: Body, bytes: u64| {
+        let mut r = Response::new(body);
         *r.status_mut() = status;
         *r.headers_mut() = passed_headers(&headers, false);
-        return Ok(Answered {
+        Answered {
             response: r,
             status: status.as_u16(),
             masked: Counts::default(),
             body: None,
             truncated: false,
-            bytes: 0,
-        });
+            bytes,
+        }
+    };
+    if head_only || length == Some(0) {
+        return Ok(unmasked(Body::empty(), 0));
     }
     if !is_text(content_type.as_deref()) {
         if masking.binary == Binary::Refuse {
             return Err(unmaskable(Unmaskable::Binary));
         }
         let stream = with_idle_timeout(res.bytes_stream().boxed(), timeout);
-        let mut r = Response::new(Body::from_stream(stream));
-        *r.status_mut() = status;
-        *r.headers_mut() = passed_headers(&headers, false);
-        return Ok(Answered {
-            response: r,
-            status: status.as_u16(),
-            masked: Counts::default(),
-            body: None,
-            truncated: false,
-            bytes: length.unwrap_or(0),
-        });
+        return Ok(unmasked(Body::from_stream(stream), length.unwrap_or(0)));
     }
     let too_large = |size: usize| Unmaskable::TooLarge { size, limit };
     if let Some(len) = length.filter(|l| *l > limit as u64) {
@@ -221,29 +200,16 @@ pub async fn answer(
         if masking.strict {
             return Err(unmaskable(too_large(body.len())));
         }
-        return Ok(Answered {
-            response: streamed(status, passed_headers(&headers, false), body, rest, timeout),
-            status: status.as_u16(),
-            masked: Counts::default(),
-            body: None,
-            truncated: false,
-            bytes: length.unwrap_or(0),
-        });
+        // Over the limit and allowed through: what was read, then the rest as it comes.
+        let head = futures_util::stream::once(async move { Ok::<Bytes, Stalled>(body) });
+        let stream = head.chain(with_idle_timeout(rest, timeout));
+        return Ok(unmasked(Body::from_stream(stream), length.unwrap_or(0)));
     }
     let masked = match mask::mask(&body, content_type.as_deref(), rules) {
         Ok(m) => m,
         Err(Unmaskable::Binary) if masking.binary == Binary::Pass => {
-            let mut r = Response::new(Body::from(body.clone()));
-            *r.status_mut() = status;
-            *r.headers_mut() = passed_headers(&headers, false);
-            return Ok(Answered {
-                response: r,
-                status: status.as_u16(),
-                masked: Counts::default(),
-                body: None,
-                truncated: false,
-                bytes: body.len() as u64,
-            });
+            let n = body.len() as u64;
+            return Ok(unmasked(Body::from(body.clone()), n));
         }
         Err(e) => return Err(unmaskable(e)),
     };

@@ -143,11 +143,11 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
             CallRecord {
                 at: trail.at,
                 session_id: session.sid,
-                user_sub: session.sub,
-                user_email: session.email,
-                project: session.project,
+                user_sub: session.who.sub,
+                user_email: session.who.email,
+                project: session.who.project,
                 level: trail.level,
-                grant_id: session.grant,
+                grant_id: session.who.grant,
                 service: trail.service,
                 region: trail.region,
                 operation: trail.op.name,
@@ -204,69 +204,58 @@ fn is_signed<B>(req: &Request<B>) -> bool {
             .is_some_and(|q| q.split('&').any(|p| p.starts_with("X-Amz-Signature=")))
 }
 
-/// The service a request's credential scope claims, before anything is verified (for the shape
-/// of an early error).
-fn claimed_service(parts: &Parts) -> Option<String> {
-    let scope = match parts
+/// The `Credential` a request claims (`AKID/date/region/service/aws4_request`), before anything
+/// is verified: from the `Authorization` header, or a presigned URL's query.
+fn claimed_credential(parts: &Parts) -> Option<String> {
+    let header = parts
         .headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(auth) => auth
-            .split("Credential=")
-            .nth(1)?
-            .split(',')
-            .next()?
-            .to_owned(),
-        None => {
-            let q = parts.uri.query()?;
-            let cred = q
-                .split('&')
-                .find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
-            percent_encoding::percent_decode_str(cred)
-                .decode_utf8_lossy()
-                .into_owned()
-        }
-    };
-    scope.split('/').nth(3).map(str::to_owned)
+        .and_then(|v| v.to_str().ok());
+    match header {
+        Some(auth) => Some(
+            auth.split("Credential=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .trim()
+                .to_owned(),
+        ),
+        None => query_param(parts, "X-Amz-Credential"),
+    }
+}
+
+/// A query parameter, decoded.
+fn query_param(parts: &Parts, name: &str) -> Option<String> {
+    let value = parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|p| p.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))?;
+    Some(
+        percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+/// The service a request's credential scope claims (for the shape of an early error).
+fn claimed_service(parts: &Parts) -> Option<String> {
+    claimed_credential(parts)?
+        .split('/')
+        .nth(3)
+        .map(str::to_owned)
 }
 
 /// The access key id and session token a request carries, before its signature is checked.
 fn claimed_key(parts: &Parts) -> Option<(String, Option<String>)> {
-    let headers = &parts.headers;
-    let key = match headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(auth) => auth
-            .split("Credential=")
-            .nth(1)?
-            .split('/')
-            .next()?
-            .to_owned(),
-        None => {
-            let q = parts.uri.query()?;
-            let cred = q
-                .split('&')
-                .find_map(|p| p.strip_prefix("X-Amz-Credential="))?;
-            let cred = percent_encoding::percent_decode_str(cred).decode_utf8_lossy();
-            cred.split('/').next()?.to_owned()
-        }
-    };
-    let token = match headers
+    let key = claimed_credential(parts)?.split('/').next()?.to_owned();
+    let token = match parts
+        .headers
         .get("x-amz-security-token")
         .and_then(|v| v.to_str().ok())
     {
         Some(t) => Some(t.to_owned()),
-        None => parts.uri.query().and_then(|q| {
-            q.split('&')
-                .find_map(|p| p.strip_prefix("X-Amz-Security-Token="))
-                .map(|t| {
-                    percent_encoding::percent_decode_str(t)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                })
-        }),
+        None => query_param(parts, "X-Amz-Security-Token"),
     };
     Some((key, token))
 }
@@ -318,7 +307,7 @@ async fn call(
     .ok_or_else(unknown)?;
     // From here the call is someone's (the session is sealed by this gateway), and recorded as
     // theirs even if its signature fails: whoever holds the token without the secret is news.
-    trail.level = session.level;
+    trail.level = session.who.level;
     trail.session = Some(session.clone());
     let body = read_body(body, settings.max_request_bytes).await?;
     trail.request_bytes = body.len() as u64;
@@ -386,17 +375,17 @@ async fn call(
     let project: &AwsProject = cfg
         .projects
         .iter()
-        .find(|p| p.name == session.project)
+        .find(|p| p.name == session.who.project)
         .ok_or_else(|| {
             Fault::Membership(crate::aws_access::refusal::Refusal::NoProject {
-                project: session.project.clone(),
+                project: session.who.project.clone(),
             })
         })?;
     let who = Identity {
-        sub: session.sub.clone(),
-        email: session.email.clone(),
+        sub: session.who.sub.clone(),
+        email: session.who.email.clone(),
         name: None,
-        groups: session.groups.clone(),
+        groups: session.who.groups.clone(),
         mfa_at: None,
     };
     let entries = broker
@@ -410,12 +399,12 @@ async fn call(
         &who.groups,
         now,
     )?;
-    let level = session.level.min(held.level);
+    let level = session.who.level.min(held.level);
     trail.level = level;
 
     let calls = limits::count(
         &state.store,
-        &session.sub,
+        &session.who.sub,
         op.class,
         now,
         settings.limits.window_seconds,
@@ -426,7 +415,7 @@ async fn call(
         project,
         Caller {
             level,
-            mfa: session.mfa,
+            mfa: session.who.mfa,
         },
         &Call {
             service: &service,
@@ -456,14 +445,14 @@ async fn call(
         Outcome::Approve(reasons) => {
             let fingerprint = params::fingerprint(
                 &Whose {
-                    user: &session.sub,
+                    user: &session.who.sub,
                     project: &project.name,
                     region: &region,
                     service: &service,
                 },
                 &preq,
             );
-            let approved = hold::approved(state, &fingerprint, &session.sub, now)
+            let approved = hold::approved(state, &fingerprint, &session.who.sub, now)
                 .await
                 .map_err(|_| Fault::Unavailable)?;
             let (id, approver) = match approved {
@@ -475,8 +464,8 @@ async fn call(
                         HeldCall {
                             fingerprint,
                             project: project.name.clone(),
-                            user_sub: session.sub.clone(),
-                            user_email: session.email.clone(),
+                            user_sub: session.who.sub.clone(),
+                            user_email: session.who.email.clone(),
                             service: service.clone(),
                             region: region.clone(),
                             operation: op.name.clone(),
@@ -520,11 +509,11 @@ async fn call(
         },
     )?;
     let key = (
-        session.sub.clone(),
+        session.who.sub.clone(),
         project.name.clone(),
         level,
-        session.grant.clone(),
-        session.mfa,
+        session.who.grant.clone(),
+        session.who.mfa,
     );
     let creds = match broker.cached(&key, now, now + duration) {
         Some(c) => c,
@@ -533,11 +522,11 @@ async fn call(
                 project,
                 key,
                 StsDeveloper {
-                    sub: &session.sub,
-                    email: session.email.as_deref(),
-                    mfa: session.mfa,
+                    sub: &session.who.sub,
+                    email: session.who.email.as_deref(),
+                    mfa: session.who.mfa,
                 },
-                session.grant.as_deref(),
+                session.who.grant.as_deref(),
                 duration,
                 now,
             )

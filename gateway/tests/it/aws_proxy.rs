@@ -141,10 +141,15 @@ fn creds(
 
 /// The real `aws` CLI through the gateway at `port` with `c`, path-style S3, no retries.
 fn aws(home: &Path, port: u16, c: &Creds, args: &[&str]) -> Output {
+    aws_command(home, port, c, args).output().unwrap()
+}
+
+/// The `aws` command of [`aws`], not yet run.
+fn aws_command(home: &Path, port: u16, c: &Creds, args: &[&str]) -> Command {
     let config = home.join("config");
     std::fs::write(&config, "[default]\ns3 =\n    addressing_style = path\n").unwrap();
-    Command::new("aws")
-        .args(args)
+    let mut cmd = Command::new("aws");
+    cmd.args(args)
         .args([
             "--endpoint-url",
             &format!("http://127.0.0.1:{port}/aws/"),
@@ -162,9 +167,8 @@ fn aws(home: &Path, port: u16, c: &Creds, args: &[&str]) -> Output {
         .env("AWS_ACCESS_KEY_ID", &c.id)
         .env("AWS_SECRET_ACCESS_KEY", &c.secret)
         .env("AWS_SESSION_TOKEN", &c.token)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// boto3 through the gateway: lists the bucket and reads the notes.
@@ -826,28 +830,13 @@ fn a_write_waits_for_a_person_and_an_approved_call_goes_through() {
     );
 
     // Held while a person decides: the call waits, is approved in the browser, and completes.
-    let mut held = Command::new("aws");
-    let config = home.path().join("config");
-    held.args(["s3", "cp", f, "s3://payments-reports/q4-final.csv"])
-        .args([
-            "--endpoint-url",
-            &format!("http://127.0.0.1:{patient}/aws/"),
-            "--region",
-            "eu-west-1",
-        ])
-        .env_clear()
-        .env("PATH", ProcessEnv.var("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("none"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_ACCESS_KEY_ID", &ana.id)
-        .env("AWS_SECRET_ACCESS_KEY", &ana.secret)
-        .env("AWS_SESSION_TOKEN", &ana.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut held = aws_command(
+        home.path(),
+        patient,
+        &ana,
+        &["s3", "cp", f, "s3://payments-reports/q4-final.csv"],
+    );
+    held.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = held.spawn().unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let asked = loop {
