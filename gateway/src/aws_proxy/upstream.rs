@@ -251,7 +251,7 @@ mod tests {
     #[test]
     fn the_override_keeps_the_path_and_query() {
         let up = Upstream::new(
-            reqwest::Client::new(),
+            crate::upstream::anthropic::http_client().unwrap(),
             url::Url::parse("http://127.0.0.1:5000/").ok(),
             Duration::from_secs(1),
         );
@@ -270,7 +270,11 @@ mod tests {
             up.url(&out),
             "http://127.0.0.1:5000/bucket/a%20b?list-type=2"
         );
-        let aws = Upstream::new(reqwest::Client::new(), None, Duration::from_secs(1));
+        let aws = Upstream::new(
+            crate::upstream::anthropic::http_client().unwrap(),
+            None,
+            Duration::from_secs(1),
+        );
         assert_eq!(
             aws.url(&out),
             "https://s3.eu-west-1.amazonaws.com/bucket/a%20b?list-type=2"
