@@ -25,14 +25,18 @@ use super::mask::Counts;
 use super::operation::{self, Operation};
 use super::params::{self, Whose};
 use super::record::{record, CallRecord, Decision};
-use super::sigv4::{self, KeyId, Payload};
+use super::sigv4::{self, KeyId, Payload, SigV4Error};
 use super::upstream::Outgoing;
 use crate::auth::token::Identity;
 use crate::aws_access::assume::Developer as StsDeveloper;
+use crate::aws_access::broker::Broker;
+use crate::aws_access::credentials::Credentials;
 use crate::aws_access::gateway_credential::{self, ProxySession};
-use crate::aws_access::membership::standing;
+use crate::aws_access::membership::{standing, Standing};
+use crate::aws_access::refusal::Refusal;
 use crate::aws_access::session::{length, Bounds};
 use crate::config::aws_access::{AwsProject, Level};
+use crate::config::aws_proxy::AwsProxy;
 use crate::http::edge::RequestId;
 use crate::state::AppState;
 
@@ -270,6 +274,25 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, Fault> {
     }
 }
 
+/// What the gateway needs of its config and state to serve a call.
+struct Serving<'a> {
+    state: &'a AppState,
+    cfg: &'a crate::config::aws_access::AwsAccess,
+    settings: &'a AwsProxy,
+    broker: &'a Broker,
+}
+
+/// A request whose credential and signature hold: whose it is, and what it carries.
+struct Inbound {
+    session: ProxySession,
+    service: String,
+    region: String,
+    /// The body, decoded when it came aws-chunked.
+    body: Bytes,
+    /// An aws-chunked body's trailers, to send as headers.
+    trailers: Vec<(String, String)>,
+}
+
 /// The call, up to the answer or a fault; `trail` collects what the record needs.
 async fn call(
     state: &AppState,
@@ -282,63 +305,26 @@ async fn call(
     else {
         return Err(Fault::NotConfigured);
     };
-    let Some(settings) = cfg.proxy.as_ref() else {
-        return Err(Fault::NotConfigured);
+    let settings = cfg.proxy.as_ref().ok_or(Fault::NotConfigured)?;
+    let gw = Serving {
+        state,
+        cfg,
+        settings,
+        broker,
     };
     let now = trail.at;
-    // The credential must be one this gateway issued, still good, before a byte of body is
-    // read: nobody without one makes the gateway buffer anything.
-    let (key, token) = claimed_key(parts).ok_or(Fault::Signature(sigv4::SigV4Error::Missing))?;
-    let unknown = || {
-        Fault::Signature(sigv4::SigV4Error::UnknownKey {
-            s3: claimed_service(parts).as_deref() == Some("s3"),
-        })
-    };
-    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
-        return Err(unknown());
-    }
-    let (session, secret) = gateway_credential::open(
-        &broker.proxy_keys,
-        &state.sealer,
-        &key,
-        token.as_deref(),
-        now,
-    )
-    .ok_or_else(unknown)?;
-    // From here the call is someone's (the session is sealed by this gateway), and recorded as
-    // theirs even if its signature fails: whoever holds the token without the secret is news.
-    trail.level = session.who.level;
-    trail.session = Some(session.clone());
-    let body = read_body(body, settings.max_request_bytes).await?;
-    trail.request_bytes = body.len() as u64;
-    let path_and_query = parts.uri.path();
-    let verified = sigv4::verify(
-        &sigv4::Request {
-            method: parts.method.as_str(),
-            path: path_and_query,
-            query: parts.uri.query(),
-            headers: &parts.headers,
-            authority: parts.uri.authority().map(|a| a.as_str()),
-        },
-        &body,
-        now,
-        |k: &KeyId<'_>| {
-            (k.access_key_id == session.sid && k.session_token == token.as_deref())
-                .then(|| secret.clone())
-        },
-    )?;
-    let (body, extra) = match &verified.payload {
-        Payload::StreamingUnverified { .. } => {
-            let max = usize::try_from(settings.max_request_bytes).unwrap_or(usize::MAX);
-            let decoded = sigv4::decode_chunked(&body, &verified, &secret, &parts.headers, max)?;
-            (Bytes::from(decoded.body), decoded.trailers)
-        }
-        _ => (body, Vec::new()),
-    };
-    let service = verified.scope.service.clone();
-    let region = verified.scope.region.clone();
+    let inbound = inbound(&gw, parts, body, trail).await?;
+    let Inbound {
+        session,
+        service,
+        region,
+        body,
+        trailers,
+    } = inbound;
     trail.service = service.clone();
     trail.region = region.clone();
+
+    // What the call is: its path below the prefix, its operation, its parameters as shown.
     let path = parts
         .uri
         .path()
@@ -357,51 +343,22 @@ async fn call(
         body: &body,
     });
     trail.op = op.clone();
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     let preq = params::Request {
         method: parts.method.as_str(),
         path: &path,
         query: query.as_deref(),
-        content_type,
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
         body: &body,
     };
     let shown = params::read(&preq, &proxy.rules);
     trail.params = shown.shown.clone();
 
-    // Membership now: the project, the member's standing, the level the credential may use.
-    let project: &AwsProject = cfg
-        .projects
-        .iter()
-        .find(|p| p.name == session.who.project)
-        .ok_or_else(|| {
-            Fault::Membership(crate::aws_access::refusal::Refusal::NoProject {
-                project: session.who.project.clone(),
-            })
-        })?;
-    let who = Identity {
-        sub: session.who.sub.clone(),
-        email: session.who.email.clone(),
-        name: None,
-        groups: session.who.groups.clone(),
-        mfa_at: None,
-    };
-    let entries = broker
-        .entries(&state.store, &who, Some(&project.name))
-        .await
-        .map_err(|_| Fault::Unavailable)?;
-    let held = standing(
-        &entries,
-        &project.name,
-        who.email.as_deref(),
-        &who.groups,
-        now,
-    )?;
+    let (project, held) = membership(&gw, &session, now).await?;
     let level = session.who.level.min(held.level);
     trail.level = level;
-
     let calls = limits::count(
         &state.store,
         &session.who.sub,
@@ -440,7 +397,7 @@ async fn call(
                 class: class.as_str(),
                 limit,
                 window_seconds,
-            });
+            })
         }
         Outcome::Approve(reasons) => {
             let fingerprint = params::fingerprint(
@@ -452,90 +409,29 @@ async fn call(
                 },
                 &preq,
             );
-            let approved = hold::approved(state, &fingerprint, &session.who.sub, now)
-                .await
-                .map_err(|_| Fault::Unavailable)?;
-            let (id, approver) = match approved {
-                Some(found) => found,
-                None => {
-                    let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
-                    let held = hold::hold(
-                        state,
-                        HeldCall {
-                            fingerprint,
-                            project: project.name.clone(),
-                            user_sub: session.who.sub.clone(),
-                            user_email: session.who.email.clone(),
-                            service: service.clone(),
-                            region: region.clone(),
-                            operation: op.name.clone(),
-                            action: op.action.clone(),
-                            params: shown.shown.clone(),
-                            reasons: why.clone(),
-                        },
-                        std::time::Duration::from_secs(u64::from(settings.approval.wait_seconds)),
-                    )
-                    .await
-                    .map_err(|_| Fault::Unavailable)?;
-                    match held {
-                        Held::Approved { id, approver } => (id, approver),
-                        Held::Denied { id, approver } => {
-                            trail.approval = Some((id, approver.clone()));
-                            return Err(Fault::ApprovalDenied { approver });
-                        }
-                        Held::TimedOut { id, url } => {
-                            trail.approval = Some((id, String::new()));
-                            return Err(Fault::ApprovalPending {
-                                url,
-                                reasons: why.join(", "),
-                            });
-                        }
-                    }
-                }
+            let call = HeldCall {
+                fingerprint,
+                project: project.name.clone(),
+                user_sub: session.who.sub.clone(),
+                user_email: session.who.email.clone(),
+                service: service.clone(),
+                region: region.clone(),
+                operation: op.name.clone(),
+                action: op.action.clone(),
+                params: shown.shown.clone(),
+                reasons: reasons.iter().map(ToString::to_string).collect(),
             };
-            trail.approval = Some((id, approver));
-            trail.approved = true;
+            let approval = approval(&gw, call, now).await;
+            trail.approved = approval.is_ok();
+            trail.approval = Some(match &approval {
+                Ok((id, approver)) => (id.clone(), approver.clone()),
+                Err((id, approver, _)) => (id.clone(), approver.clone()),
+            });
+            approval.map_err(|(_, _, fault)| fault)?;
         }
     }
 
-    // The just-in-time project credential, reused while it is good.
-    let duration = length(
-        &project.name,
-        now,
-        &Bounds {
-            max_session: Duration::seconds(i64::from(project.max_session_seconds)),
-            window: (None, held.until),
-            grant_until: None,
-        },
-    )?;
-    let key = (
-        session.who.sub.clone(),
-        project.name.clone(),
-        level,
-        session.who.grant.clone(),
-        session.who.mfa,
-    );
-    let creds = match broker.cached(&key, now, now + duration) {
-        Some(c) => c,
-        None => broker
-            .mint(
-                project,
-                key,
-                StsDeveloper {
-                    sub: &session.who.sub,
-                    email: session.who.email.as_deref(),
-                    mfa: session.who.mfa,
-                },
-                session.who.grant.as_deref(),
-                duration,
-                now,
-            )
-            .await
-            .map_err(|e| Fault::Credential {
-                project: project.name.clone(),
-                detail: e.to_string(),
-            })?,
-    };
+    let creds = project_credential(&gw, project, &session, level, held.until, now).await?;
     let res = proxy
         .upstream
         .send(
@@ -546,23 +442,186 @@ async fn call(
                 path: &path,
                 query,
                 headers: &parts.headers,
-                extra: &extra,
+                extra: &trailers,
                 body,
             },
             &creds,
             now.into(),
         )
         .await?;
-    let head_only = parts.method == http::Method::HEAD;
     answer(
         res,
-        head_only,
+        parts.method == http::Method::HEAD,
         &proxy.rules,
         &settings.masking,
         usize::try_from(settings.recording.body_bytes).unwrap_or(0),
         proxy.upstream.timeout(),
     )
     .await
+}
+
+/// The credential opened, the body read, the signature checked, an aws-chunked body decoded.
+/// The credential must be one this gateway issued, still good, before a byte of body is read:
+/// nobody without one makes the gateway buffer anything.
+async fn inbound(
+    gw: &Serving<'_>,
+    parts: &Parts,
+    body: Body,
+    trail: &mut Trail,
+) -> Result<Inbound, Fault> {
+    let now = trail.at;
+    let (key, token) = claimed_key(parts).ok_or(Fault::Signature(SigV4Error::Missing))?;
+    let unknown = || {
+        Fault::Signature(SigV4Error::UnknownKey {
+            s3: claimed_service(parts).as_deref() == Some("s3"),
+        })
+    };
+    if token.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
+        return Err(unknown());
+    }
+    let keys = &gw.broker.proxy_keys;
+    let (session, secret) =
+        gateway_credential::open(keys, &gw.state.sealer, &key, token.as_deref(), now)
+            .ok_or_else(unknown)?;
+    // From here the call is someone's (the session is sealed by this gateway), and recorded as
+    // theirs even if its signature fails: whoever holds the token without the secret is news.
+    trail.level = session.who.level;
+    trail.session = Some(session.clone());
+    let body = read_body(body, gw.settings.max_request_bytes).await?;
+    trail.request_bytes = body.len() as u64;
+    let verified = sigv4::verify(
+        &sigv4::Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            authority: parts.uri.authority().map(|a| a.as_str()),
+        },
+        &body,
+        now,
+        |k: &KeyId<'_>| {
+            (k.access_key_id == session.sid && k.session_token == token.as_deref())
+                .then(|| secret.clone())
+        },
+    )?;
+    let (body, trailers) = match &verified.payload {
+        Payload::StreamingUnverified { .. } => {
+            let max = usize::try_from(gw.settings.max_request_bytes).unwrap_or(usize::MAX);
+            let decoded = sigv4::decode_chunked(&body, &verified, &secret, &parts.headers, max)?;
+            (Bytes::from(decoded.body), decoded.trailers)
+        }
+        _ => (body, Vec::new()),
+    };
+    Ok(Inbound {
+        session,
+        service: verified.scope.service,
+        region: verified.scope.region,
+        body,
+        trailers,
+    })
+}
+
+/// The project of `session` and the member's standing on it now (config and Admin API entries).
+async fn membership<'a>(
+    gw: &Serving<'a>,
+    session: &ProxySession,
+    now: OffsetDateTime,
+) -> Result<(&'a AwsProject, Standing), Fault> {
+    let name = &session.who.project;
+    let project = gw
+        .cfg
+        .projects
+        .iter()
+        .find(|p| &p.name == name)
+        .ok_or_else(|| Refusal::NoProject {
+            project: name.clone(),
+        })?;
+    let who = Identity {
+        sub: session.who.sub.clone(),
+        email: session.who.email.clone(),
+        name: None,
+        groups: session.who.groups.clone(),
+        mfa_at: None,
+    };
+    let entries = gw
+        .broker
+        .entries(&gw.state.store, &who, Some(name))
+        .await
+        .map_err(|_| Fault::Unavailable)?;
+    let held = standing(&entries, name, who.email.as_deref(), &who.groups, now)?;
+    Ok((project, held))
+}
+
+/// A person's approval of `call`: one in force for this very call, or one asked for now and
+/// given within the wait. `Err` carries the request's id and approver (if any) with the fault.
+async fn approval(
+    gw: &Serving<'_>,
+    call: HeldCall,
+    now: OffsetDateTime,
+) -> Result<(String, String), (String, String, Fault)> {
+    let none = |fault| (String::new(), String::new(), fault);
+    let approved = hold::approved(gw.state, &call.fingerprint, &call.user_sub, now)
+        .await
+        .map_err(|_| none(Fault::Unavailable))?;
+    if let Some(found) = approved {
+        return Ok(found);
+    }
+    let reasons = call.reasons.join(", ");
+    let wait = std::time::Duration::from_secs(u64::from(gw.settings.approval.wait_seconds));
+    match hold::hold(gw.state, call, wait).await {
+        Ok(Held::Approved { id, approver }) => Ok((id, approver)),
+        Ok(Held::Denied { id, approver }) => {
+            Err((id, approver.clone(), Fault::ApprovalDenied { approver }))
+        }
+        Ok(Held::TimedOut { id, url }) => {
+            Err((id, String::new(), Fault::ApprovalPending { url, reasons }))
+        }
+        Err(_) => Err(none(Fault::Unavailable)),
+    }
+}
+
+/// The just-in-time project credential the call is re-signed with, reused while it is good,
+/// ending no later than the member's window.
+async fn project_credential(
+    gw: &Serving<'_>,
+    project: &AwsProject,
+    session: &ProxySession,
+    level: Level,
+    window_until: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<Credentials, Fault> {
+    let who = &session.who;
+    let duration = length(
+        &project.name,
+        now,
+        &Bounds {
+            max_session: Duration::seconds(i64::from(project.max_session_seconds)),
+            window: (None, window_until),
+            grant_until: None,
+        },
+    )?;
+    let key = (
+        who.sub.clone(),
+        project.name.clone(),
+        level,
+        who.grant.clone(),
+        who.mfa,
+    );
+    if let Some(c) = gw.broker.cached(&key, now, now + duration) {
+        return Ok(c);
+    }
+    let dev = StsDeveloper {
+        sub: &who.sub,
+        email: who.email.as_deref(),
+        mfa: who.mfa,
+    };
+    gw.broker
+        .mint(project, key, dev, who.grant.as_deref(), duration, now)
+        .await
+        .map_err(|e| Fault::Credential {
+            project: project.name.clone(),
+            detail: e.to_string(),
+        })
 }
 
 /// A query without a presigned URL's own parameters (`X-Amz-Signature`, `X-Amz-Credential`...),
