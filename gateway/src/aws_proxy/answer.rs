@@ -272,6 +272,87 @@ mod tests {
         assert_eq!(passed_headers(&h, false).len(), 4);
     }
 
+    fn aws(content_type: &str, body: &'static [u8]) -> reqwest::Response {
+        let res = http::Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::CONTENT_LENGTH, body.len())
+            .header("x-amz-crc32", "123")
+            .body(body.to_vec())
+            .unwrap();
+        reqwest::Response::from(res)
+    }
+
+    async fn run(res: reqwest::Response, masking: &Masking) -> Result<(Answered, Vec<u8>), Fault> {
+        let rules =
+            Rules::default().with_max_body_bytes(usize::try_from(masking.max_body_bytes).unwrap());
+        let a = answer(res, false, &rules, masking, 16, Duration::from_secs(5)).await?;
+        let (parts, body) = a.response.into_parts();
+        let bytes = http_body_util::BodyExt::collect(body)
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        let a = Answered {
+            response: Response::from_parts(parts, Body::empty()),
+            ..a
+        };
+        Ok((a, bytes))
+    }
+
+    #[tokio::test]
+    async fn a_masked_answer_is_whole_without_its_old_checksum_and_recorded_cut() {
+        let body: &[u8] = br#"{"Name":"db","SecretString":"hunter2hunter2"}"#;
+        let (a, bytes) = run(aws("application/x-amz-json-1.1", body), &Masking::default())
+            .await
+            .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(text, r#"{"Name":"db","SecretString":"[MASKED:secret]"}"#);
+        assert!(!a.response.headers().contains_key("x-amz-crc32"));
+        assert_eq!(
+            a.response.headers()[header::CONTENT_LENGTH],
+            text.len().to_string()
+        );
+        assert_eq!(a.masked.total(), 1);
+        // The record keeps the masked body, cut to its limit.
+        assert_eq!(a.body.as_deref(), Some(&text[..16]));
+        assert!(a.truncated);
+    }
+
+    #[tokio::test]
+    async fn binary_and_oversized_answers_follow_the_policy() {
+        let big: &'static [u8] = Box::leak(vec![b'a'; 2048].into_boxed_slice());
+        let small_limit = Masking {
+            max_body_bytes: 1024,
+            ..Masking::default()
+        };
+        // Over the limit: passed whole and unmasked, or refused when strict.
+        let (a, bytes) = run(aws("text/plain", big), &small_limit).await.unwrap();
+        assert_eq!((bytes.len(), a.body.is_none()), (2048, true));
+        let strict = Masking {
+            strict: true,
+            ..small_limit.clone()
+        };
+        assert!(matches!(
+            run(aws("text/plain", big), &strict).await,
+            Err(Fault::Unmaskable(_))
+        ));
+        // Binary: passed as it is, or refused.
+        let png: &[u8] = b"\x89PNG password=hunter2";
+        let (a, bytes) = run(aws("image/png", png), &Masking::default())
+            .await
+            .unwrap();
+        assert_eq!((bytes.as_slice(), a.body.is_none()), (png, true));
+        let refuse = Masking {
+            binary: Binary::Refuse,
+            ..Masking::default()
+        };
+        assert!(matches!(
+            run(aws("image/png", png), &refuse).await,
+            Err(Fault::Unmaskable(_))
+        ));
+    }
+
     #[test]
     fn records_are_cut_on_a_character() {
         assert_eq!(cut("héllo", 2), ("h".into(), true));
