@@ -50,7 +50,6 @@ impl Turn {
 }
 
 /// The recent turns of each user.
-#[derive(Debug)]
 pub struct Turns {
     window: Duration,
     inner: Mutex<Memory>,
@@ -95,6 +94,14 @@ impl Memory {
                 .saturating_sub(turns.iter().map(Turn::bytes).sum());
         }
         true
+    }
+}
+
+/// Counts only: the inputs are commands and code, which may hold secrets.
+impl std::fmt::Debug for Turns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        write!(f, "Turns({} users, {} bytes)", m.users.len(), m.bytes)
     }
 }
 
@@ -285,6 +292,18 @@ mod tests {
         );
         let last = format!("user-{}", MAX_USERS + 19);
         assert!(turns.find(&last, &call, at).is_some());
+    }
+
+    #[test]
+    fn the_memory_never_shows_its_inputs() {
+        let turns = Turns::new(120);
+        turns.remember(
+            "ana",
+            turn(t0(), "req_a", "aws s3 cp s3://b/k - --sse-c-key s3cr3tKey"),
+        );
+        let shown = format!("{turns:?}");
+        assert_eq!(shown, format!("Turns(1 users, {} bytes)", turns.held().2));
+        assert!(!shown.contains("s3cr3t"));
     }
 
     #[test]

@@ -16,7 +16,6 @@ pub const MAX_INPUTS: usize = 8;
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
 /// The block being gathered.
-#[derive(Debug)]
 struct Open {
     index: Option<u64>,
     json: String,
@@ -24,10 +23,26 @@ struct Open {
 }
 
 /// The AWS-looking tool inputs of one answer, as it streams.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ToolUses {
     open: Option<Open>,
     done: Vec<String>,
+}
+
+/// Counts only: the inputs are commands and code, which may hold secrets.
+impl std::fmt::Debug for ToolUses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ToolUses({} kept, {})",
+            self.done.len(),
+            if self.open.is_some() {
+                "one open"
+            } else {
+                "none open"
+            }
+        )
+    }
 }
 
 impl ToolUses {

@@ -160,7 +160,9 @@ fn segments(input: &str) -> Vec<Vec<String>> {
 
 /// The AWS CLI form: `aws [options] <service> <operation>`, or `aws s3 <command>`.
 fn cli(input: &str, call: &Called<'_>, op: &str) -> bool {
-    if !input.contains("aws") {
+    let kebab = spelled(op, '-');
+    // Only a command that could name the call is split into words.
+    if !input.contains("aws") || (call.service != "s3" && !input.contains(&kebab)) {
         return false;
     }
     let names = cli_names(call.service);
@@ -169,7 +171,6 @@ fn cli(input: &str, call: &Called<'_>, op: &str) -> bool {
     } else {
         names
     };
-    let kebab = spelled(op, '-');
     for seg in segments(input) {
         let Some(at) = seg.iter().position(|w| w == "aws" || w.ends_with("/aws")) else {
             continue;
