@@ -27,6 +27,9 @@ struct Open {
 pub struct ToolUses {
     open: Option<Open>,
     done: Vec<String>,
+    /// Events parsed as JSON.
+    #[cfg(test)]
+    parsed: usize,
 }
 
 /// Counts only: the inputs are commands and code, which may hold secrets.
@@ -53,6 +56,7 @@ impl ToolUses {
                 if !contains(json, b"\"tool_use\"") {
                     return;
                 }
+                self.count_parse();
                 let Ok(v) = serde_json::from_slice::<Value>(json) else {
                     return;
                 };
@@ -74,7 +78,11 @@ impl ToolUses {
                 });
             }
             "content_block_delta" => {
-                let Some(open) = self.open.as_mut().filter(|o| !o.full) else {
+                if self.open.as_ref().is_none_or(|o| o.full) {
+                    return;
+                }
+                self.count_parse();
+                let Some(open) = self.open.as_mut() else {
                     return;
                 };
                 let Ok(v) = serde_json::from_slice::<Value>(json) else {
@@ -98,6 +106,7 @@ impl ToolUses {
                 if self.open.is_none() {
                     return;
                 }
+                self.count_parse();
                 let index = serde_json::from_slice::<Value>(json)
                     .ok()
                     .and_then(|v| v.get("index").and_then(Value::as_u64));
@@ -118,6 +127,14 @@ impl ToolUses {
             _ => {}
         }
     }
+
+    #[cfg(test)]
+    fn count_parse(&mut self) {
+        self.parsed += 1;
+    }
+
+    #[cfg(not(test))]
+    fn count_parse(&mut self) {}
 
     /// The inputs kept, in order.
     pub fn into_inputs(self) -> Vec<String> {
@@ -231,6 +248,42 @@ mod tests {
         );
         // Text blocks are not gathered, whatever they say.
         assert!(!got.iter().any(|g| g.contains("I will run")));
+    }
+
+    #[test]
+    fn an_answer_without_tool_calls_costs_no_parse_and_no_allocation() {
+        let mut t = ToolUses::default();
+        let events = [
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "aws s3 ls"}}),
+            stop(0),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "run aws s3 ls"}}),
+            stop(1),
+        ];
+        for _ in 0..100 {
+            for e in &events {
+                t.event(
+                    e["type"].as_str().unwrap_or_default(),
+                    e.to_string().as_bytes(),
+                );
+            }
+        }
+        assert_eq!(t.parsed, 0);
+        assert!(t.open.is_none() && t.done.capacity() == 0);
+        // A tool call is parsed: its start, each of its pieces, its stop.
+        for e in [
+            start_tool(2, "Bash"),
+            piece(2, "{\"command\": \"aws s3 ls\"}"),
+            stop(2),
+        ] {
+            t.event(
+                e["type"].as_str().unwrap_or_default(),
+                e.to_string().as_bytes(),
+            );
+        }
+        assert_eq!(t.parsed, 3);
+        assert_eq!(t.into_inputs(), vec!["aws s3 ls".to_owned()]);
     }
 
     #[test]
