@@ -17,6 +17,8 @@
 //! - [`record`]: every call recorded, and its `aws.call` audit line; [`recorder`] writes the
 //!   recordings in the background, [`recordings`] is their Admin API.
 //! - [`fault`]: the proxy's one error type, written as AWS writes errors.
+//! - [`turns`]: the model turn whose tool call made a call, remembered from the answers the
+//!   gateway relays.
 //! - [`proxy`]: the route, which runs the stages in order.
 
 pub mod answer;
@@ -32,6 +34,7 @@ pub mod record;
 pub mod recorder;
 pub mod recordings;
 pub mod sigv4;
+pub mod turns;
 pub mod upstream;
 
 #[cfg(test)]
@@ -52,6 +55,8 @@ pub struct Proxy {
     pub upstream: upstream::Upstream,
     /// What answers and parameters are masked by.
     pub rules: mask::Rules,
+    /// This replica's recent model turns with AWS-looking tool calls, per user.
+    pub turns: turns::Turns,
 }
 
 impl Proxy {
@@ -77,6 +82,7 @@ impl Proxy {
                 Duration::from_secs(u64::from(cfg.upstream_timeout_seconds)),
             ),
             rules,
+            turns: turns::Turns::new(cfg.recording.turn_window_seconds),
         })
     }
 }

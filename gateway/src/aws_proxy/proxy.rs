@@ -3,7 +3,7 @@
 //! verified (and an aws-chunked body decoded); the operation named; membership checked now;
 //! the call counted and decided; held for a person when risky; re-signed with the just-in-time
 //! project credential and sent; the answer masked; and the call recorded, whatever the outcome,
-//! in one place on the way out.
+//! in one place on the way out, with the model turn whose tool call made it when one matches.
 
 use std::time::Instant;
 
@@ -26,6 +26,7 @@ use super::operation::{self, Operation};
 use super::params::{self, Whose};
 use super::record::{record, CallRecord, Decision};
 use super::sigv4::{self, KeyId, Payload, SigV4Error};
+use super::turns::Called;
 use super::upstream::Outgoing;
 use crate::auth::token::Identity;
 use crate::aws_access::assume::Developer as StsDeveloper;
@@ -54,6 +55,7 @@ struct Trail {
     service: String,
     region: String,
     op: Operation,
+    bucket: Option<String>,
     level: Level,
     params: serde_json::Value,
     request_bytes: u64,
@@ -70,6 +72,7 @@ impl Trail {
             service: String::new(),
             region: String::new(),
             op: Operation::unnamed(),
+            bucket: None,
             level: Level::Read,
             params: serde_json::Value::Null,
             request_bytes: 0,
@@ -142,6 +145,18 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
             ),
         };
         let (approval_id, approver) = trail.approval.clone().unzip();
+        let (turn_request_id, prompt_fingerprint) = state
+            .aws_proxy
+            .as_ref()
+            .and_then(|p| {
+                let call = Called {
+                    service: &trail.service,
+                    operation: trail.op.name.as_deref(),
+                    bucket: trail.bucket.as_deref(),
+                };
+                p.turns.find(&session.who.sub, &call, trail.at)
+            })
+            .unzip();
         record(
             &state,
             CallRecord {
@@ -169,8 +184,8 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
                 masked,
                 body,
                 body_truncated: truncated,
-                turn_request_id: None,
-                prompt_fingerprint: None,
+                turn_request_id,
+                prompt_fingerprint: prompt_fingerprint.flatten(),
             },
         );
     }
@@ -333,6 +348,14 @@ async fn call(
         .map(|p| if p.is_empty() { "/" } else { p })
         .unwrap_or("/")
         .to_owned();
+    if service == "s3" {
+        // Path-style, as the gateway's endpoint is used: the bucket is the first segment.
+        trail.bucket = path
+            .split('/')
+            .nth(1)
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned);
+    }
     let query = parts.uri.query().map(without_signature);
     let op = operation::name(&operation::Call {
         service: &service,

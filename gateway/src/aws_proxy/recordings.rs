@@ -1,7 +1,7 @@
 //! The Admin API of call recordings, beside agent access's and with its authentication
 //! ([`Admin`]: an `x-api-key`, or the session token of an `admin_groups` member):
 //! `GET /v1/organizations/aws_access/calls` lists calls newest first without their bodies,
-//! narrowed by user, project, session and decision; `…/calls/{id}` reads one with its body.
+//! narrowed by user, project, session, decision and the model turn that made them; `…/calls/{id}` reads one with its body.
 
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
@@ -32,6 +32,7 @@ pub struct CallsQuery {
     project: Option<String>,
     session_id: Option<String>,
     decision: Option<String>,
+    turn_request_id: Option<String>,
     after_id: Option<String>,
     limit: Option<i64>,
 }
@@ -61,6 +62,7 @@ async fn list(
         project: given(&q.project),
         session_id: given(&q.session_id),
         decision: decision.map(Decision::as_str),
+        turn_request_id: given(&q.turn_request_id),
         after_id: after_id(given(&q.after_id))?,
     };
     let rows = state

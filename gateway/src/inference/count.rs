@@ -44,6 +44,7 @@ pub async fn count_tokens(
             stream: false,
             headers: &headers,
             path_and_query,
+            tool_uses: false,
         };
         match client.count_tokens(call).await {
             Ok(Some(n)) => return Ok(Json(serde_json::json!({"input_tokens": n})).into_response()),

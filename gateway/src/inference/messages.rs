@@ -93,6 +93,10 @@ pub async fn messages(
             Box::new(move |out: StreamOutcome| {
                 drop(permit);
                 guard.finish(out.usage);
+                // A tool call of an answer cut short is not run.
+                if out.completed {
+                    record.turn(out.tool_uses);
+                }
                 record.emit(
                     200,
                     out.usage,
@@ -107,6 +111,7 @@ pub async fn messages(
             stream,
             headers: &headers,
             path_and_query,
+            tool_uses: state.aws_proxy.is_some(),
         };
         let attempt_started = Instant::now();
         let result = tokio::select! {
@@ -120,8 +125,10 @@ pub async fn messages(
                 headers: h,
                 body,
                 usage,
+                tool_uses,
             }) => {
                 guard.finish(usage);
+                record.turn(tool_uses);
                 record.emit(status.as_u16(), usage, serde_json::json!({"stream": false}));
                 let mut res = relay(status, h, Body::from(body), &rid);
                 res.headers_mut().extend(usage_headers);

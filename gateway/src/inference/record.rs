@@ -41,6 +41,28 @@ impl Record {
         self.state.prices.cost_micros(&rates, usage) as f64 / 1e6
     }
 
+    /// Remembers the answer's AWS-looking tool inputs as this request's turn, for the AWS
+    /// proxy to name the turn that made a call (nothing without tool inputs or a proxy).
+    pub fn turn(&self, tool_uses: Vec<String>) {
+        let Some(proxy) = self
+            .state
+            .aws_proxy
+            .as_ref()
+            .filter(|_| !tool_uses.is_empty())
+        else {
+            return;
+        };
+        proxy.turns.remember(
+            &self.who.sub,
+            crate::aws_proxy::turns::Turn {
+                at: self.state.clock.now(),
+                request_id: self.request_id.clone(),
+                prompt_fingerprint: self.fingerprints.as_ref().and_then(|f| f.prompt.clone()),
+                inputs: tool_uses,
+            },
+        );
+    }
+
     /// Writes the event with the attempt's status, usage and any `extra` fields.
     pub fn emit(&self, status: u16, usage: Usage, extra: serde_json::Value) {
         let cost_usd = self.cost_usd(&usage);

@@ -12,6 +12,7 @@ use futures_util::stream::BoxStream;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Semaphore;
 
+use crate::aws_proxy::turns::ToolUses;
 use crate::config::{Config, Env, Provider};
 use crate::inference::body::RawObject;
 use crate::inference::usage::{Delivered, Usage};
@@ -37,6 +38,8 @@ pub struct Call<'a> {
     pub headers: &'a HeaderMap,
     /// The client's path and query (`/v1/messages?beta=true`).
     pub path_and_query: &'a str,
+    /// Gather the answer's AWS-looking tool inputs (when the AWS proxy matches calls to turns).
+    pub tool_uses: bool,
 }
 
 /// A body of server-sent events, already in the Anthropic shape.
@@ -54,6 +57,8 @@ pub enum Reply {
         body: Bytes,
         /// Usage read from it.
         usage: Usage,
+        /// Its AWS-looking tool inputs, when asked for.
+        tool_uses: Vec<String>,
     },
     /// A stream; its usage is reported through the [`StreamEnd`] the provider was given.
     Stream {
@@ -68,7 +73,7 @@ pub enum Reply {
 pub type StreamEnd = Box<dyn FnOnce(StreamOutcome) + Send + 'static>;
 
 /// How a stream ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StreamOutcome {
     /// Usage delivered.
     pub usage: Usage,
@@ -76,6 +81,8 @@ pub struct StreamOutcome {
     pub completed: bool,
     /// It ended with an in-band error.
     pub errored: bool,
+    /// The answer's AWS-looking tool inputs, when asked for.
+    pub tool_uses: Vec<String>,
 }
 
 /// What a relayed stream has carried so far, reported once to its [`StreamEnd`] when the stream
@@ -90,18 +97,28 @@ pub struct StreamMeter {
     pub completed: bool,
     /// It ended with an in-band error.
     pub errored: bool,
+    /// The answer's tool inputs being gathered, when asked for.
+    pub tools: Option<ToolUses>,
     end: Option<StreamEnd>,
 }
 
 impl StreamMeter {
-    /// A meter that reports to `end`.
-    pub fn new(end: StreamEnd) -> Self {
+    /// A meter that reports to `end`, gathering the answer's tool inputs when `tool_uses`.
+    pub fn new(end: StreamEnd, tool_uses: bool) -> Self {
         Self {
             usage: Usage::default(),
             delivered: Delivered::default(),
             completed: false,
             errored: false,
+            tools: tool_uses.then(ToolUses::default),
             end: Some(end),
+        }
+    }
+
+    /// Passes a stream event to the tool-input gathering, when on (block events only matter).
+    pub fn tool_event(&mut self, kind: &str, json: &[u8]) {
+        if let Some(t) = self.tools.as_mut() {
+            t.event(kind, json);
         }
     }
 }
@@ -117,8 +134,28 @@ impl Drop for StreamMeter {
                 usage,
                 completed: self.completed,
                 errored: self.errored,
+                tool_uses: self
+                    .tools
+                    .take()
+                    .map(ToolUses::into_inputs)
+                    .unwrap_or_default(),
             });
         }
+    }
+}
+
+/// A complete answer's usage, and its AWS-looking tool inputs when `tool_uses` (one parse).
+fn read_message(body: &[u8], tool_uses: bool) -> (Usage, Vec<String>) {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(m) => (
+            Usage::from_message(&m),
+            if tool_uses {
+                ToolUses::of_message(&m)
+            } else {
+                Vec::new()
+            },
+        ),
+        Err(_) => (Usage::default(), Vec::new()),
     }
 }
 

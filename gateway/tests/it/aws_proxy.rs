@@ -895,3 +895,114 @@ fn a_write_waits_for_a_person_and_an_approved_call_goes_through() {
     );
     drop(quick);
 }
+
+#[test]
+fn a_call_is_recorded_with_the_model_turn_whose_tool_call_made_it() {
+    use crate::support::gateway::{config_with, double_upstream};
+    use testkit::{Behavior, FakeBedrock, Options, Reply};
+
+    let rt = runtime();
+    let moto = Moto::start();
+    seed(&moto);
+    let fake = rt.block_on(FakeBedrock::start(Options::default())).unwrap();
+    let ups = double_upstream(&fake, &Options::default());
+    let db = shared().new_db();
+    let port = free_port();
+    let extra = format!(
+        "{}audit: {{prompt_hash_key: prompt-hash-key-0123456789abcdef0123}}\n",
+        sections(&moto.url)
+    );
+    let gw = Gateway::spawn(&config_with(port, &db, &ups, &extra), port, &ENV);
+    gw.wait_healthy(Duration::from_secs(30));
+    let home = tempfile::tempdir().unwrap();
+
+    // The model answers ana's prompt with a Bash call that lists the bucket, streamed through
+    // the gateway.
+    fake.push(Behavior::Reply(
+        Reply::builder("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+            .usage(40, 25)
+            .text("Listing the reports bucket.")
+            .tool_use(
+                "toolu_01",
+                "Bash",
+                &serde_json::json!({"command": "aws s3 ls s3://payments-reports/", "description": "List the bucket"}),
+            )
+            .build(),
+    ));
+    let (rid, sse) = rt.block_on(async {
+        let r = crate::support::client()
+            .post(format!("http://127.0.0.1:{port}/v1/messages"))
+            .bearer_auth(token("ana", &["payments"], None))
+            .header("anthropic-version", "2023-06-01")
+            .json(&serde_json::json!({
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 1024,
+                "stream": true,
+                "messages": [{"role": "user", "content": "what reports do we have?"}],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let rid = r.headers()["request-id"].to_str().unwrap().to_owned();
+        (rid, r.text().await.unwrap())
+    });
+    assert!(sse.contains("input_json_delta"), "{sse}");
+
+    // The agent runs it, and a call the answer did not ask for; bob runs the same command.
+    let ana = creds(&rt, &gw, "ana", &["payments"], "read");
+    let bob = creds(&rt, &gw, "bob", &["payments"], "read");
+    for (c, args) in [
+        (&ana, &["s3", "ls", "s3://payments-reports/"][..]),
+        (
+            &ana,
+            &[
+                "secretsmanager",
+                "get-secret-value",
+                "--secret-id",
+                "payments/db",
+            ][..],
+        ),
+        (&bob, &["s3", "ls", "s3://payments-reports/"][..]),
+    ] {
+        let r = aws(home.path(), port, c, args);
+        assert!(r.status.success(), "{}", text(&r.stderr));
+    }
+
+    // The listing is recorded with the turn's request id and prompt fingerprint; the other
+    // call, and bob's, with none.
+    let inference = gw
+        .audit("inference")
+        .into_iter()
+        .find(|e| e["request_id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("no inference event for {rid}"));
+    let prompt = inference["prompt_hmac"].as_str().unwrap().to_owned();
+    let rows = wait_recorded(&rt, &gw, "ana", 2);
+    let listing = rows
+        .iter()
+        .find(|r| r["action"] == "s3:ListBucket")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(listing["turn_request_id"], rid.as_str(), "{listing}");
+    assert_eq!(listing["prompt_fingerprint"], prompt.as_str(), "{listing}");
+    let secret = rows
+        .iter()
+        .find(|r| r["action"] == "secretsmanager:GetSecretValue")
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    assert!(secret["turn_request_id"].is_null(), "{secret}");
+    assert!(secret["prompt_fingerprint"].is_null(), "{secret}");
+    let bobs = wait_recorded(&rt, &gw, "bob", 1);
+    assert!(
+        bobs.iter().all(|r| r["turn_request_id"].is_null()),
+        "{bobs:?}"
+    );
+
+    // What the agent touched while answering that prompt is one query.
+    let touched = recordings(&rt, &gw, &format!("turn_request_id={rid}"));
+    assert!(!touched.is_empty());
+    assert!(
+        touched
+            .iter()
+            .all(|r| r["user"]["sub"] == "ana" && r["action"] == "s3:ListBucket"),
+        "{touched:?}"
+    );
+}

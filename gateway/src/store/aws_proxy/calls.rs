@@ -33,6 +33,8 @@ pub struct CallFilter<'a> {
     pub session_id: Option<&'a str>,
     /// The decision's name (`denied`).
     pub decision: Option<&'a str>,
+    /// The model request whose tool call made the calls.
+    pub turn_request_id: Option<&'a str>,
     /// Only calls older than this id (the previous page's last).
     pub after_id: Option<i64>,
 }
@@ -93,13 +95,15 @@ impl Store {
                AND ($3::text IS NULL OR session_id = $3)
                AND ($4::text IS NULL OR decision = $4)
                AND ($5::bigint IS NULL OR id < $5)
-             ORDER BY id DESC LIMIT $6"
+               AND ($6::text IS NULL OR turn_request_id = $6)
+             ORDER BY id DESC LIMIT $7"
         ))
         .bind(filter.user)
         .bind(filter.project)
         .bind(filter.session_id)
         .bind(filter.decision)
         .bind(filter.after_id)
+        .bind(filter.turn_request_id)
         .bind(limit)
         .fetch_all(self.pool())
         .await?;

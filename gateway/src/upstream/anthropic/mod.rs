@@ -11,9 +11,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::{Call, Failure, Reply, StreamEnd};
+use super::{Call, Failure, Reply, StreamEnd, StreamMeter};
 use crate::config::{Config, Upstream};
-use crate::inference::usage::Usage;
 
 const DEFAULT_BASE: &str = "https://api.anthropic.com";
 
@@ -184,19 +183,22 @@ impl Anthropic {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if is_sse {
-            let body = sse_usage::track(res.bytes_stream().boxed(), self.stream_idle, end);
+            let body = sse_usage::track(
+                res.bytes_stream().boxed(),
+                self.stream_idle,
+                StreamMeter::new(end, call.tool_uses),
+            );
             return Ok(Reply::Stream { headers, body });
         }
         let body = self.body(res, self.response).await?;
-        let usage = serde_json::from_slice::<serde_json::Value>(&body)
-            .map(|m| Usage::from_message(&m))
-            .unwrap_or_default();
+        let (usage, tool_uses) = super::read_message(&body, call.tool_uses);
         drop(end);
         Ok(Reply::Json {
             status,
             headers,
             body,
             usage,
+            tool_uses,
         })
     }
 

@@ -10,7 +10,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use crate::inference::sse;
-use crate::upstream::{SseStream, StreamEnd, StreamMeter};
+use crate::upstream::{SseStream, StreamMeter};
 
 /// The most of one unfinished event held back; past it the event passes through as it comes
 /// (no usage is read from it).
@@ -102,7 +102,13 @@ fn inspect(meter: &mut StreamMeter, event: &[u8]) {
                 meter.usage.observe(&v);
             }
         }
-        "content_block_delta" => meter.delivered.delta(data.trim().len()),
+        "content_block_delta" => {
+            meter.delivered.delta(data.trim().len());
+            meter.tool_event(kind, data.trim().as_bytes());
+        }
+        "content_block_start" | "content_block_stop" => {
+            meter.tool_event(kind, data.trim().as_bytes());
+        }
         "message_stop" => meter.completed = true,
         "error" => meter.errored = true,
         _ => {}
@@ -122,9 +128,10 @@ fn fail(scan: Scan, message: &str) -> Option<(std::io::Result<Bytes>, (Upstream,
     ))
 }
 
-/// Wraps an upstream byte stream; `idle` is the longest silence allowed between two chunks.
-pub fn track(upstream: Upstream, idle: Duration, end: StreamEnd) -> SseStream {
-    let scan = Scan::new(StreamMeter::new(end));
+/// Wraps an upstream byte stream; `idle` is the longest silence allowed between two chunks, and
+/// `meter` takes what the events report.
+pub fn track(upstream: Upstream, idle: Duration, meter: StreamMeter) -> SseStream {
+    let scan = Scan::new(meter);
     futures_util::stream::unfold((upstream, scan), move |(mut up, mut scan)| async move {
         loop {
             let Ok(next) = tokio::time::timeout(idle, up.next()).await else {
@@ -159,12 +166,12 @@ pub fn track(upstream: Upstream, idle: Duration, end: StreamEnd) -> SseStream {
 /// A stream end that records the outcome it is given, and where to read it.
 #[cfg(test)]
 fn recording_end() -> (
-    StreamEnd,
+    crate::upstream::StreamEnd,
     std::sync::Arc<std::sync::Mutex<Option<crate::upstream::StreamOutcome>>>,
 ) {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
     let sink = seen.clone();
-    let end: StreamEnd = Box::new(move |o| {
+    let end: crate::upstream::StreamEnd = Box::new(move |o| {
         if let Ok(mut s) = sink.lock() {
             *s = Some(o);
         }
@@ -204,7 +211,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let relayed = rt.block_on(async {
             // A finite stream never waits that long; a stalled one waits exactly that long.
-            let mut stream = track(upstream, Duration::from_millis(50), end);
+            let mut stream = track(
+                upstream,
+                Duration::from_millis(50),
+                StreamMeter::new(end, true),
+            );
             let mut relayed = Vec::new();
             for _ in 0..read {
                 match stream.next().await {
@@ -215,7 +226,7 @@ mod tests {
             }
             relayed
         });
-        let got = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        let got = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
         (
             got.unwrap_or_else(|| panic!("no outcome reported")),
             relayed,
@@ -225,6 +236,28 @@ mod tests {
     const START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n";
     const DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n";
     const END: &str = "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":40}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+    #[test]
+    fn a_streams_tool_inputs_are_reported_at_its_end() {
+        // An answer that runs the AWS CLI, its input in pieces split across chunks, and a text
+        // block that mentions a tool_use.
+        let text_start = "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+        let text = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"aws s3 ls via tool_use\"}}\n\n";
+        let tool = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+            event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"Bash\",\"input\":{}}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"command\\\": \\\"aws s3 \"}}\n\n\
+            event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"ls s3://payments-reports/\\\"}\"}}\n\n\
+            event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n";
+        let (a, b) = tool.split_at(300);
+        let o = outcome(&[START, text_start, text, a, b, END], 10);
+        assert!(o.completed);
+        assert_eq!(
+            o.tool_uses,
+            vec!["aws s3 ls s3://payments-reports/".to_owned()]
+        );
+        // Without tool calls, nothing.
+        assert!(outcome(&[START, DELTA, END], 10).tool_uses.is_empty());
+    }
 
     #[test]
     fn a_finished_stream_reports_the_upstream_count() {
@@ -337,7 +370,7 @@ mod props {
             let mut stream = track(
                 futures_util::stream::iter(items).boxed(),
                 Duration::from_secs(60),
-                end,
+                StreamMeter::new(end, true),
             );
             let mut out = Vec::new();
             while let Some(Ok(b)) = stream.next().await {
@@ -345,7 +378,7 @@ mod props {
             }
             out
         });
-        let got = *seen.lock().unwrap_or_else(|e| e.into_inner());
+        let got = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
         (out, got.unwrap_or_else(|| panic!("no outcome reported")))
     }
 
@@ -524,7 +557,7 @@ mod props {
                 .flat_map(|(n, newline)| std::iter::repeat_n(if *newline { b'\n' } else { b'a' }, *n))
                 .collect();
             let chunks = split(&bytes, &cuts);
-            let mut scan = Scan::new(StreamMeter::new(Box::new(|_| {})));
+            let mut scan = Scan::new(StreamMeter::new(Box::new(|_| {}), false));
             for c in &chunks {
                 scan.feed(c);
             }

@@ -18,7 +18,6 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use super::{Call, Failure, Reply, StreamEnd};
 use crate::config::{Config, Upstream};
 use crate::inference::catalog::foundation_model;
-use crate::inference::usage::Usage;
 
 /// A Bedrock runtime client for one configured upstream.
 pub struct Bedrock {
@@ -103,7 +102,7 @@ impl Bedrock {
                 .map_err(errors::from_sdk)?;
             Ok(Reply::Stream {
                 headers: sse_headers(),
-                body: stream::sse(out.body, self.stream, end),
+                body: stream::sse(out.body, self.stream, end, call.tool_uses),
             })
         } else {
             let send = self
@@ -122,9 +121,7 @@ impl Bedrock {
                 .map_err(|_| Failure::response_timeout(self.response.as_millis() as u64))?
                 .map_err(errors::from_sdk)?;
             let bytes = Bytes::from(out.body.into_inner());
-            let usage = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .map(|m| Usage::from_message(&m))
-                .unwrap_or_default();
+            let (usage, tool_uses) = super::read_message(&bytes, call.tool_uses);
             let mut headers = HeaderMap::new();
             headers.insert(
                 http::header::CONTENT_TYPE,
@@ -136,6 +133,7 @@ impl Bedrock {
                 headers,
                 body: bytes,
                 usage,
+                tool_uses,
             })
         }
     }

@@ -39,14 +39,15 @@ struct State {
     meter: StreamMeter,
 }
 
-/// The SSE body for a Bedrock response stream.
-pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd) -> SseStream {
+/// The SSE body for a Bedrock response stream; with `tool_uses`, the answer's tool inputs are
+/// gathered for the stream's end.
+pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd, tool_uses: bool) -> SseStream {
     let state = State {
         rx,
         timing,
         heard: Instant::now(),
         done: false,
-        meter: StreamMeter::new(end),
+        meter: StreamMeter::new(end, tool_uses),
     };
     futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
@@ -128,11 +129,11 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
         if t == "content_block_delta" {
             meter.delivered.delta(json.len());
         }
-        if t == "content_block_delta"
-            || t == "content_block_start"
-            || t == "content_block_stop"
-            || t == "ping"
-        {
+        if t == "content_block_delta" || t == "content_block_start" || t == "content_block_stop" {
+            meter.tool_event(t, json);
+            return Some(sse::frame(t, json));
+        }
+        if t == "ping" {
             return Some(sse::frame(t, json));
         }
     }
@@ -155,6 +156,9 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
     meter.usage.observe(&event);
     if kind == "content_block_delta" {
         meter.delivered.delta(json.len());
+    }
+    if kind.starts_with("content_block_") {
+        meter.tool_event(&kind, json);
     }
     if kind == "message_stop" {
         meter.completed = true;
@@ -183,7 +187,8 @@ mod props {
     use crate::inference::usage::Usage;
 
     fn meter() -> StreamMeter {
-        StreamMeter::new(Box::new(|_| {}))
+        // Gathering tool inputs too: whatever the chunk, it never panics.
+        StreamMeter::new(Box::new(|_| {}), true)
     }
 
     /// Checks `frame` is exactly one event: `event: <kind>\ndata: <data>\n\n`, on two lines.
@@ -237,6 +242,47 @@ mod props {
                 }
                 e
             })
+    }
+
+    #[test]
+    fn an_answers_tool_inputs_are_gathered_as_it_relays() {
+        let (end, seen) = {
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let sink = seen.clone();
+            let end: crate::upstream::StreamEnd = Box::new(move |o| {
+                if let Ok(mut s) = sink.lock() {
+                    *s = Some(o);
+                }
+            });
+            (end, seen)
+        };
+        let mut m = StreamMeter::new(end, true);
+        // As Bedrock sends them, one event a chunk: a text block, then a Bash call in pieces.
+        let chunks = [
+            r#"{"type":"message_start","message":{"usage":{"input_tokens":5,"output_tokens":1}}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Listing."}}"#,
+            r#"{"type":"content_block_stop","index":0}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_1","name":"Bash","input":{}}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"command\": "}}"#,
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"aws secretsmanager get-secret-value --secret-id payments/db\"}"}}"#,
+            r#"{"type":"content_block_stop","index":1}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":30}}"#,
+            r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":5}}"#,
+        ];
+        for c in chunks {
+            let frame = relay_chunk(c.as_bytes(), &mut m);
+            assert!(frame.is_some(), "{c}");
+        }
+        assert!(m.completed);
+        drop(m);
+        let out = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let out = out.unwrap_or_else(|| panic!("no outcome"));
+        assert_eq!(
+            out.tool_uses,
+            vec!["aws secretsmanager get-secret-value --secret-id payments/db".to_owned()]
+        );
+        assert_eq!(out.usage.output_tokens, 30);
     }
 
     proptest! {
