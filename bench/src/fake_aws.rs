@@ -1,7 +1,7 @@
 //! A stand-in for AWS on loopback, in this process: STS `AssumeRole` (Query protocol, XML) for
 //! the gateway's just-in-time credential, and two JSON-protocol reads the proxy benchmark calls:
-//! CloudWatch Logs `DescribeLogGroups` (about 1.5 KB, nothing to mask) and Secrets Manager
-//! `GetSecretValue` (about 1 KB, a secret to mask). It checks no signature: the cost measured is
+//! CloudWatch Logs `DescribeLogGroups` (about 1.7 KB, nothing to mask) and Secrets Manager
+//! `GetSecretValue` (about 0.8 KB, a secret to mask). It checks no signature: the cost measured is
 //! the gateway's, not the stand-in's.
 
 use axum::body::Bytes;
@@ -115,7 +115,7 @@ fn assume_role(seconds: i64) -> Response {
     ([("content-type", "text/xml")], xml).into_response()
 }
 
-/// Six log groups, about 1.5 KB, nothing a mask would touch.
+/// Five log groups, about 1.7 KB, nothing a mask would touch.
 pub fn describe_log_groups() -> String {
     let groups: Vec<serde_json::Value> = [
         "/payments/api",
@@ -123,7 +123,6 @@ pub fn describe_log_groups() -> String {
         "/payments/batch-settlement",
         "/aws/lambda/payments-webhook",
         "/aws/ecs/payments-cluster",
-        "/aws/rds/instance/payments-db/postgresql",
     ]
     .iter()
     .enumerate()
@@ -143,7 +142,7 @@ pub fn describe_log_groups() -> String {
     serde_json::json!({ "logGroups": groups }).to_string()
 }
 
-/// A database secret, about 1 KB; its `SecretString` is masked whole.
+/// A database secret, about 0.8 KB; its `SecretString` is masked whole.
 pub fn get_secret_value() -> String {
     let secret = serde_json::json!({
         "engine": "postgres",
@@ -170,4 +169,37 @@ pub fn get_secret_value() -> String {
         ]
     })
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claude_gateway::aws_proxy::mask::{mask, Rules};
+
+    #[test]
+    fn the_answers_are_small_and_only_the_secret_one_is_masked() {
+        let ct = Some("application/x-amz-json-1.1");
+        let describe = describe_log_groups();
+        assert!(
+            (1_000..=2_000).contains(&describe.len()),
+            "{}",
+            describe.len()
+        );
+        let m = mask(describe.as_bytes(), ct, &Rules::default()).unwrap();
+        assert_eq!(m.counts.total(), 0, "{m:?}");
+
+        let secret = get_secret_value();
+        assert!((700..=1_000).contains(&secret.len()), "{}", secret.len());
+        let m = mask(secret.as_bytes(), ct, &Rules::default()).unwrap();
+        assert!(m.counts.total() > 0);
+        assert!(!String::from_utf8_lossy(&m.body).contains(SECRET_PASSWORD));
+    }
+
+    #[test]
+    fn form_values_are_found_by_name() {
+        let body = b"Action=AssumeRole&Version=2011-06-15&DurationSeconds=900";
+        assert_eq!(form_value(body, "Action").as_deref(), Some("AssumeRole"));
+        assert_eq!(form_value(body, "DurationSeconds").as_deref(), Some("900"));
+        assert_eq!(form_value(body, "RoleArn"), None);
+    }
 }
