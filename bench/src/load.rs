@@ -76,6 +76,11 @@ impl Target {
 
 /// A session token for `sub`, minted with the benchmark gateway's secret.
 fn token(sub: &str) -> String {
+    token_in(sub, &[])
+}
+
+/// A session token for `sub` in `groups`, minted with the benchmark gateway's secret.
+pub fn token_in(sub: &str, groups: &[&str]) -> String {
     use claude_gateway::auth::token::{Identity, SessionKeys};
     use claude_gateway::config::Secret;
     let keys = SessionKeys::new(&[Secret::new(crate::procs::SECRET)], None);
@@ -83,7 +88,7 @@ fn token(sub: &str) -> String {
         sub: sub.to_owned(),
         email: Some(format!("{sub}@example.com")),
         name: None,
-        groups: vec![],
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
         mfa_at: None,
     };
     keys.mint(

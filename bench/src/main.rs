@@ -3,9 +3,14 @@
 //! It runs the Bedrock test double in this process and `claude-gateway` (a release build) as a
 //! separate process, both on loopback, then measures time to first byte and total time of streamed responses at 1 and 64
 //! concurrent streams, non-streaming requests per second, idle and peak RSS of the gateway, and its
-//! RSS with 1,000 streams open at once. Run it with `scripts/bench`.
+//! RSS with 1,000 streams open at once. Then the AWS proxy: the latency it adds to a SigV4-signed
+//! call over calling an AWS stand-in directly, and the throughput of its masking per format. Run
+//! it with `scripts/bench`.
 
+mod aws;
+mod fake_aws;
 mod load;
+mod masking;
 mod procs;
 mod stats;
 
@@ -35,7 +40,27 @@ struct Args {
     /// Streams held open for the memory measurement.
     #[arg(long, default_value_t = 1000)]
     open_streams: usize,
+    /// AWS calls per path in each proxy latency row.
+    #[arg(long, default_value_t = 400)]
+    aws_calls: usize,
+    /// Runs of the masking of each 1 MB body (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    mask_runs: usize,
+    /// Only the AWS proxy's measurements (no Bedrock, streaming or memory runs).
+    #[arg(long)]
+    aws_only: bool,
 }
+
+/// The gateway's own AWS credential, for its `AssumeRole` calls to the stand-in.
+const AWS_ENV: [(&str, &str); 4] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDBENCHGATEWAY0001"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "bench-gateway-secret-key-0123456789abcdef",
+    ),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
 
 /// The Admin API key of the capped gateway.
 const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef012345";
@@ -51,6 +76,16 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    if args.aws_only {
+        let aws_rows = proxy_latency(&args).await?;
+        let mask_runs = args.mask_runs;
+        let mask_rows = tokio::task::spawn_blocking(move || masking::throughput(mask_runs))
+            .await
+            .map_err(|e| e.to_string())??;
+        print_proxy(&aws_rows, args.aws_calls);
+        print_masking(&mask_rows, mask_runs);
+        return Ok(());
+    }
     // 20 text deltas 10 ms apart: a short, realistic stream.
     let fake = procs::fake(20, 10).await?;
     let gateway = procs::Gateway::start(&args.gateway, &fake.url, &args.postgres).await?;
@@ -127,6 +162,13 @@ async fn run(args: Args) -> Result<(), String> {
     })
     .await?;
 
+    drop((gw2, slow, capped, gateway));
+    let aws_rows = proxy_latency(&args).await?;
+    let mask_runs = args.mask_runs;
+    let mask_rows = tokio::task::spawn_blocking(move || masking::throughput(mask_runs))
+        .await
+        .map_err(|e| e.to_string())??;
+
     println!(
         "## claude-gateway benchmark (loopback, {} cores)\n",
         std::thread::available_parallelism()
@@ -170,5 +212,81 @@ async fn run(args: Args) -> Result<(), String> {
         args.open_streams,
         open_kib as f64 / 1024.0
     );
+    print_proxy(&aws_rows, args.aws_calls);
+    print_masking(&mask_rows, mask_runs);
     Ok(())
+}
+
+/// One proxy latency row: the call, its concurrency, direct and through the gateway.
+type ProxyRow = (aws::Call, usize, Summary, Summary);
+
+/// The AWS proxy's added latency: each call sequentially and 16 at a time, directly to the
+/// stand-in and through the gateway.
+async fn proxy_latency(args: &Args) -> Result<Vec<ProxyRow>, String> {
+    let fake = fake_aws::start().await?;
+    let gw = procs::Gateway::start_env(
+        &args.gateway,
+        &fake.url,
+        &args.postgres,
+        &aws::config(&fake.url),
+        &AWS_ENV,
+    )
+    .await?;
+    let direct = std::sync::Arc::new(aws::Caller::direct(&fake.url));
+    let via = std::sync::Arc::new(aws::Caller::gateway(&gw.url).await?);
+    // The proxy must be doing its work: the secret comes back directly, masked through it.
+    if !aws::answer_holds_secret(&direct, aws::Call::Secret).await? {
+        return Err("the stand-in's secret answer holds no secret".into());
+    }
+    if aws::answer_holds_secret(&via, aws::Call::Secret).await? {
+        return Err("the secret came back unmasked through the gateway".into());
+    }
+    let mut rows = Vec::new();
+    for call in [aws::Call::Describe, aws::Call::Secret] {
+        // Warm both paths: connections, and the just-in-time credential the first call mints.
+        aws::run(&direct, call, 4, 40).await?;
+        aws::run(&via, call, 4, 40).await?;
+        for concurrency in [1, 16] {
+            let d = aws::run(&direct, call, concurrency, args.aws_calls).await?;
+            let g = aws::run(&via, call, concurrency, args.aws_calls).await?;
+            rows.push((call, concurrency, d, g));
+        }
+    }
+    Ok(rows)
+}
+
+fn print_proxy(rows: &[ProxyRow], calls: usize) {
+    println!(
+        "\n### AWS proxy: latency per call (SigV4-signed JSON-protocol calls to a loopback AWS stand-in, {calls} per path and row)\n"
+    );
+    println!("| call | concurrent | p50 direct | p50 via gateway | added p50 | p99 direct | p99 via gateway | added p99 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (call, concurrency, d, g) in rows {
+        println!(
+            "| {} | {concurrency} | {} | {} | {} | {} | {} | {} |",
+            call.label(),
+            stats::ms(d.p50),
+            stats::ms(g.p50),
+            stats::ms(g.p50.saturating_sub(d.p50)),
+            stats::ms(d.p99),
+            stats::ms(g.p99),
+            stats::ms(g.p99.saturating_sub(d.p99)),
+        );
+    }
+}
+
+fn print_masking(rows: &[masking::Row], runs: usize) {
+    println!("\n### AWS proxy: masking throughput (in process, one core, median of {runs} runs)\n");
+    println!("| format | body | MB/s, a few secrets | values masked | MB/s, nothing to mask |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.2} MB | {:.1} | {} | {:.1} |",
+            r.format,
+            r.bytes as f64 / 1e6,
+            r.with_secrets,
+            r.masked,
+            r.clean
+        );
+    }
 }

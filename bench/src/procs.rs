@@ -63,6 +63,17 @@ impl Gateway {
         postgres: &str,
         extra: &str,
     ) -> Result<Gateway, String> {
+        Self::start_env(bin, upstream, postgres, extra, &[]).await
+    }
+
+    /// Like [`Gateway::start_with`], with `env` set in the gateway's environment.
+    pub async fn start_env(
+        bin: &str,
+        upstream: &str,
+        postgres: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -89,6 +100,7 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
             .env("CLAUDE_GATEWAY_ALLOW_LOOPBACK", "1")
             .env("CLAUDE_GATEWAY_LOG_LEVEL", "warn")
             .env("BUN_CONFIG_MAX_HTTP_REQUESTS", "4096")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
