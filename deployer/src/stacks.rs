@@ -134,3 +134,15 @@ pub fn stacks_of(p: &Profile) -> Vec<StackKind> {
         .filter(|k| template(*k, p).is_some())
         .collect()
 }
+
+/// The tags every stack of `deployment` carries, which CloudFormation passes on to the resources
+/// that take tags: for cost allocation by deployment and part, and to find a deployment's stacks.
+pub fn tags(deployment: &str, kind: StackKind) -> Vec<(String, String)> {
+    vec![
+        (
+            "claude-gateway:deployment".to_owned(),
+            deployment.to_owned(),
+        ),
+        ("claude-gateway:stack".to_owned(), kind.slug().to_owned()),
+    ]
+}

@@ -204,6 +204,30 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
         }
     };
     let (gw_params, gw_out) = stack("gateway").await;
+    // Every stack carries the deployment's cost-allocation tags.
+    for name in stacks {
+        let out = cfn
+            .describe_stacks()
+            .stack_name(format!("claude-gateway-{name}"))
+            .send()
+            .await
+            .unwrap();
+        let tags: std::collections::BTreeMap<&str, &str> = out.stacks()[0]
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?, t.value()?)))
+            .collect();
+        assert_eq!(
+            tags.get("claude-gateway:deployment"),
+            Some(&"claude-gateway"),
+            "{name}: {tags:?}"
+        );
+        assert_eq!(
+            tags.get("claude-gateway:stack"),
+            Some(name),
+            "{name}: {tags:?}"
+        );
+    }
     let text: String = (1..=4)
         .map(|i| gw_params[&format!("GatewayConfigPart{i}")].as_str())
         .collect();

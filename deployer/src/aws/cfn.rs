@@ -21,6 +21,8 @@ pub struct StackInfo {
     pub outputs: BTreeMap<String, String>,
     /// Parameters as deployed.
     pub parameters: BTreeMap<String, String>,
+    /// Stack tags (CloudFormation passes them on to every resource that takes tags).
+    pub tags: BTreeMap<String, String>,
 }
 
 impl StackInfo {
@@ -79,6 +81,11 @@ pub async fn describe(aws: &Aws, name: &str) -> Result<Option<StackInfo>> {
                     ))
                 })
                 .collect(),
+            tags: s
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                .collect(),
         })),
         Err(e) if err_text(&e).contains("does not exist") => Ok(None),
         Err(e) => Err(sdk_err(&format!("cannot describe stack {name}"), e)),
@@ -105,6 +112,7 @@ pub async fn deploy(
     name: &str,
     template: &TemplateSource,
     params: &[(String, String)],
+    tags: &[(String, String)],
     iam: bool,
 ) -> Result<Deployed> {
     let mut existing = describe(aws, name).await?;
@@ -126,12 +134,16 @@ pub async fn deploy(
         .is_none_or(|s| s.status == "REVIEW_IN_PROGRESS");
     if let (false, Some(s), TemplateSource::Body(body)) = (create, &existing, template) {
         let same_params = params.iter().all(|(k, v)| s.parameters.get(k) == Some(v));
-        if same_params && current_template(aws, name).await.as_deref() == Some(body.as_str()) {
+        let same_tags = tags.iter().all(|(k, v)| s.tags.get(k) == Some(v));
+        if same_params
+            && same_tags
+            && current_template(aws, name).await.as_deref() == Some(body.as_str())
+        {
             println!("  {label}: no changes");
             return Ok(Deployed::NoChanges);
         }
     }
-    let cs = changeset::create(aws, name, template, params, iam, create).await?;
+    let cs = changeset::create(aws, name, template, params, tags, iam, create).await?;
     if cs.empty {
         let _ = aws
             .cfn

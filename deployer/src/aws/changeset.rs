@@ -1,7 +1,7 @@
 //! CloudFormation change sets: create one, read it as a readable list of changes, or preview
 //! a deployment without executing anything.
 
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag};
 
 use super::cfn::{describe, TemplateSource};
 use super::{sdk_err, Aws};
@@ -52,6 +52,7 @@ pub async fn create(
     name: &str,
     template: &TemplateSource,
     params: &[(String, String)],
+    tags: &[(String, String)],
     iam: bool,
     create: bool,
 ) -> Result<ChangeSet> {
@@ -66,7 +67,12 @@ pub async fn create(
         } else {
             ChangeSetType::Update
         })
-        .set_parameters(Some(cfn_params(params)));
+        .set_parameters(Some(cfn_params(params)))
+        .set_tags(Some(
+            tags.iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect(),
+        ));
     req = match template {
         TemplateSource::Body(b) => req.template_body(b),
         TemplateSource::Url(u) => req.template_url(u),
@@ -161,6 +167,7 @@ pub async fn preview(
     name: &str,
     template: &TemplateSource,
     params: &[(String, String)],
+    tags: &[(String, String)],
     iam: bool,
 ) -> Result<Option<Vec<ChangeLine>>> {
     let exists = describe(aws, name)
@@ -169,7 +176,7 @@ pub async fn preview(
     if exists.is_none() {
         return Ok(None);
     }
-    let cs = create(aws, name, template, params, iam, false).await?;
+    let cs = create(aws, name, template, params, tags, iam, false).await?;
     let _ = aws
         .cfn
         .delete_change_set()

@@ -256,6 +256,7 @@ impl<'a> Context<'a> {
             &name,
             &source,
             &params,
+            &crate::stacks::tags(&self.plan.profile.deployment, kind),
             kind.needs_iam(),
         )
         .await?;

@@ -113,7 +113,16 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
                 print_param_diff(&deployed.parameters, &values);
             }
             let source = cfn::TemplateSource::Body(t.body.to_owned());
-            match changeset::preview(&c.aws, &name, &source, &values, kind.needs_iam()).await? {
+            match changeset::preview(
+                &c.aws,
+                &name,
+                &source,
+                &values,
+                &crate::stacks::tags(&c.plan.profile.deployment, *kind),
+                kind.needs_iam(),
+            )
+            .await?
+            {
                 None => println!("    change set: new stack, every resource is created"),
                 Some(changes) if changes.is_empty() => println!("    change set: no changes"),
                 Some(changes) => {
