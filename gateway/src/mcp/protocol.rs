@@ -127,6 +127,34 @@ pub fn dispatch_body(body: &[u8]) -> Dispatch {
     }
 }
 
+/// What to do with one POST body arriving with `header` as its `MCP-Protocol-Version`: the
+/// header is checked first, except on a `server/discover` request. That probe names a newer
+/// revision in its header, and must still get its -32601 (not a 400) so the client falls back
+/// to `initialize`.
+pub fn dispatch_versioned(
+    header: Option<&str>,
+    body: &[u8],
+) -> Result<Dispatch, UnsupportedVersion> {
+    let message = match jsonrpc::parse(body) {
+        Ok(m) => m,
+        Err(refused) => {
+            header_version(header)?;
+            return Ok(Dispatch::Error {
+                id: refused.id,
+                error: refused.error,
+            });
+        }
+    };
+    let probe = matches!(&message, Message::Request(r) if r.method == DISCOVER);
+    if !probe {
+        header_version(header)?;
+    }
+    Ok(dispatch(message))
+}
+
+/// The method a newer revision's client probes with before `initialize`.
+const DISCOVER: &str = "server/discover";
+
 /// What to do with one message.
 pub fn dispatch(message: Message) -> Dispatch {
     let request = match message {
@@ -319,6 +347,34 @@ mod tests {
             jsonrpc::error(id.as_ref(), &error),
             json!({"jsonrpc":"2.0","id":0,"error":{"code":-32601,"message":"Method not found"}})
         );
+    }
+
+    #[test]
+    fn the_header_is_checked_before_dispatch_except_on_the_probe() {
+        let probe = json!({"jsonrpc":"2.0","id":0,"method":"server/discover","params":{}});
+        let d = dispatch_versioned(Some("2026-07-28"), probe.to_string().as_bytes());
+        assert_eq!(d.as_ref().ok().and_then(code), Some(-32601));
+        let list = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string();
+        assert_eq!(
+            dispatch_versioned(Some("2026-07-28"), list.as_bytes()),
+            Err(UnsupportedVersion)
+        );
+        assert_eq!(
+            dispatch_versioned(Some("2025-11-25"), list.as_bytes()),
+            Ok(Dispatch::ToolsList { id: Id::Int(1) })
+        );
+        assert_eq!(
+            dispatch_versioned(None, list.as_bytes()),
+            Ok(Dispatch::ToolsList { id: Id::Int(1) })
+        );
+        let note = json!({"jsonrpc":"2.0","method":"server/discover"}).to_string();
+        assert_eq!(
+            dispatch_versioned(Some("1999-01-01"), note.as_bytes()),
+            Err(UnsupportedVersion)
+        );
+        assert_eq!(dispatch_versioned(Some("x"), b"{"), Err(UnsupportedVersion));
+        let d = dispatch_versioned(None, b"{");
+        assert_eq!(d.as_ref().ok().and_then(code), Some(-32700));
     }
 
     #[test]
