@@ -17,6 +17,7 @@
 //! - [`telemetry`]: the audit stream and operational logging.
 //! - [`aws_access`]: short-lived AWS credentials for developers' agents, per project.
 //! - [`aws_proxy`]: the gateway in the data path of those agents' AWS calls (`/aws/`).
+//! - [`mcp`]: the MCP server's core: JSON-RPC messages, the lifecycle, and the shape of tools.
 //! - [`clock`]: time as an input.
 
 pub mod auth;
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod inference;
+pub mod mcp;
 pub mod policy;
 pub mod server;
 pub mod shutdown;
