@@ -281,20 +281,34 @@ fn wait_recorded(rt: &tokio::runtime::Runtime, gw: &Gateway, user: &str, n: usiz
 
 /// A request signed by hand: `service` in eu-west-1 at `at`, with the given key, secret and
 /// token, carrying `sent` as its body though `signed` was signed.
-#[allow(clippy::too_many_arguments)]
-async fn raw(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    service: &str,
-    id: &str,
-    secret: &str,
-    token: Option<&str>,
+#[derive(Clone, Copy)]
+struct Signed<'a> {
+    method: &'a str,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    service: &'a str,
+    id: &'a str,
+    secret: &'a str,
+    token: Option<&'a str>,
     at: SystemTime,
-    signed: &[u8],
-    sent: &[u8],
-) -> (u16, String) {
+    signed: &'a [u8],
+    sent: &'a [u8],
+}
+
+/// Sends `r` to the gateway at `port`: its status and body.
+async fn raw(port: u16, r: Signed<'_>) -> (u16, String) {
+    let Signed {
+        method,
+        path,
+        headers,
+        service,
+        id,
+        secret,
+        token,
+        at,
+        signed,
+        sent,
+    } = r;
     use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
     use aws_sigv4::sign::v4;
     let url = format!("http://127.0.0.1:{port}{path}");
@@ -530,119 +544,73 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         ("content-type", "application/x-amz-json-1.1"),
     ];
     let now: SystemTime = time::OffsetDateTime::now_utc().into();
+    // A logs DescribeLogGroups by ana, signed as it should be; each case changes one thing.
+    let good = Signed {
+        method: "POST",
+        path: list,
+        headers: &target,
+        service: "logs",
+        id: &ana.id,
+        secret: &ana.secret,
+        token: Some(&ana.token),
+        at: now,
+        signed: b"{}",
+        sent: b"{}",
+    };
     rt.block_on(async {
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            &ana.id,
-            &ana.secret,
-            Some(&ana.token),
-            now,
-            b"{}",
-            b"{}",
-        )
-        .await;
+        let (s, body) = raw(port, good).await;
         assert_eq!(s, 200, "a good signature passes: {body}");
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            &ana.id,
-            "not-the-secret",
-            Some(&ana.token),
-            now,
-            b"{}",
-            b"{}",
-        )
-        .await;
+        let forged = Signed {
+            secret: "not-the-secret",
+            ..good
+        };
+        let (s, body) = raw(port, forged).await;
         assert_eq!(s, 403);
         assert!(body.contains("SignatureDoesNotMatch"), "{body}");
-        let stale = now - Duration::from_secs(6 * 60);
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            &ana.id,
-            &ana.secret,
-            Some(&ana.token),
-            stale,
-            b"{}",
-            b"{}",
-        )
-        .await;
+        let stale = Signed {
+            at: now - Duration::from_secs(6 * 60),
+            ..good
+        };
+        let (s, body) = raw(port, stale).await;
         assert_eq!(s, 403);
         assert!(body.contains("RequestTimeTooSkewed"), "{body}");
-        let tampered = br#"{"logGroupNamePrefix":"/other"}"#;
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            &ana.id,
-            &ana.secret,
-            Some(&ana.token),
-            now,
-            b"{}",
-            tampered,
-        )
-        .await;
+        let tampered = Signed {
+            sent: br#"{"logGroupNamePrefix":"/other"}"#,
+            ..good
+        };
+        let (s, body) = raw(port, tampered).await;
         assert_eq!(s, 403);
         assert!(body.contains("SignatureDoesNotMatch"), "{body}");
-        let (s, body) = raw(
-            port,
-            "PUT",
-            "/aws/payments-reports/x.txt",
-            &[],
-            "s3",
-            &writer.id,
-            &writer.secret,
-            Some(&writer.token),
-            now,
-            b"signed",
-            b"sent!!",
-        )
-        .await;
+        let s3_put = Signed {
+            method: "PUT",
+            path: "/aws/payments-reports/x.txt",
+            headers: &[],
+            service: "s3",
+            id: &writer.id,
+            secret: &writer.secret,
+            token: Some(&writer.token),
+            signed: b"signed",
+            sent: b"sent!!",
+            ..good
+        };
+        let (s, body) = raw(port, s3_put).await;
         assert_eq!(s, 400);
         assert!(body.contains("XAmzContentSHA256Mismatch"), "{body}");
         // Real AWS keys, and a gateway key without its own token, are not known here.
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            "AKIAIOSFODNN7EXAMPLE",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            None,
-            now,
-            b"{}",
-            b"{}",
-        )
-        .await;
+        let real = Signed {
+            id: "AKIAIOSFODNN7EXAMPLE",
+            secret: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            token: None,
+            ..good
+        };
+        let (s, body) = raw(port, real).await;
         assert_eq!(s, 403);
         assert!(body.contains("InvalidClientTokenId"), "{body}");
-        let (s, body) = raw(
-            port,
-            "POST",
-            list,
-            &target,
-            "logs",
-            &ana.id,
-            &ana.secret,
-            Some(&writer.token),
-            now,
-            b"{}",
-            b"{}",
-        )
-        .await;
+        let borrowed = Signed {
+            token: Some(&writer.token),
+            ..good
+        };
+        let (s, body) = raw(port, borrowed).await;
         assert_eq!(s, 403);
         assert!(body.contains("InvalidClientTokenId"), "{body}");
     });

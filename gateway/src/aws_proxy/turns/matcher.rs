@@ -55,8 +55,9 @@ fn cli_names(service: &str) -> &'static [&'static str] {
     }
 }
 
-/// The S3 operations an `aws s3` command runs.
-fn s3_high_level(command: &str) -> &'static [&'static str] {
+/// Whether the `aws s3` command `command` runs the S3 operation `op`.
+fn s3_high_level_runs(command: &str, op: &str) -> bool {
+    /// What copying objects runs (`cp`, and `mv` and `sync` before their deletes).
     const COPY: &[&str] = &[
         "GetObject",
         "PutObject",
@@ -71,24 +72,10 @@ fn s3_high_level(command: &str) -> &'static [&'static str] {
         "CompleteMultipartUpload",
         "AbortMultipartUpload",
     ];
-    match command {
+    let ops: &[&str] = match command {
         "ls" => &["ListBuckets", "ListObjectsV2", "ListObjects"],
         "cp" => COPY,
-        "mv" | "sync" => &[
-            "GetObject",
-            "PutObject",
-            "CopyObject",
-            "HeadObject",
-            "HeadBucket",
-            "ListObjectsV2",
-            "ListObjects",
-            "CreateMultipartUpload",
-            "UploadPart",
-            "UploadPartCopy",
-            "CompleteMultipartUpload",
-            "AbortMultipartUpload",
-            "DeleteObject",
-        ],
+        "mv" | "sync" => return COPY.contains(&op) || op == "DeleteObject",
         "rm" => &[
             "DeleteObject",
             "DeleteObjects",
@@ -104,7 +91,8 @@ fn s3_high_level(command: &str) -> &'static [&'static str] {
         ],
         "website" => &["PutBucketWebsite"],
         _ => &[],
-    }
+    };
+    ops.contains(&op)
 }
 
 /// `GetSecretValue` as the CLI and boto3 spell it, with `sep` between words
@@ -184,7 +172,7 @@ fn cli(input: &str, call: &Called<'_>, op: &str) -> bool {
             after
                 .iter()
                 .find(|w| !w.starts_with('-'))
-                .is_some_and(|c| s3_high_level(c).contains(&op))
+                .is_some_and(|c| s3_high_level_runs(c, op))
         } else {
             after.contains(&kebab)
         };
