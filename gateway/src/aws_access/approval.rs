@@ -117,8 +117,8 @@ pub fn may_decide_call(
     now: OffsetDateTime,
 ) -> Result<(), NoDecision> {
     let requester = Requester {
-        sub: &c.user_sub,
-        email: c.user_email.as_deref(),
+        sub: &c.call.user_sub,
+        email: c.call.user_email.as_deref(),
     };
     may_act(who, project, requester)?;
     if c.status != CallStatus::Pending {
@@ -264,16 +264,18 @@ mod tests {
         let leads = vec!["leads".to_owned()];
         let c = CallApprovalRow {
             id: "cap_1".into(),
-            fingerprint: "f".into(),
-            project: "payments".into(),
-            user_sub: "ana".into(),
-            user_email: Some("ana@example.com".into()),
-            service: "s3".into(),
-            region: "eu-west-1".into(),
-            operation: Some("PutObject".into()),
-            action: Some("s3:PutObject".into()),
-            params: serde_json::json!({}),
-            reasons: vec![],
+            call: crate::aws_proxy::hold::HeldCall {
+                fingerprint: "f".into(),
+                project: "payments".into(),
+                user_sub: "ana".into(),
+                user_email: Some("ana@example.com".into()),
+                service: "s3".into(),
+                region: "eu-west-1".into(),
+                operation: Some("PutObject".into()),
+                action: Some("s3:PutObject".into()),
+                params: serde_json::json!({}),
+                reasons: vec![],
+            },
             status: CallStatus::Pending,
             requested_at: NOW - Duration::minutes(10),
             decided_at: None,

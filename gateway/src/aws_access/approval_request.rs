@@ -75,7 +75,7 @@ impl Request {
     pub fn project(&self) -> &str {
         match self {
             Request::Grant(g) => &g.project,
-            Request::Call(c) => &c.project,
+            Request::Call(c) => &c.call.project,
         }
     }
 
@@ -91,10 +91,10 @@ impl Request {
     fn what(&self) -> String {
         match self {
             Request::Grant(_) => "Write access".to_owned(),
-            Request::Call(c) => match (&c.action, &c.operation) {
+            Request::Call(c) => match (&c.call.action, &c.call.operation) {
                 (Some(a), _) => format!("The call {a}"),
-                (None, Some(o)) => format!("The call {}:{o}", c.service),
-                (None, None) => format!("The unnamed {} call", c.service),
+                (None, Some(o)) => format!("The call {}:{o}", c.call.service),
+                (None, None) => format!("The unnamed {} call", c.call.service),
             },
         }
     }
@@ -117,7 +117,7 @@ impl Request {
             .concat(),
             Request::Call(c) => {
                 let unnamed = || "(not named)".to_owned();
-                let mut params = serde_json::to_string_pretty(&c.params).unwrap_or_default();
+                let mut params = serde_json::to_string_pretty(&c.call.params).unwrap_or_default();
                 if params.chars().count() > PARAMS_CHARS {
                     params = params.chars().take(PARAMS_CHARS).collect();
                     params.push_str("\n… (cut)");
@@ -127,13 +127,16 @@ impl Request {
                     row("Environment", environment(p)),
                     row(
                         "Requested by",
-                        c.user_email.as_deref().unwrap_or(&c.user_sub),
+                        c.call.user_email.as_deref().unwrap_or(&c.call.user_sub),
                     ),
-                    row("Service", &c.service),
-                    row("Operation", &c.operation.clone().unwrap_or_else(unnamed)),
-                    row("IAM action", &c.action.clone().unwrap_or_else(unnamed)),
-                    row("Region", &c.region),
-                    row("Why it is held", &c.reasons.join("; ")),
+                    row("Service", &c.call.service),
+                    row(
+                        "Operation",
+                        &c.call.operation.clone().unwrap_or_else(unnamed),
+                    ),
+                    row("IAM action", &c.call.action.clone().unwrap_or_else(unnamed)),
+                    row("Region", &c.call.region),
+                    row("Why it is held", &c.call.reasons.join("; ")),
                     format!(
                         "<dt>Parameters (secrets masked)</dt><dd><pre id=\"params\">{}</pre></dd>",
                         escape(&params)

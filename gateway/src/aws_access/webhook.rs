@@ -46,10 +46,10 @@ pub fn text(project: &AwsProject, g: &GrantRow, approval_url: &str) -> String {
 
 /// The announcement of a held call: who, what, where and the link; never its parameters.
 pub fn call_text(project: &AwsProject, c: &CallApprovalRow, approval_url: &str) -> String {
-    let what = match (&c.operation, &c.action) {
+    let what = match (&c.call.operation, &c.call.action) {
         (_, Some(a)) => a.clone(),
-        (Some(o), None) => format!("{}:{o}", c.service),
-        (None, None) => format!("an unnamed {} call", c.service),
+        (Some(o), None) => format!("{}:{o}", c.call.service),
+        (None, None) => format!("an unnamed {} call", c.call.service),
     };
     let mut name: String = what.chars().take(NAME_CHARS).collect();
     if what.chars().count() > NAME_CHARS {
@@ -57,11 +57,11 @@ pub fn call_text(project: &AwsProject, c: &CallApprovalRow, approval_url: &str) 
     }
     format!(
         "{who} asks to run {what} on project {p} ({env}) in {region}\nApprove or deny: {approval_url}",
-        who = slack_escape(c.user_email.as_deref().unwrap_or(&c.user_sub)),
+        who = slack_escape(c.call.user_email.as_deref().unwrap_or(&c.call.user_sub)),
         what = slack_escape(&name),
         p = slack_escape(&project.name),
         env = environment(project),
-        region = slack_escape(&c.region),
+        region = slack_escape(&c.call.region),
     )
 }
 
@@ -192,16 +192,18 @@ mod tests {
         let p = example_project(Environment::Prod, WriteApproval::Required);
         let mut c = CallApprovalRow {
             id: "cap_1".into(),
-            fingerprint: "f".into(),
-            project: "payments".into(),
-            user_sub: "ana".into(),
-            user_email: Some("ana@example.com".into()),
-            service: "s3".into(),
-            region: "eu-west-1".into(),
-            operation: Some("DeleteObjects".into()),
-            action: Some("s3:DeleteObjects".into()),
-            params: serde_json::json!({"Bucket": "ledger", "Token": "[MASKED:token]"}),
-            reasons: vec!["a write".into()],
+            call: crate::aws_proxy::hold::HeldCall {
+                fingerprint: "f".into(),
+                project: "payments".into(),
+                user_sub: "ana".into(),
+                user_email: Some("ana@example.com".into()),
+                service: "s3".into(),
+                region: "eu-west-1".into(),
+                operation: Some("DeleteObjects".into()),
+                action: Some("s3:DeleteObjects".into()),
+                params: serde_json::json!({"Bucket": "ledger", "Token": "[MASKED:token]"}),
+                reasons: vec!["a write".into()],
+            },
             status: crate::store::aws_proxy::CallStatus::Pending,
             requested_at: datetime!(2026-12-06 10:00 UTC),
             decided_at: None,
@@ -214,8 +216,8 @@ mod tests {
             "ana@example.com asks to run s3:DeleteObjects on project payments (prod) in eu-west-1\nApprove or deny: https://gw.example.com/aws/approvals/cap_1"
         );
         // An operation named by the client is cut and its markup escaped.
-        c.action = None;
-        c.operation = Some(format!("<!channel>{}", "x".repeat(200)));
+        c.call.action = None;
+        c.call.operation = Some(format!("<!channel>{}", "x".repeat(200)));
         let t = call_text(&p, &c, url);
         assert!(t.contains("run s3:&lt;!channel&gt;xxx"), "{t}");
         assert!(

@@ -173,9 +173,9 @@ pub(crate) fn settings(state: &AppState) -> CallApproval {
 /// An `aws.call_approval.*` event's fields: never the parameters.
 pub fn event(c: &CallApprovalRow, approver: Option<&str>, client_ip: Option<&str>) -> Value {
     json!({
-        "approval": c.id, "project": c.project, "user": c.user_sub, "email": c.user_email,
-        "service": c.service, "region": c.region, "operation": c.operation, "action": c.action,
-        "reasons": c.reasons, "approver": approver, "client_ip": client_ip,
+        "approval": c.id, "project": c.call.project, "user": c.call.user_sub, "email": c.call.user_email,
+        "service": c.call.service, "region": c.call.region, "operation": c.call.operation, "action": c.call.action,
+        "reasons": c.call.reasons, "approver": approver, "client_ip": client_ip,
     })
 }
 
@@ -273,7 +273,7 @@ pub async fn hold_polling_every(
                 .config
                 .aws_access
                 .as_ref()
-                .and_then(|a| a.projects.iter().find(|p| p.name == asked.project));
+                .and_then(|a| a.projects.iter().find(|p| p.name == asked.call.project));
             if let Some(p) = project {
                 crate::aws_access::webhook::announce_call(state, p, &asked, &url);
             }

@@ -97,8 +97,8 @@ async fn one_pending_request_per_call_however_many_replicas_ask() {
     assert_eq!(a.id, b.id);
     assert!(a_new ^ b_new, "exactly one asked anew: {a_new} {b_new}");
     assert_eq!(a.status, CallStatus::Pending);
-    assert_eq!(a.params["SSECustomerKey"], "[MASKED:secret]");
-    assert_eq!(a.reasons, vec!["a write", "a prod project"]);
+    assert_eq!(a.call.params["SSECustomerKey"], "[MASKED:secret]");
+    assert_eq!(a.call.reasons, vec!["a write", "a prod project"]);
     // Asked again later, the same one; another call is another request.
     let (again, new) = one.aws_ask_call("cap_three", &c, NOW).await.unwrap();
     assert_eq!((again.id.as_str(), new), (a.id.as_str(), false));

@@ -59,26 +59,8 @@ impl CallStatus {
 pub struct CallApprovalRow {
     /// `cap_…`.
     pub id: String,
-    /// The exact call (see [`HeldCall::fingerprint`]).
-    pub fingerprint: String,
-    /// The project.
-    pub project: String,
-    /// The requester's subject.
-    pub user_sub: String,
-    /// The requester's email, when the IdP gave one.
-    pub user_email: Option<String>,
-    /// The AWS service (signing name).
-    pub service: String,
-    /// The region.
-    pub region: String,
-    /// The operation, when named.
-    pub operation: Option<String>,
-    /// The IAM action, when named.
-    pub action: Option<String>,
-    /// The masked parameters.
-    pub params: Value,
-    /// Why it needs approval.
-    pub reasons: Vec<String>,
+    /// The call held, as it was asked.
+    pub call: HeldCall,
     /// Where it stands.
     pub status: CallStatus,
     /// When it was asked.
@@ -115,16 +97,18 @@ fn row(r: &PgRow) -> Result<CallApprovalRow, sqlx::Error> {
     let status: String = r.try_get("status")?;
     Ok(CallApprovalRow {
         id: r.try_get("id")?,
-        fingerprint: r.try_get("fingerprint")?,
-        project: r.try_get("project")?,
-        user_sub: r.try_get("user_sub")?,
-        user_email: r.try_get("user_email")?,
-        service: r.try_get("service")?,
-        region: r.try_get("region")?,
-        operation: r.try_get("operation")?,
-        action: r.try_get("action")?,
-        params: r.try_get("params")?,
-        reasons: r.try_get("reasons")?,
+        call: HeldCall {
+            fingerprint: r.try_get("fingerprint")?,
+            project: r.try_get("project")?,
+            user_sub: r.try_get("user_sub")?,
+            user_email: r.try_get("user_email")?,
+            service: r.try_get("service")?,
+            region: r.try_get("region")?,
+            operation: r.try_get("operation")?,
+            action: r.try_get("action")?,
+            params: r.try_get("params")?,
+            reasons: r.try_get("reasons")?,
+        },
         status: CallStatus::parse(&status).ok_or_else(|| decode_error("status", &status))?,
         requested_at: r.try_get("requested_at")?,
         decided_at: r.try_get("decided_at")?,
@@ -135,8 +119,8 @@ fn row(r: &PgRow) -> Result<CallApprovalRow, sqlx::Error> {
 
 /// The trail's view of a held call: never its parameters.
 fn trail(c: &CallApprovalRow, client_ip: Option<&str>) -> Value {
-    json!({"project": c.project, "user": c.user_sub, "email": c.user_email, "service": c.service,
-           "region": c.region, "operation": c.operation, "action": c.action, "reasons": c.reasons,
+    json!({"project": c.call.project, "user": c.call.user_sub, "email": c.call.user_email, "service": c.call.service,
+           "region": c.call.region, "operation": c.call.operation, "action": c.call.action, "reasons": c.call.reasons,
            "status": c.status.as_str(), "until": c.until.map(rfc3339), "client_ip": client_ip})
 }
 
@@ -213,7 +197,7 @@ impl Store {
                 audit(
                     &mut tx,
                     now,
-                    &format!("user:{}", r.user_sub),
+                    &format!("user:{}", r.call.user_sub),
                     "aws.call_approval.requested",
                     &r.id,
                     trail(&r, None),
