@@ -275,6 +275,7 @@ mod tests {
             sts_endpoint_url: None,
             webhook_url: None,
             proxy: None,
+            mcp: None,
         }
     }
 

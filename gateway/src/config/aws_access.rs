@@ -38,6 +38,9 @@ pub struct AwsAccess {
     /// credentials only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<super::aws_proxy::AwsProxy>,
+    /// The MCP server at `/mcp` (needs `proxy`); none: no MCP server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<super::mcp::Mcp>,
 }
 
 impl AwsAccess {
@@ -391,6 +394,9 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
     }
     if let Some(p) = &a.proxy {
         out.extend(super::aws_proxy::check(p));
+    }
+    if let Some(m) = &a.mcp {
+        out.extend(super::mcp::check(m, a.proxy.is_some()));
     }
     out
 }

@@ -10,6 +10,7 @@ mod error;
 mod expand;
 mod lenient;
 mod load;
+pub mod mcp;
 pub mod net;
 mod schema;
 mod summary;

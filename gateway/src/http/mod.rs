@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::spend::admin::routes())
         .merge(crate::aws_access::routes())
         .merge(crate::aws_proxy::routes())
+        .merge(crate::mcp::routes())
         .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
         .layer(from_fn_with_state(
