@@ -8,12 +8,13 @@
 //! - [`tool`]: a tool as `tools/list` lists it, and a tool's result as the model reads it.
 //! - [`oauth`]: who may call: the authorization server and the access tokens of `/mcp`.
 //! - [`tools`]: the AWS tools, run through the data path's stages.
-//! - [`server`]: the endpoint and its sessions.
+//! - [`server`]: the endpoint; [`session`]: its sessions.
 
 pub mod jsonrpc;
 pub mod oauth;
 pub mod protocol;
 pub mod server;
+pub mod session;
 pub mod tool;
 pub mod tools;
 

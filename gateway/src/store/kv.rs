@@ -102,6 +102,25 @@ impl Store {
         Ok(row.and_then(|(v, exp)| (exp > now).then_some(v)))
     }
 
+    /// The live value under `key`, its expiry moved to `expires_at` in the same statement (a
+    /// sliding expiry); none when absent or expired at `now`.
+    pub async fn kv_touch(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "UPDATE kv SET expires_at = $3 WHERE key = $1 AND expires_at > $2 RETURNING value",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
     /// Deletes `key`.
     pub async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM kv WHERE key = $1")
