@@ -257,6 +257,12 @@ impl Claude {
     /// Starts the interactive client in a detached 200x50 tmux session (once). When the client
     /// exits, the pane stays and says so.
     pub fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    /// Starts the client with `args` (for example `mcp login aws`) in the tmux session, in
+    /// place of the interactive client; once.
+    pub fn start_with(&mut self, args: &[&str]) {
         if self.started {
             return;
         }
@@ -284,7 +290,7 @@ impl Claude {
         for (k, v) in self.env() {
             cmd.arg(format!("{k}={v}"));
         }
-        cmd.arg(&self.bin);
+        cmd.arg(&self.bin).args(args);
         let out = cmd.output().expect("run tmux");
         assert!(
             out.status.success(),
@@ -614,10 +620,17 @@ impl Claude {
     /// is killed and the test fails with what it wrote so far.
     #[track_caller]
     pub fn print_with(&self, args: &[&str], timeout: Duration) -> PrintOutput {
+        let mut all = vec!["-p"];
+        all.extend_from_slice(args);
+        self.run(&all, timeout)
+    }
+
+    /// `claude ARGS...` (stdin closed) with a deadline, like [`Claude::print_with`].
+    #[track_caller]
+    pub fn run(&self, args: &[&str], timeout: Duration) -> PrintOutput {
         let out_path = self.dir.path().join("print.stdout");
         let err_path = self.dir.path().join("print.stderr");
         let mut child = Command::new(&self.bin)
-            .arg("-p")
             .args(args)
             .env_clear()
             .envs(self.env())

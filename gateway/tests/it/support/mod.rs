@@ -11,6 +11,7 @@ pub mod moto;
 pub mod otlp;
 pub mod pg;
 pub mod stack;
+pub mod test_ca;
 pub mod webdriver;
 
 /// The repository's test data folder.
