@@ -50,11 +50,23 @@ fn placing<'a>(
 }
 
 async fn status(State(state): State<AppState>, dev: Developer) -> Result<Response, AwsError> {
-    let a = section(&state)?;
     let now = state.clock.now();
-    let who = &dev.claims.identity;
-    let all = entries(&state, who, None).await?;
-    expire(&state, now).await?;
+    let mut res = Json(of(&state, &dev.claims.identity, now).await?).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// What `who` holds at `now`: `{user, projects: [{name, environment, regions, level, from,
+/// until, write_approval, max_session_seconds, grants}]}` (also the MCP `aws_access` tool's).
+pub(crate) async fn of(
+    state: &AppState,
+    who: &crate::auth::token::Identity,
+    now: OffsetDateTime,
+) -> Result<Value, AwsError> {
+    let a = section(state)?;
+    let all = entries(state, who, None).await?;
+    expire(state, now).await?;
     let grants = state
         .store
         .aws_user_grants(&who.sub, now - GRANTS_SINCE, MAX_GRANTS)
@@ -85,14 +97,10 @@ async fn status(State(state): State<AppState>, dev: Developer) -> Result<Respons
             "grants": mine,
         }));
     }
-    let mut res = Json(json!({
+    Ok(json!({
         "user": {"sub": who.sub, "email": who.email},
         "projects": projects,
     }))
-    .into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(res)
 }
 
 #[cfg(test)]

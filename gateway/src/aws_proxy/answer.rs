@@ -233,6 +233,50 @@ pub async fn answer(
     })
 }
 
+/// Turns AWS's answer `res` into text for a tool: the body read whole up to the masking limit
+/// and masked, whatever its content type (an S3 object is often stored without a text type);
+/// a body that is not UTF-8 or is over the limit is refused, never passed unmasked.
+pub async fn text(
+    res: reqwest::Response,
+    rules: &Rules,
+    record_limit: usize,
+    timeout: Duration,
+) -> Result<Answered, Fault> {
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let limit = rules.max_body_bytes();
+    let unmaskable = |why: Unmaskable| Fault::Unmaskable(why.to_string());
+    if let Some(len) = res.content_length().filter(|l| *l > limit as u64) {
+        let size = usize::try_from(len).unwrap_or(usize::MAX);
+        return Err(unmaskable(Unmaskable::TooLarge { size, limit }));
+    }
+    let (body, rest) = read_up_to(res, limit, timeout).await?;
+    if rest.is_some() {
+        let size = body.len();
+        return Err(unmaskable(Unmaskable::TooLarge { size, limit }));
+    }
+    let masked = mask::mask(&body, content_type.as_deref(), rules).map_err(unmaskable)?;
+    let out = Bytes::from(masked.body.into_owned());
+    let (kept, truncated) = cut(&String::from_utf8_lossy(&out), record_limit);
+    let mut r = Response::new(Body::from(out.clone()));
+    *r.status_mut() = status;
+    if let Some(t) = content_type.and_then(|t| HeaderValue::from_str(&t).ok()) {
+        r.headers_mut().insert(header::CONTENT_TYPE, t);
+    }
+    Ok(Answered {
+        response: r,
+        status: status.as_u16(),
+        masked: masked.counts,
+        body: Some(kept),
+        truncated,
+        bytes: out.len() as u64,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +393,36 @@ mod tests {
         };
         assert!(matches!(
             run(aws("image/png", png), &refuse).await,
+            Err(Fault::Unmaskable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_tools_answer_is_masked_text_whatever_its_type_or_refused() {
+        let rules = Rules::default().with_max_body_bytes(1024);
+        let timeout = Duration::from_secs(5);
+        // An object stored without a text type is still text, and masked.
+        let body: &[u8] = b"db_password=hunter2hunter2\nok";
+        let a = text(aws("binary/octet-stream", body), &rules, 1024, timeout)
+            .await
+            .unwrap();
+        let bytes = http_body_util::BodyExt::collect(a.response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let shown = String::from_utf8_lossy(&bytes);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[MASKED:"), "{shown}");
+        assert_eq!(a.masked.total(), 1);
+        // Bytes that are not text, and a body over the limit, never pass.
+        let png: &[u8] = b"\x89PNG\x00\xff\xfe password=hunter2";
+        assert!(matches!(
+            text(aws("image/png", png), &rules, 1024, timeout).await,
+            Err(Fault::Unmaskable(_))
+        ));
+        let big: &'static [u8] = Box::leak(vec![b'a'; 2048].into_boxed_slice());
+        assert!(matches!(
+            text(aws("text/plain", big), &rules, 1024, timeout).await,
             Err(Fault::Unmaskable(_))
         ));
     }

@@ -19,7 +19,9 @@
 //! - [`fault`]: the proxy's one error type, written as AWS writes errors.
 //! - [`turns`]: the model turn whose tool call made a call, remembered from the answers the
 //!   gateway relays.
-//! - [`proxy`]: the route, which runs the stages in order.
+//! - [`serve`]: the stages after the signature, in order, shared by the route and the MCP
+//!   server's tools.
+//! - [`proxy`]: the route: the credential and signature checked, then [`serve`].
 
 pub mod answer;
 pub mod decide;
@@ -33,6 +35,7 @@ pub mod proxy;
 pub mod record;
 pub mod recorder;
 pub mod recordings;
+pub mod serve;
 pub mod sigv4;
 pub mod turns;
 pub mod upstream;

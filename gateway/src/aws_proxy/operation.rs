@@ -97,6 +97,8 @@ pub fn iam_prefix(signing_name: &str) -> &str {
         "email" => "ses",
         // The IoT data plane signs as `iotdata`.
         "iotdata" => "iot",
+        // The Resource Groups Tagging API signs as `tagging`; IAM names it `tag`.
+        "tagging" => "tag",
         other => other,
     }
 }

@@ -5,8 +5,6 @@
 //! project credential and sent; the answer masked; and the call recorded, whatever the outcome,
 //! in one place on the way out, with the model turn whose tool call made it when one matches.
 
-use std::time::Instant;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
@@ -14,30 +12,12 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::Request;
 use http_body_util::BodyExt;
-use time::{Duration, OffsetDateTime};
 
-use super::answer::{answer, Answered};
-use super::decide::{decide, Call, Caller, Outcome};
+use super::answer::Answered;
 use super::fault::{Fault, Protocol};
-use super::hold::{self, Held, HeldCall};
-use super::limits;
-use super::mask::Counts;
-use super::operation::{self, Operation};
-use super::params::{self, Whose};
-use super::record::{record, CallRecord, Decision};
+use super::serve::{self, Mode, Principal, Serving, Trail, Unsigned};
 use super::sigv4::{self, KeyId, Payload, SigV4Error};
-use super::turns::Called;
-use super::upstream::Outgoing;
-use crate::auth::token::Identity;
-use crate::aws_access::assume::Developer as StsDeveloper;
-use crate::aws_access::broker::Broker;
-use crate::aws_access::credentials::Credentials;
 use crate::aws_access::gateway_credential::{self, ProxySession};
-use crate::aws_access::membership::{standing, Standing};
-use crate::aws_access::refusal::Refusal;
-use crate::aws_access::session::{length, Bounds};
-use crate::config::aws_access::{AwsProject, Level};
-use crate::config::aws_proxy::AwsProxy;
 use crate::http::edge::RequestId;
 use crate::state::AppState;
 
@@ -46,41 +26,6 @@ pub const PREFIX: &str = "/aws";
 
 /// The most bytes of a session token looked at before the body is read.
 const MAX_TOKEN_BYTES: usize = 8_192;
-
-/// What the call has come to, for its record.
-struct Trail {
-    started: Instant,
-    at: OffsetDateTime,
-    session: Option<ProxySession>,
-    service: String,
-    region: String,
-    op: Operation,
-    bucket: Option<String>,
-    level: Level,
-    params: serde_json::Value,
-    request_bytes: u64,
-    approval: Option<(String, String)>,
-    approved: bool,
-}
-
-impl Trail {
-    fn new(at: OffsetDateTime) -> Self {
-        Self {
-            started: Instant::now(),
-            at,
-            session: None,
-            service: String::new(),
-            region: String::new(),
-            op: Operation::unnamed(),
-            bucket: None,
-            level: Level::Read,
-            params: serde_json::Value::Null,
-            request_bytes: 0,
-            approval: None,
-            approved: false,
-        }
-    }
-}
 
 /// The handler.
 pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Response {
@@ -96,103 +41,10 @@ pub async fn handle(State(state): State<AppState>, req: Request<Body>) -> Respon
     let protocol = Protocol::of(&scope_service, &parts.headers, parts.uri.query());
     let mut trail = Trail::new(now);
     let outcome = call(&state, &parts, body, &mut trail).await;
-    let duration_ms = u32::try_from(trail.started.elapsed().as_millis()).unwrap_or(u32::MAX);
-    let (response, decision, reason, answered) = match outcome {
-        Ok(a) => {
-            let decision = if trail.approved {
-                Decision::Approved
-            } else {
-                Decision::Allowed
-            };
-            (None, decision, None, Some(a))
-        }
-        Err(fault) => {
-            let decision = match &fault {
-                Fault::Throttled { .. } => Decision::Throttled,
-                Fault::ApprovalPending { .. } => Decision::Held,
-                Fault::Denied(_) | Fault::ApprovalDenied { .. } | Fault::Membership(_) => {
-                    Decision::Denied
-                }
-                Fault::Signature(_) | Fault::TooLarge(_) | Fault::BodyIncomplete => {
-                    Decision::Refused
-                }
-                _ => Decision::Failed,
-            };
-            let reason = fault.to_string();
-            (
-                Some(fault.respond(protocol, &request_id)),
-                decision,
-                Some(reason),
-                None,
-            )
-        }
-    };
-    if let Some(session) = trail.session.take() {
-        let (status, masked, body, truncated, response_bytes) = match &answered {
-            Some(a) => (
-                Some(a.status),
-                a.masked,
-                a.body.clone(),
-                a.truncated,
-                a.bytes,
-            ),
-            None => (
-                response.as_ref().map(|r| r.status().as_u16()),
-                Counts::default(),
-                None,
-                false,
-                0,
-            ),
-        };
-        let (approval_id, approver) = trail.approval.clone().unzip();
-        let (turn_request_id, prompt_fingerprint) = state
-            .aws_proxy
-            .as_ref()
-            .and_then(|p| {
-                let call = Called {
-                    service: &trail.service,
-                    operation: trail.op.name.as_deref(),
-                    bucket: trail.bucket.as_deref(),
-                };
-                p.turns.find(&session.who.sub, &call, trail.at)
-            })
-            .unzip();
-        record(
-            &state,
-            CallRecord {
-                at: trail.at,
-                session_id: session.sid,
-                user_sub: session.who.sub,
-                user_email: session.who.email,
-                project: session.who.project,
-                level: trail.level,
-                grant_id: session.who.grant,
-                service: trail.service,
-                region: trail.region,
-                operation: trail.op.name,
-                action: trail.op.action,
-                class: trail.op.class,
-                params: trail.params,
-                decision,
-                reason,
-                approval_id,
-                approver,
-                status,
-                request_bytes: trail.request_bytes,
-                response_bytes,
-                duration_ms,
-                masked,
-                body,
-                body_truncated: truncated,
-                turn_request_id,
-                prompt_fingerprint: prompt_fingerprint.flatten(),
-            },
-        );
-    }
-    match (response, answered) {
-        (Some(r), _) => r,
-        (None, Some(a)) => a.response,
-        (None, None) => Fault::Unavailable.respond(protocol, &request_id),
+    serve::finish(&state, trail, &outcome, protocol);
+    match outcome {
+        Ok(a) => a.response,
+        Err(fault) => fault.respond(protocol, &request_id),
     }
 }
 
@@ -289,14 +141,6 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, Fault> {
     }
 }
 
-/// What the gateway needs of its config and state to serve a call.
-struct Serving<'a> {
-    state: &'a AppState,
-    cfg: &'a crate::config::aws_access::AwsAccess,
-    settings: &'a AwsProxy,
-    broker: &'a Broker,
-}
-
 /// A request whose credential and signature hold: whose it is, and what it carries.
 struct Inbound {
     session: ProxySession,
@@ -315,31 +159,15 @@ async fn call(
     body: Body,
     trail: &mut Trail,
 ) -> Result<Answered, Fault> {
-    let (Some(cfg), Some(broker), Some(proxy)) =
-        (&state.config.aws_access, &state.aws, &state.aws_proxy)
-    else {
-        return Err(Fault::NotConfigured);
-    };
-    let settings = cfg.proxy.as_ref().ok_or(Fault::NotConfigured)?;
-    let gw = Serving {
-        state,
-        cfg,
-        settings,
-        broker,
-    };
-    let now = trail.at;
-    let inbound = inbound(&gw, parts, body, trail).await?;
+    let gw = Serving::of(state)?;
     let Inbound {
         session,
         service,
         region,
         body,
         trailers,
-    } = inbound;
-    trail.service = service.clone();
-    trail.region = region.clone();
-
-    // What the call is: its path below the prefix, its operation, its parameters as shown.
+    } = inbound(&gw, parts, body, trail).await?;
+    // What the call is: its path below the prefix.
     let path = parts
         .uri
         .path()
@@ -348,137 +176,25 @@ async fn call(
         .map(|p| if p.is_empty() { "/" } else { p })
         .unwrap_or("/")
         .to_owned();
-    if service == "s3" {
-        // Path-style, as the gateway's endpoint is used: the bucket is the first segment.
-        trail.bucket = path
-            .split('/')
-            .nth(1)
-            .filter(|b| !b.is_empty())
-            .map(str::to_owned);
-    }
-    let query = parts.uri.query().map(without_signature);
-    let op = operation::name(&operation::Call {
-        service: &service,
-        method: parts.method.as_str(),
-        path: &path,
-        query: query.as_deref(),
-        headers: &parts.headers,
-        body: &body,
-    });
-    trail.op = op.clone();
-    let preq = params::Request {
-        method: parts.method.as_str(),
-        path: &path,
-        query: query.as_deref(),
-        content_type: parts
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok()),
-        body: &body,
+    let principal = Principal {
+        session_id: session.sid,
+        who: session.who,
     };
-    let shown = params::read(&preq, &proxy.rules);
-    trail.params = shown.shown.clone();
-
-    let (project, held) = membership(&gw, &session, now).await?;
-    let level = session.who.level.min(held.level);
-    trail.level = level;
-    let calls = limits::count(
-        &state.store,
-        &session.who.sub,
-        op.class,
-        now,
-        settings.limits.window_seconds,
-    )
-    .await
-    .map_err(|_| Fault::Unavailable)?;
-    let outcome = decide(
-        project,
-        Caller {
-            level,
-            mfa: session.who.mfa,
-        },
-        &Call {
+    serve::serve(
+        &gw,
+        &principal,
+        Unsigned {
+            method: &parts.method,
             service: &service,
             region: &region,
-            action: op.action.as_deref(),
-            class: op.class,
-            wildcard_name: shown.wildcard,
+            path: &path,
+            query: parts.uri.query().map(without_signature),
+            headers: &parts.headers,
+            extra: &trailers,
+            body,
         },
-        calls,
-        &settings.limits,
-        &settings.risk,
-    );
-    match outcome {
-        Outcome::Allow => {}
-        Outcome::Deny(d) => return Err(Fault::Denied(d)),
-        Outcome::Throttle {
-            class,
-            limit,
-            window_seconds,
-        } => {
-            return Err(Fault::Throttled {
-                class: class.as_str(),
-                limit,
-                window_seconds,
-            })
-        }
-        Outcome::Approve(reasons) => {
-            let fingerprint = params::fingerprint(
-                &Whose {
-                    user: &session.who.sub,
-                    project: &project.name,
-                    region: &region,
-                    service: &service,
-                },
-                &preq,
-            );
-            let call = HeldCall {
-                fingerprint,
-                project: project.name.clone(),
-                user_sub: session.who.sub.clone(),
-                user_email: session.who.email.clone(),
-                service: service.clone(),
-                region: region.clone(),
-                operation: op.name.clone(),
-                action: op.action.clone(),
-                params: shown.shown.clone(),
-                reasons: reasons.iter().map(ToString::to_string).collect(),
-            };
-            let approval = approval(&gw, call, now).await;
-            trail.approved = approval.is_ok();
-            trail.approval = Some(match &approval {
-                Ok((id, approver)) => (id.clone(), approver.clone()),
-                Err((id, approver, _)) => (id.clone(), approver.clone()),
-            });
-            approval.map_err(|(_, _, fault)| fault)?;
-        }
-    }
-
-    let creds = project_credential(&gw, project, &session, level, held.until, now).await?;
-    let res = proxy
-        .upstream
-        .send(
-            Outgoing {
-                method: &parts.method,
-                service: &service,
-                region: &region,
-                path: &path,
-                query,
-                headers: &parts.headers,
-                extra: &trailers,
-                body,
-            },
-            &creds,
-            now.into(),
-        )
-        .await?;
-    answer(
-        res,
-        parts.method == http::Method::HEAD,
-        &proxy.rules,
-        &settings.masking,
-        usize::try_from(settings.recording.body_bytes).unwrap_or(0),
-        proxy.upstream.timeout(),
+        Mode::Relay,
+        trail,
     )
     .await
 }
@@ -509,7 +225,10 @@ async fn inbound(
     // From here the call is someone's (the session is sealed by this gateway), and recorded as
     // theirs even if its signature fails: whoever holds the token without the secret is news.
     trail.level = session.who.level;
-    trail.session = Some(session.clone());
+    trail.principal = Some(Principal {
+        session_id: session.sid.clone(),
+        who: session.who.clone(),
+    });
     let body = read_body(body, gw.settings.max_request_bytes).await?;
     trail.request_bytes = body.len() as u64;
     let verified = sigv4::verify(
@@ -542,109 +261,6 @@ async fn inbound(
         body,
         trailers,
     })
-}
-
-/// The project of `session` and the member's standing on it now (config and Admin API entries).
-async fn membership<'a>(
-    gw: &Serving<'a>,
-    session: &ProxySession,
-    now: OffsetDateTime,
-) -> Result<(&'a AwsProject, Standing), Fault> {
-    let name = &session.who.project;
-    let project = gw
-        .cfg
-        .projects
-        .iter()
-        .find(|p| &p.name == name)
-        .ok_or_else(|| Refusal::NoProject {
-            project: name.clone(),
-        })?;
-    let who = Identity {
-        sub: session.who.sub.clone(),
-        email: session.who.email.clone(),
-        name: None,
-        groups: session.who.groups.clone(),
-        mfa_at: None,
-    };
-    let entries = gw
-        .broker
-        .entries(&gw.state.store, &who, Some(name))
-        .await
-        .map_err(|_| Fault::Unavailable)?;
-    let held = standing(&entries, name, who.email.as_deref(), &who.groups, now)?;
-    Ok((project, held))
-}
-
-/// A person's approval of `call`: one in force for this very call, or one asked for now and
-/// given within the wait. `Err` carries the request's id and approver (if any) with the fault.
-async fn approval(
-    gw: &Serving<'_>,
-    call: HeldCall,
-    now: OffsetDateTime,
-) -> Result<(String, String), (String, String, Fault)> {
-    let none = |fault| (String::new(), String::new(), fault);
-    let approved = hold::approved(gw.state, &call.fingerprint, &call.user_sub, now)
-        .await
-        .map_err(|_| none(Fault::Unavailable))?;
-    if let Some(found) = approved {
-        return Ok(found);
-    }
-    let reasons = call.reasons.join(", ");
-    let wait = std::time::Duration::from_secs(u64::from(gw.settings.approval.wait_seconds));
-    match hold::hold(gw.state, call, wait).await {
-        Ok(Held::Approved { id, approver }) => Ok((id, approver)),
-        Ok(Held::Denied { id, approver }) => {
-            Err((id, approver.clone(), Fault::ApprovalDenied { approver }))
-        }
-        Ok(Held::TimedOut { id, url }) => {
-            Err((id, String::new(), Fault::ApprovalPending { url, reasons }))
-        }
-        Err(_) => Err(none(Fault::Unavailable)),
-    }
-}
-
-/// The just-in-time project credential the call is re-signed with, reused while it is good,
-/// ending no later than the member's window.
-async fn project_credential(
-    gw: &Serving<'_>,
-    project: &AwsProject,
-    session: &ProxySession,
-    level: Level,
-    window_until: Option<OffsetDateTime>,
-    now: OffsetDateTime,
-) -> Result<Credentials, Fault> {
-    let who = &session.who;
-    let duration = length(
-        &project.name,
-        now,
-        &Bounds {
-            max_session: Duration::seconds(i64::from(project.max_session_seconds)),
-            window: (None, window_until),
-            grant_until: None,
-        },
-    )?;
-    let key = (
-        who.sub.clone(),
-        project.name.clone(),
-        level,
-        who.grant.clone(),
-        who.mfa,
-    );
-    if let Some(c) = gw.broker.cached(&key, now, now + duration) {
-        return Ok(c);
-    }
-    let dev = StsDeveloper {
-        sub: &who.sub,
-        email: who.email.as_deref(),
-        mfa: who.mfa,
-    };
-    gw.broker
-        .mint(project, key, dev, who.grant.as_deref(), duration, now)
-        .await
-        .map_err(|e| Fault::Credential {
-            project: project.name.clone(),
-            detail: e.to_string(),
-        })
 }
 
 /// A query without a presigned URL's own parameters (`X-Amz-Signature`, `X-Amz-Credential`...),

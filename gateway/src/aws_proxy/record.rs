@@ -122,6 +122,8 @@ pub struct CallRecord {
     pub turn_request_id: Option<String>,
     /// That request's prompt fingerprint.
     pub prompt_fingerprint: Option<String>,
+    /// The MCP tool that made the call; `None` for a call through the proxy.
+    pub tool: Option<String>,
 }
 
 /// Emits `aws.call` (everything but the body) and writes the row in the background, never
@@ -181,6 +183,7 @@ pub(crate) fn bound(rec: &mut CallRecord, body_bytes: usize) {
         &mut rec.body,
         &mut rec.turn_request_id,
         &mut rec.prompt_fingerprint,
+        &mut rec.tool,
     ]
     .into_iter()
     .flatten()
@@ -252,6 +255,7 @@ pub(crate) fn event(rec: &CallRecord) -> Value {
         "body_truncated": rec.body_truncated,
         "turn_request_id": rec.turn_request_id,
         "prompt_fingerprint": rec.prompt_fingerprint,
+        "tool": rec.tool,
     })
 }
 
@@ -296,6 +300,7 @@ pub(crate) mod tests {
             body_truncated: false,
             turn_request_id: None,
             prompt_fingerprint: None,
+            tool: None,
         }
     }
 

@@ -3,7 +3,9 @@
 //! arrives moments later, from the same user. This module keeps a short memory of each user's
 //! recent turns that carried such tool inputs ([`capture`] reads them out of the answers), and
 //! [`matcher`] names the turn a call most likely came from, so a recording carries that turn's
-//! request id and prompt fingerprint.
+//! request id and prompt fingerprint. Calls of the gateway's own MCP tools
+//! (`mcp__<server>__<tool>`) are remembered by tool and arguments, and a tool call names its
+//! turn with [`Turns::find_tool`].
 //!
 //! The memory is this replica's alone, bounded in users, turns, inputs and bytes, and forgets a
 //! turn once it is older than `aws_access.proxy.recording.turn_window_seconds`.
@@ -37,7 +39,8 @@ pub struct Turn {
     /// Its prompt fingerprint, when the gateway computes them.
     pub prompt_fingerprint: Option<String>,
     /// Its tool inputs that look like AWS calls: a shell tool's command, else the input's JSON,
-    /// each cut to [`capture::MAX_INPUT_BYTES`], at most [`capture::MAX_INPUTS`].
+    /// each cut to [`capture::MAX_INPUT_BYTES`]; and its calls of MCP tools, as
+    /// [`capture::mcp_input`] writes them; at most [`capture::MAX_INPUTS`] in all.
     pub inputs: Vec<String>,
 }
 
@@ -158,6 +161,27 @@ impl Turns {
             .map(|t| (t.request_id.clone(), t.prompt_fingerprint.clone()))
     }
 
+    /// The turn of `user` that asked for MCP tool `tool` with `arguments` (equal as JSON
+    /// values) at `now`: the newest within the window. Returns its request id and prompt
+    /// fingerprint.
+    pub fn find_tool(
+        &self,
+        user: &str,
+        tool: &str,
+        arguments: &serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Option<(String, Option<String>)> {
+        let wanted = capture::mcp_input(tool, arguments);
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let turns = m.users.get(user)?;
+        turns
+            .iter()
+            .rev()
+            .filter(|t| t.at <= now && now - t.at <= self.window)
+            .find(|t| t.inputs.contains(&wanted))
+            .map(|t| (t.request_id.clone(), t.prompt_fingerprint.clone()))
+    }
+
     /// Users and bytes held (for tests of the bounds).
     #[cfg(test)]
     fn held(&self) -> (usize, usize, usize) {
@@ -213,6 +237,40 @@ mod tests {
         assert_eq!(turns.find("eve", &LS, now), None);
         // Past the window, forgotten.
         assert_eq!(turns.find("ana", &LS, t0() + Duration::seconds(121)), None);
+    }
+
+    #[test]
+    fn a_tool_call_finds_the_turn_that_asked_for_it_with_equal_arguments() {
+        let turns = Turns::new(120);
+        let args = serde_json::json!({"log_group": "/app", "limit": 10});
+        let mut t = turn(t0(), "req_a", "x");
+        t.inputs = vec![capture::mcp_input("logs_tail", &args)];
+        turns.remember("ana", t);
+        turns.remember(
+            "ana",
+            turn(t0() + Duration::seconds(1), "req_b", "aws s3 ls"),
+        );
+        let now = t0() + Duration::seconds(2);
+        let same = serde_json::json!({"limit": 10, "log_group": "/app"});
+        assert_eq!(
+            turns.find_tool("ana", "logs_tail", &same, now),
+            Some(("req_a".into(), Some("fp-req_a".into())))
+        );
+        let other = serde_json::json!({"log_group": "/app", "limit": 11});
+        assert_eq!(turns.find_tool("ana", "logs_tail", &other, now), None);
+        assert_eq!(turns.find_tool("ana", "logs_search", &args, now), None);
+        assert_eq!(turns.find_tool("bob", "logs_tail", &args, now), None);
+        assert_eq!(
+            turns.find_tool("ana", "logs_tail", &args, t0() + Duration::seconds(121)),
+            None
+        );
+        // The proxy's matching never takes an MCP call for a command.
+        let call = Called {
+            service: "logs",
+            operation: Some("GetLogEvents"),
+            bucket: None,
+        };
+        assert_eq!(turns.find("ana", &call, now), None);
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub(crate) fn call(sub: &str, project: &str, session: &str, decision: Decision) 
         body_truncated: false,
         turn_request_id: Some("req_1".into()),
         prompt_fingerprint: None,
+        tool: None,
     }
 }
 
@@ -100,12 +101,11 @@ async fn calls_are_written_in_one_batch_listed_narrowed_paged_and_read() {
         } else {
             Decision::Allowed
         };
-        rows.push(call(
-            sub,
-            project,
-            &format!("AGWSESSION{}", i / 3),
-            decision,
-        ));
+        let mut row = call(sub, project, &format!("AGWSESSION{}", i / 3), decision);
+        if i == 5 {
+            row.tool = Some("s3_read".into());
+        }
+        rows.push(row);
     }
     assert_eq!(s.aws_insert_calls(&rows).await.unwrap(), 6);
     assert_eq!(s.aws_insert_calls(&[]).await.unwrap(), 0);
@@ -129,6 +129,12 @@ async fn calls_are_written_in_one_batch_listed_narrowed_paged_and_read() {
     assert_eq!(newest["params"], json!({"SecretId": "db"}));
     assert_eq!(newest["status"], 200);
     assert_eq!(newest["at"], "2026-12-06T10:00:00Z");
+    assert_eq!(newest["tool"], "s3_read", "the MCP tool that made the call");
+    assert_eq!(
+        all[1]["tool"],
+        Value::Null,
+        "a call through the proxy names none"
+    );
 
     let narrowed = |f: CallFilter<'static>| {
         let s = s.clone();

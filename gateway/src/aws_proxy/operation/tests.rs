@@ -602,6 +602,7 @@ fn classes_follow_the_verb() {
         assert_eq!(class_of(name), class, "{name}");
     }
     assert_eq!(iam_prefix("monitoring"), "cloudwatch");
+    assert_eq!(iam_prefix("tagging"), "tag");
     assert_eq!(iam_prefix("execute-api"), "execute-api");
     assert_eq!(iam_prefix("logs"), "logs");
 }

@@ -15,11 +15,72 @@ pub const MAX_INPUTS: usize = 8;
 /// as the text gathered so far.
 pub const MAX_JSON_BYTES: usize = 16 * 1024;
 
+/// What starts a remembered MCP tool call, which no command or code holds: the tool's name
+/// and a hash of its arguments follow, each after it.
+pub const MCP_MARK: char = '\u{1f}';
+
+/// The tool an MCP tool's name in the client calls (`mcp__<server>__<tool>`; the server's name
+/// may hold `__`, the gateway's tool names do not).
+pub fn mcp_tool(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("mcp__")?;
+    let (_, tool) = rest.rsplit_once("__")?;
+    (!tool.is_empty()).then_some(tool)
+}
+
+/// How a call of MCP tool `tool` with `arguments` is remembered and looked for: the tool and
+/// a hash of the arguments written canonically (keys sorted), so equal JSON values match
+/// however their keys were ordered, and the arguments themselves are not kept.
+pub fn mcp_input(tool: &str, arguments: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(arguments, &mut canonical, 0);
+    let hash = crate::auth::codes::sha256_hex(&canonical);
+    format!("{MCP_MARK}{tool}{MCP_MARK}{hash}")
+}
+
+/// `v` as JSON with object keys sorted, to a depth of 128 (deeper is written as null).
+fn write_canonical(v: &Value, out: &mut String, depth: usize) {
+    if depth > 128 {
+        out.push_str("null");
+        return;
+    }
+    match v {
+        Value::Object(o) => {
+            let mut keys: Vec<&String> = o.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(x) = o.get(k) {
+                    write_canonical(x, out, depth + 1);
+                }
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out, depth + 1);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 /// The block being gathered.
 struct Open {
     index: Option<u64>,
     json: String,
     full: bool,
+    /// The MCP tool it calls, if it calls one.
+    mcp: Option<String>,
 }
 
 /// The AWS-looking tool inputs of one answer, as it streams.
@@ -71,10 +132,16 @@ impl ToolUses {
                     _ => String::new(),
                 };
                 let full = json.len() > MAX_JSON_BYTES;
+                let mcp = block
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .and_then(mcp_tool)
+                    .map(str::to_owned);
                 self.open = Some(Open {
                     index: v.get("index").and_then(Value::as_u64),
                     json: if full { String::new() } else { json },
                     full,
+                    mcp,
                 });
             }
             "content_block_delta" => {
@@ -118,9 +185,12 @@ impl ToolUses {
                     } else {
                         serde_json::from_str(&open.json).ok()
                     };
-                    match input {
-                        Some(v) => self.keep(&v),
-                        None => self.keep_text(open.json),
+                    match (open.mcp, input) {
+                        (Some(tool), Some(v)) => self.keep_mcp(&tool, &v),
+                        // An MCP call's arguments cut short cannot be matched.
+                        (Some(_), None) => {}
+                        (None, Some(v)) => self.keep(&v),
+                        (None, None) => self.keep_text(open.json),
                     }
                 }
             }
@@ -151,7 +221,11 @@ impl ToolUses {
             .flatten()
             .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"));
         for b in blocks {
-            out.keep(b.get("input").unwrap_or(&Value::Null));
+            let input = b.get("input").unwrap_or(&Value::Null);
+            match b.get("name").and_then(Value::as_str).and_then(mcp_tool) {
+                Some(tool) => out.keep_mcp(tool, input),
+                None => out.keep(input),
+            }
         }
         out.done
     }
@@ -163,6 +237,13 @@ impl ToolUses {
             None => input.to_string(),
         };
         self.keep_text(text);
+    }
+
+    /// Keeps a call of MCP tool `tool` (see [`mcp_input`]).
+    fn keep_mcp(&mut self, tool: &str, input: &Value) {
+        if self.done.len() < MAX_INPUTS {
+            self.done.push(mcp_input(tool, input));
+        }
     }
 
     fn keep_text(&mut self, mut text: String) {
@@ -315,6 +396,40 @@ mod tests {
             events.push(stop(i));
         }
         assert_eq!(feed(&events).len(), MAX_INPUTS);
+    }
+
+    #[test]
+    fn mcp_tool_calls_are_kept_as_their_tool_and_arguments_hash() {
+        assert_eq!(mcp_tool("mcp__aws__s3_read"), Some("s3_read"));
+        assert_eq!(mcp_tool("mcp__my__aws__logs_tail"), Some("logs_tail"));
+        assert_eq!(mcp_tool("mcp__aws__"), None);
+        assert_eq!(mcp_tool("Bash"), None);
+        let args = json!({"bucket": "b", "key": "k", "n": [1, {"z": 1, "a": 2}]});
+        let reordered = json!({"n": [1, {"a": 2, "z": 1}], "key": "k", "bucket": "b"});
+        assert_eq!(
+            mcp_input("s3_read", &args),
+            mcp_input("s3_read", &reordered)
+        );
+        assert_ne!(
+            mcp_input("s3_read", &args),
+            mcp_input("s3_read", &json!({"bucket": "b", "key": "k2"}))
+        );
+        assert_ne!(mcp_input("s3_read", &args), mcp_input("s3_list", &args));
+        // Streamed in pieces, and whole; arguments are not kept, whatever they hold.
+        let events = vec![
+            start_tool(0, "mcp__aws__s3_read"),
+            piece(0, "{\"bucket\": \"b\", \"key\": "),
+            piece(0, "\"k\", \"n\": [1, {\"z\": 1, \"a\": 2}]}"),
+            stop(0),
+        ];
+        let got = feed(&events);
+        assert_eq!(got, vec![mcp_input("s3_read", &args)]);
+        assert!(!got[0].contains("bucket"));
+        let m = json!({"content": [{"type": "tool_use", "name": "mcp__aws__logs_tail", "input": {"log_group": "/app"}}]});
+        assert_eq!(
+            ToolUses::of_message(&m),
+            vec![mcp_input("logs_tail", &json!({"log_group": "/app"}))]
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub fn names(input: &str, call: &Called<'_>) -> bool {
     let Some(op) = call.operation else {
         return false;
     };
+    if input.starts_with(super::capture::MCP_MARK) {
+        // An MCP tool's call: its AWS calls are matched by the tool, not by the proxy.
+        return false;
+    }
     cli(input, call, op) || sdk(input, call.service, op)
 }
 

@@ -20,7 +20,7 @@ const SWEEP_BATCHES: usize = 50;
 const LIST_COLUMNS: &str = "id, at, session_id, user_sub, user_email, project, level, grant_id,
     service, region, operation, action, class, params, decision, reason, approval_id, approver,
     status, request_bytes, response_bytes, duration_ms, masked, body_truncated, turn_request_id,
-    prompt_fingerprint";
+    prompt_fingerprint, tool";
 
 /// What a list of calls is narrowed to; `None` is any.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +49,7 @@ impl Store {
             "INSERT INTO aws_calls (at, session_id, user_sub, user_email, project, level,
              grant_id, service, region, operation, action, class, params, decision, reason,
              approval_id, approver, status, request_bytes, response_bytes, duration_ms, masked,
-             body, body_truncated, turn_request_id, prompt_fingerprint) ",
+             body, body_truncated, turn_request_id, prompt_fingerprint, tool) ",
         );
         q.push_values(rows, |mut b, r| {
             b.push_bind(r.at)
@@ -77,7 +77,8 @@ impl Store {
                 .push_bind(&r.body)
                 .push_bind(r.body_truncated)
                 .push_bind(&r.turn_request_id)
-                .push_bind(&r.prompt_fingerprint);
+                .push_bind(&r.prompt_fingerprint)
+                .push_bind(&r.tool);
         });
         Ok(q.build().execute(self.pool()).await?.rows_affected())
     }
@@ -191,6 +192,7 @@ fn call_json(r: &PgRow, with_body: bool) -> Result<Value, StoreError> {
         "body_truncated": r.try_get::<bool, _>("body_truncated")?,
         "turn_request_id": r.try_get::<Option<String>, _>("turn_request_id")?,
         "prompt_fingerprint": r.try_get::<Option<String>, _>("prompt_fingerprint")?,
+        "tool": r.try_get::<Option<String>, _>("tool")?,
     });
     if with_body {
         v["body"] = Value::from(r.try_get::<Option<String>, _>("body")?);
