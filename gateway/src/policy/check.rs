@@ -95,6 +95,11 @@ pub fn check_settings(doc: &Map<String, Value>) -> Vec<(String, String)> {
             }
         }
     }
+    if let Some(servers) = doc.get("managedMcpServers") {
+        for (path, message) in super::mcp_servers::check(servers) {
+            out.push((format!(".managedMcpServers{path}"), message));
+        }
+    }
     if let Some(Value::Object(h)) = doc.get("hooks") {
         for (event, entries) in h {
             if !entries.is_array() {

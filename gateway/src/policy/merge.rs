@@ -1,5 +1,7 @@
 //! How a policy lands on the `match: {}` base: allow-lists replace, deny-lists and hook arrays
-//! concatenate (without duplicates), record-typed keys merge key by key, anything else replaces.
+//! concatenate (without duplicates), record-typed keys merge key by key (a `managedMcpServers`
+//! entry of the same name is replaced whole, as the client does across its sources, so one
+//! server's headers never land on another's URL), anything else replaces.
 
 use serde_json::{Map, Value};
 
@@ -14,7 +16,12 @@ const UNION_LISTS: &[&[&str]] = &[
     &["blockedMarketplaces"],
 ];
 /// Records merged key by key.
-const RECORDS: &[&str] = &["env", "modelOverrides", "skillOverrides"];
+const RECORDS: &[&str] = &[
+    "env",
+    "modelOverrides",
+    "skillOverrides",
+    "managedMcpServers",
+];
 
 /// `overlay` merged onto `base`.
 pub fn merge(base: &Map<String, Value>, overlay: &Map<String, Value>) -> Map<String, Value> {
@@ -144,5 +151,25 @@ mod tests {
             json!([{"serverName": "a"}, {"serverName": "b"}])
         );
         assert_eq!(m["model"], "haiku", "scalars replace");
+    }
+
+    #[test]
+    fn managed_mcp_servers_merge_by_name_and_an_entry_is_replaced_whole() {
+        let base = obj(json!({"managedMcpServers": {
+            "aws": {"type": "http", "url": "https://a.example/mcp", "headers": {"X-Key": "a"}},
+            "docs": {"type": "http", "url": "https://docs.example/mcp"}
+        }}));
+        let overlay = obj(json!({"managedMcpServers": {
+            "aws": {"type": "http", "url": "https://b.example/mcp"}
+        }}));
+        let m = Value::Object(merge(&base, &overlay));
+        assert_eq!(
+            m["managedMcpServers"],
+            json!({
+                "aws": {"type": "http", "url": "https://b.example/mcp"},
+                "docs": {"type": "http", "url": "https://docs.example/mcp"}
+            }),
+            "the base's headers do not follow its server name to another URL"
+        );
     }
 }

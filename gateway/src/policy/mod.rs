@@ -5,6 +5,7 @@
 mod check;
 mod checksum;
 mod matcher;
+mod mcp_servers;
 mod merge;
 pub mod models;
 mod routes;
@@ -45,6 +46,7 @@ pub struct Effective {
 pub struct Policies {
     cfg: crate::config::Managed,
     injected_env: Map<String, Value>,
+    own: mcp_servers::Own,
     /// Whether the gateway enforces tool denials itself.
     pub enforce_tools: bool,
     /// Whether inference is refused to a user no policy matches (`managed.unmatched: deny`).
@@ -62,6 +64,10 @@ impl Policies {
             enforce_tools: managed.enforce_tool_denials,
             deny_unmatched: managed.unmatched == crate::config::Unmatched::Deny,
             injected_env: telemetry_env(cfg),
+            own: mcp_servers::Own {
+                origin: crate::state::public_origin(cfg),
+                mcp_on: cfg.aws_access.as_ref().is_some_and(|a| a.mcp.is_some()),
+            },
             cfg: managed,
             cache: Mutex::new(HashMap::new()),
         })
@@ -69,10 +75,23 @@ impl Policies {
 
     /// Warnings about policies that parse but will not work as an operator likely means: a model
     /// allowlist without `model` that leaves out the client's default model (Opus), so every
-    /// developer under it gets a 400 until they pick another model.
+    /// developer under it gets a 400 until they pick another model; and `managedMcpServers`
+    /// entries with static headers, or pointing at this gateway's `/mcp` while it cannot serve it.
     pub fn lint(&self) -> Vec<String> {
         let base = self.base();
         let mut out = Vec::new();
+        for (i, p) in self.cfg.policies.iter().enumerate() {
+            for (key, doc) in [
+                ("cli", &p.cli),
+                ("settings", &p.settings),
+                ("code", &p.code),
+            ] {
+                if let Some(servers) = doc.as_ref().and_then(|d| d.get("managedMcpServers")) {
+                    let at = format!("managed.policies[{i}].{key}.managedMcpServers");
+                    out.extend(mcp_servers::warnings(&at, servers, &self.own));
+                }
+            }
+        }
         for i in 0..self.cfg.policies.len() {
             let mut indices = base.clone();
             if !indices.contains(&i) {

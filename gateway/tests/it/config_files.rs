@@ -235,3 +235,78 @@ fn aws_policies_prints_the_session_policy_of_every_project_level() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("bogus_top:"), "{stderr}");
 }
+
+/// `config/good/minimal.yaml` with `extra` appended, in a temporary file.
+fn minimal_with(extra: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    let text = std::fs::read_to_string(data("configs/good/minimal.yaml")).unwrap();
+    std::fs::write(&path, format!("{text}{extra}")).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn check_config_refuses_managed_mcp_servers_the_client_would_drop() {
+    let (_dir, path) = minimal_with(
+        "managed:
+  policies:
+    - match: {groups: [desktop]}
+      cli:
+        managedMcpServers: [{name: aws, transport: http, url: 'https://gw.example.com/mcp'}]
+    - match: {groups: [eng]}
+      cli:
+        managedMcpServers:
+          aws: {type: http, url: 'http://gw.example.com/mcp', headersHelper: /bin/get-token}
+          vendor: {type: http, url: 'https://mcp.vendor.example', headers: {Authorization: 'Bearer ${VENDOR_TOKEN:-none}'}}
+          local: {type: stdio, command: aws-mcp}
+",
+    );
+    let (ok, _, stderr) = check(&path, &[]);
+    assert!(!ok, "accepted");
+    for location in [
+        "managed.policies[0].cli.managedMcpServers: must be an object keyed by server name",
+        "managed.policies[1].cli.managedMcpServers.aws.url: must be an https:// URL",
+        "managed.policies[1].cli.managedMcpServers.aws.headersHelper: is not allowed",
+        "managed.policies[1].cli.managedMcpServers.vendor.headers.Authorization: holds a ${NAME}",
+        "managed.policies[1].cli.managedMcpServers.local.command: is not allowed",
+        "managed.policies[1].cli.managedMcpServers.local.type: must be http",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(location)),
+            "expected {location:?} in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_config_warns_about_static_headers_and_an_unservable_own_mcp() {
+    // The gateway expands `${VENDOR_TOKEN}` itself, so the client receives the literal value.
+    let (_dir, path) = minimal_with(
+        "managed:
+  policies:
+    - match: {}
+      cli:
+        permissions: {allow: [mcp__aws]}
+        managedMcpServers:
+          aws: {type: http, url: 'https://127.0.0.1:8787/mcp'}
+          vendor: {type: http, url: 'https://mcp.vendor.example', headers: {Authorization: 'Bearer ${VENDOR_TOKEN}'}}
+",
+    );
+    let (ok, stdout, stderr) = check(&path, &[("VENDOR_TOKEN", "vendor-token-value")]);
+    assert!(ok, "refused:\n{stderr}");
+    let at = "warning: managed.policies[0].cli.managedMcpServers";
+    for warning in [
+        format!("{at}.vendor.headers: every member of this policy receives"),
+        format!("{at}.aws.url: points at this gateway's /mcp, but aws_access.mcp is not set"),
+        format!("{at}.aws.url: points at this gateway's /mcp, but listen.public_url (http://127.0.0.1:8787) is not https"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&warning)),
+            "expected {warning:?} in:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("vendor-token-value"),
+        "a warning repeated a header value"
+    );
+}

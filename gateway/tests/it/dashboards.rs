@@ -422,7 +422,9 @@ async fn aws_access_queries_read_fields_the_gateway_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_read_fields_the_gateway_writes() {
     let keys = captured().await;
-    let all: BTreeSet<String> = keys.values().flatten().cloned().collect();
+    let mut all: BTreeSet<String> = keys.values().flatten().cloned().collect();
+    // The agents' AWS call metrics and their contributor rule read `aws.call` lines.
+    all.extend(aws_call_captured());
     for evt in [
         "inference",
         "spend.blocked",
@@ -472,4 +474,48 @@ async fn templates_read_fields_the_gateway_writes() {
     );
     // The dashboards' money comes from here.
     assert!(keys["inference"].contains("cost_usd") && keys["inference"].contains("email"));
+}
+
+/// The decisions the templates' metric filters and queries compare `decision` with are decisions
+/// the gateway records (a renamed or misspelled one would count nothing, silently).
+#[test]
+fn templates_name_decisions_the_gateway_records() {
+    use claude_gateway::aws_proxy::record::Decision;
+
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cfn/observability.yaml"
+    ))
+    .unwrap();
+    let mut named = BTreeSet::new();
+    for (opening, close) in [("$.decision = \"", '"'), ("decision = '", '\'')] {
+        for rest in text.split(opening).skip(1) {
+            named.insert(rest.split(close).next().unwrap_or_default().to_owned());
+        }
+    }
+    for opening in ["decision in [", "decision not in ["] {
+        for rest in text.split(opening).skip(1) {
+            let list = rest.split(']').next().unwrap_or_default();
+            for item in list.split(',') {
+                named.insert(item.trim().trim_matches('\'').to_owned());
+            }
+        }
+    }
+    for d in [
+        "allowed",
+        "approved",
+        "denied",
+        "throttled",
+        "refused",
+        "failed",
+        "held",
+    ] {
+        assert!(named.contains(d), "the templates never name {d}: {named:?}");
+    }
+    for d in &named {
+        assert!(
+            Decision::parse(d).is_some(),
+            "`{d}` is not a decision the gateway records"
+        );
+    }
 }

@@ -339,3 +339,52 @@ async fn unmatched_users_are_refused_when_the_operator_says_so() {
         "the default serves them"
     );
 }
+
+#[test]
+fn managed_mcp_servers_are_delivered_unchanged_and_merged_by_name() {
+    let gw = start(
+        "managed:
+  policy_mode: layered
+  policies:
+    - match: {}
+      cli:
+        managedMcpServers:
+          docs: {type: http, url: 'https://docs.example.com/mcp'}
+          aws: {type: http, url: 'https://old.example.com/mcp', headers: {X-Old: '1'}}
+    - match: {groups: [eng]}
+      cli:
+        permissions: {allow: [mcp__aws]}
+        managedMcpServers:
+          aws:
+            type: http
+            url: 'https://gw.example.com/mcp'
+            oauth: {callbackPort: 49200, scopes: aws}
+            tools: [{name: s3_put, permission_policy: always_ask}]
+",
+    );
+    let r = get(
+        gw.port,
+        "/managed/settings",
+        &[("Authorization", &bearer(&token("ana", &["eng"])))],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let v: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        v["settings"]["managedMcpServers"],
+        json!({
+            "docs": {"type": "http", "url": "https://docs.example.com/mcp"},
+            "aws": {
+                "type": "http",
+                "url": "https://gw.example.com/mcp",
+                "oauth": {"callbackPort": 49200, "scopes": "aws"},
+                "tools": [{"name": "s3_put", "permission_policy": "always_ask"}]
+            }
+        }),
+        "the eng entry replaces the base's aws entry whole; docs stays"
+    );
+    assert_eq!(v["settings"]["permissions"]["allow"], json!(["mcp__aws"]));
+    assert_eq!(
+        v["checksum"].as_str(),
+        Some(claude_gateway::policy::checksum(&v["settings"]).as_str())
+    );
+}
