@@ -25,6 +25,7 @@ mod faults;
 mod inference;
 mod log_hygiene;
 mod max_tokens;
+mod mcp_oauth;
 mod own_telemetry;
 mod policy;
 mod policy_client;
