@@ -3,11 +3,13 @@
 //! PKCE verifier, resource, single use), refresh rotation and reuse, and MCP tokens refused
 //! elsewhere.
 
+use claude_gateway::config::Secret;
+use claude_gateway::mcp::oauth::access::AccessKeys;
 use serde_json::{json, Value};
 
-use crate::support::gateway::{config, Gateway};
+use crate::support::gateway::{config, Gateway, JWT_SECRET};
 use crate::support::idp::{IdpOptions, TestUser};
-use crate::support::mcp::{aws_access, pkce, McpAuth, REDIRECT_URI};
+use crate::support::mcp::{access_token, aws_access, pkce, McpAuth, REDIRECT_URI};
 use crate::support::pg::shared;
 use crate::support::stack::signin_with;
 use crate::support::{jwt_claims, query_param, runtime};
@@ -359,6 +361,19 @@ fn a_code_is_good_once_for_its_client_redirect_verifier_and_resource() {
         )
         .unwrap();
         assert_eq!(header["typ"], "at+jwt");
+
+        // The test support mints tokens with the gateway's own derivation: what it makes is
+        // what the gateway takes.
+        let own = AccessKeys::new(&[Secret::new(JWT_SECRET)], &a.issuer(), &resource);
+        let verified = own.verify(access, time::OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(verified.identity.sub, "ana");
+        let minted = access_token(&base, "ana", &["payments"], time::OffsetDateTime::now_utc(), 60);
+        let names = |t: &str| {
+            let mut k: Vec<String> = jwt_claims(t).as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        assert_eq!(names(&minted), names(access));
 
         // The MCP token is no session token: the Messages API refuses it.
         let r = a

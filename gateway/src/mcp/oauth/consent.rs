@@ -129,6 +129,7 @@ pub async fn decide(
                 "result": result,
                 "sub": p.map(|p| p.identity.sub.clone()),
                 "email": p.and_then(|p| p.identity.email.clone()),
+                "client": p.map(|p| super::client_ref(&p.request.client_id)),
                 "client_name": p.map(|p| p.request.client_name.clone()),
             }),
         );

@@ -308,6 +308,35 @@ pub async fn sign_in(gw: &Gateway, idp: &Idp, login: &str) -> McpTokens {
         .await
 }
 
+/// An access token for the MCP server at `base` as the gateway mints them (the test config's
+/// session secret, the gateway's derivation), for `sub` in `groups`, issued at `iat` for
+/// `ttl_seconds`, named as the test IdP names its users: to present tokens the flow cannot make, such as an expired one.
+pub fn access_token(
+    base: &str,
+    sub: &str,
+    groups: &[&str],
+    iat: time::OffsetDateTime,
+    ttl_seconds: i64,
+) -> String {
+    use claude_gateway::auth::token::Identity;
+    use claude_gateway::config::Secret;
+    use claude_gateway::mcp::oauth::access::AccessKeys;
+    let base = base.trim_end_matches('/');
+    let keys = AccessKeys::new(
+        &[Secret::new(super::gateway::JWT_SECRET)],
+        &format!("{base}/mcp/oauth"),
+        &format!("{base}/mcp"),
+    );
+    let who = Identity {
+        sub: sub.to_owned(),
+        email: Some(format!("{sub}@example.com")),
+        name: Some(format!("Test User {sub}")),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        mfa_at: None,
+    };
+    keys.mint(&who, "test-client", "test-jti", iat, ttl_seconds)
+}
+
 /// The value of the form field `name` in `html`.
 fn field(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\""))?;
