@@ -479,3 +479,63 @@ fn refresh_tokens_rotate_and_a_reused_one_ends_the_family() {
         );
     });
 }
+
+#[test]
+fn someone_the_sign_in_gates_refuse_is_never_asked_to_consent() {
+    let rt = runtime();
+    let users = [
+        TestUser::new("ana").groups(&["payments"]),
+        TestUser::new("eve").groups(&["ops"]),
+    ];
+    let gates = ", allowed_groups: [payments]";
+    let (idp, gw, base) = signin_with(&users, IdpOptions::default(), gates, &aws_access(""));
+    rt.block_on(async {
+        let a = McpAuth::new(&base);
+        let client = a.register().await;
+        let (_, challenge) = pkce();
+        let r = a
+            .http
+            .get(a.authorize_url(&client, &challenge, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let back = idp.sign_in(&to, "eve").await;
+        // Without the browser that started it, the callback completes nothing.
+        let r = a.http.get(&back).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        let r = a
+            .http
+            .get(&back)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("not a member of an allowed group"), "{page}");
+        assert!(!page.contains("name=\"consent\""), "{page}");
+        let refused = gw.audit("mcp.authorize");
+        assert!(
+            refused.iter().any(|e| e["result"] == "browser_mismatch"),
+            "{refused:?}"
+        );
+        assert!(
+            refused.iter().any(|e| e["result"]
+                .as_str()
+                .is_some_and(|r| r.contains("allowed group"))),
+            "{refused:?}"
+        );
+        // Someone the gates admit gets there.
+        let t = a.sign_in(&idp, "ana").await;
+        assert_eq!(jwt_claims(&t.access_token)["sub"], "ana");
+    });
+}

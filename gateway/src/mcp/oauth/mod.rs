@@ -137,11 +137,10 @@ pub fn authenticate(
     Err(challenge(state, presented.is_some()))
 }
 
-/// The `WWW-Authenticate` value of a 401 at `/mcp`.
-pub fn challenge_header(state: &AppState, token_presented: bool) -> String {
+/// The `WWW-Authenticate` value of a 401 at `/mcp` of the gateway at `origin`.
+pub fn challenge_header(origin: &str, token_presented: bool) -> String {
     let mut v = format!(
-        "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\", scope=\"{}\"",
-        state.origin,
+        "Bearer resource_metadata=\"{origin}/.well-known/oauth-protected-resource/mcp\", scope=\"{}\"",
         access::SCOPE
     );
     if token_presented {
@@ -157,9 +156,26 @@ fn challenge(state: &AppState, token_presented: bool) -> Response {
         json!({"error": "invalid_request", "error_description": "An access token is required."})
     };
     let mut res = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&challenge_header(state, token_presented)) {
+    if let Ok(v) = HeaderValue::from_str(&challenge_header(&state.origin, token_presented)) {
         res.headers_mut().insert(WWW_AUTHENTICATE, v);
     }
     no_store(res.headers_mut());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::challenge_header;
+
+    #[test]
+    fn the_challenge_names_the_metadata_and_the_scope_and_says_when_a_token_failed() {
+        assert_eq!(
+            challenge_header("https://gw.example.com", false),
+            "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"aws\""
+        );
+        assert_eq!(
+            challenge_header("https://gw.example.com", true),
+            "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource/mcp\", scope=\"aws\", error=\"invalid_token\""
+        );
+    }
 }

@@ -76,6 +76,18 @@ pub fn open(state: &AppState, presented: &str, now: i64) -> Option<Presented> {
     state.sealer.open(TOKEN_PURPOSE, presented, now).ok()
 }
 
+/// Whether `presented` may renew `family` at `now`; else why not, for the audit (either way
+/// the family ends): an older generation is a reuse, and past `ends_at` the browser is needed.
+pub fn usable(family: &Family, presented: &Presented, now: i64) -> Result<(), &'static str> {
+    if presented.generation != family.generation {
+        return Err("reuse");
+    }
+    if now >= family.ends_at {
+        return Err("cap_reached");
+    }
+    Ok(())
+}
+
 /// Starts family `id`; false when it already exists (a code used twice at once).
 pub async fn start(
     state: &AppState,
@@ -124,4 +136,44 @@ pub async fn rotate(
 /// Ends family `id`: none of its refresh tokens is good any more.
 pub async fn revoke(state: &AppState, id: &str) -> Result<(), GrantError> {
     Ok(state.store.kv_delete(&key(id)).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family(generation: u64) -> Family {
+        Family {
+            generation,
+            client_id: "c".into(),
+            identity: Identity {
+                sub: "u".into(),
+                email: None,
+                name: None,
+                groups: vec![],
+                mfa_at: None,
+            },
+            idp_refresh_token: None,
+            idp_sub: "u".into(),
+            signed_in_at: 1_000,
+            ends_at: 1_000 + 12 * 3600,
+        }
+    }
+
+    fn presented(generation: u64) -> Presented {
+        Presented {
+            family: "f".into(),
+            generation,
+        }
+    }
+
+    #[test]
+    fn only_the_current_generation_renews_and_only_until_the_cap() {
+        let f = family(3);
+        assert_eq!(usable(&f, &presented(3), 2_000), Ok(()));
+        assert_eq!(usable(&f, &presented(2), 2_000), Err("reuse"));
+        assert_eq!(usable(&f, &presented(4), 2_000), Err("reuse"));
+        assert_eq!(usable(&f, &presented(3), f.ends_at - 1), Ok(()));
+        assert_eq!(usable(&f, &presented(3), f.ends_at), Err("cap_reached"));
+    }
 }

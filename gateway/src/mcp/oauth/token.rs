@@ -220,11 +220,8 @@ impl Token<'_> {
             );
             return OAuthError::GRANT_REFUSED.into_response();
         }
-        if p.generation != family.generation {
-            return end("reuse".into()).await;
-        }
-        if now.unix_timestamp() >= family.ends_at {
-            return end("cap_reached".into()).await;
+        if let Err(why) = refresh::usable(&family, &p, now.unix_timestamp()) {
+            return end(why.into()).await;
         }
         let (who, idp_refresh_token) = match self.confirm(&family).await {
             Ok(c) => c,
