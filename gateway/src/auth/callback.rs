@@ -74,7 +74,7 @@ pub async fn callback(
         return res;
     }
     // So does a sign-in for the MCP server's authorization.
-    if let Some(res) = crate::mcp::oauth::authorize::callback(
+    if let Some(res) = crate::mcp::oauth::signin::callback(
         &state,
         &ctx,
         &headers,

@@ -10,8 +10,9 @@ use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::authorize::{back_to, redirect, same_browser, set_binding, Request, SIGNIN_TTL};
+use super::authorize::{back_to, redirect, Request};
 use super::code::{self, Code};
+use super::signin::{same_browser, set_binding, SIGNIN_TTL};
 use crate::auth::codes::sha256_hex;
 use crate::auth::context::Ctx;
 use crate::auth::device::same_origin;

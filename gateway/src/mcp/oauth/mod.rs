@@ -7,7 +7,8 @@
 //!
 //! - [`metadata`]: where the client finds the authorization server and what it supports.
 //! - [`register`]: the client registers (stateless: its id is its registration, sealed).
-//! - [`authorize`]: the request is checked and the person signs in at the IdP; the callback.
+//! - [`authorize`]: the authorization request is checked.
+//! - [`signin`]: the person signs in at the IdP; the callback.
 //! - [`consent`]: the person allows the client; the code is issued.
 //! - [`code`]: the authorization code, single use, bound to what it was issued for.
 //! - [`token`]: the token endpoint: a code or a refresh token for tokens.
@@ -21,6 +22,7 @@ pub mod consent;
 pub mod metadata;
 pub mod refresh;
 pub mod register;
+pub mod signin;
 pub mod token;
 
 use axum::response::{IntoResponse, Response};
