@@ -112,7 +112,11 @@ fn discovery_names_one_issuer_and_the_resource_and_is_off_without_the_section() 
 #[test]
 fn registration_takes_loopback_and_https_redirects_and_public_clients_only() {
     let rt = runtime();
-    let (_idp, gw, base) = signin_with(&users(), IdpOptions::default(), "", &aws_access(""));
+    let extra = format!(
+        "{}rate_limits: {{device_authorization: {{max: 9, window_seconds: 600}}}}\n",
+        aws_access("")
+    );
+    let (_idp, gw, base) = signin_with(&users(), IdpOptions::default(), "", &extra);
     rt.block_on(async {
         let a = McpAuth::new(&base);
         let (s, v) = a
@@ -160,6 +164,25 @@ fn registration_takes_loopback_and_https_redirects_and_public_clients_only() {
         let (s, v) = a.register_with(&big).await;
         assert_eq!((s, v["error"].as_str()), (400, Some("invalid_client_metadata")));
         assert!(!gw.audit("mcp.register").is_empty());
+
+        // Nine registrations from one network in the window (eight so far), then `slow_down`,
+        // counted apart from the device sign-in's starts.
+        let (s, _) = a.register_with(&json!({"redirect_uris": [REDIRECT_URI]})).await;
+        assert_eq!(s, 201);
+        let (s, v) = a.register_with(&json!({"redirect_uris": [REDIRECT_URI]})).await;
+        assert_eq!((s, v["error"].as_str()), (429, Some("slow_down")), "{v}");
+        let r = a
+            .http
+            .post(format!("{base}/oauth/device_authorization"))
+            .form(&[("client_id", "claude-code")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(gw
+            .audit("mcp.register")
+            .iter()
+            .any(|e| e["result"] == "rate_limited"));
     });
 }
 
