@@ -73,6 +73,19 @@ pub async fn callback(
     {
         return res;
     }
+    // So does a sign-in for the MCP server's authorization.
+    if let Some(res) = crate::mcp::oauth::signin::callback(
+        &state,
+        &ctx,
+        &headers,
+        q.state.as_deref(),
+        q.code.as_deref(),
+        q.error.as_deref(),
+    )
+    .await
+    {
+        return res;
+    }
     let secure = state.origin.starts_with("https://");
     let now = state.clock.now();
     let expired = || {

@@ -31,6 +31,10 @@ pub async fn before_body(
         // The approval page's decisions: signed-in browser form posts like `/device`, counted
         // with its window in a bucket of their own.
         _ if approval_decision(path).is_some() => ("awsapproval", &limits.device_verify),
+        // The MCP authorization server's registration and consent: a client's start and a
+        // person's form post, each in a bucket of its own with the device sign-in's windows.
+        "/mcp/oauth/register" => ("mcpregister", &limits.device_authorization),
+        "/mcp/oauth/consent" => ("mcpconsent", &limits.device_verify),
         _ => return None,
     };
     let ctx = Ctx::from_extensions(extensions);
@@ -56,6 +60,20 @@ pub async fn before_body(
                 "Try again shortly",
                 "Approvals are unavailable for a moment. Try again shortly.",
             ),
+        });
+    }
+    if bucket == "mcpregister" {
+        ctx.audit(state, "mcp.register", json!({"result": result}));
+        return Some(match limit {
+            Limit::Over => OAuthError::RATE_LIMITED.into_response(),
+            _ => OAuthError::UNAVAILABLE.into_response(),
+        });
+    }
+    if bucket == "mcpconsent" {
+        ctx.audit(state, "mcp.authorize", json!({"result": result}));
+        return Some(match limit {
+            Limit::Over => too_many(),
+            _ => super::device::unavailable_page(),
         });
     }
     if bucket == "devauth" {

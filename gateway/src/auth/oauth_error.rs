@@ -49,6 +49,15 @@ impl OAuthError {
     pub const EXPIRED: Self = Self::new(StatusCode::BAD_REQUEST, "expired_token", None);
     /// The refresh token is no good: sign in again.
     pub const INVALID_GRANT: Self = Self::new(StatusCode::UNAUTHORIZED, "invalid_grant", None);
+    /// A code or rotated refresh token of the MCP authorization server that is no good: RFC
+    /// 6749's `400` (the device sign-in's refresh answers `401`, as its client expects).
+    pub const GRANT_REFUSED: Self = Self::new(StatusCode::BAD_REQUEST, "invalid_grant", None);
+    /// The `resource` asked for is not this server's (RFC 8707).
+    pub const INVALID_TARGET: Self = Self::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_target",
+        Some("resource must name this server's MCP endpoint."),
+    );
     /// The IdP or the store is unreachable: keep the refresh token and try later.
     pub const UNAVAILABLE: Self = Self::new(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -26,6 +26,8 @@ mod inference;
 mod log_hygiene;
 mod max_tokens;
 mod mcp_e2e;
+mod mcp_oauth;
+mod mcp_server;
 mod own_telemetry;
 mod policy;
 mod policy_client;

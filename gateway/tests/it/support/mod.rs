@@ -7,6 +7,7 @@ pub mod flood;
 pub mod gateway;
 pub mod http;
 pub mod idp;
+pub mod mcp;
 pub mod moto;
 pub mod otlp;
 pub mod pg;
