@@ -125,7 +125,10 @@ fn trusting(ca: &TestCa) -> reqwest::Client {
 /// the browser step played over HTTP at the real IdP).
 fn signed_in_client(rt: &tokio::runtime::Runtime, s: &Site, login: &str) -> Claude {
     let mut claude = Claude::new(&s.base);
-    claude.set_env("NODE_EXTRA_CA_CERTS", Some(&s.ca.ca_pem.display().to_string()));
+    claude.set_env(
+        "NODE_EXTRA_CA_CERTS",
+        Some(&s.ca.ca_pem.display().to_string()),
+    );
     let device = claude.login();
     let browser = crate::support::idp::Browser::trusting(&s.ca.ca_der);
     let approval = rt.block_on(async {
@@ -153,7 +156,13 @@ fn the_real_client_gets_the_aws_tools_from_its_policy_and_uses_them() {
     let out = claude.run(&["mcp", "list"], Duration::from_secs(60));
     eprintln!("{out:?}");
     assert!(out.stdout.contains("aws"), "{out:?}");
-    let _ = (&s.bedrock, &s.moto, json!({}), Value::Null, Behavior::error(500, "x", "y"));
+    let _ = (
+        &s.bedrock,
+        &s.moto,
+        json!({}),
+        Value::Null,
+        Behavior::error(500, "x", "y"),
+    );
     let _ = Reply::builder("m");
     let _ = SECRET;
 }

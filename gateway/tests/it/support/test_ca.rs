@@ -25,10 +25,7 @@ pub struct TestCa {
 impl TestCa {
     /// A new CA and a `localhost` certificate signed by it.
     pub fn new() -> TestCa {
-        let dir = tempfile::Builder::new()
-            .prefix("gw-ca-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("gw-ca-").tempdir().unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
         let mut dn = DistinguishedName::new();
