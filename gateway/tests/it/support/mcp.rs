@@ -91,6 +91,21 @@ impl McpAuth {
         }
     }
 
+    /// Like [`McpAuth::new`], for a gateway on TLS whose certificate `ca_der` signs.
+    pub fn trusting(base: &str, ca_der: &[u8]) -> McpAuth {
+        super::client();
+        McpAuth {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .add_root_certificate(
+                    reqwest::Certificate::from_der(ca_der).expect("a DER certificate"),
+                )
+                .build()
+                .expect("http client"),
+        }
+    }
+
     pub fn resource(&self) -> String {
         format!("{}/mcp", self.base)
     }
