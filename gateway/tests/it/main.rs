@@ -27,6 +27,7 @@ mod log_hygiene;
 mod max_tokens;
 mod mcp_e2e;
 mod mcp_oauth;
+mod mcp_pages;
 mod mcp_server;
 mod own_telemetry;
 mod policy;
