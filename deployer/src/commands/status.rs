@@ -30,6 +30,11 @@ pub async fn run(plan: &Plan) -> Result<()> {
                     .map(|r| format!("  ({r})"))
                     .unwrap_or_default();
                 println!("{kind:<14} {name:<36} {}{reason}", s.status);
+                if let Some(help) = cfn::guidance(&cx.aws, &name, &s.status).await {
+                    for line in help.lines() {
+                        println!("{:<14} {line}", "");
+                    }
+                }
                 if matches!(kind, StackKind::Gateway | StackKind::Collector) {
                     if let (Some(c), Some(svc)) =
                         (s.outputs.get("ClusterName"), s.outputs.get("ServiceName"))
