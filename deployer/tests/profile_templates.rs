@@ -162,7 +162,23 @@ fn every_profile_the_deployer_accepts_satisfies_every_template_constraint() {
                     continue;
                 };
                 accepted += 1;
-                for (k2, p2, v2) in all_parameters(&p) {
+                let planned = all_parameters(&p);
+                for kind in stacks::stacks_of(&p) {
+                    let file = stacks::template(kind, &p).unwrap().file;
+                    let values: Vec<(String, String)> = planned
+                        .iter()
+                        .filter(|(k, _, _)| *k == kind)
+                        .map(|(_, n, v)| (n.clone(), v.clone()))
+                        .collect();
+                    let broken = constraints::broken_rules(file, &values).unwrap();
+                    assert!(
+                        broken.is_empty(),
+                        "{name} with {key}={candidate:?} is accepted, but {file} rule {} fails: {}",
+                        broken[0].rule,
+                        broken[0].description
+                    );
+                }
+                for (k2, p2, v2) in planned {
                     if v2.starts_with('<') && v2.ends_with('>') {
                         continue;
                     }
@@ -300,6 +316,21 @@ fn task_cpu_and_memory_must_be_a_pair_fargate_runs() {
         }
     }
     assert_eq!(accepted, fargate);
+    // The gateway template's own rule says the same.
+    let mut by_rule = BTreeSet::new();
+    for cpu in cpus {
+        for mem in mems {
+            let values = [
+                ("TaskCpu".to_owned(), cpu.clone()),
+                ("TaskMemory".to_owned(), mem.clone()),
+            ];
+            let broken = constraints::broken_rules("gateway.yaml", &values).unwrap();
+            if !broken.iter().any(|a| a.rule == "TaskSizeIsAFargateSize") {
+                by_rule.insert((cpu.parse().unwrap(), mem.parse().unwrap()));
+            }
+        }
+    }
+    assert_eq!(by_rule, fargate);
     let msg = refused(
         "managed-newcognito-collector-vpn",
         &[("TASK_CPU", "1024"), ("TASK_MEMORY", "1024")],

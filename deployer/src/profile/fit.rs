@@ -1,8 +1,8 @@
 //! The last check of a profile: every parameter it gives any of its stacks, computed as a
 //! deployment computes it, must be one the stack's template accepts. Whatever comes from stacks
 //! not deployed yet (VPC and subnet ids, secret and certificate ARNs) is stood in for by a value of
-//! the right form, so only what the profile decides is judged. A problem names the profile key
-//! the value comes from, so a profile the deployer accepts never fails CloudFormation's own
+//! the right form, so only what the profile decides is judged; the template's `Rules` are
+//! evaluated over the same values. A problem names the profile key the value comes from, so a profile the deployer accepts never fails CloudFormation's own
 //! parameter validation half-way through a deployment.
 
 use crate::constraints;
@@ -53,17 +53,38 @@ pub fn check(p: &Profile, r: &mut Reader) {
                 continue;
             }
         };
-        for (name, value) in values {
-            let problem = constraints::of(template.file, &name).and_then(|c| c.check(&value));
-            let Err(problem) = problem else {
-                continue;
-            };
-            match params::profile_key(kind, &name, p) {
-                Some(key) if r.has_issue(key) => {}
-                Some(key) => r.err(key, problem),
-                None => r.err(&format!("{kind} stack parameter {name}"), problem),
+        for (name, value) in &values {
+            let problem = constraints::of(template.file, name).and_then(|c| c.check(value));
+            if let Err(problem) = problem {
+                report(r, p, kind, name, problem);
             }
         }
+        match constraints::broken_rules(template.file, &values) {
+            Ok(broken) => {
+                for a in broken {
+                    let reads = a.parameters();
+                    let name = reads
+                        .iter()
+                        .find(|n| params::profile_key(kind, n, p).is_some())
+                        .or(reads.first())
+                        .cloned()
+                        .unwrap_or_default();
+                    let problem = format!("{} ({} rule {})", a.description, template.file, a.rule);
+                    report(r, p, kind, &name, problem);
+                }
+            }
+            Err(e) => r.err(&format!("{kind} stack"), e),
+        }
+    }
+}
+
+/// Records `problem` with the profile key parameter `name` comes from, unless that key already
+/// has one.
+fn report(r: &mut Reader, p: &Profile, kind: StackKind, name: &str, problem: String) {
+    match params::profile_key(kind, name, p) {
+        Some(key) if r.has_issue(key) => {}
+        Some(key) => r.err(key, problem),
+        None => r.err(&format!("{kind} stack parameter {name}"), problem),
     }
 }
 

@@ -3,7 +3,10 @@
 //! into the binary, and a check of one value against them as CloudFormation makes it.
 //!
 //! The profile checks read their limits from here, so a profile the deployer accepts is one the
-//! templates accept, and a template change moves the profile checks with it.
+//! templates accept, and a template change moves the profile checks with it. [`rules`] does the
+//! same for the assertions of each template's `Rules` section.
+
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -35,6 +38,8 @@ pub struct Constraint {
     pub max_length: Option<usize>,
     /// `ConstraintDescription`, the template's own words for the pattern.
     pub description: Option<String>,
+    /// `Default`, the value CloudFormation uses when none is passed.
+    pub default: Option<String>,
 }
 
 /// Every parameter of every template, by (file, parameter).
@@ -66,6 +71,59 @@ pub fn of(file: &str, name: &str) -> Result<&'static Constraint, String> {
         .ok_or_else(|| format!("{file} has no parameter {name}"))
 }
 
+/// The assertions of the `Rules` of template `file`.
+pub fn rules_of(file: &str) -> Result<&'static [rules::Assertion], String> {
+    type All = BTreeMap<&'static str, Vec<rules::Assertion>>;
+    static RULES: OnceLock<Result<All, String>> = OnceLock::new();
+    let all = RULES
+        .get_or_init(|| {
+            let mut all = All::new();
+            for t in ALL_TEMPLATES {
+                let doc: Value =
+                    serde_yaml::from_str(t.body).map_err(|e| format!("{}: {e}", t.file))?;
+                all.insert(t.file, rules::assertions(&doc));
+            }
+            Ok(all)
+        })
+        .as_ref()
+        .map_err(Clone::clone)?;
+    Ok(all.get(file).map(Vec::as_slice).unwrap_or_default())
+}
+
+/// The rule assertions of template `file` that fail for the parameters `passed` (template
+/// defaults for the others), each with the parameters it reads.
+pub fn broken_rules(
+    file: &'static str,
+    passed: &[(String, String)],
+) -> Result<Vec<&'static rules::Assertion>, String> {
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
+    let mut lists = Vec::new();
+    for ((f, name), c) in table()? {
+        if *f != file {
+            continue;
+        }
+        if c.kind == "CommaDelimitedList" || c.kind.starts_with("List<") {
+            lists.push(name.clone());
+        }
+        if let Some(d) = &c.default {
+            values.insert(name.clone(), d.clone());
+        }
+    }
+    for (k, v) in passed {
+        values.insert(k.clone(), v.clone());
+    }
+    let mut broken = Vec::new();
+    for a in rules_of(file)? {
+        if !a
+            .holds(&values, &lists)
+            .map_err(|e| format!("{file} rule {}: {e}", a.rule))?
+        {
+            broken.push(a);
+        }
+    }
+    Ok(broken)
+}
+
 /// Reads the `Parameters` section of a template.
 pub fn parameters(file: &'static str, body: &str) -> Result<Vec<Constraint>, String> {
     let doc: Value = serde_yaml::from_str(body).map_err(|e| format!("{file}: {e}"))?;
@@ -92,6 +150,7 @@ pub fn parameters(file: &'static str, body: &str) -> Result<Vec<Constraint>, Str
             min_length: length("MinLength"),
             max_length: length("MaxLength"),
             description: text("ConstraintDescription"),
+            default: text("Default"),
             name,
         };
         if let Some(p) = &c.pattern {
