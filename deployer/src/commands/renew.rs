@@ -22,6 +22,8 @@ pub(super) struct Made {
     pub label: String,
     /// The name it is issued to.
     pub name: String,
+    /// Whether it is a server certificate (whose lifetime clients limit).
+    pub server: bool,
 }
 
 /// The certificates the deployment makes for this profile (whether or not made yet).
@@ -33,6 +35,7 @@ pub(super) fn made(plan: &Plan) -> Vec<Made> {
             file: "pki/ca.pem".into(),
             label: "CA".into(),
             name: format!("{} private CA", p.deployment),
+            server: false,
         });
     }
     if p.cert == CertMode::SelfSigned {
@@ -40,6 +43,7 @@ pub(super) fn made(plan: &Plan) -> Vec<Made> {
             file: "pki/gateway.pem".into(),
             label: format!("gateway certificate {}", p.hostname),
             name: p.hostname.clone(),
+            server: true,
         });
     }
     if let Some(vpn) = &p.vpn {
@@ -47,12 +51,14 @@ pub(super) fn made(plan: &Plan) -> Vec<Made> {
             file: "pki/vpn-server.pem".into(),
             label: format!("VPN server certificate vpn.{}", p.hostname),
             name: format!("vpn.{}", p.hostname),
+            server: true,
         });
         for c in &vpn.clients {
             out.push(Made {
                 file: format!("vpn/{c}.crt"),
                 label: format!("VPN client certificate {c}"),
                 name: format!("{c}.{}", p.hostname),
+                server: false,
             });
         }
     }
@@ -64,9 +70,9 @@ pub(super) fn expiries(
     plan: &Plan,
     now: OffsetDateTime,
 ) -> std::result::Result<Vec<Expiry>, String> {
-    let present: Vec<(String, String)> = made(plan)
+    let present: Vec<(String, String, bool)> = made(plan)
         .into_iter()
-        .filter_map(|m| Some((m.label, plan.state.read(&m.file)?)))
+        .filter_map(|m| Some((m.label, plan.state.read(&m.file)?, m.server)))
         .collect();
     expiry::check(&present, now)
 }
@@ -112,10 +118,15 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
     }
     let mut cx = Context::connect(plan).await?;
     cx.read_outputs().await?;
-    let due = |file: &str| {
+    // Ends within the window, cannot be read, or (a server certificate from an earlier release)
+    // lasts longer than clients accept.
+    let due = |file: &str, server: bool| {
         st.read(file)
             .and_then(|pem| expiry::validity(&pem))
-            .is_none_or(|(_, to)| expiry::days_left(to, now) < within_days)
+            .is_none_or(|(from, to)| {
+                expiry::days_left(to, now) < within_days
+                    || (server && expiry::server_too_long(from, to).is_some())
+            })
     };
 
     let mut ca = cx.ca()?;
@@ -145,7 +156,7 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
     ];
     for (file, used, arn) in servers {
         let path = format!("pki/{file}.pem");
-        if !used || !(ca_renewed || due(&path)) {
+        if !used || !(ca_renewed || due(&path, true)) {
             continue;
         }
         let Some(m) = list.iter().find(|m| m.file == path) else {
@@ -186,7 +197,7 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
 
     let mut clients = 0;
     for m in list.iter().filter(|m| m.file.starts_with("vpn/")) {
-        if st.read(&m.file).is_some() && (ca_renewed || due(&m.file)) {
+        if st.read(&m.file).is_some() && (ca_renewed || due(&m.file, false)) {
             let issued = ca.client(&m.name, now)?;
             st.write(&m.file, &issued.cert_pem)?;
             st.write(&m.file.replace(".crt", ".key"), &issued.key_pem)?;

@@ -4,6 +4,8 @@
 
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
+use super::SERVER_DAYS;
+
 /// Days before expiry from which `status` warns and `renew` re-issues by default.
 pub const RENEW_WITHIN_DAYS: i64 = 30;
 
@@ -91,7 +93,7 @@ pub fn report(expiries: &[Expiry], renew_command: &str) -> (Vec<String>, bool) {
     let expired = expiries.iter().any(|e| e.days_left < 0);
     if expiries.iter().any(|e| e.due(RENEW_WITHIN_DAYS)) {
         lines.push(format!("renew with: {renew_command}"));
-        lines.push("  it re-issues what ends within 30 days from the deployment's CA and re-imports server certificates under the same ACM ARNs (no stack changes); then give developers their new .ovpn files (VPN) and publish the new gateway fingerprint (self-signed)".to_owned());
+        lines.push("  it re-issues what ends within 30 days (and server certificates longer than clients accept) from the deployment's CA and re-imports server certificates under the same ACM ARNs (no stack changes); then give developers their new .ovpn files (VPN) and publish the new gateway fingerprint (self-signed)".to_owned());
     }
     (lines, expired)
 }
@@ -105,12 +107,16 @@ pub struct Expiry {
     pub not_after: OffsetDateTime,
     /// Whole days left at `now` (negative once expired).
     pub days_left: i64,
+    /// Whole days from its start to its end, when that is longer than clients accept (a server
+    /// certificate made before lifetimes were limited).
+    pub too_long: Option<i64>,
 }
 
 impl Expiry {
-    /// Whether it ends within `days` of now (or already has).
+    /// Whether it ends within `days` of now (or already has), or lasts longer than clients
+    /// accept.
     pub fn due(&self, days: i64) -> bool {
-        self.days_left < days
+        self.days_left < days || self.too_long.is_some()
     }
 
     /// One status line.
@@ -121,22 +127,39 @@ impl Expiry {
             d if d < RENEW_WITHIN_DAYS => {
                 format!("{}: expires {when}, in {d} day(s): renew it", self.label)
             }
-            d => format!("{}: expires {when} (in {d} days)", self.label),
+            d => match self.too_long {
+                Some(n) => format!(
+                    "{}: expires {when} (in {d} days), but lasts {n} days, longer than the {SERVER_DAYS} Apple platforms accept for a TLS server certificate: renew it",
+                    self.label
+                ),
+                None => format!("{}: expires {when} (in {d} days)", self.label),
+            },
         }
     }
 }
 
-/// The expiry of each `(label, pem)` at `now`; a PEM that cannot be read is reported as such.
-pub fn check(certs: &[(String, String)], now: OffsetDateTime) -> Result<Vec<Expiry>, String> {
+/// Whether a certificate valid from `not_before` to `not_after` is a server certificate longer
+/// than clients accept; `Some(its days)` when it is.
+pub fn server_too_long(not_before: OffsetDateTime, not_after: OffsetDateTime) -> Option<i64> {
+    let days = (not_after - not_before).whole_days();
+    (days > SERVER_DAYS).then_some(days)
+}
+
+/// The expiry of each `(label, pem, is a server certificate)` at `now`; a PEM that cannot be read
+/// is reported as such.
+pub fn check(certs: &[(String, String, bool)], now: OffsetDateTime) -> Result<Vec<Expiry>, String> {
     certs
         .iter()
-        .map(|(label, pem)| {
-            let (_, not_after) =
+        .map(|(label, pem, server)| {
+            let (not_before, not_after) =
                 validity(pem).ok_or_else(|| format!("{label}: the certificate cannot be read"))?;
             Ok(Expiry {
                 label: label.clone(),
                 not_after,
                 days_left: days_left(not_after, now),
+                too_long: server
+                    .then(|| server_too_long(not_before, not_after))
+                    .flatten(),
             })
         })
         .collect()
@@ -177,8 +200,12 @@ mod tests {
         let ca = Ca::create("t", made).unwrap();
         let leaf = ca.server("claude.corp.example.com", made).unwrap();
         let certs = vec![
-            ("gateway certificate".to_owned(), leaf.cert_pem.clone()),
-            ("CA".to_owned(), ca.pem.cert_pem.clone()),
+            (
+                "gateway certificate".to_owned(),
+                leaf.cert_pem.clone(),
+                true,
+            ),
+            ("CA".to_owned(), ca.pem.cert_pem.clone(), false),
         ];
         let soon = made + Duration::days(380);
         let e = check(&certs, soon).unwrap();
@@ -209,6 +236,32 @@ mod tests {
             e[0].line()
         );
         assert!(report(&e, "r").1, "an expired certificate is a problem");
-        assert!(check(&[("x".into(), "junk".into())], made).is_err());
+        assert!(check(&[("x".into(), "junk".into(), false)], made).is_err());
+    }
+
+    #[test]
+    fn a_server_certificate_longer_than_clients_accept_is_due() {
+        // What earlier releases made: a CA signing six-year leaves.
+        let made = at(2024, 1, 1);
+        let ca = Ca::create("t", made).unwrap();
+        let server = crate::pki::tests::leaf_for_days(&ca, made, 2192);
+        let certs = vec![
+            ("gateway certificate".to_owned(), server.clone(), true),
+            ("VPN client certificate".to_owned(), server, false),
+        ];
+        let e = check(&certs, at(2026, 12, 6)).unwrap();
+        assert_eq!(e[0].too_long, Some(2192));
+        assert!(e[0].due(RENEW_WITHIN_DAYS) && !e[1].due(RENEW_WITHIN_DAYS));
+        assert!(
+            e[0].line()
+                .contains("but lasts 2192 days, longer than the 397"),
+            "{}",
+            e[0].line()
+        );
+        let (lines, expired) = report(&e, "deployer renew --profile p.env");
+        assert!(
+            !expired && lines.iter().any(|l| l.starts_with("renew with: ")),
+            "{lines:?}"
+        );
     }
 }

@@ -247,8 +247,18 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A server certificate signed by `ca` lasting `days` from `from`, whatever the limits (as
+    /// earlier releases made them).
+    pub(crate) fn leaf_for_days(ca: &Ca, from: OffsetDateTime, days: i64) -> String {
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap();
+        let mut p = CertificateParams::new(vec!["claude.corp.example.com".to_owned()]).unwrap();
+        p.not_before = from;
+        p.not_after = from + Duration::days(days);
+        p.signed_by(&key, &ca.issuer, &ca.key).unwrap().pem()
+    }
 
     fn at(y: i32, m: u8, d: u8) -> OffsetDateTime {
         let month = time::Month::try_from(m).unwrap();
