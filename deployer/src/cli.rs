@@ -71,6 +71,19 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Re-issue the certificates the deployer made (CA, self-signed gateway certificate, VPN
+    /// server and client certificates) that end within --within-days, from the same CA; server
+    /// certificates are re-imported under the same ACM ARNs and new .ovpn files are written.
+    ///
+    /// Example: deployer renew --profile config/selfsigned-fallback.env
+    Renew {
+        #[command(flatten)]
+        common: Common,
+        /// Renew what ends within this many days (397 or more renews every server and client
+        /// certificate). Example: --within-days 60
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
+        within_days: i64,
+    },
     /// Print every stack's outputs.
     ///
     /// Example: deployer outputs --profile config/byo-oidc-notelemetry.env --json

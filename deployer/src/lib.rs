@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod cli;
 pub mod commands;
+pub mod constraints;
 pub mod error;
 pub mod image;
 pub mod netcalc;

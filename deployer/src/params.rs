@@ -243,3 +243,55 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
     }
     Ok(v.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
 }
+
+/// The profile key the value of parameter `param` of stack `kind` comes from (for messages), or
+/// `None` for what the deployer derives or reads from other stacks.
+pub fn profile_key(kind: StackKind, param: &str, p: &Profile) -> Option<&'static str> {
+    use StackKind::*;
+    Some(match (kind, param) {
+        (Identity | Gateway, "GatewayHostname") => "GATEWAY_HOSTNAME",
+        (Identity, "HostedUiDomainPrefix") => "COGNITO_DOMAIN_PREFIX",
+        (Identity, "AdminEmail") => "COGNITO_ADMIN_EMAIL",
+        (Identity, "AdminGroupName") => "ADMIN_GROUP",
+        (Identity, "DeveloperGroupName") => "COGNITO_DEVELOPER_GROUP",
+        (Identity, "RestrictedGroupName") => "COGNITO_RESTRICTED_GROUP",
+        (Identity, "MfaConfiguration") => "COGNITO_MFA",
+        (Identity, "UserPoolId") => "COGNITO_USER_POOL_ID",
+        (Gateway, "GatewayImageUri") => match p.image {
+            crate::profile::Image::Uri(_) => "GATEWAY_IMAGE",
+            crate::profile::Image::Build { .. } => "ECR_REPOSITORY",
+        },
+        (Gateway, "CpuArchitecture") => "CPU_ARCHITECTURE",
+        (Gateway, "OidcClientSecretArn") if matches!(p.idp, Idp::Oidc(_)) => {
+            "OIDC_CLIENT_SECRET_ARN"
+        }
+        (Gateway, "EnableAdminApi") => "ADMIN_API",
+        (Gateway, "AwsAccessRoleArns") => "AWS_ACCESS_ROLE_ARNS",
+        (Gateway, "AwsAccessWebhookSecretArn") => "AWS_ACCESS_WEBHOOK_SECRET_ARN",
+        (Gateway, "VpcId") => "EXISTING_VPC_ID",
+        (Gateway, "VpcCidr") => "VPC_CIDR",
+        (Gateway, "PrivateSubnetIds") => "EXISTING_PRIVATE_SUBNET_IDS",
+        (Gateway, "SubnetCidrBits") => "SUBNET_CIDR_BITS",
+        (Gateway, "NatGatewayCount") => "NAT_GATEWAYS",
+        (Gateway, "ClientCidrs") => "CLIENT_CIDRS",
+        (Gateway, "CertificateArn") if matches!(p.cert, CertMode::Byo { .. }) => "CERTIFICATE_ARN",
+        (Gateway | Collector, "HostedZoneId") => "HOSTED_ZONE_ID",
+        (Gateway, "TaskCpu") => "TASK_CPU",
+        (Gateway, "TaskMemory") => "TASK_MEMORY",
+        (Gateway, "MinTasks") => "MIN_TASKS",
+        (Gateway, "MaxTasks") => "MAX_TASKS",
+        (Gateway, "DBInstanceClass") => "DB_INSTANCE_CLASS",
+        (Gateway, "DBMultiAz") => "DB_MULTI_AZ",
+        (Gateway, "DBDeletionProtection") => "DB_DELETION_PROTECTION",
+        (Gateway, "LogRetentionDays") => "LOG_RETENTION_DAYS",
+        (Collector, "CollectorHostname") => "COLLECTOR_HOSTNAME",
+        (Collector, "CertificateArn") => "COLLECTOR_CERTIFICATE_ARN",
+        (Observability, "AlarmEmail") => "ALARM_EMAIL",
+        (Observability, "DailyCostThresholdUsd") => "DAILY_COST_THRESHOLD_USD",
+        (Observability, "PerUserDailyCostThresholdUsd") => "PER_USER_DAILY_COST_THRESHOLD_USD",
+        (Vpn, "ClientCidrBlock") => "VPN_CLIENT_CIDR",
+        (Vpn, "DnsServer") => "VPN_DNS_SERVER",
+        (Vpn, "TransportProtocol") => "VPN_TRANSPORT",
+        _ => return None,
+    })
+}

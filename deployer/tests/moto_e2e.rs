@@ -328,6 +328,105 @@ fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
     path
 }
 
+/// `status` says when each certificate the deployer made ends, and how to renew one near its end;
+/// `renew` re-issues them from the same CA, under the same ACM ARNs, with new `.ovpn` files.
+fn renew_certificates(moto: &Moto, p: &str, state: &Path, status: &str) {
+    use time::{Duration, OffsetDateTime};
+    let s = state.to_str().unwrap();
+    assert!(
+        status.contains("certificates   made by the deployer"),
+        "{status}"
+    );
+    assert!(status.contains("  CA: expires "), "{status}");
+    assert!(
+        status.contains("VPN client certificate developer1: expires "),
+        "{status}"
+    );
+    assert!(
+        !status.contains("renew with"),
+        "nothing ends soon yet:\n{status}"
+    );
+    let read = |rel: &str| std::fs::read_to_string(state.join(rel)).unwrap();
+    let arns = |text: String| {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (
+            v["gateway_certificate_arn"].clone(),
+            v["vpn_certificate_arn"].clone(),
+        )
+    };
+    let (arns_before, server_before, ovpn_before) = (
+        arns(read("state.json")),
+        read("pki/vpn-server.pem"),
+        read("vpn/developer1.ovpn"),
+    );
+
+    let (code, out) = deployer(
+        moto,
+        &[
+            "renew",
+            "--profile",
+            p,
+            "--state-dir",
+            s,
+            "--within-days",
+            "800",
+        ],
+    );
+    assert_eq!(code, 0, "renew:\n{out}");
+    assert!(
+        out.contains("renewed the VPN server certificate vpn."),
+        "{out}"
+    );
+    assert!(out.contains("re-imported as arn:aws:acm:"), "{out}");
+    assert!(
+        out.contains("renewed the VPN client certificate developer1"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("renewed the CA"),
+        "the CA has years left:\n{out}"
+    );
+    if state.join("pki/gateway.pem").exists() {
+        assert!(out.contains("renewed the gateway certificate"), "{out}");
+        assert!(
+            out.contains("the gateway's new certificate fingerprint (SHA-256): "),
+            "{out}"
+        );
+    }
+    assert_eq!(arns(read("state.json")), arns_before, "same ACM ARNs");
+    assert_ne!(read("pki/vpn-server.pem"), server_before);
+    assert_ne!(read("vpn/developer1.ovpn"), ovpn_before);
+
+    // A server certificate made 380 days ago: status warns and names the command; renew (30 days
+    // by default) re-issues that one only.
+    let ca = deployer::pki::Ca::load("claude-gateway", &read("pki/ca.pem"), &read("pki/ca.key"))
+        .unwrap();
+    let old = ca
+        .server(
+            "vpn.old.example.com",
+            OffsetDateTime::now_utc() - Duration::days(380),
+        )
+        .unwrap();
+    std::fs::write(state.join("pki/vpn-server.pem"), &old.cert_pem).unwrap();
+    let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "a certificate near its end is a warning:\n{out}");
+    assert!(out.contains(" day(s): renew it"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "renew with: deployer renew --profile {p} --state-dir {s}"
+        )),
+        "{out}"
+    );
+    let (code, out) = deployer(moto, &["renew", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "renew:\n{out}");
+    assert!(
+        out.contains("renewed 1 certificate(s) ending within 30 days"),
+        "{out}"
+    );
+    let (_, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
+    assert!(!out.contains("renew with"), "{out}");
+}
+
 async fn full_cycle(
     moto: &Moto,
     profile: &Path,
@@ -397,6 +496,7 @@ async fn full_cycle(
     assert_eq!(code, 0, "status:\n{out}");
     assert!(out.contains("CREATE_COMPLETE"), "{out}");
     assert!(out.contains("config sha256"), "{out}");
+    renew_certificates(moto, p, state, &out);
 
     let (code, out) = deployer(
         moto,

@@ -1,12 +1,14 @@
 //! CloudFormation stacks: read them, deploy them through change sets, follow progress, delete.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::TemplateStage;
 
 use super::changeset::{self, print_changes};
 use super::progress::{elapsed, Tail};
+use super::recovery;
 use super::{err_text, sdk_err, Aws};
 use crate::error::{Error, Result};
 
@@ -123,6 +125,9 @@ pub async fn deploy(
                 s.status
             )));
         }
+        if s.status == "UPDATE_ROLLBACK_FAILED" || s.status == "DELETE_FAILED" {
+            return Err(stuck(aws, name, &s.status).await);
+        }
         if s.status == "ROLLBACK_COMPLETE" || s.status == "ROLLBACK_FAILED" {
             println!("  {label}: {name} is {} after a failed creation; deleting it before creating it again", s.status);
             delete(aws, label, name).await?;
@@ -182,10 +187,54 @@ pub async fn deploy(
             Deployed::Updated
         });
     }
-    Err(failure(name, &final_status, &tail))
+    Err(failure(aws, name, &final_status, &tail).await)
 }
 
-fn failure(name: &str, status: &str, tail: &Tail) -> Error {
+/// The resources of `name` in a failed state (what `--resources-to-skip` and
+/// `--retain-resources` take); empty when they cannot be read.
+pub async fn failed_resources(aws: &Aws, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    // A stack holds at most 500 resources: a few pages at most.
+    for _ in 0..10 {
+        let Ok(page) = aws
+            .cfn
+            .list_stack_resources()
+            .stack_name(name)
+            .set_next_token(token.take())
+            .send()
+            .await
+        else {
+            break;
+        };
+        for r in page.stack_resource_summaries() {
+            if r.resource_status()
+                .is_some_and(|st| st.as_str().ends_with("_FAILED"))
+            {
+                out.push(r.logical_resource_id().unwrap_or_default().to_owned());
+            }
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+/// The guidance for a stack stuck in `status`, with the resources that failed, or `None`.
+pub async fn guidance(aws: &Aws, name: &str, status: &str) -> Option<String> {
+    recovery::guidance(name, &aws.region, status, &[])?;
+    let failed = failed_resources(aws, name).await;
+    recovery::guidance(name, &aws.region, status, &failed)
+}
+
+async fn stuck(aws: &Aws, name: &str, status: &str) -> Error {
+    let help = guidance(aws, name, status).await.unwrap_or_default();
+    Error::failed(format!("stack {name} is {status}\n{help}"))
+}
+
+async fn failure(aws: &Aws, name: &str, status: &str, tail: &Tail) -> Error {
     let first = match &tail.first_failure {
         Some((id, kind, reason)) => format!("first failure: {id} ({kind}): {reason}"),
         None => "no resource reported a reason".to_owned(),
@@ -198,7 +247,13 @@ fn failure(name: &str, status: &str, tail: &Tail) -> Error {
         }
         _ => "not in a completed state",
     };
-    Error::failed(format!("stack {name} ended {status}: {state}\n  {first}"))
+    let help = guidance(aws, name, status)
+        .await
+        .map(|g| format!("\n{g}"))
+        .unwrap_or_default();
+    Error::failed(format!(
+        "stack {name} ended {status}: {state}\n  {first}{help}"
+    ))
 }
 
 async fn events(aws: &Aws, name: &str) -> Result<Vec<aws_sdk_cloudformation::types::StackEvent>> {
@@ -216,7 +271,7 @@ async fn events(aws: &Aws, name: &str) -> Result<Vec<aws_sdk_cloudformation::typ
 }
 
 /// Polls until the stack leaves its in-progress state, printing events; returns the final status
-/// (`DELETE_COMPLETE` when the stack is gone).
+/// (`DELETE_COMPLETE` when the stack is gone), or an error once `aws.follow_timeout` has passed.
 async fn follow(
     aws: &Aws,
     label: &str,
@@ -224,17 +279,51 @@ async fn follow(
     start: Instant,
     tail: &mut Tail,
 ) -> Result<String> {
+    let observe = || async {
+        let status = describe(aws, name).await?.map(|s| s.status);
+        Ok((status, events(aws, name).await?))
+    };
+    let limits = (aws.poll, aws.follow_timeout);
+    follow_until(label, name, &aws.region, start, limits, tail, observe).await
+}
+
+/// What one look at a stack returns: its status (`None` once it is gone), then its events.
+type Observed = (
+    Option<String>,
+    Vec<aws_sdk_cloudformation::types::StackEvent>,
+);
+
+/// The loop of [`follow`], with the look at the stack passed in: every `poll` until the status
+/// leaves `_IN_PROGRESS`, giving up once `timeout` has passed since `start`.
+async fn follow_until<F, Fut>(
+    label: &str,
+    name: &str,
+    region: &str,
+    start: Instant,
+    (poll, timeout): (Duration, Duration),
+    tail: &mut Tail,
+    mut observe: F,
+) -> Result<String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Observed>>,
+{
     loop {
-        tail.show(label, start, &events(aws, name).await?);
-        let status = match describe(aws, name).await? {
-            None => return Ok("DELETE_COMPLETE".into()),
-            Some(s) => s.status,
+        // Status first: the events read after it include every event up to that status.
+        let (status, events) = observe().await?;
+        tail.show(label, start, &events);
+        let Some(status) = status else {
+            return Ok("DELETE_COMPLETE".into());
         };
         if !status.ends_with("_IN_PROGRESS") {
-            tail.show(label, start, &events(aws, name).await?);
             return Ok(status);
         }
-        tokio::time::sleep(aws.poll).await;
+        if start.elapsed() >= timeout {
+            return Err(Error::failed(recovery::still_working(
+                name, region, &status, timeout,
+            )));
+        }
+        tokio::time::sleep(poll).await;
     }
 }
 
@@ -262,6 +351,92 @@ pub async fn delete(aws: &Aws, label: &str, name: &str) -> Result<()> {
         println!("  {label}: deleted in {}", elapsed(start).trim());
         Ok(())
     } else {
-        Err(failure(name, &status, &tail))
+        Err(failure(aws, name, &status, &tail).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    fn observed(status: &str) -> Result<Observed> {
+        Ok((Some(status.to_owned()), Vec::new()))
+    }
+
+    #[tokio::test]
+    async fn following_ends_at_the_final_status() {
+        let looks = Cell::new(0);
+        let observe = || {
+            looks.set(looks.get() + 1);
+            let status = if looks.get() < 3 {
+                "UPDATE_IN_PROGRESS"
+            } else {
+                "UPDATE_COMPLETE"
+            };
+            async move { observed(status) }
+        };
+        let limits = (Duration::ZERO, Duration::from_secs(3600));
+        let mut tail = Tail::default();
+        let status = follow_until(
+            "gateway",
+            "acme-gateway",
+            "us-east-1",
+            Instant::now(),
+            limits,
+            &mut tail,
+            observe,
+        )
+        .await
+        .unwrap();
+        assert_eq!((status.as_str(), looks.get()), ("UPDATE_COMPLETE", 3));
+    }
+
+    #[tokio::test]
+    async fn following_stops_waiting_at_its_limit() {
+        let looks = Cell::new(0);
+        let observe = || {
+            looks.set(looks.get() + 1);
+            async { observed("UPDATE_IN_PROGRESS") }
+        };
+        // A stack that never finishes, followed with no time to spare: one look, then the error.
+        let limits = (Duration::ZERO, Duration::ZERO);
+        let mut tail = Tail::default();
+        let run = follow_until(
+            "gateway",
+            "acme-gateway",
+            "us-east-1",
+            Instant::now(),
+            limits,
+            &mut tail,
+            observe,
+        );
+        let err = tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("following must give up by itself")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(looks.get(), 1);
+        assert!(err.contains("stopped following acme-gateway"), "{err}");
+        assert!(err.contains("aws cloudformation cancel-update-stack --region us-east-1 --stack-name acme-gateway"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deleted_stack_ends_following() {
+        let observe = || async { Ok((None, Vec::new())) };
+        let limits = (Duration::ZERO, Duration::ZERO);
+        let mut tail = Tail::default();
+        let status = follow_until(
+            "vpn",
+            "acme-vpn",
+            "us-east-1",
+            Instant::now(),
+            limits,
+            &mut tail,
+            observe,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, "DELETE_COMPLETE");
     }
 }

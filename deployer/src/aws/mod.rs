@@ -5,6 +5,8 @@
 //! endpoint, such as a local moto server. `DEPLOYER_POLL_MS` sets how often stack progress is
 //! polled (default 5000). `DEPLOYER_INLINE_TEMPLATE_LIMIT` lowers the size above which a template
 //! goes through S3 instead of inline (default and maximum: CloudFormation's 51,200 bytes).
+//! `DEPLOYER_FOLLOW_TIMEOUT_MINUTES` sets how long the deployer follows one stack operation
+//! before it stops waiting (default 120, at most 4320); CloudFormation carries on regardless.
 
 pub mod acm;
 pub mod bedrock;
@@ -13,6 +15,7 @@ pub mod changeset;
 pub mod ecr;
 pub mod ecs;
 pub mod progress;
+pub mod recovery;
 pub mod route53;
 pub mod s3;
 pub mod secrets;
@@ -31,6 +34,12 @@ use crate::stacks::INLINE_TEMPLATE_LIMIT;
 pub const ENDPOINT_VAR: &str = "DEPLOYER_AWS_ENDPOINT_URL";
 /// The variable that sets the progress poll interval in milliseconds.
 pub const POLL_VAR: &str = "DEPLOYER_POLL_MS";
+/// The variable that sets how long one stack operation is followed, in minutes.
+pub const FOLLOW_TIMEOUT_VAR: &str = "DEPLOYER_FOLLOW_TIMEOUT_MINUTES";
+/// How long one stack operation is followed by default, in minutes: longer than a gateway stack
+/// with a Multi-AZ database and a Client VPN takes to create.
+pub const FOLLOW_TIMEOUT_DEFAULT_MINUTES: u64 = 120;
+const FOLLOW_TIMEOUT_MAX_MINUTES: u64 = 4320;
 /// The variable that lowers the inline template limit.
 pub const INLINE_LIMIT_VAR: &str = "DEPLOYER_INLINE_TEMPLATE_LIMIT";
 
@@ -63,6 +72,8 @@ pub struct Aws {
     pub endpoint: Option<String>,
     /// Templates larger than this go through S3.
     pub inline_limit: usize,
+    /// How long one stack operation is followed before the deployer stops waiting.
+    pub follow_timeout: Duration,
 }
 
 impl Aws {
@@ -83,6 +94,7 @@ impl Aws {
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(INLINE_TEMPLATE_LIMIT)
             .min(INLINE_TEMPLATE_LIMIT);
+        let follow_timeout = Duration::from_secs(60 * follow_minutes(env.var(FOLLOW_TIMEOUT_VAR)));
         let mut loader =
             aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
         if let Some(url) = &endpoint {
@@ -109,6 +121,24 @@ impl Aws {
             poll,
             endpoint,
             inline_limit,
+            follow_timeout,
+        }
+    }
+}
+
+/// Minutes from `DEPLOYER_FOLLOW_TIMEOUT_MINUTES`: a whole number from 1 to 4320, else the default
+/// (with a warning for a value that is set but unusable).
+fn follow_minutes(value: Option<String>) -> u64 {
+    let Some(v) = value.filter(|v| !v.trim().is_empty()) else {
+        return FOLLOW_TIMEOUT_DEFAULT_MINUTES;
+    };
+    match v.trim().parse::<u64>() {
+        Ok(m) if (1..=FOLLOW_TIMEOUT_MAX_MINUTES).contains(&m) => m,
+        _ => {
+            eprintln!(
+                "warning: {FOLLOW_TIMEOUT_VAR}={v:?} is not a whole number of minutes from 1 to {FOLLOW_TIMEOUT_MAX_MINUTES}; following stacks for {FOLLOW_TIMEOUT_DEFAULT_MINUTES} minutes"
+            );
+            FOLLOW_TIMEOUT_DEFAULT_MINUTES
         }
     }
 }
@@ -121,4 +151,18 @@ pub fn sdk_err<E: std::error::Error>(what: &str, e: E) -> Error {
 /// The error chain as text (to look for codes such as `ValidationError`).
 pub fn err_text<E: std::error::Error>(e: &E) -> String {
     DisplayErrorContext(e).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_follow_timeout_is_bounded() {
+        assert_eq!(follow_minutes(None), 120);
+        assert_eq!(follow_minutes(Some("45".into())), 45);
+        for bad in ["0", "-5", "ninety", "4321"] {
+            assert_eq!(follow_minutes(Some(bad.into())), 120, "{bad}");
+        }
+    }
 }

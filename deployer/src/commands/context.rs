@@ -124,13 +124,14 @@ impl<'a> Context<'a> {
         Ok(uri)
     }
 
-    fn ca(&self) -> Result<Ca> {
+    /// The deployment's CA from the state directory, made (from now) when there is none yet.
+    pub(super) fn ca(&self) -> Result<Ca> {
         let dep = &self.plan.profile.deployment;
         let st = &self.plan.state;
         match (st.read("pki/ca.pem"), st.read("pki/ca.key")) {
             (Some(c), Some(k)) => Ca::load(dep, &c, &k),
             _ => {
-                let ca = Ca::create(dep)?;
+                let ca = Ca::create(dep, time::OffsetDateTime::now_utc())?;
                 st.write("pki/ca.pem", &ca.pem.cert_pem)?;
                 st.write("pki/ca.key", &ca.pem.key_pem)?;
                 println!(
@@ -158,7 +159,7 @@ impl<'a> Context<'a> {
             }
         }
         let ca = self.ca()?;
-        let cert: Issued = ca.server(dns_name)?;
+        let cert: Issued = ca.server(dns_name, time::OffsetDateTime::now_utc())?;
         self.plan
             .state
             .write(&format!("pki/{file}.pem"), &cert.cert_pem)?;
@@ -292,7 +293,10 @@ impl<'a> Context<'a> {
             ) {
                 (Some(c), Some(k)) => (c, k),
                 _ => {
-                    let issued = ca.client(&format!("{client}.{}", self.plan.profile.hostname))?;
+                    let issued = ca.client(
+                        &format!("{client}.{}", self.plan.profile.hostname),
+                        time::OffsetDateTime::now_utc(),
+                    )?;
                     st.write(&format!("vpn/{client}.crt"), &issued.cert_pem)?;
                     st.write(&format!("vpn/{client}.key"), &issued.key_pem)?;
                     (issued.cert_pem, issued.key_pem)

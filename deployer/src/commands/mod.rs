@@ -7,6 +7,7 @@ mod keys;
 mod outputs;
 mod plan;
 mod preflight;
+mod renew;
 mod status;
 mod summary;
 mod verify;
@@ -32,6 +33,10 @@ pub async fn run(command: Command) -> Result<()> {
             deploy::one(&Plan::load(&common)?, kind).await
         }
         Command::Status { common } => status::run(&Plan::load(&common)?).await,
+        Command::Renew {
+            common,
+            within_days,
+        } => renew::run(&Plan::load(&common)?, within_days).await,
         Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
         Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
         Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,

@@ -1,8 +1,10 @@
-//! `deployer status`: each stack's state and the gateway's tasks.
+//! `deployer status`: each stack's state, the gateway's tasks, and when the certificates the
+//! deployment made expire (with how to renew them when that is near).
 
 use super::context::Context;
 use crate::aws::{cfn, ecs};
 use crate::error::{Error, Result};
+use crate::pki::expiry;
 use crate::plan::Plan;
 use crate::stacks::StackKind;
 
@@ -28,6 +30,11 @@ pub async fn run(plan: &Plan) -> Result<()> {
                     .map(|r| format!("  ({r})"))
                     .unwrap_or_default();
                 println!("{kind:<14} {name:<36} {}{reason}", s.status);
+                if let Some(help) = cfn::guidance(&cx.aws, &name, &s.status).await {
+                    for line in help.lines() {
+                        println!("{:<14} {line}", "");
+                    }
+                }
                 if matches!(kind, StackKind::Gateway | StackKind::Collector) {
                     if let (Some(c), Some(svc)) =
                         (s.outputs.get("ClusterName"), s.outputs.get("ServiceName"))
@@ -55,9 +62,26 @@ pub async fn run(plan: &Plan) -> Result<()> {
     if let Some(sha) = &cx.state.config_sha256 {
         println!("config sha256  {sha}");
     }
+    match super::renew::expiries(plan, time::OffsetDateTime::now_utc()) {
+        Ok(list) if !list.is_empty() => {
+            println!(
+                "certificates   made by the deployer, kept in {}",
+                plan.state.root().display()
+            );
+            let (lines, expired) = expiry::report(&list, &super::renew::command(plan));
+            for l in lines {
+                println!("  {l}");
+            }
+            if expired {
+                problems += 1;
+            }
+        }
+        Ok(_) => {}
+        Err(e) => println!("certificates   {e}"),
+    }
     if problems > 0 {
         return Err(Error::failed(format!(
-            "{problems} stack(s) not deployed or not healthy"
+            "{problems} problem(s): a stack not deployed or not healthy, or an expired certificate"
         )));
     }
     Ok(())

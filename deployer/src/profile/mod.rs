@@ -5,6 +5,7 @@
 //! settings are all reported at once, each with the key it concerns.
 
 pub mod envfile;
+mod fit;
 pub mod keys;
 mod model;
 mod parse;
@@ -24,6 +25,9 @@ pub fn from_text(text: &str, source: &str) -> Result<Profile> {
     let mut reader = reader::Reader::new(&map);
     let dir = Path::new(source).parent().unwrap_or(Path::new(""));
     let profile = parse::build(&mut reader, source, dir);
+    if let Some(p) = &profile {
+        fit::check(p, &mut reader);
+    }
     match profile {
         Some(p) if reader.issues.is_empty() => Ok(p),
         _ => {

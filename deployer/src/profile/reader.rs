@@ -6,6 +6,7 @@ use ipnet::Ipv4Net;
 
 use super::envfile::Entry;
 use super::keys::{self, Applies};
+use crate::constraints;
 
 /// Reads keys with their defaults and records every problem, each naming its key.
 pub struct Reader<'a> {
@@ -112,19 +113,35 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A whole number within `lo..=hi`.
-    pub fn number(&mut self, key: &str, lo: u32, hi: u32) -> u32 {
+    /// A whole number that parameter `param` of template `file` accepts (its `AllowedValues`, or
+    /// `MinValue` to `MaxValue`): the limits are read from the template, so the profile is never
+    /// looser than the stack it feeds.
+    pub fn template_number(&mut self, key: &str, file: &str, param: &str) -> u32 {
         let v = self.raw(key);
+        let c = match constraints::of(file, param) {
+            Ok(c) => c,
+            Err(e) => {
+                self.err(key, e);
+                return 0;
+            }
+        };
         match v.parse::<u32>() {
-            Ok(n) if (lo..=hi).contains(&n) => n,
+            Ok(n) if c.accepts(&v) => n,
             _ => {
                 self.err(
                     key,
-                    format!("{v:?} is not a whole number from {lo} to {hi}"),
+                    format!("{v:?} is not {} ({file} {param})", c.expectation()),
                 );
-                lo
+                let first = c.allowed_values.first().and_then(|a| a.parse().ok());
+                c.min_value.map(|m| m as u32).or(first).unwrap_or(0)
             }
         }
+    }
+
+    /// Whether a problem with `key` was recorded.
+    pub fn has_issue(&self, key: &str) -> bool {
+        let prefix = format!("{key}:");
+        self.issues.iter().any(|i| i.starts_with(&prefix))
     }
 
     /// A comma-separated list, trimmed, empties dropped.

@@ -1,4 +1,4 @@
-"""Runs the moto server for the deployer's end-to-end test, with five small fixes to moto's
+"""Runs the moto server for the deployer's end-to-end test, with six small fixes to moto's
 CloudFormation emulation so the real templates in cfn/ can be deployed through it.
 
 Usage: python3 moto_server.py PORT
@@ -14,12 +14,15 @@ breaking the resources it does model:
   5. Resource types moto models incorrectly for these templates are skipped (RDS instance and
      parameter group, load balancer listener), and deleting a VPC whose skipped dependants moto
      never tracked is not an error.
+  6. Hosted zone ids start with Z, as Route 53's do (the templates' HostedZoneId pattern, which
+     the deployer's profile check enforces, requires it).
 """
 
 import ipaddress
 import sys
 
 from moto.cloudformation import models, parsing
+from moto.route53 import models as route53_models
 
 SKIPPED = {
     "AWS::RDS::DBInstance",
@@ -112,6 +115,15 @@ def delete_resource(self, resource, resource_json):
 
 
 parsing.ResourceMap._delete_resource = delete_resource
+
+_zone_id = route53_models.HostedZoneIdentifier.generate
+
+
+def zone_id(self, existing_ids=None, tags=None):
+    return "Z" + _zone_id(self, existing_ids, tags)[1:]
+
+
+route53_models.HostedZoneIdentifier.generate = zone_id
 
 if __name__ == "__main__":
     from moto.server import main

@@ -4,6 +4,7 @@ mod aws_access;
 mod identity;
 mod network;
 mod policy;
+mod sizing;
 mod telemetry;
 
 use std::path::Path;
@@ -148,16 +149,7 @@ pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
         },
     };
     let cpu_architecture = r.choice("CPU_ARCHITECTURE", &["X86_64", "ARM64"]);
-    let min_tasks = r.number("MIN_TASKS", 2, 100);
-    let max_tasks = r.number("MAX_TASKS", 2, 1000);
-    if max_tasks < min_tasks {
-        r.err(
-            "MAX_TASKS",
-            format!("{max_tasks} is below MIN_TASKS ({min_tasks})"),
-        );
-    }
-    let task_cpu = r.number("TASK_CPU", 256, 16384);
-    let task_memory = r.number("TASK_MEMORY", 512, 122_880);
+    let (min_tasks, max_tasks, task_cpu, task_memory) = sizing::tasks(r);
     let db_instance_class = r.raw("DB_INSTANCE_CLASS");
     if !db_instance_class.starts_with("db.") {
         r.err(
@@ -167,14 +159,22 @@ pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
     }
     let db_multi_az = r.bool("DB_MULTI_AZ");
     let db_deletion_protection = r.bool("DB_DELETION_PROTECTION");
-    let log_retention_days = r.number("LOG_RETENTION_DAYS", 1, 3653);
+    let log_retention_days =
+        r.template_number("LOG_RETENTION_DAYS", "gateway.yaml", "LogRetentionDays");
     let alarm_email = r.opt("ALARM_EMAIL");
     if alarm_email.as_ref().is_some_and(|e| !e.contains('@')) {
         r.err("ALARM_EMAIL", "is not an e-mail address");
     }
-    let daily_cost_threshold_usd = r.number("DAILY_COST_THRESHOLD_USD", 1, 10_000_000);
-    let per_user_daily_cost_threshold_usd =
-        r.number("PER_USER_DAILY_COST_THRESHOLD_USD", 1, 10_000_000);
+    let daily_cost_threshold_usd = r.template_number(
+        "DAILY_COST_THRESHOLD_USD",
+        "observability.yaml",
+        "DailyCostThresholdUsd",
+    );
+    let per_user_daily_cost_threshold_usd = r.template_number(
+        "PER_USER_DAILY_COST_THRESHOLD_USD",
+        "observability.yaml",
+        "PerUserDailyCostThresholdUsd",
+    );
     let bedrock_region = r.opt("BEDROCK_REGION").unwrap_or_else(|| region.clone());
     if !valid_region(&bedrock_region) && !region.is_empty() {
         r.err(

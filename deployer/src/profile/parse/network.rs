@@ -17,10 +17,9 @@ pub fn network(r: &mut Reader) -> Option<Network> {
     ];
     let set: Vec<&str> = existing.iter().copied().filter(|k| r.is_set(k)).collect();
     if set.is_empty() {
-        // A load balancer subnet needs at least a /27: five host bits.
-        let bits = r.number("SUBNET_CIDR_BITS", 5, 14);
-        let nat = r.number("NAT_GATEWAYS", 1, 2);
-        if cfn_cidr(cidr, 6, bits as u8).len() < 6 {
+        let bits = r.template_number("SUBNET_CIDR_BITS", "gateway.yaml", "SubnetCidrBits");
+        let nat = r.template_number("NAT_GATEWAYS", "gateway.yaml", "NatGatewayCount");
+        if !r.has_issue("SUBNET_CIDR_BITS") && cfn_cidr(cidr, 6, bits as u8).len() < 6 {
             r.err(
                 "SUBNET_CIDR_BITS",
                 format!("six subnets (public, private and load balancer, two each) of {bits} host bits do not fit in VPC_CIDR {cidr}"),
