@@ -200,6 +200,10 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
                 "TargetGroupFullName",
                 i.out(StackKind::Gateway, "TargetGroupFullName")?,
             ));
+            v.push((
+                "DatabaseInstanceId",
+                i.out(StackKind::Gateway, "DatabaseInstanceId")?,
+            ));
             let collector = matches!(p.telemetry, Telemetry::Collector { .. });
             let ns = if collector {
                 i.out(StackKind::Collector, "MetricsNamespace")?

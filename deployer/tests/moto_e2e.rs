@@ -307,6 +307,13 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
             "{secrets}"
         );
     }
+    if stacks.contains(&"observability") {
+        // The database alarms watch this deployment's database (moto's CloudFormation makes no
+        // CloudWatch alarms, so the alarms themselves are checked by cfn-lint and checkov).
+        let (o_params, _) = stack("observability").await;
+        assert!(!gw_out["DatabaseInstanceId"].is_empty());
+        assert_eq!(o_params["DatabaseInstanceId"], gw_out["DatabaseInstanceId"]);
+    }
     if stacks.contains(&"vpn") {
         let (v_params, _) = stack("vpn").await;
         assert_eq!(v_params["VpcId"], gw_out["VpcId"]);

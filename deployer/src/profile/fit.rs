@@ -123,6 +123,7 @@ fn stand_in_outputs(p: &Profile) -> Outputs {
                 "TargetGroupFullName",
                 "targetgroup/gateway/0123456789abcdef".to_owned(),
             ),
+            ("DatabaseInstanceId", "gw-database-abc123".to_owned()),
         ]),
     );
     out.insert(
