@@ -68,3 +68,21 @@ fn readiness_grace_rides_out_a_short_outage() {
     }
     pg.pg_start();
 }
+
+/// An idle gateway still writes a line every hour (the first at start): the observability
+/// stack's silent-gateway alarm reads the log group's incoming events, so silence must mean a
+/// stopped gateway, not a quiet night.
+#[test]
+fn an_idle_gateway_says_it_is_alive() {
+    let url = crate::support::pg::shared().new_db();
+    let gw = Gateway::start(|port| config(port, &url, ""), &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !gw.stderr().contains("hourly housekeeping:") {
+        assert!(
+            Instant::now() < deadline,
+            "no housekeeping line:\n{}",
+            gw.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
