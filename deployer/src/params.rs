@@ -155,6 +155,7 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
             v.push(("TaskCpu", p.task_cpu.to_string()));
             v.push(("TaskMemory", p.task_memory.to_string()));
             v.push(("MinTasks", p.min_tasks.to_string()));
+            v.push(("StreamDrainSeconds", p.stream_drain_seconds.to_string()));
             v.push(("MaxTasks", p.max_tasks.to_string()));
             v.push(("DBInstanceClass", p.db_instance_class.clone()));
             v.push(("DBMultiAz", b(p.db_multi_az)));
@@ -283,6 +284,7 @@ pub fn profile_key(kind: StackKind, param: &str, p: &Profile) -> Option<&'static
         (Gateway, "TaskCpu") => "TASK_CPU",
         (Gateway, "TaskMemory") => "TASK_MEMORY",
         (Gateway, "MinTasks") => "MIN_TASKS",
+        (Gateway, "StreamDrainSeconds") => "STREAM_DRAIN_SECONDS",
         (Gateway, "MaxTasks") => "MAX_TASKS",
         (Gateway, "DBInstanceClass") => "DB_INSTANCE_CLASS",
         (Gateway, "DBMultiAz") => "DB_MULTI_AZ",

@@ -228,6 +228,9 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
             "{name}: {tags:?}"
         );
     }
+    // A task leaving keeps its streams for the profile's drain (the default, 600 s), not the
+    // load balancer's 300 s or the 35 s this used to be.
+    assert_eq!(gw_params["StreamDrainSeconds"], "600");
     let text: String = (1..=4)
         .map(|i| gw_params[&format!("GatewayConfigPart{i}")].as_str())
         .collect();

@@ -247,6 +247,7 @@ fn values_the_templates_refuse_are_refused_naming_the_key() {
         (flagship, &[("TASK_MEMORY", "5120")], "TASK_MEMORY: \"5120\" is not one of 512, 1024, 2048, 3072, 4096, 8192"),
         (flagship, &[("MIN_TASKS", "51"), ("MAX_TASKS", "60")], "MIN_TASKS: \"51\" is not a whole number from 2 to 50 (gateway.yaml MinTasks)"),
         (flagship, &[("MAX_TASKS", "201")], "MAX_TASKS: \"201\" is not a whole number from 2 to 200"),
+        (flagship, &[("STREAM_DRAIN_SECONDS", "25")], "STREAM_DRAIN_SECONDS: \"25\" is not a whole number from 30 to 3600 (gateway.yaml StreamDrainSeconds)"),
         (flagship, &[("SUBNET_CIDR_BITS", "13")], "SUBNET_CIDR_BITS: \"13\" is not a whole number from 5 to 12"),
         (flagship, &[("LOG_RETENTION_DAYS", "10")], "LOG_RETENTION_DAYS: \"10\" is not one of 7, 14, 30"),
         (flagship, &[("DB_INSTANCE_CLASS", "db.t4g")], "DB_INSTANCE_CLASS: \"db.t4g\" is not a value matching"),

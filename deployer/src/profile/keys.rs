@@ -131,6 +131,7 @@ pub const KEYS: &[Key] = &[
     k("MIN_TASKS", "2", "smallest number of gateway tasks (within the gateway template's MinTasks range, at least 2)"),
     k("MAX_TASKS", "10", "largest number of gateway tasks (within the gateway template's MaxTasks range)"),
     k("TASK_CPU", "512", "CPU units per task: one of the gateway template's TaskCpu values"),
+    k("STREAM_DRAIN_SECONDS", "600", "how long a task leaving (deploy, scale-in) keeps serving its open streams before it stops; the longest stream developers run (within the gateway template's StreamDrainSeconds range)"),
     k("TASK_MEMORY", "1024", "memory per task, MiB: one of the gateway template's TaskMemory values that Fargate pairs with TASK_CPU"),
     k("DB_INSTANCE_CLASS", "db.t4g.micro", "PostgreSQL instance class"),
     k("DB_MULTI_AZ", "false", "standby database in a second zone (recommended for production)"),

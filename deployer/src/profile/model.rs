@@ -249,6 +249,8 @@ pub struct Profile {
     pub min_tasks: u32,
     /// Max tasks.
     pub max_tasks: u32,
+    /// Seconds a leaving task keeps serving its open streams (the deregistration delay).
+    pub stream_drain_seconds: u32,
     /// CPU units.
     pub task_cpu: u32,
     /// Memory MiB.

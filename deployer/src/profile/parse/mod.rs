@@ -150,6 +150,8 @@ pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
     };
     let cpu_architecture = r.choice("CPU_ARCHITECTURE", &["X86_64", "ARM64"]);
     let (min_tasks, max_tasks, task_cpu, task_memory) = sizing::tasks(r);
+    let stream_drain_seconds =
+        r.template_number("STREAM_DRAIN_SECONDS", "gateway.yaml", "StreamDrainSeconds");
     let db_instance_class = r.raw("DB_INSTANCE_CLASS");
     if !db_instance_class.starts_with("db.") {
         r.err(
@@ -217,6 +219,7 @@ pub fn build(r: &mut Reader, source: &str, dir: &Path) -> Option<Profile> {
         cpu_architecture,
         min_tasks,
         max_tasks,
+        stream_drain_seconds,
         task_cpu,
         task_memory,
         db_instance_class,
