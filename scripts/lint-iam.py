@@ -41,7 +41,10 @@ def accepted(finding, statement, generated):
         resource, because a session policy only narrows the project role's own policy, which
         does the scoping (by resource tag or listed ARNs);
       * a template statement whose allow is bounded by an aws:ResourceTag/ condition: the
-        resources are whatever carries the project's tag, unknown when the template is written.
+        resources are whatever carries the project's tag, unknown when the template is written;
+      * kms:Decrypt alone, bounded by kms:ViaService (Secrets Manager) and the encryption
+        context naming the secrets: the customer-managed key a bring-your-own secret uses is
+        unknown when the template is written.
     """
     if finding.issue == "UNKNOWN_ACTION":
         action = str(finding.detail).removeprefix("Unknown action ")
@@ -52,7 +55,15 @@ def accepted(finding, statement, generated):
         return "session policy: the project role's own policy scopes the resources"
     conditions = (statement or {}).get("Condition") or {}
     tagged = any(k.startswith("aws:ResourceTag/") for k in (conditions.get("StringEquals") or {}))
-    return "bounded by the aws:ResourceTag condition" if tagged else None
+    if tagged:
+        return "bounded by the aws:ResourceTag condition"
+    actions = (statement or {}).get("Action")
+    actions = [actions] if isinstance(actions, str) else (actions or [])
+    via = str((conditions.get("StringEquals") or {}).get("kms:ViaService", ""))
+    context = (conditions.get("StringLike") or {}).get("kms:EncryptionContext:SecretARN")
+    if actions == ["kms:Decrypt"] and via.startswith("secretsmanager.") and context:
+        return "bounded to these secrets through Secrets Manager"
+    return None
 
 
 class Renderer:

@@ -154,9 +154,28 @@ async fn seed(moto: &Moto) -> (String, String) {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .build();
     let sm = aws_sdk_secretsmanager::Client::from_conf(sm_conf);
+    // Under a customer-managed KMS key, as a bring-your-own secret may be.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let key: serde_json::Value = reqwest::Client::new()
+        .post(&moto.url)
+        .header("X-Amz-Target", "TrentService.CreateKey")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key_arn = key["KeyMetadata"]["Arn"].as_str().unwrap().to_owned();
     let secret = sm
         .create_secret()
         .name("claude-gateway-google")
+        .kms_key_id(&key_arn)
         .secret_string("not-a-real-client-secret")
         .send()
         .await
@@ -443,12 +462,13 @@ async fn full_cycle(
     state: &Path,
     stacks: &[&str],
     image_from_ecr: bool,
-) {
+) -> String {
     let p = profile.to_str().unwrap();
     let s = state.to_str().unwrap();
 
     let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "first deploy-all:\n{out}");
+    let first = out.clone();
     for stack in stacks {
         assert!(
             out.contains(&format!("{stack}: CREATE_COMPLETE")),
@@ -538,6 +558,7 @@ async fn full_cycle(
     let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 1, "status after destroy:\n{out}");
     assert!(out.contains("not deployed"), "{out}");
+    first
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -593,7 +614,7 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
     moto.env
         .push(("DEPLOYER_INLINE_TEMPLATE_LIMIT", "20000".into()));
     let state = dir.path().join("state-b");
-    full_cycle(
+    let out = full_cycle(
         &moto,
         &selfsigned,
         &state,
@@ -601,6 +622,11 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
         false,
     )
     .await;
+    // Preflight says the OIDC secret's customer-managed key is one the execution role may use.
+    assert!(
+        out.contains("it is encrypted with customer-managed KMS key arn:aws:kms:"),
+        "{out}"
+    );
     assert!(state.join("pki/ca.pem").exists() && state.join("pki/gateway.pem").exists());
 }
 

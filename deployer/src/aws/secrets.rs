@@ -9,6 +9,22 @@ pub async fn check_client_secret(aws: &Aws, arn: &str) -> Result<()> {
     check_plain(aws, "OIDC_CLIENT_SECRET_ARN", arn, "the bare client secret").await
 }
 
+/// The customer-managed KMS key secret `arn` is encrypted with, if any (none: Secrets Manager's
+/// own key, or the secret cannot be described, which [`check_plain`] reports).
+pub async fn customer_key(aws: &Aws, arn: &str) -> Option<String> {
+    let described = aws
+        .secrets
+        .describe_secret()
+        .secret_id(arn)
+        .send()
+        .await
+        .ok()?;
+    described
+        .kms_key_id()
+        .filter(|k| !k.is_empty() && *k != "alias/aws/secretsmanager")
+        .map(str::to_owned)
+}
+
 /// Checks that the secret `key` names exists and holds a non-empty plain string (`what`), never
 /// printing its value.
 pub async fn check_plain(aws: &Aws, key: &str, arn: &str, what: &str) -> Result<()> {

@@ -41,6 +41,13 @@ pub async fn run(cx: &Context<'_>) -> Result<()> {
     if let Idp::Oidc(o) = &p.idp {
         aws::secrets::check_client_secret(&cx.aws, &o.secret_arn).await?;
         println!("  ok  OIDC client secret {} is set", o.secret_arn);
+        if let Some(key) = aws::secrets::customer_key(&cx.aws, &o.secret_arn).await {
+            println!(
+                "  ok  it is encrypted with customer-managed KMS key {key}: the task's execution \
+                 role may decrypt it through Secrets Manager; the key's policy must let this \
+                 account's IAM policies grant kms:Decrypt (the default key policy does)"
+            );
+        }
     }
     if let Some(arn) = p
         .aws_access
