@@ -178,6 +178,10 @@ pub fn parameters(kind: StackKind, p: &Profile, i: &Inputs) -> Result<Vec<(Strin
                 i.out(StackKind::Gateway, "PrivateSubnetIds")?,
             ));
             v.push(("VpcCidr", i.out(StackKind::Gateway, "VpcCidr")?));
+            v.push((
+                "GatewayTaskSecurityGroupId",
+                i.out(StackKind::Gateway, "TaskSecurityGroupId")?,
+            ));
             // Only the gateway sends to the collector (it relays the clients' telemetry), so no
             // client network is admitted there.
             v.push(("CollectorHostname", hostname.clone()));

@@ -266,6 +266,12 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
     if stacks.contains(&"collector") {
         let (c_params, c_out) = stack("collector").await;
         assert_eq!(c_params["VpcId"], gw_out["VpcId"]);
+        // Only the gateway's tasks may send to the collector, not the whole VPC.
+        assert!(gw_out["TaskSecurityGroupId"].starts_with("sg-"));
+        assert_eq!(
+            c_params["GatewayTaskSecurityGroupId"],
+            gw_out["TaskSecurityGroupId"]
+        );
         assert!(gw_out["VpcId"].starts_with("vpc-"), "moto models the VPC");
         assert_eq!(
             config["telemetry"]["forward_to"][0]["url"]

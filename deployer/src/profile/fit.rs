@@ -124,6 +124,7 @@ fn stand_in_outputs(p: &Profile) -> Outputs {
                 "targetgroup/gateway/0123456789abcdef".to_owned(),
             ),
             ("DatabaseInstanceId", "gw-database-abc123".to_owned()),
+            ("TaskSecurityGroupId", "sg-0123456789abcdef0".to_owned()),
         ]),
     );
     out.insert(
