@@ -349,6 +349,81 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
     }
 }
 
+/// An operator raises the observability stack's error threshold by hand (a parameter the profile
+/// does not set); a later deployment that changes something else keeps it rather than resetting
+/// it to the template's default.
+async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path) {
+    let conf = aws_sdk_cloudformation::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let cfn = aws_sdk_cloudformation::Client::from_conf(conf);
+    let name = "claude-gateway-observability";
+    let params =
+        |s: &aws_sdk_cloudformation::types::Stack| -> std::collections::BTreeMap<String, String> {
+            s.parameters()
+                .iter()
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap().to_owned(),
+                        p.parameter_value().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        };
+    let before = cfn.describe_stacks().stack_name(name).send().await.unwrap();
+    let before = params(&before.stacks()[0]);
+    let template = cfn.get_template().stack_name(name).send().await.unwrap();
+    let mut update = cfn
+        .update_stack()
+        .stack_name(name)
+        .template_body(template.template_body().unwrap())
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam);
+    for (k, v) in &before {
+        let v = if k == "ErrorThreshold" { "77" } else { v };
+        update = update.parameters(
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build(),
+        );
+    }
+    update.send().await.unwrap();
+
+    // The profile's own change: a daily cost threshold.
+    let text = std::fs::read_to_string(profile).unwrap();
+    let changed: String = text
+        .lines()
+        .filter(|l| !l.starts_with("DAILY_COST_THRESHOLD_USD="))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "DAILY_COST_THRESHOLD_USD=777\n";
+    let edited = state.with_extension("changed.env");
+    std::fs::write(&edited, changed).unwrap();
+    let (code, out) = deployer(
+        moto,
+        &[
+            "deploy",
+            "observability",
+            "--profile",
+            edited.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "deploy observability:\n{out}");
+    assert!(out.contains("updating"), "{out}");
+    let after = cfn.describe_stacks().stack_name(name).send().await.unwrap();
+    let after = params(&after.stacks()[0]);
+    assert_eq!(after["DailyCostThresholdUsd"], "777", "{after:?}");
+    assert_eq!(
+        after["ErrorThreshold"], "77",
+        "the value set by hand is kept: {after:?}"
+    );
+}
+
 /// A shipped profile with some keys replaced, written to `dir`.
 fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
     let text = std::fs::read_to_string(repo_root().join(format!("config/{name}.env"))).unwrap();
@@ -523,6 +598,7 @@ async fn full_cycle(
         !out.contains("creating") && !out.contains("updating"),
         "{out}"
     );
+    keeps_values_set_out_of_band(moto, profile, state).await;
 
     let (code, out) = deployer(moto, &["plan", "--live", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "plan --live:\n{out}");

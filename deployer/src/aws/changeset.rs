@@ -7,16 +7,64 @@ use super::cfn::{describe, TemplateSource};
 use super::{sdk_err, Aws};
 use crate::error::{Error, Result};
 
-fn cfn_params(params: &[(String, String)]) -> Vec<Parameter> {
-    params
+fn cfn_params(params: &[(String, String)], keep: &[String]) -> Vec<Parameter> {
+    let given = params.iter().map(|(k, v)| {
+        Parameter::builder()
+            .parameter_key(k)
+            .parameter_value(v)
+            .build()
+    });
+    let kept = keep.iter().map(|k| {
+        Parameter::builder()
+            .parameter_key(k)
+            .use_previous_value(true)
+            .build()
+    });
+    given.chain(kept).collect()
+}
+
+/// The parameters stack `existing` has that `given` does not set and the new template still
+/// declares (name and default), with a value other than that default: they keep the values the
+/// stack has (set out of band, such as a PostgreSQL major version or an extra Bedrock ARN, or by
+/// an earlier deployment) instead of falling back to the template's defaults on every run.
+pub fn kept(
+    existing: &std::collections::BTreeMap<String, String>,
+    given: &[(String, String)],
+    declared: &[(String, Option<String>)],
+) -> Vec<String> {
+    existing
         .iter()
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
+        .filter(|(k, _)| !given.iter().any(|(g, _)| g == *k))
+        .filter(|(k, v)| {
+            declared
+                .iter()
+                .any(|(d, default)| d == *k && default.as_deref() != Some(v.as_str()))
         })
+        .map(|(k, _)| k.clone())
         .collect()
+}
+
+/// The parameters `template` declares and their defaults, as CloudFormation reads it.
+async fn declared(aws: &Aws, template: &TemplateSource) -> Result<Vec<(String, Option<String>)>> {
+    let req = aws.cfn.get_template_summary();
+    let req = match template {
+        TemplateSource::Body(b) => req.template_body(b),
+        TemplateSource::Url(u) => req.template_url(u),
+    };
+    let out = req
+        .send()
+        .await
+        .map_err(|e| sdk_err("cannot read the template's parameters", e))?;
+    Ok(out
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_owned(),
+                p.default_value().map(str::to_owned),
+            ))
+        })
+        .collect())
 }
 
 fn is_no_change(reason: &str) -> bool {
@@ -57,6 +105,14 @@ pub async fn create(
     create: bool,
 ) -> Result<ChangeSet> {
     let cs_name = format!("deployer-{}", std::process::id());
+    let keep = if create {
+        Vec::new()
+    } else {
+        match describe(aws, name).await? {
+            Some(s) => kept(&s.parameters, params, &declared(aws, template).await?),
+            None => Vec::new(),
+        }
+    };
     let mut req = aws
         .cfn
         .create_change_set()
@@ -67,7 +123,7 @@ pub async fn create(
         } else {
             ChangeSetType::Update
         })
-        .set_parameters(Some(cfn_params(params)))
+        .set_parameters(Some(cfn_params(params, &keep)))
         .set_tags(Some(
             tags.iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
@@ -185,4 +241,45 @@ pub async fn preview(
         .send()
         .await;
     Ok(Some(cs.changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_the_profile_does_not_set_keep_the_stacks_values() {
+        let existing: std::collections::BTreeMap<String, String> = [
+            ("TaskCpu", "512"),
+            ("DBEngineMajorVersion", "17"),
+            ("AlbIdleTimeoutSeconds", "900"),
+            ("Removed", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let given = [("TaskCpu".to_owned(), "1024".to_owned())];
+        let declared: Vec<(String, Option<String>)> = [
+            ("TaskCpu", Some("512")),
+            ("DBEngineMajorVersion", Some("16")),
+            ("AlbIdleTimeoutSeconds", Some("3600")),
+            ("New", None),
+        ]
+        .into_iter()
+        .map(|(k, d)| (k.to_owned(), d.map(str::to_owned)))
+        .collect();
+        // Given ones are set; a parameter the new template dropped, or one the stack never had,
+        // is not asked for.
+        assert_eq!(
+            kept(&existing, &given, &declared),
+            ["AlbIdleTimeoutSeconds", "DBEngineMajorVersion"]
+        );
+        // A value that is the template's default needs no keeping.
+        let mut at_default = existing.clone();
+        at_default.insert("AlbIdleTimeoutSeconds".into(), "3600".into());
+        assert_eq!(
+            kept(&at_default, &given, &declared),
+            ["DBEngineMajorVersion"]
+        );
+    }
 }
