@@ -3,6 +3,7 @@
 
 mod backoff;
 pub mod bearer;
+pub mod browser_signin;
 pub(crate) mod callback;
 pub mod caller;
 pub mod claims;
