@@ -13,6 +13,7 @@ pub(crate) mod device;
 mod discovery;
 pub mod gate;
 pub mod grant;
+pub mod jwt;
 pub mod oauth_error;
 pub mod oidc;
 pub(crate) mod pages;
