@@ -22,6 +22,7 @@ pub mod seal;
 pub mod throttle;
 pub mod token;
 mod token_endpoint;
+pub mod token_form;
 
 use axum::routing::{get, post};
 use axum::Router;
