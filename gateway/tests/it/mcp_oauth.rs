@@ -516,22 +516,9 @@ fn someone_the_sign_in_gates_refuse_is_never_asked_to_consent() {
         let a = McpAuth::new(&base);
         let client = a.register().await;
         let (_, challenge) = pkce();
-        let r = a
-            .http
-            .get(a.authorize_url(&client, &challenge, &[]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302);
-        let to = r.headers()["location"].to_str().unwrap().to_owned();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let back = idp.sign_in(&to, "eve").await;
+        let (cookie, back) = a
+            .to_callback(&idp, &a.authorize_url(&client, &challenge, &[]), "eve")
+            .await;
         // Without the browser that started it, the callback completes nothing.
         let r = a.http.get(&back).send().await.unwrap();
         assert_eq!(r.status(), 403);
