@@ -23,9 +23,9 @@ use crate::state::AppState;
 /// The callback's query.
 #[derive(Debug, Deserialize)]
 pub struct Callback {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
+    pub(crate) code: Option<String>,
+    pub(crate) state: Option<String>,
+    pub(crate) error: Option<String>,
     error_description: Option<String>,
 }
 
@@ -60,30 +60,12 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<Callback>,
 ) -> Response {
-    // An approver's sign-in for the approval page comes back here too.
-    if let Some(res) = crate::aws_access::approver::callback(
-        &state,
-        &ctx,
-        &headers,
-        q.state.as_deref(),
-        q.code.as_deref(),
-        q.error.as_deref(),
-    )
-    .await
-    {
+    // An approver's sign-in for the approval page comes back here too, and so does a sign-in
+    // for the MCP server's authorization (`browser_signin` completes both).
+    if let Some(res) = crate::aws_access::approver::callback(&state, &ctx, &headers, &q).await {
         return res;
     }
-    // So does a sign-in for the MCP server's authorization.
-    if let Some(res) = crate::mcp::oauth::signin::callback(
-        &state,
-        &ctx,
-        &headers,
-        q.state.as_deref(),
-        q.code.as_deref(),
-        q.error.as_deref(),
-    )
-    .await
-    {
+    if let Some(res) = crate::mcp::oauth::signin::callback(&state, &ctx, &headers, &q).await {
         return res;
     }
     let secure = state.origin.starts_with("https://");

@@ -3,6 +3,7 @@
 
 mod backoff;
 pub mod bearer;
+pub mod browser_signin;
 pub(crate) mod callback;
 pub mod caller;
 pub mod claims;
@@ -12,6 +13,7 @@ pub(crate) mod device;
 mod discovery;
 pub mod gate;
 pub mod grant;
+pub mod jwt;
 pub mod oauth_error;
 pub mod oidc;
 pub(crate) mod pages;
@@ -20,6 +22,7 @@ pub mod seal;
 pub mod throttle;
 pub mod token;
 mod token_endpoint;
+pub mod token_form;
 
 use axum::routing::{get, post};
 use axum::Router;

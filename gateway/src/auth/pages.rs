@@ -2,8 +2,10 @@
 //! allows only this gateway and the IdP (browsers enforce it along the redirect chain).
 
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
-use http::StatusCode;
+use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION};
+use http::{HeaderValue, StatusCode};
+
+use super::oauth_error::no_store;
 
 use crate::http::pages::{escape, style_hash, STYLE};
 
@@ -38,6 +40,25 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_origins: &[String]
 /// A page with a message and nothing to do.
 pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
     page(status, title, &format!("<p>{}</p>", escape(text)), &[])
+}
+
+/// The page of a failure that is nobody's fault to explain (randomness or sealing failed).
+pub fn went_wrong() -> Response {
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "Try again.",
+    )
+}
+
+/// A `302` to `to`, cached by no one.
+pub fn found(to: &str) -> Response {
+    let mut res = StatusCode::FOUND.into_response();
+    if let Ok(loc) = HeaderValue::from_str(to) {
+        res.headers_mut().insert(LOCATION, loc);
+    }
+    no_store(res.headers_mut());
+    res
 }
 
 /// Where a person types the code shown by their terminal.

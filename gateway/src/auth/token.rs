@@ -1,21 +1,18 @@
-//! The gateway's session token: an HS256 JWT the gateway mints after sign-in and verifies locally.
-//!
-//! `kid` is the hex of the first 8 bytes of SHA-256(secret), so during a rotation (a list of
-//! secrets) the verifier picks the right key without trying each. The first secret signs.
+//! The gateway's session token: an HS256 JWT (`auth::jwt`) the gateway mints after sign-in and
+//! verifies locally, keyed by the session secrets themselves (`kid` = hex of the first 8 bytes of
+//! SHA-256(secret); the first secret signs).
 
-use aws_lc_rs::{digest, hmac};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::{hex, Secret};
+use super::jwt::{self, Typ};
+use crate::config::Secret;
 
 /// The audience every session token carries.
 pub const AUDIENCE: &str = "claude-gateway";
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// The `typ` of a session token (optional in the header).
+const TYP: Typ = Typ::Optional("JWT");
 
 /// The identity a session token asserts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,15 +76,14 @@ pub enum TokenError {
 
 /// The gateway's signing and verification keys.
 pub struct SessionKeys {
-    keys: Vec<(String, hmac::Key)>,
+    keys: jwt::Keys,
     issuer: Option<String>,
 }
 
 impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("SessionKeys")
-            .field("kids", &kids)
+            .field("kids", &self.keys.kids())
             .field("issuer", &self.issuer)
             .finish()
     }
@@ -95,141 +91,51 @@ impl std::fmt::Debug for SessionKeys {
 
 /// The key id of a secret: hex of the first 8 bytes of its SHA-256.
 pub fn kid(secret: &str) -> String {
-    let d = digest::digest(&digest::SHA256, secret.as_bytes());
-    hex(&d.as_ref()[..8])
+    jwt::kid(secret.as_bytes())
 }
 
 impl SessionKeys {
     /// Keys from `session.jwt_secret` (first signs, all verify) and the expected `iss`
     /// (`listen.public_url`, when set).
     pub fn new(secrets: &[Secret], issuer: Option<String>) -> Self {
-        let keys = secrets
-            .iter()
-            .map(|s| {
-                (
-                    kid(s.expose()),
-                    hmac::Key::new(hmac::HMAC_SHA256, s.expose().as_bytes()),
-                )
-            })
-            .collect();
+        let keys = jwt::Keys::new(secrets.iter().map(|s| s.expose().as_bytes()));
         Self { keys, issuer }
     }
 
     /// Mints a token for `identity`, valid from `now` for `ttl`.
     pub fn mint(&self, identity: &Identity, now: OffsetDateTime, ttl: time::Duration) -> String {
-        let Some((kid, key)) = self.keys.first() else {
-            return String::new();
-        };
-        let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid});
         let iat = now.unix_timestamp();
-        let mut claims = serde_json::json!({
-            "sub": identity.sub,
-            "groups": identity.groups,
-            "aud": AUDIENCE,
-            "iat": iat,
-            "exp": iat + ttl.whole_seconds(),
-        });
-        if let Some(map) = claims.as_object_mut() {
-            if let Some(e) = &identity.email {
-                map.insert("email".into(), e.clone().into());
-            }
-            if let Some(n) = &identity.name {
-                map.insert("name".into(), n.clone().into());
-            }
-            if let Some(at) = identity.mfa_at {
-                map.insert("mfa_at".into(), at.into());
-            }
-            if let Some(iss) = &self.issuer {
-                map.insert("iss".into(), iss.clone().into());
-            }
+        let mut claims = jwt::identity_claims(identity);
+        claims.insert("aud".into(), AUDIENCE.into());
+        claims.insert("iat".into(), iat.into());
+        claims.insert("exp".into(), (iat + ttl.whole_seconds()).into());
+        if let Some(iss) = &self.issuer {
+            claims.insert("iss".into(), iss.clone().into());
         }
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let sig = hmac::sign(key, input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.as_ref()))
+        self.keys.sign(TYP, &Value::Object(claims))
     }
 
     /// Verifies a token at `now` and returns its claims.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header = decode_json(h)?;
-        if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-            return Err(TokenError::Algorithm);
-        }
-        if let Some(typ) = header.get("typ") {
-            if typ.as_str() != Some("JWT") {
-                return Err(TokenError::Malformed);
-            }
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::UnknownKey)?;
-        let (_, key) = self
-            .keys
-            .iter()
-            .find(|(k, _)| k == kid)
-            .ok_or(TokenError::UnknownKey)?;
-        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-        let signed = &token[..h.len() + 1 + p.len()];
-        hmac::verify(key, signed.as_bytes(), &sig).map_err(|_| TokenError::Signature)?;
-
-        let claims = decode_json(p)?;
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .ok_or(TokenError::Claims)?;
-        let iat = claims
-            .get("iat")
-            .and_then(Value::as_i64)
-            .ok_or(TokenError::Claims)?;
-        if now.unix_timestamp() >= exp {
-            return Err(TokenError::Expired);
-        }
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(a)) => a == AUDIENCE,
-            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(AUDIENCE)),
-            _ => false,
-        };
-        if !aud_ok {
+        let claims = self.keys.open(token, TYP)?;
+        let (iat, exp) = jwt::times(&claims, now.unix_timestamp(), 0)?;
+        if !jwt::audience_ok(&claims, AUDIENCE) {
             return Err(TokenError::Audience);
         }
         let iss = claims.get("iss").and_then(Value::as_str);
         if iss != self.issuer.as_deref() {
             return Err(TokenError::Issuer);
         }
-        let identity: Identity = serde_json::from_value(claims).map_err(|_| TokenError::Claims)?;
-        if identity.sub.is_empty() {
-            return Err(TokenError::Claims);
-        }
+        let identity = jwt::identity(claims)?;
         Ok(Claims { identity, iat, exp })
-    }
-}
-
-fn decode_json(part: &str) -> Result<Value, TokenError> {
-    let bytes = B64.decode(part).map_err(|_| TokenError::Malformed)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(TokenError::Malformed)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
 
     const S1: &str = "0123456789abcdef0123456789abcdef-one";
     const S2: &str = "0123456789abcdef0123456789abcdef-two";

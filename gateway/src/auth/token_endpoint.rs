@@ -15,6 +15,7 @@ use super::oauth_error::{no_store, OAuthError};
 use super::oidc::OidcError;
 use super::refresh_state;
 use super::throttle::Limit;
+use super::token_form::TokenForm;
 use crate::state::AppState;
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -28,21 +29,10 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form_ct = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !form_ct {
+    let Some(form) = TokenForm::read(&headers, &body) else {
         return OAuthError::INVALID_REQUEST.into_response();
-    }
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
     };
+    let get = |k: &str| form.get(k);
     match get("grant_type") {
         None => OAuthError::INVALID_REQUEST.into_response(),
         Some(DEVICE_GRANT) => match get("device_code") {

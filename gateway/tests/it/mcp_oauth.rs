@@ -8,7 +8,7 @@ use claude_gateway::mcp::oauth::access::AccessKeys;
 use serde_json::{json, Value};
 
 use crate::support::gateway::{config, Gateway, JWT_SECRET};
-use crate::support::idp::{IdpOptions, TestUser};
+use crate::support::idp::{Idp, IdpOptions, TestUser};
 use crate::support::mcp::{access_token, aws_access, pkce, McpAuth, REDIRECT_URI};
 use crate::support::pg::shared;
 use crate::support::stack::signin_with;
@@ -21,10 +21,15 @@ fn users() -> Vec<TestUser> {
     ]
 }
 
+/// The gateway with `extra` config, signing in ana and bo at the test IdP, no claim gates.
+fn stack(extra: &str) -> (Idp, Gateway, String) {
+    signin_with(&users(), IdpOptions::default(), "", extra)
+}
+
 #[test]
 fn discovery_names_one_issuer_and_the_resource_and_is_off_without_the_section() {
     let rt = runtime();
-    let (_idp, _gw, base) = signin_with(&users(), IdpOptions::default(), "", &aws_access(""));
+    let (_idp, _gw, base) = stack(&aws_access(""));
     let off = Gateway::start(|port| config(port, &shared().new_db(), ""), &[]);
     rt.block_on(async {
         let http = crate::support::client();
@@ -116,7 +121,7 @@ fn registration_takes_loopback_and_https_redirects_and_public_clients_only() {
         "{}rate_limits: {{device_authorization: {{max: 9, window_seconds: 600}}}}\n",
         aws_access("")
     );
-    let (_idp, gw, base) = signin_with(&users(), IdpOptions::default(), "", &extra);
+    let (_idp, gw, base) = stack(&extra);
     rt.block_on(async {
         let a = McpAuth::new(&base);
         let (s, v) = a
@@ -189,7 +194,7 @@ fn registration_takes_loopback_and_https_redirects_and_public_clients_only() {
 #[test]
 fn the_authorization_request_is_checked_before_and_after_the_redirect_is_trusted() {
     let rt = runtime();
-    let (_idp, _gw, base) = signin_with(&users(), IdpOptions::default(), "", &aws_access(""));
+    let (_idp, _gw, base) = stack(&aws_access(""));
     rt.block_on(async {
         let a = McpAuth::new(&base);
         let client = a.register().await;
@@ -261,7 +266,7 @@ fn the_authorization_request_is_checked_before_and_after_the_redirect_is_trusted
 #[test]
 fn a_code_is_good_once_for_its_client_redirect_verifier_and_resource() {
     let rt = runtime();
-    let (idp, gw, base) = signin_with(&users(), IdpOptions::default(), "", &aws_access(""));
+    let (idp, gw, base) = stack(&aws_access(""));
     rt.block_on(async {
         let a = McpAuth::new(&base);
         let client = a.register().await;
@@ -427,7 +432,7 @@ fn a_code_is_good_once_for_its_client_redirect_verifier_and_resource() {
 fn refresh_tokens_rotate_and_a_reused_one_ends_the_family() {
     let rt = runtime();
     let mcp = aws_access("access_token_seconds: 120");
-    let (idp, gw, base) = signin_with(&users(), IdpOptions::default(), "", &mcp);
+    let (idp, gw, base) = stack(&mcp);
     rt.block_on(async {
         let a = McpAuth::new(&base);
         let t = crate::support::mcp::sign_in(&gw, &idp, "ana").await;
@@ -516,22 +521,9 @@ fn someone_the_sign_in_gates_refuse_is_never_asked_to_consent() {
         let a = McpAuth::new(&base);
         let client = a.register().await;
         let (_, challenge) = pkce();
-        let r = a
-            .http
-            .get(a.authorize_url(&client, &challenge, &[]))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302);
-        let to = r.headers()["location"].to_str().unwrap().to_owned();
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_owned();
-        let back = idp.sign_in(&to, "eve").await;
+        let (cookie, back) = a
+            .to_callback(&idp, &a.authorize_url(&client, &challenge, &[]), "eve")
+            .await;
         // Without the browser that started it, the callback completes nothing.
         let r = a.http.get(&back).send().await.unwrap();
         assert_eq!(r.status(), 403);

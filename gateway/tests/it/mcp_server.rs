@@ -111,6 +111,15 @@ impl Mcp {
         self.send(req).await
     }
 
+    /// A bare POST to /mcp with `token` in `session`, for the requests [`Mcp::post`] would get
+    /// right.
+    fn in_session(&self, token: &str, session: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/mcp", self.base))
+            .bearer_auth(token)
+            .header("mcp-session-id", session)
+    }
+
     /// A new session for `token`; its id.
     async fn initialize(&self, token: &str) -> String {
         let a = self
@@ -304,10 +313,7 @@ fn initialize_starts_a_session_that_carries_the_later_requests() {
         }
         let parse = m
             .send(
-                m.http
-                    .post(format!("{}/mcp", m.base))
-                    .bearer_auth(&ana)
-                    .header("mcp-session-id", &sid)
+                m.in_session(&ana, &sid)
                     .header("content-type", "application/json")
                     .body("{not json"),
             )
@@ -317,10 +323,7 @@ fn initialize_starts_a_session_that_carries_the_later_requests() {
         // A revision this server does not speak, a body that is not JSON, another origin.
         let old = m
             .send(
-                m.http
-                    .post(format!("{}/mcp", m.base))
-                    .bearer_auth(&ana)
-                    .header("mcp-session-id", &sid)
+                m.in_session(&ana, &sid)
                     .header("mcp-protocol-version", "2024-01-01")
                     .json(&request(11, "ping", json!({}))),
             )
@@ -328,10 +331,7 @@ fn initialize_starts_a_session_that_carries_the_later_requests() {
         assert_eq!(old.status, 400, "{old:?}");
         let plain = m
             .send(
-                m.http
-                    .post(format!("{}/mcp", m.base))
-                    .bearer_auth(&ana)
-                    .header("mcp-session-id", &sid)
+                m.in_session(&ana, &sid)
                     .header("content-type", "text/plain")
                     .body(request(12, "ping", json!({})).to_string()),
             )
@@ -339,10 +339,7 @@ fn initialize_starts_a_session_that_carries_the_later_requests() {
         assert_eq!(plain.status, 415, "{plain:?}");
         let foreign = m
             .send(
-                m.http
-                    .post(format!("{}/mcp", m.base))
-                    .bearer_auth(&ana)
-                    .header("mcp-session-id", &sid)
+                m.in_session(&ana, &sid)
                     .header("origin", "https://evil.example")
                     .json(&request(13, "ping", json!({}))),
             )

@@ -3,14 +3,13 @@
 //! token and an MCP token is never a session token. Only the issuer `<origin>/mcp/oauth` and the
 //! audience `<origin>/mcp` are taken.
 
-use aws_lc_rs::{digest, hmac};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
+use aws_lc_rs::digest;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::auth::jwt::{self, Typ};
 use crate::auth::token::{Identity, TokenError};
-use crate::config::{hex, Secret};
+use crate::config::Secret;
 
 /// The only scope there is.
 pub const SCOPE: &str = "aws";
@@ -18,8 +17,6 @@ pub const SCOPE: &str = "aws";
 pub const TYP: &str = "at+jwt";
 /// How far the clocks of the signer and the verifier may differ, in seconds.
 pub const LEEWAY: i64 = 30;
-/// Tokens longer than this are refused before any parsing.
-const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// A verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,36 +31,31 @@ pub struct Verified {
 
 /// The signing keys of access tokens, with the issuer and audience they carry.
 pub struct AccessKeys {
-    keys: Vec<(String, hmac::Key)>,
+    keys: jwt::Keys,
     issuer: String,
     audience: String,
 }
 
 impl std::fmt::Debug for AccessKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AccessKeys({} keys, {})", self.keys.len(), self.audience)
+        let n = self.keys.kids().len();
+        write!(f, "AccessKeys({n} keys, {})", self.audience)
     }
+}
+
+/// The access-token key derived from a session secret, for this use alone.
+fn derive(secret: &Secret) -> digest::Digest {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(b"claude-gateway mcp access token v1\0");
+    ctx.update(secret.expose().as_bytes());
+    ctx.finish()
 }
 
 impl AccessKeys {
     /// Keys derived from `secrets` (`session.jwt_secret`: the first signs, all verify).
     pub fn new(secrets: &[Secret], issuer: &str, audience: &str) -> Self {
-        let keys = secrets
-            .iter()
-            .map(|s| {
-                let mut ctx = digest::Context::new(&digest::SHA256);
-                ctx.update(b"claude-gateway mcp access token v1\0");
-                ctx.update(s.expose().as_bytes());
-                let key = ctx.finish();
-                let id = digest::digest(&digest::SHA256, key.as_ref());
-                (
-                    hex(&id.as_ref()[..8]),
-                    hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()),
-                )
-            })
-            .collect();
         Self {
-            keys,
+            keys: jwt::Keys::new(secrets.iter().map(derive)),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         }
@@ -78,95 +70,35 @@ impl AccessKeys {
         now: OffsetDateTime,
         ttl_seconds: i64,
     ) -> String {
-        let Some((kid, key)) = self.keys.first() else {
-            return String::new();
-        };
-        let header = json!({"alg": "HS256", "typ": TYP, "kid": kid});
         let iat = now.unix_timestamp();
-        let mut claims = json!({
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": who.sub,
-            "groups": who.groups,
-            "client_id": client_id,
-            "scope": SCOPE,
-            "iat": iat,
-            "exp": iat.saturating_add(ttl_seconds),
-            "jti": jti,
-        });
-        if let Some(map) = claims.as_object_mut() {
-            if let Some(e) = &who.email {
-                map.insert("email".into(), e.clone().into());
-            }
-            if let Some(n) = &who.name {
-                map.insert("name".into(), n.clone().into());
-            }
-            if let Some(at) = who.mfa_at {
-                map.insert("mfa_at".into(), at.into());
-            }
+        let mut claims = jwt::identity_claims(who);
+        for (k, v) in [
+            ("iss", json!(self.issuer)),
+            ("aud", json!(self.audience)),
+            ("client_id", json!(client_id)),
+            ("scope", json!(SCOPE)),
+            ("iat", json!(iat)),
+            ("exp", json!(iat.saturating_add(ttl_seconds))),
+            ("jti", json!(jti)),
+        ] {
+            claims.insert(k.into(), v);
         }
-        let input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(claims.to_string())
-        );
-        let sig = hmac::sign(key, input.as_bytes());
-        format!("{input}.{}", B64.encode(sig.as_ref()))
+        self.keys.sign(Typ::Required(TYP), &Value::Object(claims))
     }
 
     /// Verifies `token` at `now` (with [`LEEWAY`] on its times).
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Verified, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Malformed);
-        }
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header = decode_json(h)?;
-        if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-            return Err(TokenError::Algorithm);
-        }
-        if header.get("typ").and_then(Value::as_str) != Some(TYP) {
-            return Err(TokenError::Malformed);
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(TokenError::UnknownKey)?;
-        let (_, key) = self
-            .keys
-            .iter()
-            .find(|(k, _)| k == kid)
-            .ok_or(TokenError::UnknownKey)?;
-        let sig = B64.decode(s).map_err(|_| TokenError::Malformed)?;
-        let signed = &token[..h.len() + 1 + p.len()];
-        hmac::verify(key, signed.as_bytes(), &sig).map_err(|_| TokenError::Signature)?;
-
-        let claims = decode_json(p)?;
-        let int = |k: &str| claims.get(k).and_then(Value::as_i64);
-        let text = |k: &str| claims.get(k).and_then(Value::as_str);
-        let (Some(exp), Some(iat)) = (int("exp"), int("iat")) else {
-            return Err(TokenError::Claims);
-        };
+        let claims = self.keys.open(token, Typ::Required(TYP))?;
         let now = now.unix_timestamp();
-        if now >= exp.saturating_add(LEEWAY) {
-            return Err(TokenError::Expired);
-        }
+        let (iat, _) = jwt::times(&claims, now, LEEWAY)?;
         if iat > now.saturating_add(LEEWAY) {
             return Err(TokenError::Claims);
         }
+        let text = |k: &str| claims.get(k).and_then(Value::as_str);
         if text("iss") != Some(self.issuer.as_str()) {
             return Err(TokenError::Issuer);
         }
-        let aud_ok = match claims.get("aud") {
-            Some(Value::String(a)) => *a == self.audience,
-            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&self.audience)),
-            _ => false,
-        };
-        if !aud_ok {
+        if !jwt::audience_ok(&claims, &self.audience) {
             return Err(TokenError::Audience);
         }
         let scoped = text("scope").is_some_and(|s| s.split(' ').any(|x| x == SCOPE));
@@ -174,32 +106,21 @@ impl AccessKeys {
             return Err(TokenError::Claims);
         };
         let (client_id, jti) = (client_id.to_owned(), jti.to_owned());
-        let identity: Identity = serde_json::from_value(claims).map_err(|_| TokenError::Claims)?;
-        if identity.sub.is_empty() {
-            return Err(TokenError::Claims);
-        }
         Ok(Verified {
-            identity,
+            identity: jwt::identity(claims)?,
             client_id,
             jti,
         })
     }
 }
 
-fn decode_json(part: &str) -> Result<Value, TokenError> {
-    let bytes = B64.decode(part).map_err(|_| TokenError::Malformed)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(TokenError::Malformed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::jwt::MAX_TOKEN_LEN;
     use crate::auth::token::SessionKeys;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
 
     const S1: &str = "0123456789abcdef0123456789abcdef-one";
     const S2: &str = "0123456789abcdef0123456789abcdef-two";

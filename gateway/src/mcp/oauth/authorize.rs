@@ -4,15 +4,13 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use http::header::LOCATION;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::register::Client;
 use crate::auth::context::Ctx;
-use crate::auth::oauth_error::no_store;
-use crate::auth::pages::message;
+use crate::auth::pages::{found, message};
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -165,16 +163,6 @@ pub fn back_to(redirect_uri: &str, params: &[(&str, &str)], issuer: &str) -> Str
     }
 }
 
-/// A `302` to `to`, cached by no one.
-pub fn redirect(to: &str) -> Response {
-    let mut res = StatusCode::FOUND.into_response();
-    if let Ok(loc) = HeaderValue::from_str(to) {
-        res.headers_mut().insert(LOCATION, loc);
-    }
-    no_store(res.headers_mut());
-    res
-}
-
 /// The refusal's answer.
 pub fn refusal(state: &AppState, r: Refused) -> Response {
     match r {
@@ -189,7 +177,7 @@ pub fn refusal(state: &AppState, r: Refused) -> Response {
             if let Some(s) = &client_state {
                 params.push(("state", s));
             }
-            redirect(&back_to(&redirect_uri, &params, &super::issuer(state)))
+            found(&back_to(&redirect_uri, &params, &super::issuer(state)))
         }
     }
 }

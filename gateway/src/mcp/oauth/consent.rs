@@ -10,13 +10,13 @@ use http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::authorize::{back_to, redirect, Request};
+use super::authorize::{back_to, Request};
 use super::code::{self, Code};
-use super::signin::{same_browser, set_binding, SIGNIN_TTL};
+use super::signin::{FLOW, SIGNIN_TTL};
 use crate::auth::codes::sha256_hex;
 use crate::auth::context::Ctx;
 use crate::auth::device::same_origin;
-use crate::auth::pages::{message, page as html_page};
+use crate::auth::pages::{found, message, page as html_page, went_wrong};
 use crate::auth::token::Identity;
 use crate::http::error::ApiError;
 use crate::http::pages::escape;
@@ -60,11 +60,7 @@ fn destination(redirect_uri: &str) -> (String, String) {
 /// as long as the page.
 pub fn page(state: &AppState, p: &Pending, browser_cookie: &str, now: i64) -> Response {
     let Ok(sealed) = state.sealer.seal(PURPOSE, p, now + SIGNIN_TTL) else {
-        return message(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Try again.",
-        );
+        return went_wrong();
     };
     let (origin, host) = destination(&p.request.redirect_uri);
     let app = if p.request.client_name.is_empty() {
@@ -100,7 +96,7 @@ sign in again or it is revoked.</p>\
         &[origin],
     );
     // The binding cookie lasts as long as the form does.
-    set_binding(state, &mut res, browser_cookie, SIGNIN_TTL);
+    FLOW.set_binding(state, &mut res, browser_cookie, SIGNIN_TTL);
     res
 }
 
@@ -155,7 +151,7 @@ pub async fn decide(
             "This page has expired. Start again from the application.",
         );
     };
-    if !same_browser(&state, &headers, &p.browser) {
+    if !FLOW.same_browser(&state, &headers, &p.browser) {
         audit("browser_mismatch", Some(&p));
         return message(
             StatusCode::FORBIDDEN,
@@ -195,8 +191,8 @@ pub async fn decide(
         if let Some(s) = &r.state {
             params.push(("state", s));
         }
-        let mut res = redirect(&back_to(&r.redirect_uri, &params, &issuer));
-        set_binding(&state, &mut res, "", 0);
+        let mut res = found(&back_to(&r.redirect_uri, &params, &issuer));
+        FLOW.set_binding(&state, &mut res, "", 0);
         return res;
     }
     let grant = Code {
@@ -225,7 +221,7 @@ pub async fn decide(
     if let Some(s) = &r.state {
         params.push(("state", s));
     }
-    let mut res = redirect(&back_to(&r.redirect_uri, &params, &issuer));
-    set_binding(&state, &mut res, "", 0);
+    let mut res = found(&back_to(&r.redirect_uri, &params, &issuer));
+    FLOW.set_binding(&state, &mut res, "", 0);
     res
 }

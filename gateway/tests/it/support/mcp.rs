@@ -178,9 +178,14 @@ impl McpAuth {
         format!("{}/mcp/oauth/authorize?{}", self.base, q.finish())
     }
 
-    /// Opens `authorize_url` in a fresh browser, signs in at the IdP as `login`, and returns
-    /// the consent page the gateway shows.
-    pub async fn consent_page(&self, idp: &Idp, authorize_url: &str, login: &str) -> Consent {
+    /// Opens `authorize_url` in a fresh browser and signs in at the IdP as `login`: the
+    /// browser-binding cookie (`name=value`) and the callback URL the IdP sends the browser to.
+    pub async fn to_callback(
+        &self,
+        idp: &Idp,
+        authorize_url: &str,
+        login: &str,
+    ) -> (String, String) {
         let r = self
             .http
             .get(authorize_url)
@@ -200,7 +205,13 @@ impl McpAuth {
             .next()
             .unwrap()
             .to_owned();
-        let back = idp.sign_in(&to, login).await;
+        (cookie, idp.sign_in(&to, login).await)
+    }
+
+    /// Opens `authorize_url` in a fresh browser, signs in at the IdP as `login`, and returns
+    /// the consent page the gateway shows.
+    pub async fn consent_page(&self, idp: &Idp, authorize_url: &str, login: &str) -> Consent {
+        let (cookie, back) = self.to_callback(idp, authorize_url, login).await;
         let r = self
             .http
             .get(&back)
