@@ -456,3 +456,39 @@ fn a_tool_call_as_large_as_its_arguments_allow_is_read_and_larger_bodies_are_ref
     });
     m.gw.assert_no_secrets();
 }
+
+#[test]
+fn a_developer_holds_a_bounded_number_of_sessions_however_often_they_initialize() {
+    let rt = runtime();
+    let m = start(SECTIONS);
+    rt.block_on(async {
+        let now = time::OffsetDateTime::now_utc();
+        let ana = access_token(&m.base, "ana", &["payments"], now, 900);
+        let bob = access_token(&m.base, "bob", &["payments"], now, 900);
+        let bobs = m.initialize(&bob).await;
+        let cap = usize::from(claude_gateway::mcp::session::MAX_SESSIONS_PER_USER);
+        let mut sids = Vec::new();
+        for _ in 0..(cap + 8) {
+            sids.push(m.initialize(&ana).await);
+        }
+        let mut live = 0;
+        for (i, sid) in sids.iter().enumerate() {
+            let a = m
+                .post(Some(&ana), Some(sid), &request(1, "ping", json!({})))
+                .await;
+            assert!(matches!(a.status, 200 | 404), "{a:?}");
+            if a.status == 200 {
+                live += 1;
+            }
+            if i == sids.len() - 1 {
+                assert_eq!(a.status, 200, "the newest session works");
+            }
+        }
+        assert_eq!(live, cap, "at most {cap} of ana's sessions live");
+        // Another developer's session is not one of ana's.
+        let a = m
+            .post(Some(&bob), Some(&bobs), &request(2, "ping", json!({})))
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+    });
+}
