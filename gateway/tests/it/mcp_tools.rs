@@ -39,13 +39,16 @@ fn sections(moto: &str) -> String {
 }
 
 /// Seeds moto: a log group with an error line, a tagged bucket with a config file holding a
-/// secret and a 3 KB report, and a metric data point.
+/// secret and a 3 KB report, another team's bucket, and a metric data point.
 fn seed(moto: &Moto) {
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
     let events = format!("timestamp={now_ms},message='ERROR payment 4711 declined'");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.txt");
     std::fs::write(&config, format!("aws_access_key_id = {SECRET}\n")).unwrap();
+    let salaries = dir.path().join("salaries.txt");
+    std::fs::write(&salaries, "SALARY-TABLE of another team\n").unwrap();
+    let salaries = salaries.display().to_string();
     let report = dir.path().join("report.txt");
     std::fs::write(&report, "report line\n".repeat(250)).unwrap();
     let (config, report) = (config.display().to_string(), report.display().to_string());
@@ -91,6 +94,15 @@ fn seed(moto: &Moto) {
             "TagSet=[{Key=project,Value=payments}]",
         ],
         vec!["s3", "cp", &config, "s3://payments-config/config.txt"],
+        vec![
+            "s3api",
+            "create-bucket",
+            "--bucket",
+            "hr-private",
+            "--create-bucket-configuration",
+            "LocationConstraint=eu-west-1",
+        ],
+        vec!["s3", "cp", &salaries, "s3://hr-private/salaries.txt"],
         vec!["s3", "cp", &report, "s3://payments-config/report.txt"],
         vec![
             "cloudwatch",
@@ -271,6 +283,16 @@ fn the_tools_read_the_projects_account_within_the_limits_and_only_for_members() 
             !text.contains(SECRET) && text.contains("[MASKED:"),
             "{text}"
         );
+
+        // A key cannot climb out of the bucket the call is decided, recorded and audited for.
+        let (err, text) = ana
+            .call(
+                "s3_read",
+                json!({"bucket": "payments-config", "key": "../hr-private/salaries.txt"}),
+            )
+            .await;
+        assert!(err, "{text}");
+        assert!(text.contains("`key`") && !text.contains("SALARY"), "{text}");
 
         // Over the list allowance (3 a day): the fourth listing is refused, as a tool error.
         let mut tia = Client::start(&base, "tia", &["payments"]).await;
