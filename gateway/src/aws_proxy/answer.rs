@@ -235,7 +235,10 @@ pub async fn answer(
 
 /// Turns AWS's answer `res` into text for a tool: the body read whole up to the masking limit
 /// and masked, whatever its content type (an S3 object is often stored without a text type);
-/// a body that is not UTF-8 or is over the limit is refused, never passed unmasked.
+/// a body that is not UTF-8 or is over the limit is refused, never passed unmasked. The whole
+/// body must arrive within `timeout` of its head: nothing relays it as it comes, so an answer
+/// trickling in just under the wait for each piece would otherwise hold the tool call for as
+/// long as the masking limit lasts.
 pub async fn text(
     res: reqwest::Response,
     rules: &Rules,
@@ -254,7 +257,9 @@ pub async fn text(
         let size = usize::try_from(len).unwrap_or(usize::MAX);
         return Err(unmaskable(Unmaskable::TooLarge { size, limit }));
     }
-    let (body, rest) = read_up_to(res, limit, timeout).await?;
+    let (body, rest) = tokio::time::timeout(timeout, read_up_to(res, limit, timeout))
+        .await
+        .map_err(|_| Fault::Upstream)??;
     if rest.is_some() {
         let size = body.len();
         return Err(unmaskable(Unmaskable::TooLarge { size, limit }));
@@ -425,6 +430,30 @@ mod tests {
             text(aws("text/plain", big), &rules, 1024, timeout).await,
             Err(Fault::Unmaskable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_tools_answer_must_arrive_whole_in_time_however_it_trickles() {
+        // Each piece comes well within the wait for one, but the whole takes twice the wait.
+        let wait = Duration::from_millis(1000);
+        let pieces = futures_util::stream::unfold(0u32, move |n| async move {
+            if n == 6 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from_static(b"line\n")),
+                n + 1,
+            ))
+        });
+        let res = http::Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(reqwest::Body::wrap_stream(pieces))
+            .unwrap();
+        let rules = Rules::default().with_max_body_bytes(1024);
+        let got = text(reqwest::Response::from(res), &rules, 1024, wait).await;
+        assert!(matches!(got, Err(Fault::Upstream)), "{got:?}");
     }
 
     #[test]

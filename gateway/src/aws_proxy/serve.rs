@@ -20,6 +20,7 @@ use super::mask::Counts;
 use super::operation::{self, Operation};
 use super::params::{self, Whose};
 use super::record::{record, CallRecord, Decision};
+use super::sigv4::SigV4Error;
 use super::turns::Called;
 use super::upstream::Outgoing;
 use super::Proxy;
@@ -183,6 +184,13 @@ pub async fn serve(
     trail.request_bytes = call.body.len() as u64;
     trail.level = who.level;
     let (service, region, path) = (call.service, call.region, call.path);
+    if has_dot_segment(path) {
+        // The HTTP client resolves `.` and `..` (also written `%2e`) before sending, so AWS
+        // would be sent another path than the one decided and recorded.
+        return Err(Fault::Signature(SigV4Error::Malformed(
+            "the path must have no '.' or '..' segment",
+        )));
+    }
     if service == "s3" {
         // Path-style, as the gateway's endpoint is used: the bucket is the first segment.
         trail.bucket = path
@@ -328,6 +336,33 @@ pub async fn serve(
         }
         Mode::Text => answer::text(res, &proxy.rules, record_limit, proxy.upstream.timeout()).await,
     }
+}
+
+/// Whether `path` has a segment an HTTP client resolves: `.` or `..`, in any case of `%2e`.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|s| {
+        let s = s.as_bytes();
+        let dots = |from: usize| {
+            let mut i = from;
+            let mut n = 0;
+            while i < s.len() {
+                if s[i] == b'.' {
+                    i += 1;
+                } else if s.len() - i >= 3
+                    && s[i] == b'%'
+                    && s[i + 1] == b'2'
+                    && s[i + 2] | 0x20 == b'e'
+                {
+                    i += 3;
+                } else {
+                    return None;
+                }
+                n += 1;
+            }
+            Some(n)
+        };
+        matches!(dots(0), Some(1 | 2))
+    })
 }
 
 /// Records the call `trail` followed, with its `outcome`: the `aws.call` audit line and the
@@ -530,4 +565,36 @@ async fn project_credential(
             project: project.name.clone(),
             detail: e.to_string(),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_dot_segment;
+
+    #[test]
+    fn dot_segments_are_found_however_they_are_written() {
+        for p in [
+            "/b/../c/k",
+            "/b/./k",
+            "/b/%2e%2e/c",
+            "/b/%2E./c",
+            "/b/.%2e",
+            "/b/k/..",
+            "/..",
+        ] {
+            assert!(has_dot_segment(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/b/k",
+            "/b/...",
+            "/b/..k",
+            "/b/.hidden",
+            "/b/%2e%2e%2e",
+            "/b/%2",
+            "/b/a%2e",
+        ] {
+            assert!(!has_dot_segment(p), "{p}");
+        }
+    }
 }

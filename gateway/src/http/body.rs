@@ -27,7 +27,8 @@ pub struct Budget {
 
 impl Budget {
     /// The budget of the route at `path`: the Messages API gets `max_request_bytes`, the OTLP
-    /// relay `max_telemetry_bytes`, the Admin API `max_admin_body_bytes`, agent access (small
+    /// relay `max_telemetry_bytes`, the Admin API `max_admin_body_bytes`, the MCP endpoint
+    /// [`crate::mcp::server::MAX_BODY_BYTES`], agent access (small
     /// JSON requests and the approval forms) and everything else (the sign-in forms, pages,
     /// unknown routes) `max_form_bytes`.
     pub fn for_path(l: &Limits, path: &str) -> Budget {
@@ -40,6 +41,8 @@ impl Budget {
             p if p.starts_with("/v1/aws/") || p.starts_with("/aws/approvals/") => {
                 (l.max_form_bytes, short)
             }
+            // The MCP endpoint: one JSON-RPC message, as large as a tool's largest argument.
+            "/mcp" => (crate::mcp::server::MAX_BODY_BYTES, short),
             // The AWS proxy: the calls of AWS SDKs, bodies up to the Messages API's limit (the
             // proxy's own `max_request_bytes` may be lower), read only for a gateway credential.
             p if p == "/aws" || p.starts_with("/aws/") => (l.max_request_bytes, long),
@@ -194,6 +197,8 @@ mod tests {
             Duration::from_secs(120)
         );
         assert_eq!(Budget::for_path(&l, "/oauth/token").max_bytes, 16 << 10);
+        assert_eq!(Budget::for_path(&l, "/mcp").max_bytes, 2 << 20);
+        assert_eq!(Budget::for_path(&l, "/mcp/oauth/token").max_bytes, 16 << 10);
         assert_eq!(Budget::for_path(&l, "/device/deny").max_bytes, 16 << 10);
         assert_eq!(Budget::for_path(&l, "/v1/logs").max_bytes, 4 << 20);
         assert_eq!(

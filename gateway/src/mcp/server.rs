@@ -32,6 +32,13 @@ use crate::state::AppState;
 /// The session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
+/// The largest body of `POST /mcp`: room for `s3_put`'s largest content
+/// ([`super::tools::s3::MAX_PUT_CHARS`] characters) even written as JSON escapes of six bytes
+/// each, and the message around it. Held by the route's body budget (`http::body`).
+pub const MAX_BODY_BYTES: u64 = 2 << 20;
+
+const _: () = assert!(MAX_BODY_BYTES > 6 * super::tools::s3::MAX_PUT_CHARS as u64 + 64 * 1024);
+
 /// The methods `/mcp` answers.
 const ALLOWED: &str = "POST, DELETE";
 

@@ -348,6 +348,59 @@ async fn raw(port: u16, r: Signed<'_>) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
+/// Sends `r` (no body) to the gateway at `port` over a bare socket, its path exactly as written:
+/// its status and body.
+async fn raw_unresolved(port: u16, r: Signed<'_>) -> (u16, String) {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+    use aws_sigv4::sign::v4;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = format!("127.0.0.1:{port}");
+    let url = format!("http://{host}{}", r.path);
+    let identity = aws_credential_types::Credentials::new(
+        r.id,
+        r.secret,
+        r.token.map(str::to_owned),
+        None,
+        "test",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = aws_sigv4::http_request::PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode =
+        aws_sigv4::http_request::UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("eu-west-1")
+        .name(r.service)
+        .time(r.at)
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let headers = [("host", host.as_str())];
+    let req = SignableRequest::new(
+        r.method,
+        url.as_str(),
+        headers.iter().copied(),
+        SignableBody::Bytes(r.signed),
+    )
+    .unwrap();
+    let (instructions, _) = sign(req, &params).unwrap().into_parts();
+    let mut head = format!("{} {} HTTP/1.1\r\nhost: {host}\r\n", r.method, r.path);
+    for (k, v) in instructions.headers() {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("content-length: 0\r\nconnection: close\r\n\r\n");
+    let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
 #[test]
 fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
     let rt = runtime();
@@ -596,6 +649,23 @@ fn agents_calls_pass_through_the_gateway_checked_masked_and_recorded() {
         let (s, body) = raw(port, s3_put).await;
         assert_eq!(s, 400);
         assert!(body.contains("XAmzContentSHA256Mismatch"), "{body}");
+        // A path with a `..` segment, sent as is (an HTTP client would resolve it): the gateway
+        // would decide and record one bucket while its own client sent AWS another.
+        let climb = Signed {
+            method: "GET",
+            path: "/aws/payments-reports/../no-such-bucket/notes.txt",
+            headers: &[],
+            service: "s3",
+            signed: b"",
+            sent: b"",
+            ..good
+        };
+        let (s, body) = raw_unresolved(port, climb).await;
+        assert_eq!(s, 400, "{body}");
+        assert!(
+            body.contains("<Code>InvalidRequest</Code>") && body.contains("segment"),
+            "{body}"
+        );
         // Real AWS keys, and a gateway key without its own token, are not known here.
         let real = Signed {
             id: "AKIAIOSFODNN7EXAMPLE",

@@ -29,6 +29,7 @@ mod mcp_e2e;
 mod mcp_oauth;
 mod mcp_pages;
 mod mcp_server;
+mod mcp_tools;
 mod own_telemetry;
 mod policy;
 mod policy_client;

@@ -397,3 +397,95 @@ fn without_the_mcp_section_there_is_no_mcp_endpoint() {
         assert_eq!(get.status, 404, "{get:?}");
     });
 }
+
+#[test]
+fn a_tool_call_as_large_as_its_arguments_allow_is_read_and_larger_bodies_are_refused() {
+    let rt = runtime();
+    let m = start(SECTIONS);
+    rt.block_on(async {
+        let now = time::OffsetDateTime::now_utc();
+        let ana = access_token(&m.base, "ana", &["payments"], now, 900);
+        let sid = m.initialize(&ana).await;
+        // s3_put takes up to 256 Ki characters of content: far over the 16 KiB of the forms.
+        let content = "x".repeat(200_000);
+        let call = request(
+            1,
+            "tools/call",
+            json!({"name": "s3_put", "arguments": {
+                "bucket": "payments-reports", "key": "big.txt", "content": content}}),
+        );
+        let a = m.post(Some(&ana), Some(&sid), &call).await;
+        assert_eq!(
+            a.status,
+            200,
+            "{}",
+            a.text.chars().take(300).collect::<String>()
+        );
+        assert_eq!(a.body["id"], 1);
+        // ana holds read access: the write reaches the decision and is refused there.
+        assert_eq!(a.body["result"]["isError"], true, "{:?}", a.body);
+        let text = a.body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or("");
+        assert!(text.contains("read access"), "{text}");
+
+        // Past the endpoint's budget: 413, before the message is read.
+        let huge = request(
+            2,
+            "tools/call",
+            json!({"name": "s3_put", "arguments": {
+                "bucket": "payments-reports", "key": "k", "content": "y".repeat(3 << 20)}}),
+        );
+        let a = m.post(Some(&ana), Some(&sid), &huge).await;
+        assert_eq!(
+            a.status,
+            413,
+            "{}",
+            a.text.chars().take(300).collect::<String>()
+        );
+
+        // A session header of 10 KB is an unknown session.
+        let long = "s".repeat(10 * 1024);
+        let a = m
+            .post(Some(&ana), Some(&long), &request(3, "ping", json!({})))
+            .await;
+        assert_eq!(a.status, 404, "{a:?}");
+    });
+    m.gw.assert_no_secrets();
+}
+
+#[test]
+fn a_developer_holds_a_bounded_number_of_sessions_however_often_they_initialize() {
+    let rt = runtime();
+    let m = start(SECTIONS);
+    rt.block_on(async {
+        let now = time::OffsetDateTime::now_utc();
+        let ana = access_token(&m.base, "ana", &["payments"], now, 900);
+        let bob = access_token(&m.base, "bob", &["payments"], now, 900);
+        let bobs = m.initialize(&bob).await;
+        let cap = usize::from(claude_gateway::mcp::session::MAX_SESSIONS_PER_USER);
+        let mut sids = Vec::new();
+        for _ in 0..(cap + 8) {
+            sids.push(m.initialize(&ana).await);
+        }
+        let mut live = 0;
+        for (i, sid) in sids.iter().enumerate() {
+            let a = m
+                .post(Some(&ana), Some(sid), &request(1, "ping", json!({})))
+                .await;
+            assert!(matches!(a.status, 200 | 404), "{a:?}");
+            if a.status == 200 {
+                live += 1;
+            }
+            if i == sids.len() - 1 {
+                assert_eq!(a.status, 200, "the newest session works");
+            }
+        }
+        assert_eq!(live, cap, "at most {cap} of ana's sessions live");
+        // Another developer's session is not one of ana's.
+        let a = m
+            .post(Some(&bob), Some(&bobs), &request(2, "ping", json!({})))
+            .await;
+        assert_eq!(a.status, 200, "{a:?}");
+    });
+}

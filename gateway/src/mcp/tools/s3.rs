@@ -120,6 +120,37 @@ pub fn put_tool() -> Tool {
     }
 }
 
+/// Whether `bucket` can be a bucket's name, legacy names included (letters, digits, `.`, `-`
+/// and `_`), and is not a `.` or `..` path segment. Nothing else is put in the path.
+fn valid_bucket(bucket: &str) -> bool {
+    !bucket.is_empty()
+        && bucket != "."
+        && bucket != ".."
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The `bucket` and `key` arguments checked: the bucket a valid name, and no `.` or `..`
+/// segment in the key. HTTP clients resolve those segments, so `a/../other-bucket/k` would
+/// reach another bucket's object than the one decided, recorded and audited.
+pub fn check_object(a: &Map<String, Value>) -> Result<(), String> {
+    let bucket = str_arg(a, "bucket").unwrap_or_default();
+    if !valid_bucket(bucket) {
+        return Err(
+            "argument `bucket` must be an S3 bucket name (letters, digits, dots, hyphens)".into(),
+        );
+    }
+    if let Some(key) = str_arg(a, "key") {
+        if key.split('/').any(|s| s == "." || s == "..") {
+            return Err(
+                "argument `key` must not have a `.` or `..` segment: such keys cannot be addressed through the gateway".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The `ListObjectsV2` request of `a`.
 pub fn list_request(a: &Map<String, Value>) -> AwsRequest {
     let mut q = vec![("list-type".to_owned(), "2".to_owned())];
@@ -216,6 +247,9 @@ pub fn render_list(bucket: &str, body: &str) -> String {
 
 /// Runs `s3_list`.
 pub async fn list(run: &mut Run<'_, '_>, a: &Map<String, Value>) -> ToolResult {
+    if let Err(e) = check_object(a) {
+        return run.fail(format!("{e}."));
+    }
     let bucket = str_arg(a, "bucket").unwrap_or_default().to_owned();
     let target = match run.target(a).await {
         Ok(t) => t,
@@ -233,6 +267,9 @@ pub async fn list(run: &mut Run<'_, '_>, a: &Map<String, Value>) -> ToolResult {
 
 /// Runs `s3_read`.
 pub async fn read(run: &mut Run<'_, '_>, a: &Map<String, Value>) -> ToolResult {
+    if let Err(e) = check_object(a) {
+        return run.fail(format!("{e}."));
+    }
     let bucket = str_arg(a, "bucket").unwrap_or_default();
     let key = str_arg(a, "key").unwrap_or_default();
     let at = format!("s3://{bucket}/{key}");
@@ -249,6 +286,9 @@ pub async fn read(run: &mut Run<'_, '_>, a: &Map<String, Value>) -> ToolResult {
 
 /// Runs `s3_put`.
 pub async fn put(run: &mut Run<'_, '_>, a: &Map<String, Value>) -> ToolResult {
+    if let Err(e) = check_object(a) {
+        return run.fail(format!("{e}."));
+    }
     let bucket = str_arg(a, "bucket").unwrap_or_default();
     let key = str_arg(a, "key").unwrap_or_default();
     let at = format!("s3://{bucket}/{key}");
@@ -311,6 +351,38 @@ mod tests {
         ))
         .unwrap_err();
         assert!(bad.contains("`content_type`"), "{bad}");
+    }
+
+    #[test]
+    fn a_key_cannot_climb_out_of_its_bucket_and_a_bucket_is_a_bucket_name() {
+        for key in [
+            "../other-bucket/secret",
+            "a/../../b/k",
+            "./k",
+            "a/.",
+            "a/..",
+        ] {
+            let e = check_object(&a(json!({"bucket": "b-1", "key": key}))).unwrap_err();
+            assert!(e.starts_with("argument `key`"), "{key}: {e}");
+        }
+        for key in ["a/..b/k", "...", "a/.hidden", "%2e%2e/k", "dir/"] {
+            assert_eq!(
+                check_object(&a(json!({"bucket": "b-1", "key": key}))),
+                Ok(()),
+                "{key}"
+            );
+        }
+        for bucket in ["..", ".", "a/b", "a%2fb", "a?b", "a b", "b\u{e9}"] {
+            let e = check_object(&a(json!({"bucket": bucket}))).unwrap_err();
+            assert!(e.starts_with("argument `bucket`"), "{bucket}: {e}");
+        }
+        for bucket in ["b-1", "logs.example.com", "123", "Legacy_Bucket"] {
+            assert_eq!(
+                check_object(&a(json!({"bucket": bucket}))),
+                Ok(()),
+                "{bucket}"
+            );
+        }
     }
 
     #[test]

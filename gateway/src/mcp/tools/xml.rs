@@ -35,7 +35,9 @@ pub fn unescape(s: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        let Some(semi) = tail.find(';').filter(|n| *n <= 10) else {
+        // The `;` is looked for only where an entity could end: a search of the whole tail at
+        // every `&` would make a run of bare `&` quadratic.
+        let Some(semi) = entity_end(tail) else {
             out.push('&');
             rest = &tail[1..];
             continue;
@@ -68,9 +70,41 @@ pub fn unescape(s: &str) -> String {
     out
 }
 
+/// The longest entity read, `&` to `;` (`&#x10FFFF;` is 10 bytes).
+const MAX_ENTITY: usize = 10;
+
+/// Where the entity starting `tail` (at its `&`) ends: its `;`, within [`MAX_ENTITY`] bytes.
+fn entity_end(tail: &str) -> Option<usize> {
+    let window = &tail.as_bytes()[..tail.len().min(MAX_ENTITY + 1)];
+    #[cfg(test)]
+    SCANNED.with(|n| n.set(n.get() + window.len()));
+    window.iter().position(|b| *b == b';')
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Bytes looked at for the ends of entities, in this thread.
+    static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_ampersands_cost_a_bounded_look_each() {
+        // AWS's answer is not trusted to be well-formed: a long run of `&` without `;` must not
+        // make every `&` look at the rest of the text.
+        let n = 100_000;
+        let s = "&".repeat(n);
+        SCANNED.with(|c| c.set(0));
+        assert_eq!(unescape(&s), s);
+        let scanned = SCANNED.with(std::cell::Cell::get);
+        assert!(scanned <= n * (MAX_ENTITY + 1), "{scanned} bytes looked at");
+        // An entity right at the bound is still read; one past it is text.
+        assert_eq!(unescape("&#x10FFFF;"), "\u{10FFFF}");
+        assert_eq!(unescape("&#x0010FFFF;"), "&#x0010FFFF;");
+    }
 
     #[test]
     fn elements_and_entities_are_read() {
