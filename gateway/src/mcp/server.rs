@@ -9,7 +9,7 @@
 //! (except for `initialize`, which starts one, and a probe answered with an error); then the
 //! message is carried out.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -64,6 +64,10 @@ enum Refusal {
     UnknownSession,
     /// The store did not answer.
     Unavailable,
+    /// A body over [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// A body that did not arrive whole.
+    BodyIncomplete,
 }
 
 impl IntoResponse for Refusal {
@@ -99,6 +103,16 @@ impl IntoResponse for Refusal {
                 StatusCode::NOT_FOUND,
                 Code::InvalidRequest,
                 "Session not found; initialize a new session".to_owned(),
+            ),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::InvalidRequest,
+                format!("Payload Too Large: at most {MAX_BODY_BYTES} bytes"),
+            ),
+            Self::BodyIncomplete => (
+                StatusCode::BAD_REQUEST,
+                Code::InvalidRequest,
+                "Bad Request: the body did not arrive whole".to_owned(),
             ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -175,15 +189,31 @@ async fn handle(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // Who is asking is settled from the head alone: nobody without a token makes the gateway
+    // read, let alone hold, a body.
     let admitted = match admit(&state, &headers) {
         Ok(a) => a,
         Err(r) => return r,
     };
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r.into_response(),
+    };
     serve(&state, &admitted, &request_id, &headers, &body)
         .await
         .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The body, up to [`MAX_BODY_BYTES`] (the route's budget also bounds how long it may take).
+async fn read_body(body: Body) -> Result<Bytes, Refusal> {
+    let limit = usize::try_from(MAX_BODY_BYTES).unwrap_or(usize::MAX);
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal::TooLarge),
+        Err(_) => Err(Refusal::BodyIncomplete),
+    }
 }
 
 async fn serve(

@@ -489,3 +489,20 @@ fn a_developer_holds_a_bounded_number_of_sessions_however_often_they_initialize(
         assert_eq!(a.status, 200, "{a:?}");
     });
 }
+
+/// The token is checked from the request's head: a caller without one gets its 401 while the
+/// body it announced has not even been sent (a server that read the body first would wait for
+/// it, and answer 408 when the body deadline passed).
+#[test]
+fn nobody_without_a_token_makes_the_gateway_read_a_body() {
+    use std::io::{Read, Write};
+    let m = start(SECTIONS);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", m.gw.port)).unwrap();
+    s.write_all(
+        b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 401", "{}", String::from_utf8_lossy(&head));
+}
