@@ -622,9 +622,28 @@ async fn full_cycle(
         .unwrap()
         .starts_with("https://"));
 
+    // The VPN is turned off in the profile: deploy-all names the stack it leaves behind, and
+    // destroy, from that profile, still deletes it with the rest.
+    let text = std::fs::read_to_string(profile).unwrap();
+    let no_vpn: String = text
+        .lines()
+        .filter(|l| !l.starts_with("VPN=") && !l.starts_with("VPN_"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + "VPN=false\n";
+    let no_vpn_path = state.with_extension("novpn.env");
+    std::fs::write(&no_vpn_path, no_vpn).unwrap();
+    let q = no_vpn_path.to_str().unwrap();
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", q, "--state-dir", s]);
+    assert_eq!(code, 0, "deploy-all without the VPN:\n{out}");
+    assert!(
+        out.contains("left behind: claude-gateway-vpn is no longer in the profile"),
+        "{out}"
+    );
+
     let (code, out) = deployer(
         moto,
-        &["destroy", "--profile", p, "--state-dir", s, "--yes"],
+        &["destroy", "--profile", q, "--state-dir", s, "--yes"],
     );
     assert_eq!(code, 0, "destroy:\n{out}");
     let order: Vec<usize> = stacks

@@ -26,6 +26,28 @@ pub async fn all(plan: &Plan) -> Result<()> {
     }
     let ovpn = cx.write_vpn_profiles()?;
     summary::print(&cx, &ovpn);
+    left_behind(&cx, plan).await
+}
+
+/// Names the deployment's stacks the profile no longer has (a collector or VPN turned off): they
+/// keep running and billing until deleted, and `destroy` deletes them with the rest.
+async fn left_behind(cx: &Context<'_>, plan: &Plan) -> Result<()> {
+    for kind in crate::stacks::ORDER {
+        if plan.stacks.contains(&kind) {
+            continue;
+        }
+        let name = plan.stack_name(kind);
+        let live = crate::aws::cfn::describe(&cx.aws, &name)
+            .await?
+            .is_some_and(|s| s.status != "DELETE_COMPLETE");
+        if live {
+            println!(
+                "\nleft behind: {name} is no longer in the profile but still runs (and bills); \
+                 delete it with: aws cloudformation delete-stack --stack-name {name} --region {}",
+                cx.aws.region
+            );
+        }
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! `deployer destroy`: deletes the profile's stacks in reverse order, then the certificates the
-//! deployer imported. Asks for the deployment name unless `--yes`.
+//! `deployer destroy`: deletes every stack of the deployment in reverse order (those of the
+//! profile, and any a profile change left behind), then the certificates the deployer imported.
+//! Asks for the deployment name unless `--yes`.
 
 use std::io::BufRead;
 
@@ -7,17 +8,28 @@ use super::context::Context;
 use crate::aws::{acm, cfn};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
-use crate::stacks::StackKind;
+use crate::stacks::{StackKind, ORDER};
+
+/// The stacks of the deployment that exist, in reverse deployment order: the profile's, and any
+/// a profile change left behind (a collector or VPN turned off since).
+async fn existing(cx: &Context<'_>, plan: &Plan) -> Result<Vec<StackKind>> {
+    let mut out = Vec::new();
+    for kind in ORDER.iter().rev() {
+        let exists = cfn::describe(&cx.aws, &plan.stack_name(*kind))
+            .await?
+            .is_some_and(|s| s.status != "DELETE_COMPLETE");
+        if exists || plan.stacks.contains(kind) {
+            out.push(*kind);
+        }
+    }
+    Ok(out)
+}
 
 /// Runs the teardown.
 pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     let mut cx = Context::connect(plan).await?;
-    let names: Vec<String> = plan
-        .stacks
-        .iter()
-        .rev()
-        .map(|k| plan.stack_name(*k))
-        .collect();
+    let kinds = existing(&cx, plan).await?;
+    let names: Vec<String> = kinds.iter().map(|k| plan.stack_name(*k)).collect();
     if let Some(gw) = cfn::describe(&cx.aws, &plan.stack_name(StackKind::Gateway)).await? {
         if gw
             .parameters
@@ -50,7 +62,7 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
             return Err(Error::usage("not confirmed; nothing was deleted"));
         }
     }
-    for kind in plan.stacks.iter().rev() {
+    for kind in &kinds {
         cfn::delete(&cx.aws, kind.slug(), &plan.stack_name(*kind)).await?;
         cx.state.outputs.remove(&plan.stack_name(*kind));
     }
