@@ -183,16 +183,21 @@ async fn seed(moto: &Moto) -> (String, String) {
     (zone_id, secret.arn().unwrap().to_owned())
 }
 
-/// Outputs of one stack really feed the next: the rendered config carries the identity stack's
-/// issuer, and the collector and VPN sit in the VPC the gateway stack created.
-async fn check_wiring(moto: &Moto, stacks: &[&str]) {
+/// A CloudFormation client on moto.
+fn cfn_client(moto: &Moto) -> aws_sdk_cloudformation::Client {
     let conf = aws_sdk_cloudformation::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto.url)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .build();
-    let cfn = aws_sdk_cloudformation::Client::from_conf(conf);
+    aws_sdk_cloudformation::Client::from_conf(conf)
+}
+
+/// Outputs of one stack really feed the next: the rendered config carries the identity stack's
+/// issuer, and the collector and VPN sit in the VPC the gateway stack created.
+async fn check_wiring(moto: &Moto, stacks: &[&str]) {
+    let cfn = cfn_client(moto);
     let stack = |name: &str| {
         let cfn = cfn.clone();
         let name = format!("claude-gateway-{name}");
@@ -353,13 +358,7 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
 /// does not set); a later deployment that changes something else keeps it rather than resetting
 /// it to the template's default.
 async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path) {
-    let conf = aws_sdk_cloudformation::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .build();
-    let cfn = aws_sdk_cloudformation::Client::from_conf(conf);
+    let cfn = cfn_client(moto);
     let name = "claude-gateway-observability";
     let params =
         |s: &aws_sdk_cloudformation::types::Stack| -> std::collections::BTreeMap<String, String> {
@@ -393,15 +392,13 @@ async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path)
     update.send().await.unwrap();
 
     // The profile's own change: a daily cost threshold.
-    let text = std::fs::read_to_string(profile).unwrap();
-    let changed: String = text
-        .lines()
-        .filter(|l| !l.starts_with("DAILY_COST_THRESHOLD_USD="))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        + "DAILY_COST_THRESHOLD_USD=777\n";
     let edited = state.with_extension("changed.env");
-    std::fs::write(&edited, changed).unwrap();
+    rewrite(
+        profile,
+        &edited,
+        &[],
+        &[("DAILY_COST_THRESHOLD_USD", "777")],
+    );
     let (code, out) = deployer(
         moto,
         &[
@@ -426,16 +423,28 @@ async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path)
 
 /// A shipped profile with some keys replaced, written to `dir`.
 fn edited(dir: &Path, name: &str, set: &[(&str, &str)]) -> PathBuf {
-    let text = std::fs::read_to_string(repo_root().join(format!("config/{name}.env"))).unwrap();
+    let path = dir.join(format!("{name}.env"));
+    rewrite(
+        &repo_root().join(format!("config/{name}.env")),
+        &path,
+        &[],
+        set,
+    );
+    path
+}
+
+/// Profile `from` written to `to` without the lines of keys starting with one of `drop`, and
+/// with `set`'s keys replaced.
+fn rewrite(from: &Path, to: &Path, drop: &[&str], set: &[(&str, &str)]) {
+    let text = std::fs::read_to_string(from).unwrap();
     let mut out: Vec<String> = text
         .lines()
+        .filter(|l| !drop.iter().any(|d| l.starts_with(d)))
         .filter(|l| !set.iter().any(|(k, _)| l.starts_with(&format!("{k}="))))
         .map(str::to_owned)
         .collect();
     out.extend(set.iter().map(|(k, v)| format!("{k}={v}")));
-    let path = dir.join(format!("{name}.env"));
-    std::fs::write(&path, out.join("\n") + "\n").unwrap();
-    path
+    std::fs::write(to, out.join("\n") + "\n").unwrap();
 }
 
 /// `status` says when each certificate the deployer made ends, and how to renew one near its end;
@@ -624,15 +633,8 @@ async fn full_cycle(
 
     // The VPN is turned off in the profile: deploy-all names the stack it leaves behind, and
     // destroy, from that profile, still deletes it with the rest.
-    let text = std::fs::read_to_string(profile).unwrap();
-    let no_vpn: String = text
-        .lines()
-        .filter(|l| !l.starts_with("VPN=") && !l.starts_with("VPN_"))
-        .map(|l| format!("{l}\n"))
-        .collect::<String>()
-        + "VPN=false\n";
     let no_vpn_path = state.with_extension("novpn.env");
-    std::fs::write(&no_vpn_path, no_vpn).unwrap();
+    rewrite(profile, &no_vpn_path, &["VPN_"], &[("VPN", "false")]);
     let q = no_vpn_path.to_str().unwrap();
     let (code, out) = deployer(moto, &["deploy-all", "--profile", q, "--state-dir", s]);
     assert_eq!(code, 0, "deploy-all without the VPN:\n{out}");

@@ -116,19 +116,7 @@ fn seed(moto: &Moto) {
         ],
     ];
     for args in runs {
-        let out = std::process::Command::new("aws")
-            .args(&args)
-            .args(["--endpoint-url", &moto.url, "--region", "eu-west-1"])
-            .envs(ENV)
-            .env("AWS_CONFIG_FILE", "/nonexistent")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "aws {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        moto.aws("eu-west-1", &args);
     }
 }
 

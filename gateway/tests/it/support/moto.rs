@@ -57,6 +57,26 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Runs the real `aws` CLI against this moto in `region` with moto's keys (as the project's
+    /// account, to seed it); panics with its stderr when it fails.
+    pub fn aws(&self, region: &str, args: &[&str]) {
+        let out = Command::new("aws")
+            .args(args)
+            .args(["--endpoint-url", &self.url, "--region", region])
+            .envs(ENV)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+            .output()
+            .expect("run the aws CLI (scripts/install-test-deps installs it)");
+        assert!(
+            out.status.success(),
+            "aws {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Whether moto answers an HTTP request on `port`.
 fn answers(port: u16) -> bool {
     use std::io::{Read, Write};
