@@ -134,6 +134,10 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     let settler = state
         .settler
         .spawn(store.clone(), clock.clone(), stop_rx.clone());
+    let returns = state
+        .meter
+        .as_ref()
+        .map(|m| m.spawn_returns(state.settler.clone(), stop_rx.clone()));
     let recorder = state.recorder.spawn(store.clone(), stop_rx);
     let shutdown = state.shutdown.clone();
     tokio::spawn(watch_signals(shutdown.clone(), drain));
@@ -152,6 +156,13 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = settler.await;
+    if let Some(returns) = returns {
+        let _ = returns.await;
+    }
+    // No request is open: every lease goes back with the last costs charged to it.
+    if let Some(meter) = &kept.meter {
+        meter.return_all(&kept.settler);
+    }
     let left = kept.settler.drain(&store, &clock, SETTLE_WINDOW).await;
     if left > 0 {
         tracing::error!("{left} request ends (spend settlements, stream slots) could not be written before exit");

@@ -1,4 +1,4 @@
-//! The life of one admitted request as a value. Admission takes a spend reservation and rate-limit
+//! The life of one admitted request as a value. Admission takes a hold on a spend lease and rate-limit
 //! slots; this guard is the one place they are given back: settled once at the serving upstream's
 //! price when the request ends, or released when the guard is dropped first (the client left, every
 //! upstream failed, the gateway shut down). Either way the end is queued for the store without
@@ -88,19 +88,25 @@ impl Admitted {
         }
         if let (Some(meter), Some(ticket)) = (&self.meter, self.ticket.take()) {
             let now = self.clock.now();
-            let settlement = match &self.served_by {
+            match &self.served_by {
                 Some((upstream, provider_model)) => {
-                    meter.settlement(ticket, upstream, provider_model, &self.model, usage, now)
+                    let charge =
+                        meter.settlement(ticket, upstream, provider_model, &self.model, usage, now);
+                    if let Some(charge) = charge {
+                        self.settler.submit(Job::Spend {
+                            charges: vec![charge],
+                            give_back: None,
+                        });
+                    }
                 }
                 None => meter.release(ticket),
-            };
-            self.settler.submit(Job::Spend(settlement));
+            }
         }
     }
 }
 
 impl Drop for Admitted {
-    /// Not finished: nothing was served (or what was is unknown), so the reservation is released
+    /// Not finished: nothing was served (or what was is unknown), so the hold is released
     /// and the slots freed.
     fn drop(&mut self) {
         self.served_by = None;

@@ -1,8 +1,10 @@
 //! Admission and settlement of one inference request. Before the upstream: the caller's caps per
-//! period, and a reservation of the request's worst-case cost that succeeds only if it fits under
-//! every cap (so concurrent requests cannot overshoot). After the reply or stream: settlement to
-//! the actual cost. A store outage fails open by default and the settlement is held and written
-//! when the store returns, so no spend is lost.
+//! period, and a hold of the request's worst-case cost on this replica's lease of the caller's
+//! budget (see [`super::lease`]), grown in one statement that succeeds only if it fits under every
+//! cap, so concurrent requests on any number of replicas cannot overshoot. After the reply or
+//! stream: the actual cost is charged to the lease and written in the next batch. A store outage
+//! fails open by default (a lease already granted keeps admitting exactly), and the costs are held
+//! and written when the store returns, so no spend is lost.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,19 +15,22 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::caps::{self, Limit, Scope};
+use super::lease::{Book, Granted, Step};
 use super::outage::{classify, Miss};
 use super::periods::Period;
 use super::prices::{PriceBook, Rates};
-use super::settler::Job;
+use super::settler::{Job, Settler};
 use crate::auth::codes;
 use crate::auth::token::Identity;
 use crate::config::Config;
 use crate::http::error::{ApiError, Billing};
 use crate::inference::usage::Usage;
 use crate::state::AppState;
-use crate::store::spend::{BucketCap, Ledger, Reserved, Settlement, MICROS_PER_CENT};
+use crate::store::leases::{Charge, Grow, Grown, Return};
+use crate::store::spend::{BucketCap, Ledger, MICROS_PER_CENT};
 
-/// How long a reservation outlives a gateway that died mid-request.
+/// How long a lease outlives a gateway that died with it (every batch that charges it, and every
+/// grant, extends it).
 pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
 const LIMITS_TTL: Duration = Duration::from_secs(5);
 
@@ -36,7 +41,13 @@ pub struct Meter {
     pub book: PriceBook,
     limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
     touched: Mutex<std::collections::HashMap<String, Instant>>,
+    leases: Arc<Mutex<Book>>,
 }
+
+/// How often idle leases are looked for.
+const RETURN_EVERY: Duration = Duration::from_millis(100);
+/// Grants one request may ask for when others on this replica keep taking what it was granted.
+const GROWS: usize = 3;
 
 /// How often a principal's last-seen identity is written.
 const TOUCH_EVERY: Duration = Duration::from_secs(900);
@@ -44,8 +55,8 @@ const TOUCH_EVERY: Duration = Duration::from_secs(900);
 /// What admission decided, carried to settlement.
 #[derive(Debug, Clone)]
 pub struct Ticket {
-    id: String,
-    reservation: Option<String>,
+    /// The lease this request holds its worst case on, and that worst case.
+    hold: Option<(String, i64)>,
     principal: String,
     buckets: Vec<String>,
     day: time::Date,
@@ -62,6 +73,7 @@ impl Meter {
             book: PriceBook::new(cfg.pricing.as_ref()),
             limits: Mutex::new(None),
             touched: Mutex::new(std::collections::HashMap::new()),
+            leases: Arc::new(Mutex::new(Book::default())),
         })
     }
 
@@ -135,8 +147,7 @@ impl Meter {
         let now = state.clock.now();
         let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
         let mut ticket = Ticket {
-            id: format!("stl_{}", codes::token(16).map_err(|_| ApiError::Internal)?),
-            reservation: None,
+            hold: None,
             principal: who.sub.clone(),
             buckets: buckets.clone(),
             day: now.date(),
@@ -171,56 +182,232 @@ impl Meter {
             })
             .collect();
         let worst = i64::try_from(self.book.worst_case_micros(rates, estimate)).unwrap_or(i64::MAX);
-        let id = format!("rsv_{}", codes::token(16).map_err(|_| ApiError::Internal)?);
-        let result = reserve(state, &id, &who.sub, &bucket_caps, worst, now).await;
-        match result {
-            Ok(Reserved::Admitted(before)) => {
-                ticket.reservation = Some(id);
-                ticket.headers = usage_headers(&bucket_caps, &before, now, false);
-                Ok(ticket)
+        for _ in 0..GROWS {
+            let step = match self.leases.lock() {
+                Ok(mut book) => book.admit(
+                    &who.sub,
+                    &bucket_caps,
+                    worst,
+                    Instant::now(),
+                    Self::lease_id,
+                ),
+                Err(_) => return Err(ApiError::Internal),
+            };
+            let (lease, need, want, existing) = match step {
+                Step::Admitted { lease, before } => {
+                    ticket.hold = Some((lease, worst));
+                    ticket.headers = usage_headers(&bucket_caps, &before, now, false);
+                    return Ok(ticket);
+                }
+                Step::Full => return Err(busy()),
+                Step::Grow {
+                    lease,
+                    need,
+                    want,
+                    existing,
+                } => (lease, need, want, existing),
+            };
+            let ask = Ask {
+                lease,
+                principal: who.sub.clone(),
+                buckets: bucket_caps.clone(),
+                need,
+                want,
+                existing,
+                worst,
+            };
+            match self.grow(state, ask).await {
+                Ok(Some(before)) => {
+                    ticket.headers = usage_headers(&bucket_caps, &before.1, now, false);
+                    ticket.hold = Some((before.0, worst));
+                    return Ok(ticket);
+                }
+                Ok(None) => continue,
+                Err(Grew::Over(over)) => {
+                    return Err(self
+                        .refuse(
+                            state,
+                            who,
+                            &buckets,
+                            &bucket_caps,
+                            &effective,
+                            &over,
+                            worst,
+                            now,
+                        )
+                        .await)
+                }
+                Err(Grew::Miss(miss)) => return missed(miss, fail_closed, "spend lease", ticket),
             }
-            Ok(Reserved::Over(over)) => {
-                let periods: Vec<Period> = Period::ALL
-                    .iter()
-                    .zip(&buckets)
-                    .filter(|(_, b)| over.contains(b))
-                    .map(|(p, _)| *p)
-                    .collect();
-                let period = periods
-                    .iter()
-                    .copied()
-                    .max_by_key(|p| p.reset(now))
-                    .unwrap_or(Period::Monthly);
-                let totals = state
-                    .store
-                    .totals(&who.sub, &buckets)
-                    .await
-                    .unwrap_or_default();
-                let i = Period::ALL.iter().position(|p| *p == period).unwrap_or(0);
-                let cap = bucket_caps.get(i).and_then(|b| b.cap_micros).unwrap_or(0);
-                let spent = totals.get(i).map(|t| t.settled + t.reserved).unwrap_or(0);
-                let source = effective.iter().find(|e| e.period == period);
-                state
-                    .otel
-                    .m
-                    .spend_blocked
-                    .add(1, &[KeyValue::new("period", period.as_str())]);
-                state.audit.emit(
-                    "spend.blocked",
-                    now,
-                    json!({"sub": who.sub, "email": who.email, "groups": who.groups, "cause": "over_limit", "period": period.as_str(),
-                           "cap_cents": source.and_then(|s| s.amount_cents), "limit_id": source.map(|s| s.limit_id.clone()),
-                           "scope": source.map(|s| match s.source { Scope::User(_) => "user", Scope::Group(_) => "rbac_group", Scope::Organization => "organization" }),
-                           "spent_micros": spent, "worst_case_micros": worst}),
-                );
-                Err(blocked(state, period, now, spent, cap))
+        }
+        tracing::warn!(
+            "spend lease: other requests kept taking what was granted; refusing (retryable)"
+        );
+        Err(busy())
+    }
+
+    /// A new lease's name, unique across replicas.
+    fn lease_id() -> Option<String> {
+        codes::token(16).ok().map(|t| format!("lse_{t}"))
+    }
+
+    /// Grows a lease for a request and waits at most `timeouts.spend_check_ms` for the answer:
+    /// the lease and the request's hold on it, or `None` when others took the grant meanwhile.
+    /// The statement runs in a task of its own, so a grant that commits after this request
+    /// stopped waiting still reaches the lease (which gives it back when idle) instead of being
+    /// orphaned until it expires.
+    async fn grow(
+        &self,
+        state: &AppState,
+        ask: Ask,
+    ) -> Result<Option<(String, Vec<crate::store::spend::Totals>)>, Grew> {
+        let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        let expires = state.clock.now() + RESERVATION_TTL;
+        {
+            let (store, book, settler, abandoned) = (
+                state.store.clone(),
+                self.leases.clone(),
+                state.settler.clone(),
+                abandoned.clone(),
+            );
+            let ask = ask.clone();
+            tokio::spawn(async move {
+                let grown = store
+                    .grow_lease(&Grow {
+                        lease: &ask.lease,
+                        principal: &ask.principal,
+                        buckets: &ask.buckets,
+                        need: ask.need,
+                        want: ask.want,
+                        expires,
+                        existing: ask.existing,
+                    })
+                    .await;
+                // Applied under the book's lock, where the request also gives up waiting: either
+                // the request takes the answer or the lease keeps it, never neither.
+                let Ok(mut book) = book.lock() else { return };
+                if abandoned.load(std::sync::atomic::Ordering::Acquire) {
+                    late(&mut book, &settler, &ask, grown);
+                    return;
+                }
+                let answer = match grown {
+                    Ok(Grown::Granted { give, others, .. }) => {
+                        match book.granted(
+                            &ask.principal,
+                            &ask.lease,
+                            give,
+                            others,
+                            ask.worst,
+                            Instant::now(),
+                        ) {
+                            Granted::Admitted(before) => Ok(Some((ask.lease.clone(), before))),
+                            Granted::Again => Ok(None),
+                            Granted::Gone => {
+                                settler.submit(Job::Spend {
+                                    charges: Vec::new(),
+                                    give_back: Some(ask.give_back()),
+                                });
+                                Ok(None)
+                            }
+                        }
+                    }
+                    Ok(Grown::Over(over)) => {
+                        book.failed(&ask.principal, &ask.lease, false);
+                        Err(Answer::Over(over))
+                    }
+                    Ok(Grown::Lost) => {
+                        book.failed(&ask.principal, &ask.lease, true);
+                        Ok(None)
+                    }
+                    Err(e) => {
+                        book.failed(&ask.principal, &ask.lease, false);
+                        Err(Answer::Failed(e))
+                    }
+                };
+                let _ = tx.send(answer);
+            });
+        }
+        let answer = match tokio::time::timeout(check_wait(state), &mut rx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => return Err(Grew::Miss(Miss::Outage("the lease task failed".into()))),
+            Err(_) => {
+                let taken = match self.leases.lock() {
+                    Ok(_book) => match rx.try_recv() {
+                        Ok(answer) => Some(answer),
+                        Err(_) => {
+                            abandoned.store(true, std::sync::atomic::Ordering::Release);
+                            None
+                        }
+                    },
+                    Err(_) => None,
+                };
+                match taken {
+                    Some(answer) => answer,
+                    None => return Err(Grew::Miss(miss(state, None).await)),
+                }
             }
-            Err(miss) => missed(miss, fail_closed, "spend reservation", ticket),
+        };
+        match answer {
+            Ok(admitted) => Ok(admitted),
+            Err(Answer::Over(over)) => Err(Grew::Over(over)),
+            Err(Answer::Failed(e)) => Err(Grew::Miss(miss(state, Some(&e)).await)),
         }
     }
 
-    /// The settlement of a ticket whose request was served at `upstream` as `provider_model`
-    /// and used `usage`.
+    /// The refusal of a request whose worst case does not fit: audited, counted, with the
+    /// reference's headers.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        state: &AppState,
+        who: &Identity,
+        buckets: &[String],
+        bucket_caps: &[BucketCap],
+        effective: &[caps::Effective],
+        over: &[String],
+        worst: i64,
+        now: OffsetDateTime,
+    ) -> ApiError {
+        let periods: Vec<Period> = Period::ALL
+            .iter()
+            .zip(buckets)
+            .filter(|(_, b)| over.contains(b))
+            .map(|(p, _)| *p)
+            .collect();
+        let period = periods
+            .iter()
+            .copied()
+            .max_by_key(|p| p.reset(now))
+            .unwrap_or(Period::Monthly);
+        let totals = state
+            .store
+            .totals(&who.sub, buckets)
+            .await
+            .unwrap_or_default();
+        let i = Period::ALL.iter().position(|p| *p == period).unwrap_or(0);
+        let cap = bucket_caps.get(i).and_then(|b| b.cap_micros).unwrap_or(0);
+        let spent = totals.get(i).map(|t| t.settled + t.reserved).unwrap_or(0);
+        let source = effective.iter().find(|e| e.period == period);
+        state
+            .otel
+            .m
+            .spend_blocked
+            .add(1, &[KeyValue::new("period", period.as_str())]);
+        state.audit.emit(
+            "spend.blocked",
+            now,
+            json!({"sub": who.sub, "email": who.email, "groups": who.groups, "cause": "over_limit", "period": period.as_str(),
+                   "cap_cents": source.and_then(|s| s.amount_cents), "limit_id": source.map(|s| s.limit_id.clone()),
+                   "scope": source.map(|s| match s.source { Scope::User(_) => "user", Scope::Group(_) => "rbac_group", Scope::Organization => "organization" }),
+                   "spent_micros": spent, "worst_case_micros": worst}),
+        );
+        blocked(state, period, now, spent, cap)
+    }
+
+    /// Ends a ticket whose request was served at `upstream` as `provider_model` and used
+    /// `usage`: its hold on the lease becomes the actual cost, kept with the lease until the lease
+    /// is written. Returns the charge to write now when the request held no lease.
     pub fn settlement(
         &self,
         ticket: Ticket,
@@ -229,7 +416,7 @@ impl Meter {
         model: &str,
         usage: Usage,
         now: OffsetDateTime,
-    ) -> Settlement {
+    ) -> Option<Charge> {
         let (rates, known) = self.book.rates(upstream, provider_model);
         if !known {
             tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
@@ -243,26 +430,144 @@ impl Meter {
             groups: ticket.who.groups.clone(),
             at: now,
         };
-        ticket.into_settlement(cost, Some(ledger))
+        let charge = Charge {
+            principal: ticket.principal.clone(),
+            buckets: ticket.buckets.clone(),
+            lease: ticket.hold.as_ref().map(|(lease, _)| lease.clone()),
+            cost,
+            ledger: Some(ledger),
+        };
+        self.ended(&ticket, cost, Some(charge))
     }
 
-    /// The settlement of a ticket whose request no upstream served: its reservation is released
-    /// and nothing is charged.
-    pub fn release(&self, ticket: Ticket) -> Settlement {
-        ticket.into_settlement(0, None)
+    /// A ticket whose request no upstream served: its hold is released and nothing is charged.
+    pub fn release(&self, ticket: Ticket) {
+        self.ended(&ticket, 0, None);
+    }
+
+    fn ended(&self, ticket: &Ticket, cost: i64, charge: Option<Charge>) -> Option<Charge> {
+        let Some((lease, worst)) = &ticket.hold else {
+            return charge;
+        };
+        match self.leases.lock() {
+            Ok(mut book) => book.ended(
+                &ticket.principal,
+                lease,
+                *worst,
+                cost,
+                charge,
+                Instant::now(),
+            ),
+            Err(_) => charge,
+        }
+    }
+
+    /// Gives back, every [`RETURN_EVERY`], the leases idle for [`super::lease::IDLE`], until `stop`.
+    pub fn spawn_returns(
+        &self,
+        settler: Settler,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let book = self.leases.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(RETURN_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => give_back(&book, &settler, false),
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    }
+
+    /// Gives back every lease (at shutdown, once no request is open).
+    pub fn return_all(&self, settler: &Settler) {
+        give_back(&self.leases, settler, true);
     }
 }
 
-impl Ticket {
-    fn into_settlement(self, cost: i64, ledger: Option<Ledger>) -> Settlement {
-        Settlement {
-            id: self.id,
-            reservation: self.reservation,
-            principal: self.principal,
-            buckets: self.buckets,
-            cost,
-            ledger,
+/// Hands the store the charges of busy leases that are due, and the idle leases (all of them
+/// with `all`) with the charges kept with them, each lease in one batch.
+fn give_back(book: &Mutex<Book>, settler: &Settler, all: bool) {
+    let now = Instant::now();
+    let (due, idle) = match book.lock() {
+        Ok(mut b) => (b.take_due(now), b.take_idle(now, all)),
+        Err(_) => return,
+    };
+    if !due.is_empty() {
+        settler.submit(Job::Spend {
+            charges: due,
+            give_back: None,
+        });
+    }
+    for (given, charges) in idle {
+        settler.submit(Job::Spend {
+            charges,
+            give_back: given.map(|g| Return {
+                lease: g.lease,
+                principal: g.principal,
+                buckets: g.buckets,
+            }),
+        });
+    }
+}
+
+/// A grant asked for on behalf of one request.
+#[derive(Debug, Clone)]
+struct Ask {
+    lease: String,
+    principal: String,
+    buckets: Vec<BucketCap>,
+    need: i64,
+    want: i64,
+    existing: bool,
+    worst: i64,
+}
+
+impl Ask {
+    fn give_back(&self) -> Return {
+        Return {
+            lease: self.lease.clone(),
+            principal: self.principal.clone(),
+            buckets: self.buckets.iter().map(|b| b.bucket.clone()).collect(),
         }
+    }
+}
+
+/// The grow task's answer to the request waiting for it.
+enum Answer {
+    Over(Vec<String>),
+    Failed(crate::store::StoreError),
+}
+
+/// Why growing did not admit.
+enum Grew {
+    Over(Vec<String>),
+    Miss(Miss),
+}
+
+/// A grow whose request stopped waiting: a grant joins the lease (given back with it when idle).
+fn late(
+    book: &mut Book,
+    settler: &Settler,
+    ask: &Ask,
+    grown: Result<Grown, crate::store::StoreError>,
+) {
+    match grown {
+        Ok(Grown::Granted { give, .. }) => {
+            tracing::info!(
+                "a lease grant committed after its request stopped waiting: kept, and given back when idle"
+            );
+            if !book.granted_late(&ask.principal, &ask.lease, give, Instant::now()) {
+                settler.submit(Job::Spend {
+                    charges: Vec::new(),
+                    give_back: Some(ask.give_back()),
+                });
+            }
+        }
+        Ok(Grown::Lost) => book.failed(&ask.principal, &ask.lease, true),
+        Ok(Grown::Over(_)) | Err(_) => book.failed(&ask.principal, &ask.lease, false),
     }
 }
 
@@ -274,55 +579,8 @@ fn check_wait(state: &AppState) -> Duration {
     Duration::from_millis(state.config.timeouts.spend_check_ms)
 }
 
-/// Reserves in a task of its own, so a reservation that commits after this request stopped
-/// waiting is seen and released instead of staying orphaned until it expires.
-async fn reserve(
-    state: &AppState,
-    id: &str,
-    principal: &str,
-    caps: &[BucketCap],
-    amount: i64,
-    now: OffsetDateTime,
-) -> Result<Reserved, Miss> {
-    let mut task = {
-        let (store, id, principal, caps) = (
-            state.store.clone(),
-            id.to_owned(),
-            principal.to_owned(),
-            caps.to_vec(),
-        );
-        tokio::spawn(async move {
-            store
-                .reserve(&id, &principal, &caps, amount, now + RESERVATION_TTL)
-                .await
-        })
-    };
-    match tokio::time::timeout(check_wait(state), &mut task).await {
-        Ok(Ok(Ok(reserved))) => Ok(reserved),
-        Ok(Ok(Err(e))) => Err(miss(state, Some(&e)).await),
-        Ok(Err(_)) => Err(Miss::Outage("the reservation task failed".into())),
-        Err(_) => {
-            let (settler, id, principal) =
-                (state.settler.clone(), id.to_owned(), principal.to_owned());
-            let buckets = caps.iter().map(|c| c.bucket.clone()).collect();
-            tokio::spawn(async move {
-                if let Ok(Ok(Reserved::Admitted(_))) = task.await {
-                    tracing::info!(
-                        "a reservation committed after its request stopped waiting: released"
-                    );
-                    settler.submit(Job::Spend(Settlement {
-                        id: format!("stl_late_{id}"),
-                        reservation: Some(id),
-                        principal,
-                        buckets,
-                        cost: 0,
-                        ledger: None,
-                    }));
-                }
-            });
-            Err(miss(state, None).await)
-        }
-    }
+fn busy() -> ApiError {
+    ApiError::Overloaded("the gateway is busy checking spend limits; retry shortly")
 }
 
 /// Why a spend check got no answer; probes the database only when the error does not say.

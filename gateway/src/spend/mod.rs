@@ -6,6 +6,7 @@ pub mod admission;
 pub mod caps;
 pub mod cost_report;
 pub mod estimate;
+pub mod lease;
 pub mod outage;
 pub mod periods;
 pub mod prices;

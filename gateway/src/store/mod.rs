@@ -5,6 +5,7 @@ pub mod aws_access;
 pub mod aws_proxy;
 mod connect;
 mod kv;
+pub mod leases;
 mod slots;
 pub mod spend;
 mod sweeper;

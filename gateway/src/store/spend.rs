@@ -243,10 +243,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Admits a request: in one transaction, each bucket's row is checked and incremented by one
-    /// statement that fails the row when `settled + reserved + amount` would pass its cap (the
-    /// check is re-evaluated on the locked row, so concurrent admissions cannot both squeeze in);
-    /// if any bucket fails, nothing is reserved.
+    /// Admits a request: one statement checks every bucket's row, locked, and reserves `amount`
+    /// in all of them only if `settled + reserved + amount` stays under each cap (so concurrent
+    /// admissions cannot both squeeze in); if any bucket fails, nothing is reserved. This is a
+    /// lease sized to one request (see [`Store::grow_lease`]).
     pub async fn reserve(
         &self,
         reservation_id: &str,
@@ -255,115 +255,47 @@ impl Store {
         amount: i64,
         expires_at: OffsetDateTime,
     ) -> Result<Reserved, StoreError> {
-        retry_deadlock(|| self.reserve_once(reservation_id, principal, buckets, amount, expires_at))
-            .await
-    }
-
-    async fn reserve_once(
-        &self,
-        reservation_id: &str,
-        principal: &str,
-        buckets: &[BucketCap],
-        amount: i64,
-        expires_at: OffsetDateTime,
-    ) -> Result<Reserved, StoreError> {
-        let keys: Vec<String> = buckets.iter().map(|b| b.bucket.clone()).collect();
-        let caps: Vec<Option<i64>> = buckets.iter().map(|b| b.cap_micros).collect();
-        let mut tx = self.pool().begin().await?;
-        lock_buckets(&mut tx, principal, &keys).await?;
-        let rows = sqlx::query(
-            "UPDATE spend s SET reserved_micros = s.reserved_micros + $3, updated_at = now()
-             FROM unnest($2::text[], $4::bigint[]) AS c(bucket, cap)
-             WHERE s.principal = $1 AND s.bucket = c.bucket
-               AND (c.cap IS NULL OR s.settled_micros + s.reserved_micros + $3 <= c.cap)
-             RETURNING s.bucket, s.settled_micros, s.reserved_micros - $3 AS reserved_before",
-        )
-        .bind(principal)
-        .bind(&keys)
-        .bind(amount)
-        .bind(&caps)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.len() < keys.len() {
-            tx.rollback().await?;
-            let passed: Vec<String> = rows
-                .iter()
-                .filter_map(|r| r.try_get::<String, _>("bucket").ok())
-                .collect();
-            return Ok(Reserved::Over(
-                keys.into_iter().filter(|k| !passed.contains(k)).collect(),
-            ));
-        }
-        sqlx::query("INSERT INTO reservations (id, principal, buckets, amount_micros, expires_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(reservation_id)
-            .bind(principal)
-            .bind(&keys)
-            .bind(amount)
-            .bind(expires_at)
-            .execute(&mut *tx)
+        let grown = self
+            .grow_lease(&super::leases::Grow {
+                lease: reservation_id,
+                principal,
+                buckets,
+                need: amount,
+                want: amount,
+                expires: expires_at,
+                existing: false,
+            })
             .await?;
-        tx.commit().await?;
-        let mut totals = Vec::with_capacity(keys.len());
-        for k in &keys {
-            let r = rows
-                .iter()
-                .find(|r| r.try_get::<String, _>("bucket").ok().as_deref() == Some(k.as_str()));
-            totals.push(match r {
-                Some(r) => Totals {
-                    settled: r.try_get("settled_micros")?,
-                    reserved: r.try_get("reserved_before")?,
-                },
-                None => Totals::default(),
-            });
-        }
-        Ok(Reserved::Admitted(totals))
+        Ok(match grown {
+            super::leases::Grown::Granted { others, .. } => Reserved::Admitted(others),
+            super::leases::Grown::Over(over) => Reserved::Over(over),
+            super::leases::Grown::Lost => Reserved::Over(Vec::new()),
+        })
     }
 
     /// Settles a request at its actual cost: its reservation (if still open) is released, the
     /// cost added to every bucket, and the finance row written, all once and in one transaction.
-    /// Without a reservation (uncapped, or already expired) only the cost is added.
+    /// Without a reservation (uncapped, or already expired) only the cost is added. This is a
+    /// batch of one (see [`Store::settle_batch`]).
     pub async fn settle(&self, s: &Settlement) -> Result<(), StoreError> {
-        retry_deadlock(|| self.settle_once(s)).await
-    }
-
-    async fn settle_once(&self, s: &Settlement) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        // Exactly once: a retry after an unknown outcome finds its own row and does nothing.
-        let first = sqlx::query("INSERT INTO settlements (id) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(&s.id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if first == 0 {
-            tx.rollback().await?;
-            return Ok(());
-        }
-        let held: Option<i64> = match &s.reservation {
-            Some(id) => {
-                sqlx::query_scalar("DELETE FROM reservations WHERE id = $1 RETURNING amount_micros")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-            }
-            None => None,
-        };
-        lock_buckets(&mut tx, &s.principal, &s.buckets).await?;
-        sqlx::query(
-            "UPDATE spend SET settled_micros = settled_micros + $3,
-                 reserved_micros = GREATEST(reserved_micros - $4, 0), updated_at = now()
-             WHERE principal = $1 AND bucket = ANY($2)",
-        )
-        .bind(&s.principal)
-        .bind(&s.buckets)
-        .bind(s.cost)
-        .bind(held.unwrap_or(0))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(l) = &s.ledger {
-            add_cost_row(&mut tx, l, &s.principal, s.cost).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let returns = s.reservation.iter().map(|id| super::leases::Return {
+            lease: id.clone(),
+            principal: s.principal.clone(),
+            buckets: s.buckets.clone(),
+        });
+        self.settle_batch(&super::leases::Batch {
+            id: s.id.clone(),
+            charges: vec![super::leases::Charge {
+                principal: s.principal.clone(),
+                buckets: s.buckets.clone(),
+                lease: s.reservation.clone(),
+                cost: s.cost,
+                ledger: s.ledger.clone(),
+            }],
+            returns: returns.collect(),
+            renew_until: OffsetDateTime::UNIX_EPOCH,
+        })
+        .await
     }
 
     /// Releases reservations that expired before `now` (their gateway died); returns how many.
@@ -430,72 +362,22 @@ impl Store {
         cost: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        add_cost_row(&mut tx, ledger, principal, cost).await?;
+        let charge = super::leases::Charge {
+            principal: principal.to_owned(),
+            buckets: Vec::new(),
+            lease: None,
+            cost,
+            ledger: Some(ledger.clone()),
+        };
+        super::leases::finance_rows(&mut tx, std::slice::from_ref(&charge)).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-/// Adds one request to finance's daily row and records who the principal is.
-async fn add_cost_row(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    l: &Ledger,
-    principal: &str,
-    cost: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO cost_daily (day, principal, model, groups, cost_micros, requests) VALUES ($1, $2, $3, $4, $5, 1)
-         ON CONFLICT (day, principal, model) DO UPDATE SET cost_micros = cost_daily.cost_micros + EXCLUDED.cost_micros,
-             requests = cost_daily.requests + 1, groups = EXCLUDED.groups",
-    )
-    .bind(l.day)
-    .bind(principal)
-    .bind(&l.model)
-    .bind(&l.groups)
-    .bind(cost)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO principals (principal, email, name, groups, last_seen) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name, groups = EXCLUDED.groups, last_seen = GREATEST(principals.last_seen, EXCLUDED.last_seen)",
-    )
-    .bind(principal)
-    .bind(&l.email)
-    .bind(&l.name)
-    .bind(&l.groups)
-    .bind(l.at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Creates the buckets if needed and locks them in one fixed order, so transactions touching the
-/// same principal queue instead of deadlocking.
-async fn lock_buckets(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    principal: &str,
-    buckets: &[String],
-) -> Result<(), sqlx::Error> {
-    let mut sorted = buckets.to_vec();
-    sorted.sort();
-    sqlx::query("INSERT INTO spend (principal, bucket) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
-        .bind(principal)
-        .bind(&sorted)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(
-        "SELECT 1 FROM spend WHERE principal = $1 AND bucket = ANY($2) ORDER BY bucket FOR UPDATE",
-    )
-    .bind(principal)
-    .bind(&sorted)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Runs a transaction again when PostgreSQL chose it as a deadlock victim (it was rolled back
 /// whole, so running it again is safe).
-async fn retry_deadlock<T, F, Fut>(mut f: F) -> Result<T, StoreError>
+pub(super) async fn retry_deadlock<T, F, Fut>(mut f: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

@@ -47,6 +47,7 @@ mod signin_harness;
 mod signin_idp;
 mod signin_limits;
 mod spend_e2e;
+mod spend_leases;
 mod spend_outage;
 mod spend_store;
 mod store;

@@ -1,0 +1,230 @@
+//! Spend leases and batched settlement against a real PostgreSQL: a grant is bounded by the
+//! headroom, a batch is written once, a lease given back returns what it has left, and a lease
+//! that expired is never counted twice.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use claude_gateway::store::leases::{Batch, Charge, Grow, Grown, Return};
+use claude_gateway::store::spend::{BucketCap, Ledger};
+use claude_gateway::store::Store;
+use sqlx::postgres::PgConnectOptions;
+use time::OffsetDateTime;
+
+use crate::support::pg::shared;
+
+async fn store() -> Store {
+    let opts = PgConnectOptions::from_str(&shared().new_db()).unwrap();
+    let s = Store::connect(
+        opts,
+        4,
+        Duration::from_secs(10),
+        3,
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+fn caps(daily: i64) -> Vec<BucketCap> {
+    vec![
+        BucketCap {
+            bucket: "d:2026-12-07".into(),
+            cap_micros: Some(daily),
+        },
+        BucketCap {
+            bucket: "m:2026-12".into(),
+            cap_micros: None,
+        },
+    ]
+}
+
+fn keys() -> Vec<String> {
+    caps(0).into_iter().map(|c| c.bucket).collect()
+}
+
+fn grow<'a>(
+    lease: &'a str,
+    buckets: &'a [BucketCap],
+    need: i64,
+    want: i64,
+    existing: bool,
+) -> Grow<'a> {
+    Grow {
+        lease,
+        principal: "u",
+        buckets,
+        need,
+        want,
+        expires: OffsetDateTime::now_utc() + time::Duration::hours(1),
+        existing,
+    }
+}
+
+fn charge(lease: Option<&str>, cost: i64) -> Charge {
+    Charge {
+        principal: "u".into(),
+        buckets: keys(),
+        lease: lease.map(str::to_owned),
+        cost,
+        ledger: Some(Ledger {
+            day: time::macros::date!(2026 - 12 - 07),
+            model: "claude-sonnet-4-5".into(),
+            email: Some("u@example.com".into()),
+            name: None,
+            groups: vec!["eng".into()],
+            at: OffsetDateTime::now_utc(),
+        }),
+    }
+}
+
+async fn lease_row(s: &Store, id: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT amount_micros FROM reservations WHERE id = $1")
+        .bind(id)
+        .fetch_optional(s.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_grant_beyond_the_need_is_at_most_a_quarter_of_the_headroom() {
+    let s = store().await;
+    let c = caps(100_000);
+    match s
+        .grow_lease(&grow("l1", &c, 1_000, 1_000_000, false))
+        .await
+        .unwrap()
+    {
+        Grown::Granted {
+            give,
+            amount,
+            others,
+        } => {
+            assert_eq!((give, amount), (25_000, 25_000));
+            assert_eq!(others[0].reserved, 0, "others' totals leave this lease out");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Near the cap the grant shrinks to the need; past it, nothing is granted.
+    match s
+        .grow_lease(&grow("l1", &c, 70_000, 70_000, true))
+        .await
+        .unwrap()
+    {
+        Grown::Granted { give, amount, .. } => assert_eq!((give, amount), (70_000, 95_000)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.grow_lease(&grow("l2", &c, 5_001, 5_001, false))
+            .await
+            .unwrap(),
+        Grown::Over(vec!["d:2026-12-07".into()])
+    );
+    let t = s.totals("u", &keys()).await.unwrap();
+    assert_eq!((t[0].reserved, t[1].reserved), (95_000, 95_000));
+    assert_eq!(lease_row(&s, "l2").await, None, "a refusal leaves no row");
+}
+
+#[tokio::test]
+async fn a_batch_is_written_once_and_a_returned_lease_gives_back_what_is_left() {
+    let s = store().await;
+    let c = caps(1_000_000);
+    assert!(matches!(
+        s.grow_lease(&grow("l1", &c, 10_000, 10_000, false))
+            .await
+            .unwrap(),
+        Grown::Granted { give: 10_000, .. }
+    ));
+    let batch = Batch {
+        id: "stb_1".into(),
+        charges: vec![
+            charge(Some("l1"), 1_000),
+            charge(Some("l1"), 2_000),
+            charge(None, 500),
+        ],
+        returns: Vec::new(),
+        renew_until: OffsetDateTime::now_utc() + time::Duration::hours(2),
+    };
+    s.settle_batch(&batch).await.unwrap();
+    s.settle_batch(&batch).await.unwrap();
+    let t = s.totals("u", &keys()).await.unwrap();
+    assert_eq!(
+        t[0].settled, 3_500,
+        "a batch retried under its id is applied once"
+    );
+    assert_eq!(
+        t[0].reserved, 7_000,
+        "the lease turned what was charged to it into spend"
+    );
+    assert_eq!(lease_row(&s, "l1").await, Some(7_000));
+    let (cost, requests): (i64, i64) =
+        sqlx::query_as("SELECT cost_micros, requests FROM cost_daily WHERE principal = 'u'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (cost, requests),
+        (3_500, 3),
+        "one finance row, every request counted"
+    );
+
+    let back = Batch {
+        id: "stb_2".into(),
+        charges: vec![charge(Some("l1"), 4_000)],
+        returns: vec![Return {
+            lease: "l1".into(),
+            principal: "u".into(),
+            buckets: keys(),
+        }],
+        renew_until: OffsetDateTime::now_utc(),
+    };
+    s.settle_batch(&back).await.unwrap();
+    let t = s.totals("u", &keys()).await.unwrap();
+    assert_eq!((t[0].settled, t[0].reserved), (7_500, 0));
+    assert_eq!(lease_row(&s, "l1").await, None);
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_lost_and_what_was_charged_to_it_counts_once() {
+    let s = store().await;
+    let c = caps(1_000_000);
+    let mut g = grow("l1", &c, 10_000, 10_000, false);
+    g.expires = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    assert!(matches!(
+        s.grow_lease(&g).await.unwrap(),
+        Grown::Granted { .. }
+    ));
+    assert_eq!(
+        s.expire_reservations(OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.grow_lease(&grow("l1", &c, 1_000, 1_000, true))
+            .await
+            .unwrap(),
+        Grown::Lost,
+        "the replica learns its lease is gone instead of counting on it"
+    );
+    s.settle_batch(&Batch {
+        id: "stb_late".into(),
+        charges: vec![charge(Some("l1"), 3_000)],
+        returns: vec![Return {
+            lease: "l1".into(),
+            principal: "u".into(),
+            buckets: keys(),
+        }],
+        renew_until: OffsetDateTime::now_utc(),
+    })
+    .await
+    .unwrap();
+    let t = s.totals("u", &keys()).await.unwrap();
+    assert_eq!(
+        (t[0].settled, t[0].reserved),
+        (3_000, 0),
+        "the cost is billed, and the expired lease released nothing twice"
+    );
+}
