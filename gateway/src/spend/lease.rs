@@ -8,7 +8,7 @@
 //! always did), and PostgreSQL caps it at a quarter of the headroom so replicas leave room for
 //! each other. When a request ends its cost is charged to the lease and kept with it; PostgreSQL
 //! learns of the charges when the lease is given back (a lease with nothing in flight for [`IDLE`]
-//! is), in the same batch, or every [`WRITE_EVERY`] while it stays busy.
+//! is), in the same batch, or once they are [`WRITE_EVERY`] old while it stays busy.
 //!
 //! Every total here counts since the lease opened (granted, charged), so the bookkeeping does not
 //! depend on when batches reach the store: what the lease has left is `granted − held − charged`.
@@ -21,9 +21,10 @@ use crate::store::leases::Charge;
 use crate::store::spend::{BucketCap, Totals};
 
 /// How long a lease with nothing in flight is kept before it is given back.
-pub const IDLE: Duration = Duration::from_millis(250);
-/// A busy lease's charges are written at least this often.
-pub const WRITE_EVERY: Duration = Duration::from_secs(1);
+pub const IDLE: Duration = Duration::from_millis(200);
+/// A busy lease's charges are written once they are this old. Longer than [`IDLE`] plus a look
+/// for idle leases, so the last charges of a lease going idle are written with it, in one batch.
+pub const WRITE_EVERY: Duration = Duration::from_millis(500);
 /// ...and as soon as this many are waiting.
 const WRITE_AT: usize = 1024;
 /// At most this many of a request's worst case are leased ahead of demand.
@@ -50,9 +51,8 @@ struct Lease {
     /// Per bucket, everyone else's totals at the last grant, and `charged` then.
     others: Vec<Totals>,
     charged_at_grant: i64,
-    /// Charges not yet handed to the store, and when the first of them was made.
-    unwritten: Vec<Charge>,
-    since: Option<Instant>,
+    /// Charges not yet handed to the store, oldest first, with when each was made.
+    unwritten: Vec<(Instant, Charge)>,
 }
 
 impl Lease {
@@ -71,7 +71,6 @@ impl Lease {
             others: vec![Totals::default(); buckets.len()],
             charged_at_grant: 0,
             unwritten: Vec::new(),
-            since: None,
         }
     }
 
@@ -294,24 +293,25 @@ impl Book {
         l.charged = l.charged.saturating_add(cost);
         l.last_used = now;
         if let Some(c) = charge {
-            l.since.get_or_insert(now);
-            l.unwritten.push(c);
+            l.unwritten.push((now, c));
         }
         None
     }
 
-    /// Takes the charges of busy leases that waited [`WRITE_EVERY`] or piled up.
+    /// Takes the charges of busy leases that are [`WRITE_EVERY`] old, or all of a lease's when
+    /// they piled up.
     pub fn take_due(&mut self, now: Instant) -> Vec<Charge> {
         let mut out = Vec::new();
         for l in self.open.values_mut().chain(self.retired.values_mut()) {
-            let due = l
-                .since
-                .is_some_and(|t| now.duration_since(t) >= WRITE_EVERY)
-                || l.unwritten.len() >= WRITE_AT;
-            if due {
-                out.append(&mut l.unwritten);
-                l.since = None;
-            }
+            let old = if l.unwritten.len() >= WRITE_AT {
+                l.unwritten.len()
+            } else {
+                l.unwritten
+                    .iter()
+                    .take_while(|(t, _)| now.saturating_duration_since(*t) >= WRITE_EVERY)
+                    .count()
+            };
+            out.extend(l.unwritten.drain(..old).map(|(_, c)| c));
         }
         out
     }
@@ -341,7 +341,7 @@ impl Book {
                 buckets: l.buckets.into_iter().map(|b| b.bucket).collect(),
             });
             if given.is_some() || !l.unwritten.is_empty() {
-                out.push((given, l.unwritten));
+                out.push((given, l.unwritten.into_iter().map(|(_, c)| c).collect()));
             }
         }
         out
@@ -638,20 +638,18 @@ mod tests {
             book.admit("u", &caps(Some(10_000)), 10, now, ids()),
             Step::Admitted { .. }
         ));
-        assert!(
-            book.take_due(now + WRITE_EVERY / 2).is_empty(),
-            "not due yet"
+        let soon = now + WRITE_EVERY / 2;
+        assert!(book.take_due(soon).is_empty(), "not due yet");
+        assert_eq!(
+            book.ended("u", "lse_1", 10, 20, Some(a_charge(20)), soon),
+            None
         );
         assert_eq!(
             book.take_due(now + WRITE_EVERY),
             vec![a_charge(10)],
-            "a busy lease's charges are written every second"
+            "a busy lease's charges are written once old enough; newer ones wait"
         );
-        assert_eq!(
-            book.ended("u", "lse_1", 10, 20, Some(a_charge(20)), now),
-            None
-        );
-        let back = book.take_idle(now + IDLE, false);
+        let back = book.take_idle(soon + IDLE, false);
         assert_eq!(back.len(), 1);
         assert_eq!(
             back[0].1,
