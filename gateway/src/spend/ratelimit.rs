@@ -1,11 +1,12 @@
 //! Inference rate limits (the reference has none): requests per minute, tokens per minute and
 //! streams open at once, per user and shared per policy, with a stricter per-user tier for
 //! requests that offer write-capable tools. Counters live in PostgreSQL, so every replica sees the
-//! same numbers. Requests per minute and streams are counted at admission; tokens when usage is
-//! known, so a request is refused when the minute's tokens are already spent.
+//! same numbers. Requests per minute and streams are counted at admission, every limit of a
+//! request in one statement; tokens when usage is known, so a request is refused when the minute's
+//! tokens are already spent.
 
 use serde_json::Value;
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use crate::auth::token::Identity;
 use crate::config::{PolicyRateLimits, RateLimit};
@@ -13,6 +14,7 @@ use crate::http::error::{ApiError, RateLimited};
 use crate::inference::body::RawObject;
 use crate::spend::settler::LimitsDone;
 use crate::state::AppState;
+use crate::store::slots::RateCheck;
 
 /// Tools that change files or run commands.
 pub const WRITE_TOOLS: &[&str] = &["Bash", "Edit", "MultiEdit", "Write", "NotebookEdit"];
@@ -96,16 +98,9 @@ fn refuse(state: &AppState, what: &'static str, retry_after: i64, who: &Identity
     }))
 }
 
-async fn secs_left(state: &AppState, key: &str, now: OffsetDateTime) -> i64 {
-    match state.store.kv_counter(key, now).await {
-        Ok((_, Some(exp))) => (exp - now).whole_seconds().max(1),
-        _ => 60,
-    }
-}
-
-/// Checks and counts a request, recording what it takes in `held` (the request's guard, which
-/// gives it back however the request ends, a refusal here included). A store failure admits
-/// (rate limits are a brake, not a bill).
+/// Checks and counts a request in one statement, recording what it takes in `held` (the
+/// request's guard, which gives it back however the request ends, a refusal here included). A
+/// store failure admits (rate limits are a brake, not a bill).
 #[allow(clippy::too_many_arguments)]
 pub async fn admit(
     state: &AppState,
@@ -117,53 +112,63 @@ pub async fn admit(
     request_id: &str,
     held: &mut Held,
 ) -> Result<(), ApiError> {
-    let sub = who.sub.as_str();
     let now = state.clock.now();
     let writes = offers_write_tools(body);
-    for s in scopes(policy_key, sub, limits, writes) {
+    let mut checks = Vec::new();
+    for s in scopes(policy_key, &who.sub, limits, writes) {
+        let limit = |n: u32| i64::from(n);
         if let Some(tpm) = s.limit.tokens_per_minute {
             let key = format!("rl:tpm:{}", s.key);
-            if let Ok((used, _)) = state.store.kv_counter(&key, now).await {
-                if used >= i64::try_from(tpm).unwrap_or(i64::MAX) {
-                    return Err(refuse(
-                        state,
-                        "tokens_per_minute",
-                        secs_left(state, &key, now).await,
-                        who,
-                    ));
-                }
-            }
+            checks.push(RateCheck::TokensPerMinute(
+                key.clone(),
+                i64::try_from(tpm).unwrap_or(i64::MAX),
+            ));
             held.tokens.push(key);
         }
         if let Some(rpm) = s.limit.requests_per_minute {
-            let key = format!("rl:rpm:{}", s.key);
-            if let Ok(n) = state.store.kv_window_add(&key, 1, MINUTE, now).await {
-                if n > i64::from(rpm) {
-                    return Err(refuse(
-                        state,
-                        "requests_per_minute",
-                        secs_left(state, &key, now).await,
-                        who,
-                    ));
-                }
-            }
+            checks.push(RateCheck::RequestsPerMinute(
+                format!("rl:rpm:{}", s.key),
+                limit(rpm),
+            ));
         }
         if let (Some(max), true) = (s.limit.concurrent_streams, stream) {
-            let scope = format!("rl:streams:{}", s.key);
-            let taken = state
-                .store
-                .take_stream_slot(&scope, request_id, i64::from(max), now + STREAMS_TTL, now)
-                .await;
-            match taken {
-                Ok(true) => held.slots.push((scope, request_id.to_owned())),
-                Ok(false) => {
-                    return Err(refuse(state, "concurrent_streams", 5, who));
-                }
-                Err(e) => tracing::debug!("stream slot not taken, admitting: {e}"),
-            }
+            checks.push(RateCheck::Streams(
+                format!("rl:streams:{}", s.key),
+                limit(max),
+            ));
         }
     }
-    Ok(())
+    if checks.is_empty() {
+        return Ok(());
+    }
+    let admitted = match state
+        .store
+        .rate_admit(&checks, request_id, now + STREAMS_TTL, now, MINUTE)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::debug!("rate limits not checked, admitting: {e}");
+            return Ok(());
+        }
+    };
+    held.slots.extend(
+        admitted
+            .taken
+            .into_iter()
+            .map(|scope| (scope, request_id.to_owned())),
+    );
+    match admitted.refused {
+        None => Ok(()),
+        Some((limit, retry_after)) => {
+            let what = match limit.as_str() {
+                "tokens_per_minute" => "tokens_per_minute",
+                "requests_per_minute" => "requests_per_minute",
+                _ => "concurrent_streams",
+            };
+            Err(refuse(state, what, retry_after, who))
+        }
+    }
 }
 
 #[cfg(test)]

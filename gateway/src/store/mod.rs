@@ -6,7 +6,7 @@ pub mod aws_proxy;
 mod connect;
 mod kv;
 pub mod leases;
-mod slots;
+pub mod slots;
 pub mod spend;
 mod sweeper;
 

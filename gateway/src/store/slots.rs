@@ -66,3 +66,64 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+/// One rate limit to check in [`Store::rate_admit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateCheck {
+    /// Refuse when the tokens counted in this per-minute window reach the limit.
+    TokensPerMinute(String, i64),
+    /// Count the request in this per-minute window; refuse past the limit.
+    RequestsPerMinute(String, i64),
+    /// Take a stream slot in this scope when fewer than the limit are live.
+    Streams(String, i64),
+}
+
+/// What [`Store::rate_admit`] decided.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RateAdmitted {
+    /// The limit that refused (`tokens_per_minute`, `requests_per_minute`, `concurrent_streams`)
+    /// and the seconds until it resets; `None` when admitted.
+    pub refused: Option<(String, i64)>,
+    /// The stream scopes where a slot was taken (also on a refusal, for the caller to free).
+    pub taken: Vec<String>,
+}
+
+impl Store {
+    /// Checks and counts a request's rate limits in one statement (the `rate_admit` function,
+    /// migration 0011), in the order given; the first refusal ends the check.
+    pub async fn rate_admit(
+        &self,
+        checks: &[RateCheck],
+        slot: &str,
+        slot_expires: OffsetDateTime,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> Result<RateAdmitted, StoreError> {
+        let (mut keys, mut kinds, mut limits) = (Vec::new(), Vec::new(), Vec::new());
+        for c in checks {
+            let (key, kind, limit) = match c {
+                RateCheck::TokensPerMinute(k, l) => (k, "tpm", l),
+                RateCheck::RequestsPerMinute(k, l) => (k, "rpm", l),
+                RateCheck::Streams(k, l) => (k, "streams", l),
+            };
+            keys.push(key.as_str());
+            kinds.push(kind);
+            limits.push(*limit);
+        }
+        let (refused, retry_after, taken): (Option<String>, Option<i64>, Vec<String>) =
+            sqlx::query_as("SELECT * FROM rate_admit($1, $2, $3, $4, $5, $6, $7)")
+                .bind(&keys)
+                .bind(&kinds)
+                .bind(&limits)
+                .bind(slot)
+                .bind(slot_expires)
+                .bind(now)
+                .bind(now + window)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(RateAdmitted {
+            refused: refused.map(|r| (r, retry_after.unwrap_or(60))),
+            taken,
+        })
+    }
+}
