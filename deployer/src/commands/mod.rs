@@ -4,6 +4,7 @@ mod context;
 mod deploy;
 mod destroy;
 mod keys;
+mod local;
 mod outputs;
 mod plan;
 mod preflight;
@@ -40,6 +41,7 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
         Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
         Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,
+        Command::Local(args) => local::run(&args).await,
         Command::Keys => {
             keys::run();
             Ok(())
