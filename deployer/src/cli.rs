@@ -141,9 +141,9 @@ pub struct LocalArgs {
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
     /// Your own IdP instead of the demo sign-in: its issuer URL. Its client must allow the
-    /// redirect URI http://127.0.0.1:<port>/oauth/callback (give --port).
-    /// Example: --issuer https://login.example.com
-    #[arg(long, value_name = "URL", requires = "client_id")]
+    /// redirect URI http://127.0.0.1:<port>/oauth/callback, so --port is needed too.
+    /// Example: --issuer https://login.example.com --client-id claude-local --port 8080
+    #[arg(long, value_name = "URL", requires_all = ["client_id", "port"])]
     pub issuer: Option<String>,
     /// Your IdP's client id. Example: --client-id claude-gateway-local
     #[arg(long, value_name = "ID", requires = "issuer")]

@@ -59,7 +59,11 @@ pub fn render(b: &Banner<'_>) -> String {
             }
         }
         None => {
-            let _ = writeln!(out, "Sign in with your own IdP account.");
+            let _ = writeln!(
+                out,
+                "Sign in with your own IdP account (its client must allow the redirect URI {}/oauth/callback).",
+                b.gateway
+            );
         }
     }
     let _ = writeln!(

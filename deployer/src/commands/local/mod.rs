@@ -54,6 +54,18 @@ pub async fn run(args: &LocalArgs) -> Result<()> {
     let stop = watch_signals()?;
     let env = ProcessEnv;
     let pg_bin = postgres::find_bin(&env)?;
+    // Bedrock first: without credentials there is no point starting the rest.
+    let region = args
+        .region
+        .clone()
+        .or_else(|| env.var("AWS_REGION"))
+        .or_else(|| env.var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    if !args.offline {
+        let who = aws_identity(&region).await?;
+        progress(&format!("Bedrock in {region} as {who}"));
+    }
+    check(&stop)?;
     let as_user = postgres::running_as_root().then(|| "postgres".to_owned());
 
     let dir = tempfile::Builder::new()
@@ -81,7 +93,10 @@ pub async fn run(args: &LocalArgs) -> Result<()> {
         }
     };
     let mut parts = Running::default();
-    let result = serve(args, own_idp, &dir, pg_bin, as_user, &stop, &mut parts).await;
+    let result = serve(
+        args, own_idp, &region, &dir, pg_bin, as_user, &stop, &mut parts,
+    )
+    .await;
     let down = parts.stop(&dir);
     let finished = dog.finish();
     if dir.exists() {
@@ -198,9 +213,11 @@ impl Running {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn serve(
     args: &LocalArgs,
     own_idp: Option<(String, String, String)>,
+    region: &str,
     dir: &Path,
     pg_bin: Option<PathBuf>,
     as_user: Option<String>,
@@ -218,19 +235,6 @@ async fn serve(
         None => free_port()?,
     };
     let gateway = format!("http://127.0.0.1:{port}");
-
-    // Bedrock first: without credentials there is no point starting the rest.
-    let region = args
-        .region
-        .clone()
-        .or_else(|| env.var("AWS_REGION"))
-        .or_else(|| env.var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    if !args.offline {
-        let who = aws_identity(&region).await?;
-        progress(&format!("Bedrock in {region} as {who}"));
-    }
-    check(stop)?;
 
     let pg_dir = dir.join("pg");
     let pg = tokio::task::spawn_blocking(move || Postgres::start(pg_bin, &pg_dir, as_user))
@@ -280,7 +284,7 @@ async fn serve(
         up
     } else {
         Upstream::Bedrock {
-            region: region.clone(),
+            region: region.to_owned(),
         }
     };
     let admin_key = random_hex(32)?;
@@ -363,10 +367,20 @@ async fn aws_identity(region: &str) -> Result<String> {
     let hint = "deployer local calls Bedrock with your own AWS credentials: sign in (aws sso login, aws configure, or AWS_PROFILE) with bedrock:InvokeModel* in a Region with Anthropic models (--region), or try it without AWS: deployer local --offline";
     match tokio::time::timeout(CALL_TIMEOUT, sts.get_caller_identity().send()).await {
         Ok(Ok(out)) => Ok(out.arn().unwrap_or("an unnamed identity").to_owned()),
-        Ok(Err(e)) => Err(Error::failed(format!(
-            "no usable AWS credentials ({}): {hint}",
-            aws_smithy_types::error::display::DisplayErrorContext(&e)
-        ))),
+        Ok(Err(e)) => {
+            // The full chain of causes is long: its head says what went wrong.
+            let full = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
+            let head: String = full
+                .split(" (")
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect();
+            Err(Error::failed(format!(
+                "no usable AWS credentials ({head}): {hint}"
+            )))
+        }
         Err(_) => Err(Error::failed(format!(
             "AWS did not answer within {} s: {hint}",
             CALL_TIMEOUT.as_secs()

@@ -198,7 +198,11 @@ impl Postgres {
     }
 
     /// Stops the server (fast: open sessions are ended) and waits at most 60 s for it to exit.
+    /// A server that is already gone (its pid file removed) is stopped.
     pub fn stop(&self) -> Result<()> {
+        if !self.data.join("postmaster.pid").exists() {
+            return Ok(());
+        }
         let data = self.data.display().to_string();
         self.run(
             "pg_ctl",
