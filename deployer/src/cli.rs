@@ -112,8 +112,44 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Run the whole product on this machine until Ctrl-C: a throwaway PostgreSQL, a demo
+    /// sign-in with demo users (or your IdP), the gateway with a sample policy and spend cap, and
+    /// Bedrock through your AWS credentials (or, with --offline, the bundled Bedrock double).
+    /// Prints the two lines that point Claude Code at it. Ctrl-C stops everything and removes
+    /// what it made. Needs the PostgreSQL server binaries and, for the demo sign-in, Node.js with
+    /// `npm ci --prefix gateway/tests/idp` done.
+    ///
+    /// Example: deployer local --offline
+    Local(LocalArgs),
     /// List every profile key with its default and meaning.
     ///
     /// Example: deployer keys
     Keys,
+}
+
+/// `deployer local`'s flags.
+#[derive(Debug, Clone, Args)]
+pub struct LocalArgs {
+    /// Answer from the bundled Bedrock double instead of Amazon Bedrock: no AWS account needed.
+    /// Example: --offline
+    #[arg(long)]
+    pub offline: bool,
+    /// The gateway's loopback port (default: a free one). Example: --port 8080
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// The Bedrock Region (default: AWS_REGION, else us-east-1). Example: --region eu-west-1
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Your own IdP instead of the demo sign-in: its issuer URL. Its client must allow the
+    /// redirect URI http://127.0.0.1:<port>/oauth/callback, so --port is needed too.
+    /// Example: --issuer https://login.example.com --client-id claude-local --port 8080
+    #[arg(long, value_name = "URL", requires_all = ["client_id", "port"])]
+    pub issuer: Option<String>,
+    /// Your IdP's client id. Example: --client-id claude-gateway-local
+    #[arg(long, value_name = "ID", requires = "issuer")]
+    pub client_id: Option<String>,
+    /// Your IdP's client secret (or the LOCAL_OIDC_CLIENT_SECRET variable, which other users
+    /// of the machine cannot see in the process list).
+    #[arg(long, value_name = "SECRET", requires = "issuer")]
+    pub client_secret: Option<String>,
 }

@@ -63,6 +63,33 @@ pub fn drain_window(env: &dyn Env) -> Result<Duration, BootError> {
 
 /// Boots and serves until a shutdown signal; `source` names where the config came from.
 pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), BootError> {
+    serve(loaded, source, env, Stop::Signals).await
+}
+
+/// Boots and serves until `stop` resolves, then drains as on a first SIGTERM. The process's
+/// signals are left to the caller (a program that runs the gateway among other parts and stops
+/// them all in its own order).
+pub async fn run_until<F>(
+    loaded: Loaded,
+    source: &str,
+    env: &dyn Env,
+    stop: F,
+) -> Result<(), BootError>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    serve(loaded, source, env, Stop::When(Box::pin(stop))).await
+}
+
+/// What starts the drain.
+enum Stop {
+    /// SIGTERM or SIGINT; a second one exits at once.
+    Signals,
+    /// This future resolving.
+    When(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+}
+
+async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Result<(), BootError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let audit = Audit::stdout();
     audit.emit(
@@ -140,7 +167,22 @@ pub async fn run(loaded: Loaded, source: &str, env: &dyn Env) -> Result<(), Boot
         .map(|m| m.spawn_returns(state.settler.clone(), stop_rx.clone()));
     let recorder = state.recorder.spawn(store.clone(), stop_rx);
     let shutdown = state.shutdown.clone();
-    tokio::spawn(watch_signals(shutdown.clone(), drain));
+    match stop {
+        Stop::Signals => {
+            tokio::spawn(watch_signals(shutdown.clone(), drain));
+        }
+        Stop::When(when) => {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                when.await;
+                tracing::info!(
+                    "stopping: refusing new connections; open requests get up to {} ms to finish",
+                    drain.as_millis()
+                );
+                shutdown.advance(Phase::Draining);
+            });
+        }
+    }
 
     let kept = state.clone();
     let finished = server::serve(listener, tls, http::router(state), shutdown, drain).await;

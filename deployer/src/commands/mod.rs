@@ -4,6 +4,8 @@ mod context;
 mod deploy;
 mod destroy;
 mod keys;
+#[cfg(unix)]
+mod local;
 mod outputs;
 mod plan;
 mod preflight;
@@ -40,6 +42,12 @@ pub async fn run(command: Command) -> Result<()> {
         Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
         Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
         Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,
+        #[cfg(unix)]
+        Command::Local(args) => local::run(&args).await,
+        #[cfg(not(unix))]
+        Command::Local(_) => Err(Error::usage(
+            "deployer local runs on Linux and macOS (on Windows, run it in WSL)",
+        )),
         Command::Keys => {
             keys::run();
             Ok(())

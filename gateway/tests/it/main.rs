@@ -23,6 +23,7 @@ mod device_pages;
 mod edge;
 mod faults;
 mod inference;
+mod local_stack;
 mod log_hygiene;
 mod max_tokens;
 mod mcp_e2e;

@@ -240,6 +240,27 @@ impl Idp {
         idp
     }
 
+    /// An IdP someone else started and stops (`deployer local`'s demo sign-in) at `issuer`
+    /// (`http://127.0.0.1:<port>`), to play the browser at it. Its log is not here, and it has
+    /// no client this side knows the secret of.
+    pub fn attach(issuer: &str) -> Idp {
+        let port = issuer
+            .strip_prefix("http://127.0.0.1:")
+            .and_then(|p| p.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("not a loopback issuer: {issuer}"));
+        Idp {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            port,
+            client_id: String::new(),
+            client_secret: String::new(),
+            child: None,
+            dir: tempfile::Builder::new()
+                .prefix("gw-idp-")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
     /// What the IdP logged (a line per request, errors).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("idp.log")).unwrap_or_default()

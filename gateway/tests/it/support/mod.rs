@@ -62,6 +62,26 @@ pub fn claude_aws_bin() -> std::path::PathBuf {
     bin
 }
 
+/// The `deployer` binary (for `deployer local`): `DEPLOYER_TEST_BIN` when set, else the one cargo
+/// built next to this run's gateway binary (`cargo test --workspace` builds both; alone, build it
+/// first with `cargo build -p deployer`).
+pub fn deployer_bin() -> std::path::PathBuf {
+    use claude_gateway::config::{Env, ProcessEnv};
+    let bin = ProcessEnv
+        .var("DEPLOYER_TEST_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_BIN_EXE_claude-gateway"))
+                .with_file_name(format!("deployer{}", std::env::consts::EXE_SUFFIX))
+        });
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p deployer` (or set DEPLOYER_TEST_BIN)",
+        bin.display()
+    );
+    bin
+}
+
 /// A two-worker runtime for tests that drive async fixtures from blocking code.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
