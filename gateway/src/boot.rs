@@ -164,7 +164,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     let returns = state
         .meter
         .as_ref()
-        .map(|m| m.spawn_returns(state.settler.clone(), stop_rx.clone()));
+        .map(|m| m.spawn_returns(stop_rx.clone()));
     let recorder = state.recorder.spawn(store.clone(), stop_rx);
     let shutdown = state.shutdown.clone();
     match stop {
@@ -203,7 +203,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     }
     // No request is open: every lease goes back with the last costs charged to it.
     if let Some(meter) = &kept.meter {
-        meter.return_all(&kept.settler);
+        meter.return_all();
     }
     let left = kept.settler.drain(&store, &clock, SETTLE_WINDOW).await;
     if left > 0 {

@@ -103,7 +103,6 @@ impl AppState {
             None => None,
         };
         let policies = Policies::new(&config);
-        let meter = Meter::new(&config).map(Arc::new);
         let prices = crate::spend::prices::PriceBook::new(config.pricing.as_ref());
         let relay = Arc::new(Relay::new(
             config.telemetry.as_ref(),
@@ -114,6 +113,18 @@ impl AppState {
             config.telemetry.as_ref().and_then(|t| t.export.as_ref()),
             relay.clone(),
         )?;
+        let settler = crate::spend::settler::Settler::new();
+        let meter = Meter::new(
+            &config,
+            crate::spend::admission::Parts {
+                store: store.clone(),
+                clock: clock.clone(),
+                audit: audit.clone(),
+                settler: settler.clone(),
+                blocked: otel.m.spend_blocked.clone(),
+            },
+        )
+        .map(Arc::new);
         let aws = config.aws_access.as_ref().map(|a| {
             crate::aws_access::broker::Broker::new(a, &config.session.jwt_secret.to_vec())
         });
@@ -144,7 +155,7 @@ impl AppState {
             otel,
             prices,
             meter,
-            settler: crate::spend::settler::Settler::new(),
+            settler,
             recorder: crate::aws_proxy::recorder::Recorder::new(),
             shutdown: crate::shutdown::Shutdown::new(),
             call_waiters: crate::aws_proxy::hold::Waiters::default(),

@@ -55,7 +55,7 @@ pub async fn admit(
             })
             .max_by_key(|rates| meter.book.worst_case_micros(rates, &estimate));
         if let Some(rates) = dearest {
-            let ticket = meter.admit(state, who, &rates, &estimate).await?;
+            let ticket = meter.admit(who, &rates, &estimate).await?;
             admitted.hold_ticket(ticket);
         }
     }

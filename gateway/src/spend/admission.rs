@@ -22,12 +22,14 @@ use super::prices::{PriceBook, Rates};
 use super::settler::{Job, Settler};
 use crate::auth::codes;
 use crate::auth::token::Identity;
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::http::error::{ApiError, Billing};
 use crate::inference::usage::Usage;
-use crate::state::AppState;
 use crate::store::leases::{Charge, Grow, Grown, Return};
 use crate::store::spend::{BucketCap, Ledger, MICROS_PER_CENT};
+use crate::store::Store;
+use crate::telemetry::audit::Audit;
 
 /// How long a lease outlives a gateway that died with it (every batch that charges it, and every
 /// grant, extends it).
@@ -42,6 +44,30 @@ pub struct Meter {
     limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
     touched: Mutex<std::collections::HashMap<String, Instant>>,
     leases: Arc<Mutex<Book>>,
+    store: Store,
+    clock: SharedClock,
+    audit: Audit,
+    settler: Settler,
+    blocked: opentelemetry::metrics::Counter<u64>,
+    fail_closed: bool,
+    mode: crate::config::GroupLimitMode,
+    blocked_message: Option<String>,
+    check_wait: Duration,
+}
+
+/// What metering works with, built before it.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// PostgreSQL.
+    pub store: Store,
+    /// Time.
+    pub clock: SharedClock,
+    /// The audit stream (`spend.blocked`).
+    pub audit: Audit,
+    /// Where costs and leases given back are queued.
+    pub settler: Settler,
+    /// Counts refusals, by period.
+    pub blocked: opentelemetry::metrics::Counter<u64>,
 }
 
 /// How often idle leases are looked for.
@@ -67,13 +93,22 @@ pub struct Ticket {
 
 impl Meter {
     /// Metering is on when the config has an `admin` block.
-    pub fn new(cfg: &Config) -> Option<Self> {
-        cfg.admin.as_ref()?;
+    pub fn new(cfg: &Config, parts: Parts) -> Option<Self> {
+        let admin = cfg.admin.as_ref()?;
         Some(Self {
             book: PriceBook::new(cfg.pricing.as_ref()),
             limits: Mutex::new(None),
             touched: Mutex::new(std::collections::HashMap::new()),
             leases: Arc::new(Mutex::new(Book::default())),
+            store: parts.store,
+            clock: parts.clock,
+            audit: parts.audit,
+            settler: parts.settler,
+            blocked: parts.blocked,
+            fail_closed: cfg.enforcement.fail_closed_on_error,
+            mode: admin.group_limit_mode,
+            blocked_message: admin.blocked_message.clone(),
+            check_wait: Duration::from_millis(cfg.timeouts.spend_check_ms),
         })
     }
 
@@ -84,7 +119,7 @@ impl Meter {
         }
     }
 
-    async fn limits(&self, state: &AppState) -> Result<Arc<Vec<Limit>>, Miss> {
+    async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
         if let Ok(l) = self.limits.lock() {
             if let Some((at, v)) = l.as_ref() {
                 if at.elapsed() < LIMITS_TTL {
@@ -92,10 +127,10 @@ impl Meter {
                 }
             }
         }
-        let rows = match tokio::time::timeout(check_wait(state), state.store.limits()).await {
+        let rows = match tokio::time::timeout(self.check_wait, self.store.limits()).await {
             Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => return Err(miss(state, Some(&e)).await),
-            Err(_) => return Err(miss(state, None).await),
+            Ok(Err(e)) => return Err(miss(&self.store, Some(&e)).await),
+            Err(_) => return Err(miss(&self.store, None).await),
         };
         let parsed: Vec<Limit> = caps::from_rows(rows);
         let v = Arc::new(parsed);
@@ -106,7 +141,7 @@ impl Meter {
     }
 
     /// Records who the principal is (for admin views), at most every 15 minutes, off the hot path.
-    fn touch(&self, state: &AppState, who: &Identity) {
+    fn touch(&self, who: &Identity) {
         let due = self.touched.lock().map(|mut t| {
             let fresh = t.get(&who.sub).is_some_and(|at| at.elapsed() < TOUCH_EVERY);
             if !fresh {
@@ -118,11 +153,10 @@ impl Meter {
             !fresh
         });
         if due.unwrap_or(false) {
-            let (state, who) = (state.clone(), who.clone());
+            let (store, clock, who) = (self.store.clone(), self.clock.clone(), who.clone());
             tokio::spawn(async move {
-                let now = state.clock.now();
-                let _ = state
-                    .store
+                let now = clock.now();
+                let _ = store
                     .touch_principal(
                         &who.sub,
                         who.email.as_deref(),
@@ -138,13 +172,12 @@ impl Meter {
     /// Admits a request, or refuses it with `429 billing_error`.
     pub async fn admit(
         &self,
-        state: &AppState,
         who: &Identity,
         rates: &Rates,
         estimate: &crate::spend::estimate::Estimate,
     ) -> Result<Ticket, ApiError> {
-        self.touch(state, who);
-        let now = state.clock.now();
+        self.touch(who);
+        let now = self.clock.now();
         let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
         let mut ticket = Ticket {
             hold: None,
@@ -154,18 +187,12 @@ impl Meter {
             who: who.clone(),
             headers: HeaderMap::new(),
         };
-        let fail_closed = state.config.enforcement.fail_closed_on_error;
-        let limits = match self.limits(state).await {
+        let fail_closed = self.fail_closed;
+        let limits = match self.limits().await {
             Ok(l) => l,
             Err(miss) => return missed(miss, fail_closed, "spend limits", ticket),
         };
-        let mode = state
-            .config
-            .admin
-            .as_ref()
-            .map(|a| a.group_limit_mode)
-            .unwrap_or_default();
-        let effective = caps::effective(&limits, &who.sub, &who.groups, mode);
+        let effective = caps::effective(&limits, &who.sub, &who.groups, self.mode);
         if effective.iter().all(|e| e.amount_cents.is_none()) {
             return Ok(ticket);
         }
@@ -216,7 +243,7 @@ impl Meter {
                 existing,
                 worst,
             };
-            match self.grow(state, ask).await {
+            match self.grow(ask).await {
                 Ok(Some(before)) => {
                     ticket.headers = usage_headers(&bucket_caps, &before.1, now, false);
                     ticket.hold = Some((before.0, worst));
@@ -225,16 +252,7 @@ impl Meter {
                 Ok(None) => continue,
                 Err(Grew::Over(over)) => {
                     return Err(self
-                        .refuse(
-                            state,
-                            who,
-                            &buckets,
-                            &bucket_caps,
-                            &effective,
-                            &over,
-                            worst,
-                            now,
-                        )
+                        .refuse(who, &buckets, &bucket_caps, &effective, &over, worst, now)
                         .await)
                 }
                 Err(Grew::Miss(miss)) => return missed(miss, fail_closed, "spend lease", ticket),
@@ -258,17 +276,16 @@ impl Meter {
     /// orphaned until it expires.
     async fn grow(
         &self,
-        state: &AppState,
         ask: Ask,
     ) -> Result<Option<(String, Vec<crate::store::spend::Totals>)>, Grew> {
         let abandoned = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::oneshot::channel();
-        let expires = state.clock.now() + RESERVATION_TTL;
+        let expires = self.clock.now() + RESERVATION_TTL;
         {
             let (store, book, settler, abandoned) = (
-                state.store.clone(),
+                self.store.clone(),
                 self.leases.clone(),
-                state.settler.clone(),
+                self.settler.clone(),
                 abandoned.clone(),
             );
             let ask = ask.clone();
@@ -328,7 +345,7 @@ impl Meter {
                 let _ = tx.send(answer);
             });
         }
-        let answer = match tokio::time::timeout(check_wait(state), &mut rx).await {
+        let answer = match tokio::time::timeout(self.check_wait, &mut rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => return Err(Grew::Miss(Miss::Outage("the lease task failed".into()))),
             Err(_) => {
@@ -344,14 +361,14 @@ impl Meter {
                 };
                 match taken {
                     Some(answer) => answer,
-                    None => return Err(Grew::Miss(miss(state, None).await)),
+                    None => return Err(Grew::Miss(miss(&self.store, None).await)),
                 }
             }
         };
         match answer {
             Ok(admitted) => Ok(admitted),
             Err(Answer::Over(over)) => Err(Grew::Over(over)),
-            Err(Answer::Failed(e)) => Err(Grew::Miss(miss(state, Some(&e)).await)),
+            Err(Answer::Failed(e)) => Err(Grew::Miss(miss(&self.store, Some(&e)).await)),
         }
     }
 
@@ -360,7 +377,6 @@ impl Meter {
     #[allow(clippy::too_many_arguments)]
     async fn refuse(
         &self,
-        state: &AppState,
         who: &Identity,
         buckets: &[String],
         bucket_caps: &[BucketCap],
@@ -380,7 +396,7 @@ impl Meter {
             .copied()
             .max_by_key(|p| p.reset(now))
             .unwrap_or(Period::Monthly);
-        let totals = state
+        let totals = self
             .store
             .totals(&who.sub, buckets)
             .await
@@ -389,12 +405,9 @@ impl Meter {
         let cap = bucket_caps.get(i).and_then(|b| b.cap_micros).unwrap_or(0);
         let spent = totals.get(i).map(|t| t.settled + t.reserved).unwrap_or(0);
         let source = effective.iter().find(|e| e.period == period);
-        state
-            .otel
-            .m
-            .spend_blocked
+        self.blocked
             .add(1, &[KeyValue::new("period", period.as_str())]);
-        state.audit.emit(
+        self.audit.emit(
             "spend.blocked",
             now,
             json!({"sub": who.sub, "email": who.email, "groups": who.groups, "cause": "over_limit", "period": period.as_str(),
@@ -402,7 +415,7 @@ impl Meter {
                    "scope": source.map(|s| match s.source { Scope::User(_) => "user", Scope::Group(_) => "rbac_group", Scope::Organization => "organization" }),
                    "spent_micros": spent, "worst_case_micros": worst}),
         );
-        blocked(state, period, now, spent, cap)
+        blocked(self.blocked_message.as_deref(), period, now, spent, cap)
     }
 
     /// Ends a ticket whose request was served at `upstream` as `provider_model` and used
@@ -465,10 +478,9 @@ impl Meter {
     /// Gives back, every [`RETURN_EVERY`], the leases idle for [`super::lease::IDLE`], until `stop`.
     pub fn spawn_returns(
         &self,
-        settler: Settler,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
-        let book = self.leases.clone();
+        let (book, settler) = (self.leases.clone(), self.settler.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RETURN_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -482,8 +494,8 @@ impl Meter {
     }
 
     /// Gives back every lease (at shutdown, once no request is open).
-    pub fn return_all(&self, settler: &Settler) {
-        give_back(&self.leases, settler, true);
+    pub fn return_all(&self) {
+        give_back(&self.leases, &self.settler, true);
     }
 }
 
@@ -574,24 +586,19 @@ fn late(
 /// How long the reachability probe of a spend check that got no answer may take.
 const PROBE_WITHIN: Duration = Duration::from_secs(1);
 
-/// How long a spend check may wait for the store (`timeouts.spend_check_ms`).
-fn check_wait(state: &AppState) -> Duration {
-    Duration::from_millis(state.config.timeouts.spend_check_ms)
-}
-
 fn busy() -> ApiError {
     ApiError::Overloaded("the gateway is busy checking spend limits; retry shortly")
 }
 
 /// Why a spend check got no answer; probes the database only when the error does not say.
-async fn miss(state: &AppState, err: Option<&crate::store::StoreError>) -> Miss {
+async fn miss(store: &Store, err: Option<&crate::store::StoreError>) -> Miss {
     let needs_probe = matches!(
         err,
         None | Some(crate::store::StoreError::Unavailable(
             sqlx::Error::PoolTimedOut
         ))
     );
-    let reachable = needs_probe && state.store.reachable(PROBE_WITHIN).await;
+    let reachable = needs_probe && store.reachable(PROBE_WITHIN).await;
     classify(err, reachable)
 }
 
@@ -618,7 +625,7 @@ fn missed(miss: Miss, fail_closed: bool, what: &str, ticket: Ticket) -> Result<T
 
 /// The refusal, with the reference's headers and message.
 fn blocked(
-    state: &AppState,
+    extra: Option<&str>,
     period: Period,
     now: OffsetDateTime,
     spent: i64,
@@ -635,12 +642,7 @@ fn blocked(
         "spend limit reached ({}; resets {when} UTC)",
         period.as_str()
     );
-    if let Some(extra) = state
-        .config
-        .admin
-        .as_ref()
-        .and_then(|a| a.blocked_message.as_deref())
-    {
+    if let Some(extra) = extra {
         message.push_str(" — ");
         message.push_str(extra);
     }
