@@ -193,11 +193,18 @@ fn planned_image(plan: &Plan, account: Option<&str>) -> String {
         Image::Uri(u) => u.clone(),
         Image::Build { repository } => {
             let platform = image::platform(&p.cpu_architecture);
+            // Offline, the tag is known only when the Dockerfile pins every base image by
+            // digest; otherwise the digests are resolved when the image is built.
             let tag = std::env::current_dir()
                 .ok()
                 .and_then(|d| image::find_source_dir(&d))
-                .and_then(|root| image::content_tag(&root, platform).ok())
-                .unwrap_or_else(|| "<content tag of the build inputs>".into());
+                .and_then(|root| {
+                    let bases = image::written_pins(&root)?;
+                    image::content_tag(&root, platform, &bases).ok()
+                })
+                .unwrap_or_else(|| {
+                    "<content tag of the build inputs and the base images' digests>".into()
+                });
             format!(
                 "{}.dkr.ecr.{}.amazonaws.com/{repository}:{tag}",
                 account.unwrap_or("<account>"),
