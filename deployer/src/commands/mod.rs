@@ -24,7 +24,15 @@ pub async fn run(command: Command) -> Result<()> {
             common,
             live,
             show_config,
-        } => plan::run(&Plan::load(&common)?, live, show_config).await,
+            parameters_json,
+        } => {
+            let plan = Plan::load(&common)?;
+            if parameters_json {
+                plan::parameters_json(&plan)
+            } else {
+                plan::run(&plan, live, show_config).await
+            }
+        }
         Command::DeployAll { common } => deploy::all(&Plan::load(&common)?).await,
         Command::Deploy { stack, common } => {
             let kind = StackKind::from_slug(&stack).ok_or_else(|| {

@@ -4,11 +4,11 @@
 
 use super::context::Context;
 use crate::aws::{cfn, changeset};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image;
 use crate::params::{self, Inputs, Outputs};
 use crate::plan::Plan;
-use crate::profile::{CertMode, Image, Profile, Telemetry};
+use crate::profile::{self, CertMode, Image, Profile, Telemetry};
 use crate::stacks::INLINE_TEMPLATE_LIMIT;
 
 /// Runs the plan.
@@ -135,6 +135,25 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
     if !live {
         println!("\n(offline plan; run with --live and AWS credentials to see CloudFormation change sets)");
     }
+    Ok(())
+}
+
+/// `plan --parameters-json`: every stack's parameters as `{"<template file>": [{"ParameterKey",
+/// "ParameterValue"}, ...]}`, computed offline with stand-ins for other stacks' outputs.
+pub fn parameters_json(plan: &Plan) -> Result<()> {
+    let rendered = plan.render(&plan.planned_identity())?;
+    let mut doc = serde_json::Map::new();
+    for (kind, template, values) in profile::stand_in_parameters(&plan.profile, &rendered) {
+        let values = values.map_err(|e| Error::usage(format!("{kind} stack: {e}")))?;
+        let list: Vec<serde_json::Value> = values
+            .into_iter()
+            .map(|(k, v)| serde_json::json!({"ParameterKey": k, "ParameterValue": v}))
+            .collect();
+        doc.insert(template.file.to_owned(), list.into());
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(doc))
+        .map_err(|e| Error::failed(format!("cannot print the parameters: {e}")))?;
+    println!("{text}");
     Ok(())
 }
 
