@@ -55,18 +55,18 @@ pub fn check(p: &Profile, r: &mut Reader) {
     }
 }
 
+/// A stack, its template, and its parameters (or why they cannot be computed).
+pub type StackParameters = (
+    StackKind,
+    stacks::Template,
+    Result<Vec<(String, String)>, String>,
+);
+
 /// Every stack of `p` with its template and the parameters a deployment gives it (or why they
 /// cannot be computed), with `config` as the rendered gateway config and values of the right form
 /// standing in for what earlier stacks, the registry and ACM would give. What the linters check
 /// each profile with (`deployer plan --parameters-json`).
-pub fn stand_in_parameters(
-    p: &Profile,
-    config: &Rendered,
-) -> Vec<(
-    StackKind,
-    stacks::Template,
-    Result<Vec<(String, String)>, String>,
-)> {
+pub fn stand_in_parameters(p: &Profile, config: &Rendered) -> Vec<StackParameters> {
     let outputs = stand_in_outputs(p);
     let image_uri = match &p.image {
         Image::Uri(u) => u.clone(),
