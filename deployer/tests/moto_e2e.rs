@@ -594,6 +594,19 @@ async fn full_cycle(
         );
     }
     assert!(out.contains("preflight"), "{out}");
+    // Quotas and service-linked roles, answered by moto's EC2 and IAM.
+    assert!(
+        out.contains("ok  Elastic IPs: ") && out.contains(" of 5 allocated"),
+        "{out}"
+    );
+    assert!(out.contains("ok  VPCs: "), "{out}");
+    assert!(
+        out.contains("service-linked role AWSServiceRoleForECS does not exist yet")
+            && out.contains(
+                "aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com"
+            ),
+        "{out}"
+    );
     if !moto.env.is_empty() {
         let size = std::fs::metadata(repo_root().join("cfn/gateway.yaml"))
             .unwrap()
@@ -625,6 +638,11 @@ async fn full_cycle(
 
     let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "second deploy-all:\n{out}");
+    // The deployment's own VPC and addresses are usage now, not new needs.
+    assert!(
+        !out.contains("VPCs: ") && !out.contains("Elastic IPs: "),
+        "{out}"
+    );
     for stack in stacks {
         assert!(
             out.contains(&format!("{stack}: no changes")),

@@ -4,6 +4,7 @@ mod context;
 mod deploy;
 mod destroy;
 mod keys;
+mod limits;
 mod outputs;
 mod plan;
 mod preflight;
