@@ -46,6 +46,11 @@ pub enum Command {
         /// Print the rendered gateway config (compact JSON) too. Example: --show-config
         #[arg(long)]
         show_config: bool,
+        /// Print only every stack's parameters, as JSON keyed by template file, in the form
+        /// `cfn-lint --parameter-files` and `aws cloudformation` read; values the earlier stacks
+        /// would give stand in with the right form. Offline. Example: --parameters-json
+        #[arg(long, conflicts_with_all = ["live", "show_config"])]
+        parameters_json: bool,
     },
     /// Preflight, build or find the image, then deploy every stack of the profile in order.
     ///

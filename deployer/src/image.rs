@@ -3,9 +3,15 @@
 //!
 //! The tag is `src-` and the first 20 hex digits of a SHA-256 over everything the Docker build
 //! reads (the Dockerfile and every source its build stage copies in, read from its `COPY` lines,
-//! minus what `.dockerignore` leaves out) and the target platform. Equal inputs give the
-//! same tag on any machine, so a re-run finds the tag in ECR and pushes nothing; any change gives a
-//! new tag, which an immutable repository accepts.
+//! minus what `.dockerignore` leaves out), the target platform and the base images' digests.
+//! Equal inputs give the same tag on any machine, so a re-run finds the tag in ECR and pushes
+//! nothing; any change, a base image that moved under its tag included, gives a new tag, which an
+//! immutable repository accepts.
+//!
+//! The base images are the Dockerfile's `ARG <NAME>_IMAGE=<reference>` lines before its first
+//! `FROM`. A reference already pinned (`name:tag@sha256:...`) is used as written; otherwise its tag
+//! is resolved to a digest with `docker buildx imagetools inspect` when the image is built, and the
+//! pinned reference is passed to the build as that argument.
 
 use std::path::{Path, PathBuf};
 
@@ -57,10 +63,165 @@ pub fn platform(cpu_architecture: &str) -> &'static str {
     }
 }
 
-/// The content tag of the build inputs under `root` for `platform`.
-pub fn content_tag(root: &Path, platform: &str) -> Result<String> {
-    let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))
-        .map_err(|e| Error::failed(format!("cannot read the Dockerfile: {e}")))?;
+/// A base image of the Dockerfile: the build argument that names it and its reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// The `ARG` name, e.g. `BUILDER_IMAGE`.
+    pub arg: String,
+    /// The reference: `name:tag` as the Dockerfile gives it, or `name:tag@sha256:<hex>` pinned.
+    pub reference: String,
+}
+
+impl BaseImage {
+    /// The `sha256:<hex>` digest when the reference is pinned.
+    pub fn digest(&self) -> Option<&str> {
+        let (_, digest) = self.reference.rsplit_once('@')?;
+        is_digest(digest).then_some(digest)
+    }
+}
+
+/// The base images: `ARG <NAME>_IMAGE=<reference>` lines before the first `FROM`.
+pub fn base_images(dockerfile: &str) -> Vec<BaseImage> {
+    let mut out = Vec::new();
+    for line in dockerfile.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if first.eq_ignore_ascii_case("FROM") {
+            break;
+        }
+        if !first.eq_ignore_ascii_case("ARG") {
+            continue;
+        }
+        if let Some((arg, value)) = words.next().and_then(|w| w.split_once('=')) {
+            if arg.ends_with("_IMAGE") && !value.is_empty() {
+                out.push(BaseImage {
+                    arg: arg.to_owned(),
+                    reference: value.trim_matches('"').to_owned(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `sha256:` and 64 lowercase hex digits.
+fn is_digest(s: &str) -> bool {
+    s.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The digest in `docker buildx imagetools inspect --format '{{.Manifest.Digest}}'` output.
+fn parse_digest(output: &str) -> Option<String> {
+    let d = output.trim();
+    is_digest(d).then(|| d.to_owned())
+}
+
+/// The environment variable that pins a base image for the deployer: `DEPLOYER_` and the `ARG`
+/// name, e.g. `DEPLOYER_RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot@sha256:<digest>`.
+pub fn pin_var(arg: &str) -> String {
+    format!("DEPLOYER_{arg}")
+}
+
+/// The Dockerfile's base images with the pins set in the environment (`lookup` reads a
+/// variable) in place of what the Dockerfile gives; a pin must carry a digest.
+pub fn with_pins(
+    bases: Vec<BaseImage>,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<BaseImage>> {
+    bases
+        .into_iter()
+        .map(|base| match lookup(&pin_var(&base.arg)) {
+            None => Ok(base),
+            Some(reference) => {
+                let pinned = BaseImage {
+                    arg: base.arg,
+                    reference: reference.trim().to_owned(),
+                };
+                if pinned.digest().is_some() {
+                    Ok(pinned)
+                } else {
+                    Err(Error::usage(format!(
+                        "{} must name the image by digest (name:tag@sha256:<64 hex digits>), not {:?}",
+                        pin_var(&pinned.arg),
+                        pinned.reference
+                    )))
+                }
+            }
+        })
+        .collect()
+}
+
+fn declared_bases(root: &Path) -> Result<Vec<BaseImage>> {
+    with_pins(base_images(&read_dockerfile(root)?), |k| {
+        use claude_gateway::config::Env;
+        claude_gateway::config::ProcessEnv
+            .var(k)
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// The base images of the Dockerfile under `root`, each pinned: as the environment or the
+/// Dockerfile pins it, otherwise its tag resolved to the registry's current digest (needs
+/// `docker` and the network).
+pub async fn pinned_base_images(root: &Path) -> Result<Vec<BaseImage>> {
+    let mut out = Vec::new();
+    for base in declared_bases(root)? {
+        if base.digest().is_some() {
+            out.push(base);
+            continue;
+        }
+        let output = tokio::process::Command::new("docker")
+            .args([
+                "buildx",
+                "imagetools",
+                "inspect",
+                "--format",
+                "{{.Manifest.Digest}}",
+                &base.reference,
+            ])
+            .output()
+            .await
+            .map_err(|e| Error::failed(format!("cannot run docker ({e}); install Docker, or set GATEWAY_IMAGE to an image you pushed yourself")))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let digest = match parse_digest(&text) {
+            Some(d) if output.status.success() => d,
+            _ => {
+                return Err(Error::failed(format!(
+                    "cannot resolve base image {} ({}) to a digest with `docker buildx imagetools inspect`: {}; \
+                     pin it: set {}={}@sha256:<digest>, or write that in the Dockerfile's ARG {}",
+                    base.reference,
+                    base.arg,
+                    String::from_utf8_lossy(&output.stderr).trim(),
+                    pin_var(&base.arg),
+                    base.reference,
+                    base.arg
+                )))
+            }
+        };
+        out.push(BaseImage {
+            reference: format!("{}@{digest}", base.reference),
+            arg: base.arg,
+        });
+    }
+    Ok(out)
+}
+
+/// The base images as the environment and the Dockerfile under `root` pin them, when every one
+/// is (the content tag can then be known without `docker`); `None` when a tag is left to resolve.
+pub fn written_pins(root: &Path) -> Option<Vec<BaseImage>> {
+    let bases = declared_bases(root).ok()?;
+    bases.iter().all(|b| b.digest().is_some()).then_some(bases)
+}
+
+fn read_dockerfile(root: &Path) -> Result<String> {
+    std::fs::read_to_string(root.join("Dockerfile"))
+        .map_err(|e| Error::failed(format!("cannot read the Dockerfile: {e}")))
+}
+
+/// The content tag of the build inputs under `root` for `platform`, built on `bases` (pinned).
+pub fn content_tag(root: &Path, platform: &str, bases: &[BaseImage]) -> Result<String> {
+    let dockerfile = read_dockerfile(root)?;
     let mut files = Vec::new();
     for input in inputs(&dockerfile) {
         collect(root, &root.join(input), &mut files)?;
@@ -69,6 +230,12 @@ pub fn content_tag(root: &Path, platform: &str) -> Result<String> {
     let mut ctx = Context::new(&SHA256);
     ctx.update(platform.as_bytes());
     ctx.update(b"\0");
+    for base in bases {
+        ctx.update(base.arg.as_bytes());
+        ctx.update(b"=");
+        ctx.update(base.reference.as_bytes());
+        ctx.update(b"\0");
+    }
     for rel in &files {
         let bytes = std::fs::read(root.join(rel))
             .map_err(|e| Error::failed(format!("cannot read {rel}: {e}")))?;
@@ -105,23 +272,28 @@ fn collect(root: &Path, path: &Path, out: &mut Vec<String>) -> Result<()> {
 
 /// Builds the image from `root` for `platform` and pushes it as `uri`, logging in to the registry
 /// with `password` (user `AWS`). Uses the `docker` command.
-pub async fn build_and_push(root: &Path, uri: &str, platform: &str, password: &str) -> Result<()> {
+/// `bases` are passed as build arguments, so the build uses exactly the digests the tag covers.
+pub async fn build_and_push(
+    root: &Path,
+    uri: &str,
+    platform: &str,
+    bases: &[BaseImage],
+    password: &str,
+) -> Result<()> {
     let registry = uri.split('/').next().unwrap_or_default();
     let tag = uri.rsplit(':').next().unwrap_or_default();
-    run_docker(
-        &[
-            "build",
-            "--platform",
-            platform,
-            "--build-arg",
-            &format!("REVISION={tag}"),
-            "-t",
-            uri,
-            &root.to_string_lossy(),
-        ],
-        None,
-    )
-    .await?;
+    let root_arg = root.to_string_lossy();
+    let revision = format!("REVISION={tag}");
+    let base_args: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{}={}", b.arg, b.reference))
+        .collect();
+    let mut args = vec!["build", "--platform", platform, "--build-arg", &revision];
+    for a in &base_args {
+        args.extend(["--build-arg", a.as_str()]);
+    }
+    args.extend(["-t", uri, &root_arg]);
+    run_docker(&args, None).await?;
     run_docker(
         &["login", "--username", "AWS", "--password-stdin", registry],
         Some(password),
@@ -175,18 +347,100 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("gateway/target")).unwrap();
         std::fs::write(dir.path().join("gateway/Cargo.toml"), "[package]").unwrap();
         std::fs::write(dir.path().join("gateway/target/junk"), "ignored").unwrap();
-        let a = content_tag(dir.path(), "linux/amd64").unwrap();
-        assert_eq!(a, content_tag(dir.path(), "linux/amd64").unwrap());
+        let a = content_tag(dir.path(), "linux/amd64", &[]).unwrap();
+        assert_eq!(a, content_tag(dir.path(), "linux/amd64", &[]).unwrap());
         assert!(a.starts_with("src-") && a.len() == 24);
         std::fs::write(dir.path().join("gateway/target/junk"), "still ignored").unwrap();
-        assert_eq!(a, content_tag(dir.path(), "linux/amd64").unwrap());
-        assert_ne!(a, content_tag(dir.path(), "linux/arm64").unwrap());
+        assert_eq!(a, content_tag(dir.path(), "linux/amd64", &[]).unwrap());
+        assert_ne!(a, content_tag(dir.path(), "linux/arm64", &[]).unwrap());
         std::fs::write(dir.path().join("gateway/Cargo.toml"), "[package] ").unwrap();
-        assert_ne!(a, content_tag(dir.path(), "linux/amd64").unwrap());
+        assert_ne!(a, content_tag(dir.path(), "linux/amd64", &[]).unwrap());
         assert_eq!(
             find_source_dir(&dir.path().join("gateway")).unwrap(),
             dir.path()
         );
+    }
+
+    #[test]
+    fn tag_follows_the_base_image_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\n").unwrap();
+        let base = |hex: char| BaseImage {
+            arg: "RUNTIME_IMAGE".into(),
+            reference: format!(
+                "distroless/cc:nonroot@sha256:{}",
+                hex.to_string().repeat(64)
+            ),
+        };
+        let a = content_tag(dir.path(), "linux/amd64", &[base('a')]).unwrap();
+        assert_eq!(
+            a,
+            content_tag(dir.path(), "linux/amd64", &[base('a')]).unwrap()
+        );
+        assert_ne!(
+            a,
+            content_tag(dir.path(), "linux/amd64", &[base('b')]).unwrap()
+        );
+        assert_ne!(a, content_tag(dir.path(), "linux/amd64", &[]).unwrap());
+    }
+
+    #[test]
+    fn base_images_come_from_the_args_before_the_first_from() {
+        let pinned = format!("rust:1.95@sha256:{}", "0".repeat(64));
+        let d = format!("# c\nARG RUST=1\nARG BUILDER_IMAGE={pinned}\nARG RUNTIME_IMAGE=\"cc:nonroot\"\nFROM ${{BUILDER_IMAGE}}\nARG LATE_IMAGE=x\n");
+        let bases = base_images(&d);
+        assert_eq!(bases.len(), 2, "{bases:?}");
+        assert_eq!(bases[0].arg, "BUILDER_IMAGE");
+        assert_eq!(bases[0].digest(), Some(&pinned[10..]));
+        assert_eq!(bases[1].reference, "cc:nonroot");
+        assert_eq!(bases[1].digest(), None);
+        // The repository's own Dockerfile names its bases this way.
+        let ours = include_str!("../../Dockerfile");
+        let args: Vec<String> = base_images(ours).into_iter().map(|b| b.arg).collect();
+        assert_eq!(args, ["BUILDER_IMAGE", "RUNTIME_IMAGE"]);
+        for arg in &args {
+            assert!(
+                ours.contains(&format!("FROM ${{{arg}}}")),
+                "{arg} names no FROM"
+            );
+        }
+    }
+
+    #[test]
+    fn a_pin_in_the_environment_replaces_the_dockerfile_and_needs_a_digest() {
+        let bases = base_images("ARG BUILDER_IMAGE=rust:1\nARG RUNTIME_IMAGE=cc:nonroot\nFROM x\n");
+        let pin = format!("cc:nonroot@sha256:{}", "f".repeat(64));
+        let got = with_pins(bases.clone(), |k| {
+            (k == "DEPLOYER_RUNTIME_IMAGE").then(|| pin.clone())
+        })
+        .unwrap();
+        assert_eq!(got[0], bases[0]);
+        assert_eq!(got[1].reference, pin);
+        let err = with_pins(bases, |k| {
+            (k == "DEPLOYER_BUILDER_IMAGE").then(|| "rust:1.96".to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("DEPLOYER_BUILDER_IMAGE must name the image by digest"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_a_full_sha256_digest_is_accepted_from_docker() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(
+            parse_digest(&format!("sha256:{hex}\n")),
+            Some(format!("sha256:{hex}"))
+        );
+        assert_eq!(parse_digest(""), None);
+        assert_eq!(parse_digest(&format!("sha256:{}", &hex[1..])), None);
+        assert_eq!(
+            parse_digest(&format!("sha256:{}", hex.to_uppercase())),
+            None
+        );
+        assert_eq!(parse_digest("error: not found"), None);
     }
 
     #[test]

@@ -69,12 +69,32 @@ fn repo_root() -> PathBuf {
 }
 
 /// Runs the deployer against moto; returns (exit code, stdout + stderr).
+/// The base images pinned in the environment (no registry is reachable here): placeholder
+/// digests, which the deployer takes as given and hashes into the content tag.
+static BASE_PINS: std::sync::LazyLock<Vec<(&'static str, String)>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            (
+                "DEPLOYER_BUILDER_IMAGE",
+                format!("rust:1.95-bookworm@sha256:{}", "1".repeat(64)),
+            ),
+            (
+                "DEPLOYER_RUNTIME_IMAGE",
+                format!(
+                    "gcr.io/distroless/cc-debian12:nonroot@sha256:{}",
+                    "2".repeat(64)
+                ),
+            ),
+        ]
+    });
+
 fn deployer(moto: &Moto, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_deployer"))
         .args(args)
         .current_dir(repo_root())
         .env("DEPLOYER_AWS_ENDPOINT_URL", &moto.url)
         .env("DEPLOYER_POLL_MS", "20")
+        .envs(BASE_PINS.iter().map(|(k, v)| (*k, v.as_str())))
         .envs(moto.env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -132,7 +152,15 @@ async fn seed(moto: &Moto) -> (String, String) {
         .send()
         .await
         .unwrap();
-    let tag = deployer::image::content_tag(&repo_root(), "linux/amd64").unwrap();
+    let dockerfile = std::fs::read_to_string(repo_root().join("Dockerfile")).unwrap();
+    let bases = deployer::image::with_pins(deployer::image::base_images(&dockerfile), |k| {
+        BASE_PINS
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let tag = deployer::image::content_tag(&repo_root(), "linux/amd64", &bases).unwrap();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -566,6 +594,19 @@ async fn full_cycle(
         );
     }
     assert!(out.contains("preflight"), "{out}");
+    // Quotas and service-linked roles, answered by moto's EC2 and IAM.
+    assert!(
+        out.contains("ok  Elastic IPs: ") && out.contains(" of 5 allocated"),
+        "{out}"
+    );
+    assert!(out.contains("ok  VPCs: "), "{out}");
+    assert!(
+        out.contains("service-linked role AWSServiceRoleForECS does not exist yet")
+            && out.contains(
+                "aws iam create-service-linked-role --aws-service-name ecs.amazonaws.com"
+            ),
+        "{out}"
+    );
     if !moto.env.is_empty() {
         let size = std::fs::metadata(repo_root().join("cfn/gateway.yaml"))
             .unwrap()
@@ -597,6 +638,11 @@ async fn full_cycle(
 
     let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "second deploy-all:\n{out}");
+    // The deployment's own VPC and addresses are usage now, not new needs.
+    assert!(
+        !out.contains("VPCs: ") && !out.contains("Elastic IPs: "),
+        "{out}"
+    );
     for stack in stacks {
         assert!(
             out.contains(&format!("{stack}: no changes")),
@@ -656,6 +702,12 @@ async fn full_cycle(
     assert!(
         order.windows(2).all(|w| w[0] < w[1]),
         "destroy must run in reverse order:\n{out}"
+    );
+    // The gateway's log group (the audit trail) is kept, and destroy says how to delete it.
+    assert!(
+        out.contains("Kept: log group /claude-gateway/claude-gateway-gateway/gateway-")
+            && out.contains("aws logs delete-log-group"),
+        "{out}"
     );
 
     let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);

@@ -138,3 +138,65 @@ fn plan_shows_agent_access_and_the_roles_it_derives() {
         "{out}"
     );
 }
+
+/// `plan --parameters-json` prints, offline and alone on stdout, every stack's parameters in the
+/// `[{"ParameterKey","ParameterValue"}]` form, with the rendered gateway config and no
+/// placeholder left for another stack's outputs; scripts/lint-infra runs cfn-lint on each.
+#[test]
+fn parameters_json_gives_every_stack_its_parameters_for_every_shipped_profile() {
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("env") {
+            continue;
+        }
+        let profile = format!("config/{}", path.file_name().unwrap().to_str().unwrap());
+        let (code, out, err) = deployer(&["plan", "--profile", &profile, "--parameters-json"]);
+        assert_eq!(code, 0, "{profile}: {err}\n{out}");
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let stacks = doc.as_object().unwrap();
+        assert!(stacks.contains_key("gateway.yaml"), "{profile}: {out}");
+        assert!(
+            stacks.contains_key("observability.yaml"),
+            "{profile}: {out}"
+        );
+        for (template, params) in stacks {
+            let body = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../cfn/{template}")),
+            )
+            .unwrap();
+            for p in params.as_array().unwrap() {
+                let key = p["ParameterKey"].as_str().unwrap();
+                let value = p["ParameterValue"].as_str().unwrap();
+                assert!(
+                    body.contains(&format!("\n  {key}:\n")),
+                    "{profile}: {template} declares no parameter {key}"
+                );
+                assert!(
+                    !(value.starts_with('<') && value.ends_with('>')),
+                    "{profile}: {template} {key} is a placeholder: {value}"
+                );
+            }
+        }
+        let gateway = stacks["gateway.yaml"].as_array().unwrap();
+        let config = gateway
+            .iter()
+            .find(|p| p["ParameterKey"] == "GatewayConfigPart1")
+            .unwrap();
+        assert!(
+            config["ParameterValue"]
+                .as_str()
+                .unwrap()
+                .contains("public_url"),
+            "{profile}: the gateway config is the rendered one: {config}"
+        );
+    }
+    let (code, _, err) = deployer(&[
+        "plan",
+        "--profile",
+        "config/selfsigned-fallback.env",
+        "--parameters-json",
+        "--live",
+    ]);
+    assert_eq!(code, 2, "--parameters-json is offline only: {err}");
+}

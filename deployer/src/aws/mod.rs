@@ -15,6 +15,7 @@ pub mod changeset;
 pub mod ecr;
 pub mod ecs;
 pub mod progress;
+pub mod query;
 pub mod recovery;
 pub mod route53;
 pub mod s3;
@@ -74,6 +75,8 @@ pub struct Aws {
     pub inline_limit: usize,
     /// How long one stack operation is followed before the deployer stops waiting.
     pub follow_timeout: Duration,
+    /// The credentials, for the calls signed by [`query`].
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Aws {
@@ -122,6 +125,7 @@ impl Aws {
             endpoint,
             inline_limit,
             follow_timeout,
+            credentials: conf.credentials_provider(),
         }
     }
 }

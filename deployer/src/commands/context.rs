@@ -104,7 +104,11 @@ impl<'a> Context<'a> {
                     Error::usage("GATEWAY_IMAGE is empty, so the image is built from source, but no repository checkout (Dockerfile, gateway/) is above the current directory; run from the checkout or set GATEWAY_IMAGE")
                 })?;
                 let platform = image::platform(&p.cpu_architecture);
-                let tag = image::content_tag(&root, platform)?;
+                let bases = image::pinned_base_images(&root).await?;
+                for b in &bases {
+                    println!("  image: base {} = {}", b.arg, b.reference);
+                }
+                let tag = image::content_tag(&root, platform, &bases)?;
                 let repo_uri = aws::ecr::ensure_repository(&self.aws, repository).await?;
                 let uri = format!("{repo_uri}:{tag}");
                 match aws::ecr::tag_digest(&self.aws, repository, &tag).await? {
@@ -114,7 +118,7 @@ impl<'a> Context<'a> {
                     None => {
                         println!("  image: building {uri} for {platform}");
                         let password = aws::ecr::login_password(&self.aws).await?;
-                        image::build_and_push(&root, &uri, platform, &password).await?;
+                        image::build_and_push(&root, &uri, platform, &bases, &password).await?;
                     }
                 }
                 uri

@@ -30,7 +30,14 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     let mut cx = Context::connect(plan).await?;
     let kinds = existing(&cx, plan).await?;
     let names: Vec<String> = kinds.iter().map(|k| plan.stack_name(*k)).collect();
-    if let Some(gw) = cfn::describe(&cx.aws, &plan.stack_name(StackKind::Gateway)).await? {
+    let gateway = cfn::describe(&cx.aws, &plan.stack_name(StackKind::Gateway)).await?;
+    let audit = gateway.as_ref().and_then(|gw| {
+        Some(KeptLogGroup {
+            name: gw.outputs.get("GatewayLogGroupName")?.clone(),
+            retention_days: gw.parameters.get("LogRetentionDays").cloned(),
+        })
+    });
+    if let Some(gw) = &gateway {
         if gw
             .parameters
             .get("DBDeletionProtection")
@@ -46,7 +53,7 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     }
     if !yes {
         println!(
-            "This deletes {} (the database leaves a final snapshot; a Cognito pool is retained).",
+            "This deletes {} (the database leaves a final snapshot; a Cognito pool and the gateway's audit log group are retained).",
             names.join(", ")
         );
         println!(
@@ -80,5 +87,49 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     }
     plan.state.save(&cx.state)?;
     println!("destroyed {}. Kept: the private CA and VPN files in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
+    if let Some(kept) = &audit {
+        println!("{}", kept.describe(&cx.aws.region));
+    }
     Ok(())
+}
+
+/// The gateway's log group, which the stack keeps on delete (DeletionPolicy Retain): the audit
+/// trail and the per-request cost in it outlive the deployment.
+struct KeptLogGroup {
+    name: String,
+    retention_days: Option<String>,
+}
+
+impl KeptLogGroup {
+    /// What destroy left behind and how to delete it.
+    fn describe(&self, region: &str) -> String {
+        let expiry = match &self.retention_days {
+            Some(days) => format!("its events expire {days} days after they were written"),
+            None => "its events expire after the stack's LogRetentionDays".to_owned(),
+        };
+        format!(
+            "Kept: log group {name} (the gateway's audit events and their cost_usd; {expiry}; storage is billed until then). \
+             Export what finance needs, then delete it with:\n  aws logs delete-log-group --region {region} --log-group-name {name}",
+            name = self.name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_kept_log_group_and_how_to_delete_it() {
+        let kept = KeptLogGroup {
+            name: "/claude-gateway/gw-gateway/gateway-1a2b3c4d".into(),
+            retention_days: Some("365".into()),
+        };
+        let text = kept.describe("eu-west-1");
+        assert!(text.contains("Kept: log group /claude-gateway/gw-gateway/gateway-1a2b3c4d"));
+        assert!(text.contains("expire 365 days after"));
+        assert!(text.contains(
+            "aws logs delete-log-group --region eu-west-1 --log-group-name /claude-gateway/gw-gateway/gateway-1a2b3c4d"
+        ));
+    }
 }

@@ -4,6 +4,7 @@ mod context;
 mod deploy;
 mod destroy;
 mod keys;
+mod limits;
 #[cfg(unix)]
 mod local;
 mod outputs;
@@ -26,7 +27,15 @@ pub async fn run(command: Command) -> Result<()> {
             common,
             live,
             show_config,
-        } => plan::run(&Plan::load(&common)?, live, show_config).await,
+            parameters_json,
+        } => {
+            let plan = Plan::load(&common)?;
+            if parameters_json {
+                plan::parameters_json(&plan)
+            } else {
+                plan::run(&plan, live, show_config).await
+            }
+        }
         Command::DeployAll { common } => deploy::all(&Plan::load(&common)?).await,
         Command::Deploy { stack, common } => {
             let kind = StackKind::from_slug(&stack).ok_or_else(|| {

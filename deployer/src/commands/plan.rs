@@ -4,11 +4,11 @@
 
 use super::context::Context;
 use crate::aws::{cfn, changeset};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::image;
 use crate::params::{self, Inputs, Outputs};
 use crate::plan::Plan;
-use crate::profile::{CertMode, Image, Profile, Telemetry};
+use crate::profile::{self, CertMode, Image, Profile, Telemetry};
 use crate::stacks::INLINE_TEMPLATE_LIMIT;
 
 /// Runs the plan.
@@ -138,6 +138,25 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
     Ok(())
 }
 
+/// `plan --parameters-json`: every stack's parameters as `{"<template file>": [{"ParameterKey",
+/// "ParameterValue"}, ...]}`, computed offline with stand-ins for other stacks' outputs.
+pub fn parameters_json(plan: &Plan) -> Result<()> {
+    let rendered = plan.render(&plan.planned_identity())?;
+    let mut doc = serde_json::Map::new();
+    for (kind, template, values) in profile::stand_in_parameters(&plan.profile, &rendered) {
+        let values = values.map_err(|e| Error::usage(format!("{kind} stack: {e}")))?;
+        let list: Vec<serde_json::Value> = values
+            .into_iter()
+            .map(|(k, v)| serde_json::json!({"ParameterKey": k, "ParameterValue": v}))
+            .collect();
+        doc.insert(template.file.to_owned(), list.into());
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(doc))
+        .map_err(|e| Error::failed(format!("cannot print the parameters: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
 /// Parameters whose deployed value differs from the planned one (the config parts as one).
 fn print_param_diff(
     deployed: &std::collections::BTreeMap<String, String>,
@@ -193,11 +212,18 @@ fn planned_image(plan: &Plan, account: Option<&str>) -> String {
         Image::Uri(u) => u.clone(),
         Image::Build { repository } => {
             let platform = image::platform(&p.cpu_architecture);
+            // Offline, the tag is known only when the Dockerfile pins every base image by
+            // digest; otherwise the digests are resolved when the image is built.
             let tag = std::env::current_dir()
                 .ok()
                 .and_then(|d| image::find_source_dir(&d))
-                .and_then(|root| image::content_tag(&root, platform).ok())
-                .unwrap_or_else(|| "<content tag of the build inputs>".into());
+                .and_then(|root| {
+                    let bases = image::written_pins(&root)?;
+                    image::content_tag(&root, platform, &bases).ok()
+                })
+                .unwrap_or_else(|| {
+                    "<content tag of the build inputs and the base images' digests>".into()
+                });
             format!(
                 "{}.dkr.ecr.{}.amazonaws.com/{repository}:{tag}",
                 account.unwrap_or("<account>"),

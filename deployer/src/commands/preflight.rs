@@ -2,10 +2,11 @@
 //! (Credentials were checked when the context connected; profile values were checked offline.)
 
 use super::context::Context;
-use crate::aws;
+use super::limits;
+use crate::aws::{self, cfn};
 use crate::error::{Error, Result};
 use crate::profile::{host_in_zone, CertMode, Idp, Telemetry};
-use crate::stacks;
+use crate::stacks::{self, StackKind};
 
 /// Runs the checks, printing each; fails on the first that cannot pass.
 pub async fn run(cx: &Context<'_>) -> Result<()> {
@@ -79,6 +80,28 @@ pub async fn run(cx: &Context<'_>) -> Result<()> {
             vpn.client_cidr,
             p.network.cidr()
         );
+    }
+    let exists = |kind| async move {
+        cfn::describe(&cx.aws, &cx.plan.stack_name(kind))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.status != "DELETE_COMPLETE")
+    };
+    let needs = limits::needs(
+        p,
+        exists(StackKind::Gateway).await,
+        exists(StackKind::Vpn).await,
+    );
+    let found = limits::facts(&cx.aws, &needs).await;
+    let checked = limits::lines(&needs, &found, &cx.aws.region);
+    for line in &checked {
+        println!("{}", line.render());
+    }
+    if checked.iter().any(|l| l.level == limits::Level::Fail) {
+        return Err(Error::failed(
+            "an account quota is too low for this deployment (see FAIL above); nothing was deployed",
+        ));
     }
     if p.bedrock_access_check {
         let mut models = p.all_models();

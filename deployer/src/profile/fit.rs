@@ -17,39 +17,16 @@ const ACCOUNT: &str = "123456789012";
 /// Records, in `r`, each parameter value of `p` its template refuses; keys already reported are
 /// left alone.
 pub fn check(p: &Profile, r: &mut Reader) {
-    let outputs = stand_in_outputs(p);
     let config = Rendered {
         text: "{}".to_owned(),
         sha256: String::new(),
         parts: ["{}".to_owned(), String::new(), String::new(), String::new()],
     };
-    let image_uri = match &p.image {
-        Image::Uri(u) => u.clone(),
-        Image::Build { repository } => format!(
-            "{ACCOUNT}.dkr.ecr.{}.amazonaws.com/{repository}:src-0123456789ab",
-            p.region
-        ),
-    };
-    let certificate = format!(
-        "arn:aws:acm:{}:{ACCOUNT}:certificate/00000000-0000-4000-8000-000000000000",
-        p.region
-    );
-    let inputs = Inputs {
-        outputs: &outputs,
-        planning: false,
-        image_uri,
-        config: &config,
-        gateway_certificate_arn: Some(certificate.clone()),
-        vpn_certificate_arn: Some(certificate),
-    };
-    for kind in stacks::stacks_of(p) {
-        let Some(template) = stacks::template(kind, p) else {
-            continue;
-        };
-        let values = match params::parameters(kind, p, &inputs) {
+    for (kind, template, values) in stand_in_parameters(p, &config) {
+        let values = match values {
             Ok(v) => v,
             Err(e) => {
-                r.err(&format!("{kind} stack"), e.to_string());
+                r.err(&format!("{kind} stack"), e);
                 continue;
             }
         };
@@ -76,6 +53,48 @@ pub fn check(p: &Profile, r: &mut Reader) {
             Err(e) => r.err(&format!("{kind} stack"), e),
         }
     }
+}
+
+/// A stack, its template, and its parameters (or why they cannot be computed).
+pub type StackParameters = (
+    StackKind,
+    stacks::Template,
+    Result<Vec<(String, String)>, String>,
+);
+
+/// Every stack of `p` with its template and the parameters a deployment gives it (or why they
+/// cannot be computed), with `config` as the rendered gateway config and values of the right form
+/// standing in for what earlier stacks, the registry and ACM would give. What the linters check
+/// each profile with (`deployer plan --parameters-json`).
+pub fn stand_in_parameters(p: &Profile, config: &Rendered) -> Vec<StackParameters> {
+    let outputs = stand_in_outputs(p);
+    let image_uri = match &p.image {
+        Image::Uri(u) => u.clone(),
+        Image::Build { repository } => format!(
+            "{ACCOUNT}.dkr.ecr.{}.amazonaws.com/{repository}:src-0123456789ab",
+            p.region
+        ),
+    };
+    let certificate = format!(
+        "arn:aws:acm:{}:{ACCOUNT}:certificate/00000000-0000-4000-8000-000000000000",
+        p.region
+    );
+    let inputs = Inputs {
+        outputs: &outputs,
+        planning: false,
+        image_uri,
+        config,
+        gateway_certificate_arn: Some(certificate.clone()),
+        vpn_certificate_arn: Some(certificate),
+    };
+    stacks::stacks_of(p)
+        .into_iter()
+        .filter_map(|kind| {
+            let template = stacks::template(kind, p)?;
+            let values = params::parameters(kind, p, &inputs).map_err(|e| e.to_string());
+            Some((kind, template, values))
+        })
+        .collect()
 }
 
 /// Records `problem` with the profile key parameter `name` comes from, unless that key already

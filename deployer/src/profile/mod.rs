@@ -6,6 +6,7 @@
 
 pub mod envfile;
 mod fit;
+pub use fit::{stand_in_parameters, StackParameters};
 pub mod keys;
 mod model;
 mod parse;
