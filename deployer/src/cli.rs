@@ -47,12 +47,18 @@ pub enum Command {
         #[arg(long)]
         show_config: bool,
     },
-    /// Preflight, build or find the image, then deploy every stack of the profile in order.
+    /// Preflight, build or find the image, then deploy every stack of the profile in order. Stacks
+    /// of the deployment the profile no longer has (a collector or VPN turned off) are deleted
+    /// afterwards once confirmed: at a terminal by typing the deployment name, elsewhere with --yes
+    /// (without it they are kept, and named).
     ///
     /// Example: deployer deploy-all --profile config/managed-newcognito-collector-vpn.env
     DeployAll {
         #[command(flatten)]
         common: Common,
+        /// Delete the stacks the profile no longer has without asking. Example: --yes
+        #[arg(long)]
+        yes: bool,
     },
     /// Deploy one stack (identity, gateway, collector, observability or vpn), reading the outputs of
     /// the stacks it depends on.

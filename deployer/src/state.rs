@@ -1,6 +1,10 @@
 //! The local state directory of a deployment: the CA and certificates the deployer made, the
 //! ARNs it imported them under, the VPN profiles it wrote and the last outputs it saw. It holds
 //! private keys: keep it like any other secret (files are written with mode 0600).
+//!
+//! The account holds the deployment's copy of that state ([`Shared`], in one Secrets Manager
+//! secret found by the deployment's name, see [`crate::aws::statestore`]); the directory is the
+//! working copy of this machine, replaced by the account's whenever the two differ.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// What the deployer remembers between runs.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     /// ACM ARN of the gateway certificate imported in self-signed mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +94,142 @@ impl StateDir {
     }
 }
 
+/// What the account keeps for a deployment: the remembered state and the key material (the CA,
+/// server and VPN client certificates and their keys), by path inside the state directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shared {
+    /// The layout's version.
+    #[serde(default)]
+    pub version: u32,
+    /// The remembered ARNs, image, config fingerprint and outputs.
+    #[serde(default)]
+    pub state: State,
+    /// Certificates and keys, by path (`pki/ca.pem`, `vpn/developer1.key`, ...).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+impl Shared {
+    /// The layout written today.
+    pub const VERSION: u32 = 1;
+
+    /// Whether it holds nothing worth keeping.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+            && self.state.gateway_certificate_arn.is_none()
+            && self.state.vpn_certificate_arn.is_none()
+            && self.state.image_uri.is_none()
+            && self.state.outputs.is_empty()
+    }
+
+    /// What differs between `self` and `other`, named for the operator (file paths, state fields).
+    pub fn differences(&self, other: &Shared) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .files
+            .keys()
+            .chain(other.files.keys())
+            .filter(|k| self.files.get(*k) != other.files.get(*k))
+            .cloned()
+            .collect();
+        out.dedup();
+        out.sort();
+        out.dedup();
+        let (a, b) = (&self.state, &other.state);
+        if a.gateway_certificate_arn != b.gateway_certificate_arn {
+            out.push("gateway certificate ARN".into());
+        }
+        if a.vpn_certificate_arn != b.vpn_certificate_arn {
+            out.push("VPN certificate ARN".into());
+        }
+        if a.image_uri != b.image_uri || a.config_sha256 != b.config_sha256 {
+            out.push("last deployed image and config".into());
+        }
+        if a.outputs != b.outputs {
+            out.push("stack outputs".into());
+        }
+        out
+    }
+}
+
+/// The folders whose certificates and keys the account keeps, and the endings kept.
+const KEPT: [(&str, &[&str]); 2] = [("pki", &[".pem", ".key"]), ("vpn", &[".crt", ".key"])];
+/// At most this many files are kept (a CA, two servers and the VPN clients).
+const MAX_FILES: usize = 400;
+
+impl StateDir {
+    /// The certificates and keys of the directory the account keeps, by path.
+    pub fn kept_files(&self) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (dir, endings) in KEPT {
+            let Ok(entries) = std::fs::read_dir(self.path(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !endings.iter().any(|e| name.ends_with(e)) {
+                    continue;
+                }
+                let rel = format!("{dir}/{name}");
+                if let Some(text) = self.read(&rel) {
+                    out.insert(rel, text);
+                }
+                if out.len() > MAX_FILES {
+                    return Err(Error::failed(format!(
+                        "{} holds more than {MAX_FILES} certificates and keys; remove the ones no longer used",
+                        self.root.display()
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The directory's state and key material, as the account would keep it.
+    pub fn snapshot(&self) -> Result<Shared> {
+        Ok(Shared {
+            version: Shared::VERSION,
+            state: self.load()?,
+            files: self.kept_files()?,
+        })
+    }
+
+    /// Makes the directory hold `shared`: its files written, kept files it does not have
+    /// removed, and its state saved.
+    pub fn apply(&self, shared: &Shared) -> Result<()> {
+        if let Some(rel) = shared.files.keys().find(|rel| !is_kept_path(rel)) {
+            return Err(Error::failed(format!(
+                "the deployment's state names a file {rel:?} outside pki/ and vpn/"
+            )));
+        }
+        for rel in self.kept_files()?.keys() {
+            if !shared.files.contains_key(rel) {
+                let path = self.path(rel);
+                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            }
+        }
+        for (rel, text) in &shared.files {
+            if self.read(rel).as_deref() != Some(text.as_str()) {
+                self.write(rel, text)?;
+            }
+        }
+        self.save(&shared.state)
+    }
+}
+
+/// Whether `rel` is a path [`StateDir::kept_files`] could have produced (so a damaged or hostile
+/// copy cannot write elsewhere).
+fn is_kept_path(rel: &str) -> bool {
+    let Some((dir, name)) = rel.split_once('/') else {
+        return false;
+    };
+    KEPT.iter()
+        .any(|(d, endings)| *d == dir && endings.iter().any(|e| name.ends_with(e)))
+        && !name.is_empty()
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.starts_with('.')
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::failed(format!("cannot write {}: {e}", path.display()))
 }
@@ -110,4 +250,53 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_accounts_copy_replaces_the_directorys_and_stays_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = StateDir::new(Some(dir.path()), "acme");
+        st.write("pki/ca.pem", "local ca").unwrap();
+        st.write("pki/old.key", "stale").unwrap();
+        st.write("vpn/dev.ovpn", "derived, not kept").unwrap();
+        let mut shared = Shared::default();
+        shared
+            .files
+            .insert("pki/ca.pem".into(), "account ca".into());
+        shared.files.insert("vpn/dev.crt".into(), "client".into());
+        shared.state.vpn_certificate_arn = Some("arn:aws:acm:x".into());
+        let before = st.snapshot().unwrap();
+        assert_eq!(
+            before.differences(&shared),
+            [
+                "pki/ca.pem",
+                "pki/old.key",
+                "vpn/dev.crt",
+                "VPN certificate ARN"
+            ]
+        );
+        st.apply(&shared).unwrap();
+        let after = st.snapshot().unwrap();
+        assert_eq!(after.files, shared.files);
+        assert_eq!(after.state, shared.state);
+        assert!(after.differences(&shared).is_empty());
+        assert!(st.read("vpn/dev.ovpn").is_some());
+
+        for bad in [
+            "../x.pem",
+            "pki/../../x.pem",
+            "etc/passwd",
+            "pki/",
+            "pki/.hidden.key",
+        ] {
+            let mut hostile = Shared::default();
+            hostile.files.insert(bad.into(), "x".into());
+            assert!(st.apply(&hostile).is_err(), "{bad}");
+        }
+    }
 }

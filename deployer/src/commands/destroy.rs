@@ -1,6 +1,7 @@
 //! `deployer destroy`: deletes every stack of the deployment in reverse order (those of the
-//! profile, and any a profile change left behind), then the certificates the deployer imported.
-//! Asks for the deployment name unless `--yes`.
+//! profile, and any a profile change left behind), then the certificates the deployer imported,
+//! the session secrets it made, and last the deployment's state in the account. Asks for the
+//! deployment name unless `--yes`.
 
 use std::io::BufRead;
 
@@ -79,6 +80,11 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
         }
     }
     plan.state.save(&cx.state)?;
-    println!("destroyed {}. Kept: the private CA and VPN files in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
+    // Last: the state is what finds everything above when a run is interrupted and repeated.
+    let secret = crate::aws::statestore::name(&plan.profile.deployment);
+    if crate::aws::statestore::delete(&cx.aws, &plan.profile.deployment).await? {
+        println!("  state: deleted Secrets Manager secret {secret} (no recovery window: the name can be used again at once)");
+    }
+    println!("destroyed {}. Kept: a copy of the private CA and VPN files on this machine in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
     Ok(())
 }

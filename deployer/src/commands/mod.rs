@@ -4,6 +4,7 @@ mod context;
 mod deploy;
 mod destroy;
 mod keys;
+mod orphans;
 mod outputs;
 mod plan;
 mod preflight;
@@ -25,7 +26,7 @@ pub async fn run(command: Command) -> Result<()> {
             live,
             show_config,
         } => plan::run(&Plan::load(&common)?, live, show_config).await,
-        Command::DeployAll { common } => deploy::all(&Plan::load(&common)?).await,
+        Command::DeployAll { common, yes } => deploy::all(&Plan::load(&common)?, yes).await,
         Command::Deploy { stack, common } => {
             let kind = StackKind::from_slug(&stack).ok_or_else(|| {
                 Error::usage(format!("unknown stack {stack:?}: use identity, gateway, collector, observability or vpn"))
