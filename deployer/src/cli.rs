@@ -90,6 +90,18 @@ pub enum Command {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
         within_days: i64,
     },
+    /// Rotate the secret that signs sessions without signing anyone out: make a new secret and
+    /// deploy the gateway with it signing and the old one still verifying; after SESSION_TTL_HOURS,
+    /// run again with --finish to drop the old one.
+    ///
+    /// Example: deployer rotate-jwt --profile config/byo-oidc-notelemetry.env
+    RotateJwt {
+        #[command(flatten)]
+        common: Common,
+        /// Drop the previous secret once its sessions have expired. Example: --finish
+        #[arg(long)]
+        finish: bool,
+    },
     /// Print every stack's outputs.
     ///
     /// Example: deployer outputs --profile config/byo-oidc-notelemetry.env --json

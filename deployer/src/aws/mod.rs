@@ -19,6 +19,7 @@ pub mod recovery;
 pub mod route53;
 pub mod s3;
 pub mod secrets;
+pub mod session_secret;
 pub mod statestore;
 pub mod sts;
 

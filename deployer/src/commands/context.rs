@@ -309,8 +309,22 @@ impl<'a> Context<'a> {
 
     /// Deploys one stack and records its outputs.
     pub async fn deploy(&mut self, kind: StackKind) -> Result<cfn::Deployed> {
+        self.deploy_with(kind, &[]).await
+    }
+
+    /// Deploys one stack with `extra` parameters besides the profile's (each replacing one of the
+    /// same name), and records its outputs.
+    pub async fn deploy_with(
+        &mut self,
+        kind: StackKind,
+        extra: &[(&str, &str)],
+    ) -> Result<cfn::Deployed> {
         let name = self.plan.stack_name(kind);
-        let params = self.parameters(kind).await?;
+        let mut params = self.parameters(kind).await?;
+        for (k, v) in extra {
+            params.retain(|(p, _)| p != k);
+            params.push(((*k).to_owned(), (*v).to_owned()));
+        }
         let source = self.template_source(kind).await?;
         let result = cfn::deploy(
             &self.aws,

@@ -6,7 +6,7 @@
 use std::io::BufRead;
 
 use super::context::Context;
-use crate::aws::{acm, cfn};
+use crate::aws::{acm, cfn, session_secret};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::stacks::{StackKind, ORDER};
@@ -31,7 +31,14 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     let mut cx = Context::connect(plan).await?;
     let kinds = existing(&cx, plan).await?;
     let names: Vec<String> = kinds.iter().map(|k| plan.stack_name(*k)).collect();
+    let mut session_secrets = Vec::new();
     if let Some(gw) = cfn::describe(&cx.aws, &plan.stack_name(StackKind::Gateway)).await? {
+        session_secrets = [super::rotate::SIGNING, super::rotate::PREVIOUS]
+            .iter()
+            .filter_map(|k| gw.parameters.get(*k))
+            .filter(|arn| session_secret::made_by_deployer(&plan.profile.deployment, arn))
+            .cloned()
+            .collect();
         if gw
             .parameters
             .get("DBDeletionProtection")
@@ -78,6 +85,10 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
             Ok(()) => println!("  pki: deleted imported certificate {arn}"),
             Err(e) => println!("  pki: {e} (delete it later in the ACM console)"),
         }
+    }
+    for arn in &session_secrets {
+        session_secret::delete(&cx.aws, arn, true).await?;
+        println!("  session: deleted the session secret {arn}");
     }
     plan.state.save(&cx.state)?;
     // Last: the state is what finds everything above when a run is interrupted and repeated.

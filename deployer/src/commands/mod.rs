@@ -9,6 +9,7 @@ mod outputs;
 mod plan;
 mod preflight;
 mod renew;
+mod rotate;
 mod status;
 mod summary;
 mod verify;
@@ -38,6 +39,7 @@ pub async fn run(command: Command) -> Result<()> {
             common,
             within_days,
         } => renew::run(&Plan::load(&common)?, within_days).await,
+        Command::RotateJwt { common, finish } => rotate::run(&Plan::load(&common)?, finish).await,
         Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
         Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
         Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,
