@@ -24,8 +24,9 @@ pub struct Common {
     /// The env profile to use, e.g. config/byo-oidc-notelemetry.env.
     #[arg(long, short = 'p', value_name = "FILE")]
     pub profile: PathBuf,
-    /// Directory for local state (CA, VPN profiles, last outputs); default .deployer/<DEPLOYMENT_NAME>.
-    /// Example: --state-dir ~/secure/claude-gateway
+    /// This machine's copy of the deployment's state (CA, certificates, VPN profiles, last
+    /// outputs), whose reference copy is the Secrets Manager secret <DEPLOYMENT_NAME>-deployer-state
+    /// in the account; default .deployer/<DEPLOYMENT_NAME>. Example: --state-dir ~/secure/claude-gateway
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
