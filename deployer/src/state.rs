@@ -94,8 +94,11 @@ impl StateDir {
     }
 }
 
-/// What the account keeps for a deployment: the remembered state and the key material (the CA,
-/// server and VPN client certificates and their keys), by path inside the state directory.
+/// What the account keeps for a deployment: the remembered state and the key material under
+/// `pki/` (the CA, the server certificates and their keys), by path inside the state directory.
+/// VPN client certificates stay with the machine that issued them: one per developer would not
+/// fit a secret, and another machine issues its own from the same CA, which the endpoint accepts
+/// as well.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shared {
     /// The layout's version.
@@ -104,7 +107,7 @@ pub struct Shared {
     /// The remembered ARNs, image, config fingerprint and outputs.
     #[serde(default)]
     pub state: State,
-    /// Certificates and keys, by path (`pki/ca.pem`, `vpn/developer1.key`, ...).
+    /// Certificates and keys, by path (`pki/ca.pem`, `pki/vpn-server.key`, ...).
     #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
@@ -152,9 +155,9 @@ impl Shared {
 }
 
 /// The folders whose certificates and keys the account keeps, and the endings kept.
-const KEPT: [(&str, &[&str]); 2] = [("pki", &[".pem", ".key"]), ("vpn", &[".crt", ".key"])];
-/// At most this many files are kept (a CA, two servers and the VPN clients).
-const MAX_FILES: usize = 400;
+const KEPT: [(&str, &[&str]); 1] = [("pki", &[".pem", ".key"])];
+/// At most this many files are kept (a CA and two servers, each a certificate and a key).
+const MAX_FILES: usize = 16;
 
 impl StateDir {
     /// The certificates and keys of the directory the account keeps, by path.
@@ -198,7 +201,7 @@ impl StateDir {
     pub fn apply(&self, shared: &Shared) -> Result<()> {
         if let Some(rel) = shared.files.keys().find(|rel| !is_kept_path(rel)) {
             return Err(Error::failed(format!(
-                "the deployment's state names a file {rel:?} outside pki/ and vpn/"
+                "the deployment's state names a file {rel:?} outside pki/"
             )));
         }
         for rel in self.kept_files()?.keys() {
@@ -264,11 +267,15 @@ mod tests {
         st.write("pki/ca.pem", "local ca").unwrap();
         st.write("pki/old.key", "stale").unwrap();
         st.write("vpn/dev.ovpn", "derived, not kept").unwrap();
+        st.write("vpn/dev.key", "this machine's client key, not kept")
+            .unwrap();
         let mut shared = Shared::default();
         shared
             .files
             .insert("pki/ca.pem".into(), "account ca".into());
-        shared.files.insert("vpn/dev.crt".into(), "client".into());
+        shared
+            .files
+            .insert("pki/vpn-server.pem".into(), "server".into());
         shared.state.vpn_certificate_arn = Some("arn:aws:acm:x".into());
         let before = st.snapshot().unwrap();
         assert_eq!(
@@ -276,7 +283,7 @@ mod tests {
             [
                 "pki/ca.pem",
                 "pki/old.key",
-                "vpn/dev.crt",
+                "pki/vpn-server.pem",
                 "VPN certificate ARN"
             ]
         );
@@ -285,7 +292,7 @@ mod tests {
         assert_eq!(after.files, shared.files);
         assert_eq!(after.state, shared.state);
         assert!(after.differences(&shared).is_empty());
-        assert!(st.read("vpn/dev.ovpn").is_some());
+        assert!(st.read("vpn/dev.ovpn").is_some() && st.read("vpn/dev.key").is_some());
 
         for bad in [
             "../x.pem",
@@ -293,6 +300,7 @@ mod tests {
             "etc/passwd",
             "pki/",
             "pki/.hidden.key",
+            "vpn/dev.key",
         ] {
             let mut hostile = Shared::default();
             hostile.files.insert(bad.into(), "x".into());

@@ -58,7 +58,7 @@ fn text(deployment: &str, shared: &Shared) -> Result<String> {
         .map_err(|e| Error::failed(format!("cannot write the state: {e}")))?;
     if text.len() > MAX_BYTES {
         return Err(Error::failed(format!(
-            "the state of {deployment} is {} bytes, over Secrets Manager's {MAX_BYTES}: fewer VPN clients (VPN_CLIENTS) would fit",
+            "the state of {deployment} is {} bytes, over Secrets Manager's {MAX_BYTES}",
             text.len()
         )));
     }

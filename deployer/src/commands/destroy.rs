@@ -54,8 +54,9 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     }
     if !yes {
         println!(
-            "This deletes {} (the database leaves a final snapshot; a Cognito pool is retained).",
-            names.join(", ")
+            "This deletes {} (the database leaves a final snapshot; a Cognito pool is retained), the certificates the deployer imported, and the deployment's state in the account ({}).",
+            names.join(", "),
+            crate::aws::statestore::name(&plan.profile.deployment)
         );
         println!(
             "Type the deployment name ({}) to continue:",
