@@ -125,6 +125,40 @@ impl Shared {
             && self.state.outputs.is_empty()
     }
 
+    /// The account's copy `account` over this machine's `self`: where both have a file or a
+    /// value, the account's wins; what only this machine has is kept (the deployer never removes
+    /// a key from the account, so it is one the account has not received yet, such as the CA of
+    /// a deployment made before its state moved to the account).
+    pub fn under(&self, account: &Shared) -> Shared {
+        let mut files = self.files.clone();
+        files.extend(account.files.clone());
+        let (mine, theirs) = (&self.state, &account.state);
+        let theirs_or_mine =
+            |a: &Option<String>, b: &Option<String>| a.clone().or_else(|| b.clone());
+        let outputs = if theirs.outputs.is_empty() {
+            mine.outputs.clone()
+        } else {
+            theirs.outputs.clone()
+        };
+        Shared {
+            version: Self::VERSION,
+            state: State {
+                gateway_certificate_arn: theirs_or_mine(
+                    &theirs.gateway_certificate_arn,
+                    &mine.gateway_certificate_arn,
+                ),
+                vpn_certificate_arn: theirs_or_mine(
+                    &theirs.vpn_certificate_arn,
+                    &mine.vpn_certificate_arn,
+                ),
+                image_uri: theirs_or_mine(&theirs.image_uri, &mine.image_uri),
+                config_sha256: theirs_or_mine(&theirs.config_sha256, &mine.config_sha256),
+                outputs,
+            },
+            files,
+        }
+    }
+
     /// What differs between `self` and `other`, named for the operator (file paths, state fields).
     pub fn differences(&self, other: &Shared) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -196,19 +230,13 @@ impl StateDir {
         })
     }
 
-    /// Makes the directory hold `shared`: its files written, kept files it does not have
-    /// removed, and its state saved.
+    /// Makes the directory hold `shared`: its files written and its state saved (files it
+    /// does not name are left alone).
     pub fn apply(&self, shared: &Shared) -> Result<()> {
         if let Some(rel) = shared.files.keys().find(|rel| !is_kept_path(rel)) {
             return Err(Error::failed(format!(
                 "the deployment's state names a file {rel:?} outside pki/"
             )));
-        }
-        for rel in self.kept_files()?.keys() {
-            if !shared.files.contains_key(rel) {
-                let path = self.path(rel);
-                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-            }
         }
         for (rel, text) in &shared.files {
             if self.read(rel).as_deref() != Some(text.as_str()) {
@@ -287,11 +315,25 @@ mod tests {
                 "VPN certificate ARN"
             ]
         );
-        st.apply(&shared).unwrap();
+        let merged = before.under(&shared);
+        // The account's CA replaces this machine's; a key only this machine has is kept.
+        assert_eq!(
+            before.differences(&merged),
+            ["pki/ca.pem", "pki/vpn-server.pem", "VPN certificate ARN"]
+        );
+        assert_eq!(merged.files["pki/ca.pem"], "account ca");
+        assert_eq!(merged.files["pki/old.key"], "stale");
+        st.apply(&merged).unwrap();
         let after = st.snapshot().unwrap();
-        assert_eq!(after.files, shared.files);
-        assert_eq!(after.state, shared.state);
-        assert!(after.differences(&shared).is_empty());
+        assert_eq!(after, merged);
+        // A value only this machine has is kept too.
+        let mut mine = after.clone();
+        mine.state.gateway_certificate_arn = Some("arn:aws:acm:gw".into());
+        assert_eq!(
+            mine.under(&shared).state.gateway_certificate_arn.as_deref(),
+            Some("arn:aws:acm:gw")
+        );
+        assert!(mine.under(&shared).differences(&mine).is_empty());
         assert!(st.read("vpn/dev.ovpn").is_some() && st.read("vpn/dev.key").is_some());
 
         for bad in [

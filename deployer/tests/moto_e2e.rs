@@ -886,6 +886,34 @@ async fn full_cycle(
         )
     };
 
+    // A deployment made before its state moved to the account: only the first machine has it.
+    // Another machine's run refuses to make a second CA; the first machine's next run moves its
+    // state into the account.
+    sm_client(moto)
+        .delete_secret()
+        .secret_id(STATE_SECRET)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let early = state.with_extension("early");
+    let e = early.to_str().unwrap();
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", e]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("signed by a CA this machine does not have and the account does not keep (secret claude-gateway-deployer-state)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("created a private CA") && !out.contains("imported"),
+        "{out}"
+    );
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "the first machine's deploy-all:\n{out}");
+    let shared = account_state(moto).await.unwrap();
+    assert_eq!(shared["files"]["pki/ca.pem"], read(state, "pki/ca.pem"));
+    assert_eq!(shared["files"]["pki/ca.key"], read(state, "pki/ca.key"));
+
     // A second operator, from a checkout with no local state: their deploy-all uses the
     // deployment's CA and imported certificates, and changes nothing.
     let second = state.with_extension("second");

@@ -12,6 +12,11 @@ use crate::profile::{CertMode, Image};
 use crate::render::{IdentityFacts, Rendered};
 use crate::stacks::StackKind;
 use crate::state::{Shared, State};
+use claude_gateway::config::Env;
+
+/// The variable that lets the deployer make a new CA for a deployment whose stacks use one it
+/// cannot find.
+pub const NEW_CA_VAR: &str = "DEPLOYER_NEW_CA";
 
 /// A live session against one account and Region.
 pub struct Context<'a> {
@@ -131,6 +136,36 @@ impl<'a> Context<'a> {
         Ok(uri)
     }
 
+    /// Refuses to make a CA when the deployed stacks already use a certificate another CA signed
+    /// (a deployment whose state is still only on another machine): a new CA would break every
+    /// developer's trust and every `.ovpn`. `DEPLOYER_NEW_CA=1` makes one anyway.
+    async fn no_ca_elsewhere(&self) -> Result<()> {
+        if claude_gateway::config::ProcessEnv
+            .var(NEW_CA_VAR)
+            .is_some_and(|v| v == "1")
+        {
+            return Ok(());
+        }
+        let mut used = Vec::new();
+        if self.plan.profile.cert == CertMode::SelfSigned {
+            used.push((StackKind::Gateway, "CertificateArn"));
+        }
+        used.push((StackKind::Vpn, "ServerCertificateArn"));
+        for (kind, param) in used {
+            let name = self.plan.stack_name(kind);
+            let Some(s) = cfn::describe(&self.aws, &name).await? else {
+                continue;
+            };
+            if let Some(arn) = s.parameters.get(param).filter(|v| !v.is_empty()) {
+                return Err(Error::failed(format!(
+                    "{name} uses certificate {arn}, signed by a CA this machine does not have and the account does not keep (secret {}): run deploy-all once from the machine or --state-dir that has it, which moves it into the account. If it is lost, {NEW_CA_VAR}=1 makes a new CA (every developer must trust it again and get a new .ovpn)",
+                    aws::statestore::name(&self.plan.profile.deployment)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the account holds the deployment's state.
     pub fn state_in_account(&self) -> bool {
         self.shared.is_some()
@@ -188,6 +223,7 @@ impl<'a> Context<'a> {
         if let Ok(ca) = self.ca() {
             return Ok(ca);
         }
+        self.no_ca_elsewhere().await?;
         let dep = &self.plan.profile.deployment;
         let st = &self.plan.state;
         let ca = Ca::create(dep, time::OffsetDateTime::now_utc())?;
@@ -391,12 +427,14 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Makes the state directory hold the account's copy, telling the operator what of theirs it
-/// replaced (the account's copy is the deployment's; a directory is one machine's).
+/// Makes the state directory hold the account's copy (over what only this machine has, which the
+/// next save sends to the account), telling the operator what of theirs it replaced: the
+/// account's copy is the deployment's; a directory is one machine's.
 fn adopt(plan: &Plan, account: &Shared) -> Result<()> {
     let st = &plan.state;
     let local = st.snapshot()?;
-    let differs = local.differences(account);
+    let merged = local.under(account);
+    let differs = local.differences(&merged);
     if differs.is_empty() {
         return Ok(());
     }
@@ -408,7 +446,7 @@ fn adopt(plan: &Plan, account: &Shared) -> Result<()> {
             differs.join(", ")
         );
     }
-    st.apply(account)
+    st.apply(&merged)
 }
 
 fn empty_rendered() -> Rendered {
