@@ -10,6 +10,7 @@ mod plan;
 mod preflight;
 mod renew;
 mod rotate;
+mod shared_state;
 mod status;
 mod summary;
 mod verify;
