@@ -24,8 +24,9 @@ pub struct Common {
     /// The env profile to use, e.g. config/byo-oidc-notelemetry.env.
     #[arg(long, short = 'p', value_name = "FILE")]
     pub profile: PathBuf,
-    /// Directory for local state (CA, VPN profiles, last outputs); default .deployer/<DEPLOYMENT_NAME>.
-    /// Example: --state-dir ~/secure/claude-gateway
+    /// This machine's copy of the deployment's state (CA, certificates, VPN profiles, last
+    /// outputs), whose reference copy is the Secrets Manager secret <DEPLOYMENT_NAME>-deployer-state
+    /// in the account; default .deployer/<DEPLOYMENT_NAME>. Example: --state-dir ~/secure/claude-gateway
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 }
@@ -52,12 +53,18 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["live", "show_config"])]
         parameters_json: bool,
     },
-    /// Preflight, build or find the image, then deploy every stack of the profile in order.
+    /// Preflight, build or find the image, then deploy every stack of the profile in order. Stacks
+    /// of the deployment the profile no longer has (a collector or VPN turned off) are deleted
+    /// afterwards once confirmed: at a terminal by typing the deployment name, elsewhere with --yes
+    /// (without it they are kept, and named).
     ///
     /// Example: deployer deploy-all --profile config/managed-newcognito-collector-vpn.env
     DeployAll {
         #[command(flatten)]
         common: Common,
+        /// Delete the stacks the profile no longer has without asking. Example: --yes
+        #[arg(long)]
+        yes: bool,
     },
     /// Deploy one stack (identity, gateway, collector, observability or vpn), reading the outputs of
     /// the stacks it depends on.
@@ -88,6 +95,18 @@ pub enum Command {
         /// certificate). Example: --within-days 60
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=3650))]
         within_days: i64,
+    },
+    /// Rotate the secret that signs sessions without signing anyone out: make a new secret and
+    /// deploy the gateway with it signing and the old one still verifying; after SESSION_TTL_HOURS,
+    /// run again with --finish to drop the old one.
+    ///
+    /// Example: deployer rotate-jwt --profile config/byo-oidc-notelemetry.env
+    RotateJwt {
+        #[command(flatten)]
+        common: Common,
+        /// Drop the previous secret once its sessions have expired. Example: --finish
+        #[arg(long)]
+        finish: bool,
     },
     /// Print every stack's outputs.
     ///

@@ -222,6 +222,140 @@ fn cfn_client(moto: &Moto) -> aws_sdk_cloudformation::Client {
     aws_sdk_cloudformation::Client::from_conf(conf)
 }
 
+/// The secrets of the gateway's latest task definition, read as raw JSON: moto keeps the
+/// template's AWS::NoValue entries as nulls, which the SDK refuses to parse.
+async fn task_secrets(moto: &Moto) -> serde_json::Value {
+    let secrets = task_secrets_if_any(moto).await;
+    assert!(secrets.is_array(), "no task definition: {secrets}");
+    secrets
+}
+
+/// [`task_secrets`], or the error moto answers when it made no task definition.
+async fn task_secrets_if_any(moto: &Moto) -> serde_json::Value {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let td: serde_json::Value = reqwest::Client::new()
+        .post(&moto.url)
+        .header(
+            "X-Amz-Target",
+            "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
+        )
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(r#"{"taskDefinition":"claude-gateway-gateway-gateway"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    match &td["taskDefinition"] {
+        serde_json::Value::Null => td,
+        t => t["containerDefinitions"][0]["secrets"].clone(),
+    }
+}
+
+/// Where the gateway's task reads GATEWAY_JWT_SECRET and GATEWAY_JWT_SECRET_PREVIOUS from, when
+/// moto made its task definition.
+async fn jwt_sources(moto: &Moto) -> Option<(String, String)> {
+    if !task_secrets_if_any(moto).await.is_array() {
+        return None;
+    }
+    Some((
+        task_secret_from(moto, "GATEWAY_JWT_SECRET").await,
+        task_secret_from(moto, "GATEWAY_JWT_SECRET_PREVIOUS").await,
+    ))
+}
+
+/// Where the gateway's task reads `name` from.
+async fn task_secret_from(moto: &Moto, name: &str) -> String {
+    let secrets = task_secrets(moto).await;
+    secrets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no secret {name}: {secrets}"))["valueFrom"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A Secrets Manager client on moto.
+fn sm_client(moto: &Moto) -> aws_sdk_secretsmanager::Client {
+    let conf = aws_sdk_secretsmanager::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(conf)
+}
+
+const STATE_SECRET: &str = "claude-gateway-deployer-state";
+
+/// The deployment's state as the account keeps it, if it does.
+async fn account_state(moto: &Moto) -> Option<serde_json::Value> {
+    let got = sm_client(moto)
+        .get_secret_value()
+        .secret_id(STATE_SECRET)
+        .send()
+        .await
+        .ok()?;
+    Some(serde_json::from_str(got.secret_string().unwrap()).unwrap())
+}
+
+/// Replaces one file of the account's copy of the state, as another operator's run would.
+async fn put_account_file(moto: &Moto, rel: &str, text: &str) {
+    let mut shared = account_state(moto).await.unwrap();
+    shared["files"][rel] = text.into();
+    sm_client(moto)
+        .put_secret_value()
+        .secret_id(STATE_SECRET)
+        .secret_string(shared.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A stack's parameters.
+async fn stack_params(moto: &Moto, name: &str) -> std::collections::BTreeMap<String, String> {
+    let out = cfn_client(moto)
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .unwrap();
+    out.stacks()[0]
+        .parameters()
+        .iter()
+        .map(|p| {
+            (
+                p.parameter_key().unwrap().to_owned(),
+                p.parameter_value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Whether a stack exists (and is not deleted).
+async fn stack_exists(moto: &Moto, name: &str) -> bool {
+    match cfn_client(moto)
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out
+            .stacks()
+            .first()
+            .is_some_and(|s| s.stack_status().map(|x| x.as_str()) != Some("DELETE_COMPLETE")),
+        Err(_) => false,
+    }
+}
+
 /// Outputs of one stack really feed the next: the rendered config carries the identity stack's
 /// issuer, and the collector and VPN sit in the VPC the gateway stack created.
 async fn check_wiring(moto: &Moto, stacks: &[&str]) {
@@ -338,26 +472,7 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
         assert_eq!(webhook, "${AWS_ACCESS_WEBHOOK_URL}");
         // Read as raw JSON: moto keeps the template's AWS::NoValue entries as nulls, which the
         // SDK refuses to parse.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let td: serde_json::Value = reqwest::Client::new()
-            .post(&moto.url)
-            .header(
-                "X-Amz-Target",
-                "AmazonEC2ContainerServiceV20141113.DescribeTaskDefinition",
-            )
-            .header("Content-Type", "application/x-amz-json-1.1")
-            .header(
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecs/aws4_request, SignedHeaders=host, Signature=0",
-            )
-            .body(r#"{"taskDefinition":"claude-gateway-gateway-gateway"}"#)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let secrets = &td["taskDefinition"]["containerDefinitions"][0]["secrets"];
+        let secrets = task_secrets(moto).await;
         assert!(
             secrets
                 .as_array()
@@ -385,7 +500,8 @@ async fn check_wiring(moto: &Moto, stacks: &[&str]) {
 /// An operator raises the observability stack's error threshold by hand (a parameter the profile
 /// does not set); a later deployment that changes something else keeps it rather than resetting
 /// it to the template's default.
-async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path) {
+/// Returns the changed profile.
+async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path) -> PathBuf {
     let cfn = cfn_client(moto);
     let name = "claude-gateway-observability";
     let params =
@@ -447,6 +563,7 @@ async fn keeps_values_set_out_of_band(moto: &Moto, profile: &Path, state: &Path)
         after["ErrorThreshold"], "77",
         "the value set by hand is kept: {after:?}"
     );
+    edited
 }
 
 /// A shipped profile with some keys replaced, written to `dir`.
@@ -477,7 +594,7 @@ fn rewrite(from: &Path, to: &Path, drop: &[&str], set: &[(&str, &str)]) {
 
 /// `status` says when each certificate the deployer made ends, and how to renew one near its end;
 /// `renew` re-issues them from the same CA, under the same ACM ARNs, with new `.ovpn` files.
-fn renew_certificates(moto: &Moto, p: &str, state: &Path, status: &str) {
+async fn renew_certificates(moto: &Moto, p: &str, state: &Path, status: &str) {
     use time::{Duration, OffsetDateTime};
     let s = state.to_str().unwrap();
     assert!(
@@ -554,9 +671,22 @@ fn renew_certificates(moto: &Moto, p: &str, state: &Path, status: &str) {
             OffsetDateTime::now_utc() - Duration::days(380),
         )
         .unwrap();
-    std::fs::write(state.join("pki/vpn-server.pem"), &old.cert_pem).unwrap();
+    // Written where every operator reads it: the account's copy (a local edit alone is
+    // replaced by the account's, as the status below shows for the CA).
+    put_account_file(moto, "pki/vpn-server.pem", &old.cert_pem).await;
+    std::fs::write(state.join("pki/ca.pem"), "edited on this machine").unwrap();
     let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "a certificate near its end is a warning:\n{out}");
+    assert!(
+        out.contains("differs from the account's copy (secret claude-gateway-deployer-state) in pki/ca.pem, pki/vpn-server.pem; using the account's"),
+        "{out}"
+    );
+    assert_eq!(
+        read("pki/ca.pem"),
+        ca.pem.cert_pem,
+        "the account's CA is back"
+    );
+    assert_eq!(read("pki/vpn-server.pem"), old.cert_pem);
     assert!(out.contains(" day(s): renew it"), "{out}");
     assert!(
         out.contains(&format!(
@@ -572,6 +702,153 @@ fn renew_certificates(moto: &Moto, p: &str, state: &Path, status: &str) {
     );
     let (_, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
     assert!(!out.contains("renew with"), "{out}");
+}
+
+/// `rotate-jwt` makes a new session secret and deploys the gateway with it signing and the old one
+/// still verifying; a later `deploy-all` (here the second operator's, with the profile changed by
+/// [`keeps_values_set_out_of_band`]) changes nothing and keeps both; `--finish` drops the old one.
+async fn rotate_session_secret(
+    moto: &Moto,
+    p: &str,
+    state: &Path,
+    second: &Path,
+    changed: &Path,
+    stacks: &[&str],
+) {
+    let s = state.to_str().unwrap();
+    let gw = "claude-gateway-gateway";
+    let before = stack_params(moto, gw).await;
+    assert_eq!(before["PreviousSessionSecretArn"], "", "{before:?}");
+    let out = cfn_client(moto)
+        .describe_stacks()
+        .stack_name(gw)
+        .send()
+        .await
+        .unwrap();
+    let old = out.stacks()[0]
+        .outputs()
+        .iter()
+        .find(|o| o.output_key() == Some("SessionSecretArn"))
+        .and_then(|o| o.output_value())
+        .unwrap()
+        .to_owned();
+    // The stack's own generated secret (which moto does not make: it stands in a name for it).
+    assert!(
+        old.contains(":secret:claude-gateway-gateway-session-secret")
+            || old == "JwtSecret-emulated",
+        "{old}"
+    );
+    // Where the tasks read both secrets from: outside a rotation, both from the signing secret
+    // (moto makes the gateway's task definition for the self-signed profile only, and loses it
+    // when an update changes it, so only this first look is possible).
+    let task = jwt_sources(moto).await.is_some();
+    assert!(task || stacks.contains(&"identity"));
+    assert_eq!(
+        jwt_sources(moto).await,
+        task.then(|| (old.clone(), old.clone()))
+    );
+
+    let (code, out) = deployer(moto, &["rotate-jwt", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 0, "rotate-jwt:\n{out}");
+    assert!(out.contains("gateway: updating"), "{out}");
+    let during = stack_params(moto, gw).await;
+    let new = during["SigningSessionSecretArn"].clone();
+    assert!(
+        new.contains(":secret:claude-gateway-rotated-session-secret-"),
+        "{during:?}"
+    );
+    assert_eq!(during["PreviousSessionSecretArn"], old);
+    let value = sm_client(moto)
+        .get_secret_value()
+        .secret_id(&new)
+        .send()
+        .await
+        .unwrap();
+    let value = value.secret_string().unwrap();
+    assert_eq!(value.len(), 64);
+    assert!(!out.contains(value), "the secret is never printed");
+    assert!(out.contains("rotate-jwt --profile"), "{out}");
+
+    // A second start while one is under way is refused.
+    let (code, out) = deployer(moto, &["rotate-jwt", "--profile", p, "--state-dir", s]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("a rotation is under way"), "{out}");
+
+    // Another deploy-all changes nothing and keeps every value set out of band.
+    let c = changed.to_str().unwrap();
+    let s2 = second.to_str().unwrap();
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", c, "--state-dir", s2]);
+    assert_eq!(code, 0, "deploy-all during the rotation:\n{out}");
+    for stack in stacks {
+        assert!(
+            out.contains(&format!("{stack}: no changes")),
+            "{stack}:\n{out}"
+        );
+    }
+    assert_eq!(stack_params(moto, gw).await, during);
+    assert_eq!(
+        stack_params(moto, "claude-gateway-observability").await["ErrorThreshold"],
+        "77"
+    );
+
+    // Finished from the other checkout: the old secret no longer verifies; the new one still signs.
+    let (code, out) = deployer(
+        moto,
+        &["rotate-jwt", "--profile", p, "--state-dir", s2, "--finish"],
+    );
+    assert_eq!(code, 0, "rotate-jwt --finish:\n{out}");
+    let after = stack_params(moto, gw).await;
+    assert_eq!(after["PreviousSessionSecretArn"], "");
+    assert_eq!(after["SigningSessionSecretArn"], new);
+    let (code, out) = deployer(
+        moto,
+        &["rotate-jwt", "--profile", p, "--state-dir", s2, "--finish"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to finish"), "{out}");
+}
+
+/// After `destroy`: no stack of the deployment, no state secret, no session secret the deployer
+/// made, no imported certificate.
+async fn leaves_nothing(moto: &Moto) {
+    for slug in ["identity", "gateway", "collector", "observability", "vpn"] {
+        let name = format!("claude-gateway-{slug}");
+        assert!(!stack_exists(moto, &name).await, "{name} is left");
+    }
+    assert!(
+        account_state(moto).await.is_none(),
+        "the state secret is left"
+    );
+    let secrets = sm_client(moto).list_secrets().send().await.unwrap();
+    let names: Vec<&str> = secrets
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with("claude-gateway-deployer-state")
+                && !n.starts_with("claude-gateway-rotated-session-secret")),
+        "{names:?}"
+    );
+    let acm_conf = aws_sdk_acm::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let certs = aws_sdk_acm::Client::from_conf(acm_conf)
+        .list_certificates()
+        .send()
+        .await
+        .unwrap();
+    let arns: Vec<&str> = certs
+        .certificate_summary_list()
+        .iter()
+        .filter_map(|c| c.certificate_arn())
+        .collect();
+    assert!(arns.is_empty(), "certificates left: {arns:?}");
 }
 
 async fn full_cycle(
@@ -636,8 +913,54 @@ async fn full_cycle(
         );
     }
 
+    // The account holds the deployment's state, found by name.
+    let shared = account_state(moto)
+        .await
+        .expect("the state is kept in the account");
+    let read = |dir: &Path, rel: &str| std::fs::read_to_string(dir.join(rel)).unwrap();
+    assert_eq!(shared["files"]["pki/ca.pem"], read(state, "pki/ca.pem"));
+    let arns = |dir: &Path| {
+        let v: serde_json::Value = serde_json::from_str(&read(dir, "state.json")).unwrap();
+        (
+            v["gateway_certificate_arn"].clone(),
+            v["vpn_certificate_arn"].clone(),
+        )
+    };
+
+    // A deployment made before its state moved to the account: only the first machine has it.
+    // Another machine's run refuses to make a second CA; the first machine's next run moves its
+    // state into the account.
+    sm_client(moto)
+        .delete_secret()
+        .secret_id(STATE_SECRET)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let early = state.with_extension("early");
+    let e = early.to_str().unwrap();
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", e]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("signed by a CA this machine does not have and the account does not keep (secret claude-gateway-deployer-state)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("created a private CA") && !out.contains("imported"),
+        "{out}"
+    );
     let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s]);
-    assert_eq!(code, 0, "second deploy-all:\n{out}");
+    assert_eq!(code, 0, "the first machine's deploy-all:\n{out}");
+    let shared = account_state(moto).await.unwrap();
+    assert_eq!(shared["files"]["pki/ca.pem"], read(state, "pki/ca.pem"));
+    assert_eq!(shared["files"]["pki/ca.key"], read(state, "pki/ca.key"));
+
+    // A second operator, from a checkout with no local state: their deploy-all uses the
+    // deployment's CA and imported certificates, and changes nothing.
+    let second = state.with_extension("second");
+    let s2 = second.to_str().unwrap();
+    let (code, out) = deployer(moto, &["deploy-all", "--profile", p, "--state-dir", s2]);
+    assert_eq!(code, 0, "the second operator's deploy-all:\n{out}");
     // The deployment's own VPC and addresses are usage now, not new needs.
     assert!(
         !out.contains("VPCs: ") && !out.contains("Elastic IPs: "),
@@ -653,7 +976,22 @@ async fn full_cycle(
         !out.contains("creating") && !out.contains("updating"),
         "{out}"
     );
-    keeps_values_set_out_of_band(moto, profile, state).await;
+    assert!(
+        !out.contains("created a private CA") && !out.contains("imported"),
+        "{out}"
+    );
+    assert_eq!(read(&second, "pki/ca.pem"), read(state, "pki/ca.pem"));
+    assert_eq!(read(&second, "pki/ca.key"), read(state, "pki/ca.key"));
+    // VPN client certificates stay with the machine that issued them; the second machine issues
+    // its own from the same CA.
+    let ovpn = read(&second, "vpn/developer1.ovpn");
+    assert!(ovpn.contains(read(state, "pki/ca.pem").trim()), "{ovpn}");
+    assert!(shared["files"].get("vpn/developer1.key").is_none());
+    assert_eq!(arns(&second), arns(state), "the same ACM certificates");
+    assert!(arns(state).1.is_string(), "{:?}", arns(state));
+
+    let changed = keeps_values_set_out_of_band(moto, profile, state).await;
+    rotate_session_secret(moto, p, state, &second, &changed, stacks).await;
 
     let (code, out) = deployer(moto, &["plan", "--live", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 0, "plan --live:\n{out}");
@@ -663,7 +1001,7 @@ async fn full_cycle(
     assert_eq!(code, 0, "status:\n{out}");
     assert!(out.contains("CREATE_COMPLETE"), "{out}");
     assert!(out.contains("config sha256"), "{out}");
-    renew_certificates(moto, p, state, &out);
+    renew_certificates(moto, p, state, &out).await;
 
     let (code, out) = deployer(
         moto,
@@ -677,17 +1015,35 @@ async fn full_cycle(
         .unwrap()
         .starts_with("https://"));
 
-    // The VPN is turned off in the profile: deploy-all names the stack it leaves behind, and
-    // destroy, from that profile, still deletes it with the rest.
+    // The VPN is turned off in the profile: plan shows the stack's removal, deploy-all keeps it
+    // without a confirmation (no terminal here) and deletes it with --yes; destroy, from that
+    // profile, deletes the rest.
     let no_vpn_path = state.with_extension("novpn.env");
     rewrite(profile, &no_vpn_path, &["VPN_"], &[("VPN", "false")]);
     let q = no_vpn_path.to_str().unwrap();
+    let (code, out) = deployer(moto, &["plan", "--live", "--profile", q, "--state-dir", s]);
+    assert_eq!(code, 0, "plan without the VPN:\n{out}");
+    assert!(
+        out.contains("vpn: stack claude-gateway-vpn is no longer in the profile: remove"),
+        "{out}"
+    );
     let (code, out) = deployer(moto, &["deploy-all", "--profile", q, "--state-dir", s]);
     assert_eq!(code, 0, "deploy-all without the VPN:\n{out}");
     assert!(
-        out.contains("left behind: claude-gateway-vpn is no longer in the profile"),
+        out.contains("kept: claude-gateway-vpn is no longer in the profile but still runs (and bills); nothing was deleted without confirmation"),
         "{out}"
     );
+    assert!(!out.contains("vpn: deleting"), "{out}");
+    assert!(stack_exists(moto, "claude-gateway-vpn").await);
+    let (code, out) = deployer(
+        moto,
+        &["deploy-all", "--profile", q, "--state-dir", s, "--yes"],
+    );
+    assert_eq!(code, 0, "deploy-all --yes without the VPN:\n{out}");
+    assert!(out.contains("then deleting claude-gateway-vpn"), "{out}");
+    assert!(out.contains("vpn: deleting claude-gateway-vpn"), "{out}");
+    assert!(!stack_exists(moto, "claude-gateway-vpn").await);
+    assert!(!out.contains("kept:"), "{out}");
 
     let (code, out) = deployer(
         moto,
@@ -696,6 +1052,7 @@ async fn full_cycle(
     assert_eq!(code, 0, "destroy:\n{out}");
     let order: Vec<usize> = stacks
         .iter()
+        .filter(|st| **st != "vpn")
         .rev()
         .map(|st| out.find(&format!("{st}: deleting")).unwrap())
         .collect();
@@ -709,6 +1066,11 @@ async fn full_cycle(
             && out.contains("aws logs delete-log-group"),
         "{out}"
     );
+    assert!(
+        out.contains("state: deleted Secrets Manager secret claude-gateway-deployer-state"),
+        "{out}"
+    );
+    leaves_nothing(moto).await;
 
     let (code, out) = deployer(moto, &["status", "--profile", p, "--state-dir", s]);
     assert_eq!(code, 1, "status after destroy:\n{out}");
@@ -719,6 +1081,9 @@ async fn full_cycle(
 #[tokio::test(flavor = "multi_thread")]
 async fn deploy_all_twice_status_outputs_destroy_against_moto() {
     let mut moto = start_moto();
+    // Moto reads path-style template URLs (templates over the inline limit go through S3) only on
+    // a localhost endpoint.
+    moto.url = moto.url.replace("127.0.0.1", "localhost");
     let (zone_id, secret_arn) = seed(&moto).await;
     let dir = tempfile::tempdir().unwrap();
 
@@ -764,8 +1129,7 @@ async fn deploy_all_twice_status_outputs_destroy_against_moto() {
         ],
     );
     // Large templates through the deployer's S3 bucket: lower the inline limit below the gateway and
-    // observability templates (moto reads path-style template URLs only on a localhost endpoint).
-    moto.url = moto.url.replace("127.0.0.1", "localhost");
+    // observability templates.
     moto.env
         .push(("DEPLOYER_INLINE_TEMPLATE_LIMIT", "20000".into()));
     let state = dir.path().join("state-b");

@@ -64,7 +64,11 @@ fn every_shipped_profile_renders_a_valid_config_within_budget() {
         // Ample headroom: the largest shipped profile uses well under half the channel.
         assert!(r.bytes() * 2 < CHANNEL_BYTES, "{name}: {}", r.budget_line());
         assert!(!r.text.contains('\n'), "compact JSON has no newlines");
-        for secret in ["${GATEWAY_JWT_SECRET}", "${OIDC_CLIENT_SECRET}"] {
+        for secret in [
+            "${GATEWAY_JWT_SECRET}",
+            "${GATEWAY_JWT_SECRET_PREVIOUS}",
+            "${OIDC_CLIENT_SECRET}",
+        ] {
             assert!(r.text.contains(secret), "{name}: secrets stay references");
         }
         assert!(!r.text.contains("postgres_url"));

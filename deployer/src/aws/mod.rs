@@ -20,6 +20,8 @@ pub mod recovery;
 pub mod route53;
 pub mod s3;
 pub mod secrets;
+pub mod session_secret;
+pub mod statestore;
 pub mod sts;
 
 use std::time::Duration;
@@ -61,7 +63,7 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
     /// S3 (large templates).
     pub s3: aws_sdk_s3::Client,
-    /// Secrets Manager (preflight of bring-your-own OIDC secrets).
+    /// Secrets Manager (preflight of bring-your-own OIDC secrets, the deployment's state, session secrets).
     pub secrets: aws_sdk_secretsmanager::Client,
     /// Bedrock runtime in the Bedrock Region (model access preflight).
     pub bedrock: aws_sdk_bedrockruntime::Client,

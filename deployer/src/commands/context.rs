@@ -11,7 +11,7 @@ use crate::plan::Plan;
 use crate::profile::{CertMode, Image};
 use crate::render::{IdentityFacts, Rendered};
 use crate::stacks::StackKind;
-use crate::state::State;
+use crate::state::{Shared, State};
 
 /// A live session against one account and Region.
 pub struct Context<'a> {
@@ -23,6 +23,8 @@ pub struct Context<'a> {
     pub account: String,
     /// Remembered state.
     pub state: State,
+    /// The account's copy of the state as last read or written (`None`: the account has none).
+    pub(super) shared: Option<Shared>,
     /// Outputs of existing stacks.
     pub outputs: Outputs,
     image_uri: Option<String>,
@@ -36,12 +38,17 @@ impl<'a> Context<'a> {
         let aws = Aws::connect(&p.region, &p.bedrock_region).await;
         let who = aws::sts::identity(&aws).await?;
         println!("account {} as {} in {}", who.account, who.arn, p.region);
+        let shared = aws::statestore::read(&aws, &p.deployment).await?;
+        if let Some(account) = &shared {
+            super::shared_state::adopt(plan, account)?;
+        }
         let state = plan.state.load()?;
         Ok(Self {
             plan,
             aws,
             account: who.account,
             state,
+            shared,
             outputs: Outputs::new(),
             image_uri: None,
             rendered: None,
@@ -128,33 +135,30 @@ impl<'a> Context<'a> {
         Ok(uri)
     }
 
-    /// The deployment's CA from the state directory, made (from now) when there is none yet.
+    /// The deployment's CA from the state.
     pub(super) fn ca(&self) -> Result<Ca> {
         let dep = &self.plan.profile.deployment;
         let st = &self.plan.state;
         match (st.read("pki/ca.pem"), st.read("pki/ca.key")) {
             (Some(c), Some(k)) => Ca::load(dep, &c, &k),
-            _ => {
-                let ca = Ca::create(dep, time::OffsetDateTime::now_utc())?;
-                st.write("pki/ca.pem", &ca.pem.cert_pem)?;
-                st.write("pki/ca.key", &ca.pem.key_pem)?;
-                println!(
-                    "  pki: created a private CA in {}",
-                    st.path("pki").display()
-                );
-                Ok(ca)
-            }
+            _ => Err(Error::failed(format!(
+                "the deployment has no private CA yet ({} is missing)",
+                st.path("pki/ca.key").display()
+            ))),
         }
     }
 
     /// Makes (once) a server certificate for `dns_name` and imports it into ACM; the ARN is kept
-    /// in the state so later runs reuse it.
-    async fn imported(
-        &mut self,
-        file: &str,
-        dns_name: &str,
-        existing: Option<String>,
-    ) -> Result<String> {
+    /// in the state so later runs, on any machine, reuse it. `vpn` picks the VPN server's ARN,
+    /// else the gateway's.
+    async fn imported(&mut self, file: &str, dns_name: &str, vpn: bool) -> Result<String> {
+        // The CA first: when another operator saved the state first, theirs (and their ARNs) win.
+        let ca = self.ensure_ca().await?;
+        let existing = if vpn {
+            self.state.vpn_certificate_arn.clone()
+        } else {
+            self.state.gateway_certificate_arn.clone()
+        };
         if let Some(arn) = &existing {
             if aws::acm::exists(&self.aws, arn).await
                 && self.plan.state.read(&format!("pki/{file}.pem")).is_some()
@@ -162,7 +166,6 @@ impl<'a> Context<'a> {
                 return Ok(arn.clone());
             }
         }
-        let ca = self.ca()?;
         let cert: Issued = ca.server(dns_name, time::OffsetDateTime::now_utc())?;
         self.plan
             .state
@@ -184,20 +187,21 @@ impl<'a> Context<'a> {
 
     async fn certificates(&mut self, kind: StackKind) -> Result<(Option<String>, Option<String>)> {
         let p = &self.plan.profile;
-        let mut gw = self.state.gateway_certificate_arn.clone();
-        let mut vpn = self.state.vpn_certificate_arn.clone();
         if kind == StackKind::Gateway && p.cert == CertMode::SelfSigned {
             let host = p.hostname.clone();
-            gw = Some(self.imported("gateway", &host, gw).await?);
-            self.state.gateway_certificate_arn = gw.clone();
+            let arn = self.imported("gateway", &host, false).await?;
+            self.state.gateway_certificate_arn = Some(arn);
         }
         if kind == StackKind::Vpn && p.vpn.is_some() {
             let host = format!("vpn.{}", p.hostname);
-            vpn = Some(self.imported("vpn-server", &host, vpn).await?);
-            self.state.vpn_certificate_arn = vpn.clone();
+            let arn = self.imported("vpn-server", &host, true).await?;
+            self.state.vpn_certificate_arn = Some(arn);
         }
-        self.plan.state.save(&self.state)?;
-        Ok((gw, vpn))
+        self.save().await?;
+        Ok((
+            self.state.gateway_certificate_arn.clone(),
+            self.state.vpn_certificate_arn.clone(),
+        ))
     }
 
     /// The parameters of `kind`, producing what they need first.
@@ -252,8 +256,22 @@ impl<'a> Context<'a> {
 
     /// Deploys one stack and records its outputs.
     pub async fn deploy(&mut self, kind: StackKind) -> Result<cfn::Deployed> {
+        self.deploy_with(kind, &[]).await
+    }
+
+    /// Deploys one stack with `extra` parameters besides the profile's (each replacing one of the
+    /// same name), and records its outputs.
+    pub async fn deploy_with(
+        &mut self,
+        kind: StackKind,
+        extra: &[(&str, &str)],
+    ) -> Result<cfn::Deployed> {
         let name = self.plan.stack_name(kind);
-        let params = self.parameters(kind).await?;
+        let mut params = self.parameters(kind).await?;
+        for (k, v) in extra {
+            params.retain(|(p, _)| p != k);
+            params.push(((*k).to_owned(), (*v).to_owned()));
+        }
         let source = self.template_source(kind).await?;
         let result = cfn::deploy(
             &self.aws,
@@ -274,7 +292,7 @@ impl<'a> Context<'a> {
             self.state.image_uri = self.image_uri.clone();
             self.state.config_sha256 = self.rendered.as_ref().map(|r| r.sha256.clone());
         }
-        self.plan.state.save(&self.state)?;
+        self.save().await?;
         Ok(result)
     }
 

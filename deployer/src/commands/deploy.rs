@@ -5,50 +5,36 @@
 //! per run and never without telemetry in between.
 
 use super::context::Context;
-use super::{preflight, summary};
+use super::{orphans, preflight, summary};
 use crate::cfn_order;
 use crate::error::Result;
 use crate::plan::Plan;
 use crate::stacks::StackKind;
 
-/// Deploys every stack of the profile in order.
-pub async fn all(plan: &Plan) -> Result<()> {
+/// Deploys every stack of the profile in order, then deletes the deployment's stacks the profile
+/// no longer has once the operator confirms (`yes`, or at a terminal).
+pub async fn all(plan: &Plan, yes: bool) -> Result<()> {
     let mut cx = Context::connect(plan).await?;
     preflight::run(&cx).await?;
     cx.read_outputs().await?;
+    let orphans = orphans::find(&cx).await?;
+    let names: Vec<String> = orphans.iter().map(|k| plan.stack_name(*k)).collect();
+    let delete = !orphans.is_empty() && orphans::confirmed(&cx, &names, yes)?;
     println!(
         "deploying {} stack(s): {}",
         plan.stacks.len(),
         cfn_order(plan)
     );
+    if delete {
+        println!("then deleting {}", names.join(", "));
+    }
     for kind in plan.stacks.clone() {
         cx.deploy(kind).await?;
     }
     let ovpn = cx.write_vpn_profiles()?;
+    cx.save().await?;
     summary::print(&cx, &ovpn);
-    left_behind(&cx, plan).await
-}
-
-/// Names the deployment's stacks the profile no longer has (a collector or VPN turned off): they
-/// keep running and billing until deleted, and `destroy` deletes them with the rest.
-async fn left_behind(cx: &Context<'_>, plan: &Plan) -> Result<()> {
-    for kind in crate::stacks::ORDER {
-        if plan.stacks.contains(&kind) {
-            continue;
-        }
-        let name = plan.stack_name(kind);
-        let live = crate::aws::cfn::describe(&cx.aws, &name)
-            .await?
-            .is_some_and(|s| s.status != "DELETE_COMPLETE");
-        if live {
-            println!(
-                "\nleft behind: {name} is no longer in the profile but still runs (and bills); \
-                 delete it with: aws cloudformation delete-stack --stack-name {name} --region {}",
-                cx.aws.region
-            );
-        }
-    }
-    Ok(())
+    orphans::settle(&mut cx, &orphans, delete).await
 }
 
 /// Deploys one stack, reading the outputs of the others.
@@ -62,6 +48,7 @@ pub async fn one(plan: &Plan, kind: StackKind) -> Result<()> {
         for p in cx.write_vpn_profiles()? {
             println!("VPN profile {}", p.display());
         }
+        cx.save().await?;
     }
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! `deployer destroy`: deletes every stack of the deployment in reverse order (those of the
-//! profile, and any a profile change left behind), then the certificates the deployer imported.
-//! Asks for the deployment name unless `--yes`.
+//! profile, and any a profile change left behind), then the certificates the deployer imported,
+//! the session secrets it made, and last the deployment's state in the account. Asks for the
+//! deployment name unless `--yes`.
 
 use std::io::BufRead;
 
 use super::context::Context;
-use crate::aws::{acm, cfn};
+use crate::aws::{acm, cfn, session_secret};
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::stacks::{StackKind, ORDER};
@@ -37,7 +38,14 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
             retention_days: gw.parameters.get("LogRetentionDays").cloned(),
         })
     });
+    let mut session_secrets = Vec::new();
     if let Some(gw) = &gateway {
+        session_secrets = [super::rotate::SIGNING, super::rotate::PREVIOUS]
+            .iter()
+            .filter_map(|k| gw.parameters.get(*k))
+            .filter(|arn| session_secret::made_by_deployer(&plan.profile.deployment, arn))
+            .cloned()
+            .collect();
         if gw
             .parameters
             .get("DBDeletionProtection")
@@ -53,8 +61,9 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
     }
     if !yes {
         println!(
-            "This deletes {} (the database leaves a final snapshot; a Cognito pool and the gateway's audit log group are retained).",
-            names.join(", ")
+            "This deletes {} (the database leaves a final snapshot; a Cognito pool and the gateway's audit log group are retained), the certificates the deployer imported, and the deployment's state in the account ({}).",
+            names.join(", "),
+            crate::aws::statestore::name(&plan.profile.deployment)
         );
         println!(
             "Type the deployment name ({}) to continue:",
@@ -85,8 +94,17 @@ pub async fn run(plan: &Plan, yes: bool) -> Result<()> {
             Err(e) => println!("  pki: {e} (delete it later in the ACM console)"),
         }
     }
+    for arn in &session_secrets {
+        session_secret::delete(&cx.aws, arn, true).await?;
+        println!("  session: deleted the session secret {arn}");
+    }
     plan.state.save(&cx.state)?;
-    println!("destroyed {}. Kept: the private CA and VPN files in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
+    // Last: the state is what finds everything above when a run is interrupted and repeated.
+    let secret = crate::aws::statestore::name(&plan.profile.deployment);
+    if crate::aws::statestore::delete(&cx.aws, &plan.profile.deployment).await? {
+        println!("  state: deleted Secrets Manager secret {secret} (no recovery window: the name can be used again at once)");
+    }
+    println!("destroyed {}. Kept: a copy of the private CA and VPN files on this machine in {}, any Cognito user pool, database snapshots.", plan.profile.deployment, plan.state.root().display());
     if let Some(kept) = &audit {
         println!("{}", kept.describe(&cx.aws.region));
     }

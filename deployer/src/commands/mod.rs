@@ -7,10 +7,13 @@ mod keys;
 mod limits;
 #[cfg(unix)]
 mod local;
+mod orphans;
 mod outputs;
 mod plan;
 mod preflight;
 mod renew;
+mod rotate;
+mod shared_state;
 mod status;
 mod summary;
 mod verify;
@@ -36,7 +39,7 @@ pub async fn run(command: Command) -> Result<()> {
                 plan::run(&plan, live, show_config).await
             }
         }
-        Command::DeployAll { common } => deploy::all(&Plan::load(&common)?).await,
+        Command::DeployAll { common, yes } => deploy::all(&Plan::load(&common)?, yes).await,
         Command::Deploy { stack, common } => {
             let kind = StackKind::from_slug(&stack).ok_or_else(|| {
                 Error::usage(format!("unknown stack {stack:?}: use identity, gateway, collector, observability or vpn"))
@@ -48,6 +51,7 @@ pub async fn run(command: Command) -> Result<()> {
             common,
             within_days,
         } => renew::run(&Plan::load(&common)?, within_days).await,
+        Command::RotateJwt { common, finish } => rotate::run(&Plan::load(&common)?, finish).await,
         Command::Outputs { common, json } => outputs::run(&Plan::load(&common)?, json).await,
         Command::Verify { common } => verify::run(&Plan::load(&common)?).await,
         Command::Destroy { common, yes } => destroy::run(&Plan::load(&common)?, yes).await,

@@ -132,8 +132,16 @@ pub async fn run(plan: &Plan, live: bool, show_config: bool) -> Result<()> {
             }
         }
     }
+    if let Some(c) = &cx {
+        for kind in super::orphans::find(c).await? {
+            println!(
+                "\n{kind}: stack {} is no longer in the profile: remove (deploy-all deletes it after confirmation)",
+                plan.stack_name(kind)
+            );
+        }
+    }
     if !live {
-        println!("\n(offline plan; run with --live and AWS credentials to see CloudFormation change sets)");
+        println!("\n(offline plan; run with --live and AWS credentials to see CloudFormation change sets and the stacks a profile change removes)");
     }
     Ok(())
 }

@@ -93,17 +93,19 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
     let p = &plan.profile;
     let st = &plan.state;
     let list = made(plan);
+    if list.is_empty() {
+        println!(
+            "{}: the deployer makes no certificates for this profile; nothing to renew",
+            p.source
+        );
+        return Ok(());
+    }
+    // Connected first: the account's copy of the state replaces this machine's.
+    let mut cx = Context::connect(plan).await?;
     match (st.read("pki/ca.pem"), st.read("pki/ca.key")) {
-        _ if list.is_empty() => {
-            println!(
-                "{}: the deployer makes no certificates for this profile; nothing to renew",
-                p.source
-            );
-            return Ok(());
-        }
         (None, _) => {
             println!(
-                "no certificates of this deployment in {}; nothing to renew (run renew where the deployment's state is, or pass --state-dir)",
+                "no certificates of this deployment in the account or in {}; nothing to renew",
                 st.root().display()
             );
             return Ok(());
@@ -116,7 +118,6 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
         }
         (Some(_), Some(_)) => {}
     }
-    let mut cx = Context::connect(plan).await?;
     cx.read_outputs().await?;
     // Ends within the window, cannot be read, or (a server certificate from an earlier release)
     // lasts longer than clients accept.
@@ -210,6 +211,7 @@ pub async fn run(plan: &Plan, within_days: i64) -> Result<()> {
             println!("  vpn: wrote {} (hand it to its developer)", path.display());
         }
     }
+    cx.save().await?;
     println!(
         "renewed {} certificate(s) ending within {within_days} days",
         renewed + clients + usize::from(ca_renewed)

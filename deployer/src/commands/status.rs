@@ -56,6 +56,20 @@ pub async fn run(plan: &Plan) -> Result<()> {
             }
         }
     }
+    let secret = crate::aws::statestore::name(&plan.profile.deployment);
+    if cx.state_in_account() {
+        println!(
+            "state          in the account: Secrets Manager secret {secret} (this machine's copy: {})",
+            plan.state.root().display()
+        );
+    } else if plan.state.snapshot()?.is_empty() {
+        println!("state          none yet (the first deploy keeps it in Secrets Manager secret {secret})");
+    } else {
+        println!(
+            "state          only on this machine, in {}: the next deploy moves it into Secrets Manager secret {secret}",
+            plan.state.root().display()
+        );
+    }
     if let Some(img) = &cx.state.image_uri {
         println!("image          {img}");
     }
@@ -65,7 +79,7 @@ pub async fn run(plan: &Plan) -> Result<()> {
     match super::renew::expiries(plan, time::OffsetDateTime::now_utc()) {
         Ok(list) if !list.is_empty() => {
             println!(
-                "certificates   made by the deployer, kept in {}",
+                "certificates   made by the deployer, copied to {}",
                 plan.state.root().display()
             );
             let (lines, expired) = expiry::report(&list, &super::renew::command(plan));

@@ -47,7 +47,7 @@ pub async fn run(plan: &Plan) -> Result<()> {
         .timeout(Duration::from_secs(15))
         .use_rustls_tls();
     if p.cert == CertMode::SelfSigned {
-        if let Some(pem) = plan.state.read("pki/ca.pem") {
+        if let Some(pem) = ca_pem(plan).await {
             let ca = reqwest::Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| Error::failed(format!("the private CA is unreadable: {e}")))?;
             builder = builder.add_root_certificate(ca);
@@ -122,4 +122,19 @@ fn join(addrs: &[std::net::IpAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The deployment's CA: the account's copy when this machine's credentials can read it (within
+/// 15 seconds), else this machine's (verify also runs from laptops without AWS credentials).
+async fn ca_pem(plan: &Plan) -> Option<String> {
+    let p = &plan.profile;
+    let read = async {
+        let aws = crate::aws::Aws::connect(&p.region, &p.bedrock_region).await;
+        crate::aws::statestore::read(&aws, &p.deployment).await
+    };
+    let account = match tokio::time::timeout(Duration::from_secs(15), read).await {
+        Ok(Ok(Some(mut shared))) => shared.files.remove("pki/ca.pem"),
+        _ => None,
+    };
+    account.or_else(|| plan.state.read("pki/ca.pem"))
 }

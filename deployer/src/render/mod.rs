@@ -187,7 +187,12 @@ pub fn build(p: &Profile, idp: &IdentityFacts) -> Result<Config, String> {
         },
         oidc: Some(oidc),
         session: Session {
-            jwt_secret: OneOrMany::One(secret_ref("GATEWAY_JWT_SECRET")),
+            // The first signs, both verify: during a rotation (`deployer rotate-jwt`) the second is
+            // the secret that signed before it; otherwise the stack hands the signing one twice.
+            jwt_secret: OneOrMany::Many(vec![
+                secret_ref("GATEWAY_JWT_SECRET"),
+                secret_ref("GATEWAY_JWT_SECRET_PREVIOUS"),
+            ]),
             ttl_hours: p.session_ttl_hours,
         },
         store: Store {
@@ -243,6 +248,7 @@ pub fn check(text: &str) -> Result<String, String> {
     let env = MapEnv::new()
         .with_var(config::PG_HOST_VAR, "db.internal")
         .with_var("GATEWAY_JWT_SECRET", &filler)
+        .with_var("GATEWAY_JWT_SECRET_PREVIOUS", &filler)
         .with_var("OIDC_CLIENT_SECRET", &filler)
         .with_var("GATEWAY_ADMIN_WRITE_KEY", &filler)
         .with_var("GATEWAY_ADMIN_READ_KEY", &filler)
