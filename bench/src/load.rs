@@ -265,7 +265,8 @@ pub struct Counted {
     pub ttfb: Vec<Duration>,
     /// Counted between each request's start and its first byte.
     pub before_first_byte: Vec<u64>,
-    /// Counted between each stream's first byte and its last.
+    /// Counted between each stream's first byte and its last (what its end sets off, racing
+    /// the last bytes, is not).
     pub relay: Vec<u64>,
     /// Counted from the first request's start until `gap` after the last stream ended.
     pub total: u64,
@@ -293,15 +294,18 @@ pub async fn counted(
             return Err(format!("status {}", res.status()));
         }
         let mut body = res.bytes_stream();
-        let mut c1 = None;
+        let (mut c1, mut c2) = (None, 0);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
-            if c1.is_none() && !chunk.is_empty() {
+            if chunk.is_empty() {
+                continue;
+            }
+            c2 = counter.load(Ordering::SeqCst);
+            if c1.is_none() {
                 out.ttfb.push(started.elapsed());
-                c1 = Some(counter.load(Ordering::SeqCst));
+                c1 = Some(c2);
             }
         }
-        let c2 = counter.load(Ordering::SeqCst);
         let c1 = c1.ok_or("a stream without a byte")?;
         out.before_first_byte.push(c1 - c0);
         out.relay.push(c2 - c1);

@@ -193,6 +193,15 @@ async fn run(args: Args) -> Result<(), String> {
     );
     println!("| TTFB p50 / p99 at 64 streams, gateway with caps (admission before, settlement after) | {} / {} |", stats::ms(m.p50), stats::ms(m.p99));
     println!(
+        "| requests/s with caps / without | {:.0} % |",
+        100.0 * rps_capped / rps_gateway.max(1.0)
+    );
+    println!(
+        "| TTFB at 64 streams, with caps against without | p50 {}, p99 {:.2}x |",
+        stats::signed_ms(m.p50, p.p50),
+        m.p99.as_secs_f64() / p.p99.as_secs_f64().max(1e-6)
+    );
+    println!(
         "| gateway RSS idle after boot | {:.1} MB |",
         idle_kib as f64 / 1024.0
     );
@@ -214,6 +223,7 @@ async fn run(args: Args) -> Result<(), String> {
     let added = |g: Duration, d: Duration| ms(g) - ms(d);
     let (one, one_a) = (&rows[0], &rows_a[0]);
     let (many, many_a) = (&rows[1], &rows_a[1]);
+    let cpu_bound = (REFERENCE_CPU / 3.0).min(LITELLM_RUST_CPU - 0.001);
     let checks = vec![
         Check::at_most(
             "added TTFB p50, 1 stream, Bedrock upstream: ≤ 0.2 ms",
@@ -228,21 +238,21 @@ async fn run(args: Args) -> Result<(), String> {
             " ms",
         ),
         Check::at_most(
-            "added TTFB p99, 64 streams arriving together, Bedrock upstream: ≤ 1 ms",
+            "added TTFB p99, 64 concurrent streams (arriving together), Bedrock upstream: ≤ 1 ms",
             added(many.1 .1.p99, many.1 .0.p99),
             1.0,
             " ms",
         ),
         Check::at_most(
-            "added TTFB p99, 64 streams arriving together, Anthropic upstream: ≤ 1 ms",
+            "added TTFB p99, 64 concurrent streams (arriving together), Anthropic upstream: ≤ 1 ms",
             added(many_a.1 .1.p99, many_a.1 .0.p99),
             1.0,
             " ms",
         ),
         Check::at_most(
-            format!("CPU per {CPU_STREAMS} streams, Anthropic upstream: ≤ a third of the reference's ({REFERENCE_CPU} / 3) and below LiteLLM-Rust's ({LITELLM_RUST_CPU})"),
+            format!("CPU per {CPU_STREAMS} streams, Anthropic upstream: ≤ a third of the reference's and below LiteLLM-Rust's (quoted: {REFERENCE_CPU} and {LITELLM_RUST_CPU}), so ≤ {cpu_bound:.3} CPU-s"),
             cpu_a,
-            (REFERENCE_CPU / 3.0).min(LITELLM_RUST_CPU),
+            cpu_bound,
             " CPU-s",
         ),
         Check::at_most("idle RSS: ≤ 10 MB", idle_kib as f64 / 1024.0, 10.0, " MB"),
@@ -300,6 +310,7 @@ async fn run(args: Args) -> Result<(), String> {
         },
     ];
     targets::print(&checks);
+    println!("\nThe 64-stream p99 target is judged on the rows where the streams arrive together: all 64 open at once, each round a burst, the harder case; the rows with arrivals spread over a stream's length show the steady state. CPU is judged on the Anthropic upstream, the kind the quoted figures were measured with. Round trips are client→server chunks counted by the delay proxy over sequential streams; \"before the first byte\" is counted up to the first byte the client receives, so it bounds the count before the first upstream byte.");
     Ok(())
 }
 
