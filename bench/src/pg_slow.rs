@@ -87,6 +87,9 @@ pub struct Trips {
     /// Mean and most between its first byte and its last.
     pub relay_mean: f64,
     pub relay_max: u64,
+    /// Streams that saw any between their first byte and their last, and how many streams.
+    pub relay_streams: usize,
+    pub streams: usize,
     /// Mean over the whole run (settlement and anything in the background included).
     pub per_request: f64,
 }
@@ -99,6 +102,8 @@ impl Trips {
             before_max: c.before_first_byte.iter().copied().max().unwrap_or(0),
             relay_mean: c.relay.iter().sum::<u64>() as f64 / n,
             relay_max: c.relay.iter().copied().max().unwrap_or(0),
+            relay_streams: c.relay.iter().filter(|r| **r > 0).count(),
+            streams: c.relay.len(),
             per_request: c.total as f64 / n,
         }
     }
