@@ -314,3 +314,33 @@ pub async fn counted(
     out.total = counter.load(Ordering::SeqCst) - first;
     Ok(out)
 }
+
+/// Checks that `target` answers as the Messages API does: a streamed answer that ends with
+/// `message_stop`, and a whole message with the stand-ins' 20 output tokens.
+pub async fn check_answers(target: &Target) -> Result<(), String> {
+    let streamed = target
+        .request(true)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !streamed.contains("event: message_stop") {
+        return Err(format!(
+            "a streamed answer without message_stop: {streamed:.200}"
+        ));
+    }
+    let whole: serde_json::Value = target
+        .request(false)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if whole["type"] != "message" || whole["usage"]["output_tokens"] != 20 {
+        return Err(format!("not the whole message: {whole}"));
+    }
+    Ok(())
+}

@@ -113,6 +113,9 @@ async fn run(args: Args) -> Result<(), String> {
 
     let direct = Target::direct(&fake.url);
     let via = Target::gateway(&gateway.url);
+    load::check_answers(&via).await?;
+    load::check_answers(&Target::direct_anthropic(&anthropic.url)).await?;
+    load::check_answers(&Target::gateway(&gw_anthropic.url)).await?;
     let rows = latency_rows(&direct, &via, args.rounds).await?;
     let direct_a = Target::direct_anthropic(&anthropic.url);
     let via_a = Target::gateway(&gw_anthropic.url);
@@ -120,6 +123,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     let cpu = cpu_per_streams(&gateway, &via).await?;
     let cpu_a = cpu_per_streams(&gw_anthropic, &via_a).await?;
+    let rps_direct_a = load::rps(&direct_a, 64, Duration::from_secs(args.seconds)).await?;
+    let rps_gateway_a = load::rps(&via_a, 64, Duration::from_secs(args.seconds)).await?;
     drop(gw_anthropic);
 
     let rps_direct = load::rps(&direct, 64, Duration::from_secs(args.seconds)).await?;
@@ -186,6 +191,8 @@ async fn run(args: Args) -> Result<(), String> {
     println!("| non-streaming requests/s, 64 concurrent, direct | {rps_direct:.0} |");
     println!("| non-streaming requests/s, 64 concurrent, via gateway | {rps_gateway:.0} |");
     println!("| non-streaming requests/s, 64 concurrent, via gateway with spend caps | {rps_capped:.0} |");
+    println!("| non-streaming requests/s, 64 concurrent, Anthropic upstream, direct | {rps_direct_a:.0} |");
+    println!("| non-streaming requests/s, 64 concurrent, Anthropic upstream, via gateway | {rps_gateway_a:.0} |");
     println!(
         "| TTFB p50 / p99 at 64 streams, gateway without caps | {} / {} |",
         stats::ms(p.p50),
