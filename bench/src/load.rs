@@ -265,8 +265,8 @@ pub struct Counted {
     pub ttfb: Vec<Duration>,
     /// Counted between each request's start and its first byte.
     pub before_first_byte: Vec<u64>,
-    /// Counted between each stream's first byte and its last (what its end sets off, racing
-    /// the last bytes, is not).
+    /// Counted between each stream's first byte and its `message_delta` event, when the text
+    /// has been relayed (what the stream's end sets off, racing its last bytes, is not).
     pub relay: Vec<u64>,
     /// Counted from the first request's start until `gap` after the last stream ended.
     pub total: u64,
@@ -294,25 +294,34 @@ pub async fn counted(
             return Err(format!("status {}", res.status()));
         }
         let mut body = res.bytes_stream();
-        let (mut c1, mut c2) = (None, 0);
+        let (mut c1, mut c2) = (None, None);
+        let mut last = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| e.to_string())?;
             if chunk.is_empty() {
                 continue;
             }
-            c2 = counter.load(Ordering::SeqCst);
+            last = counter.load(Ordering::SeqCst);
             if c1.is_none() {
                 out.ttfb.push(started.elapsed());
-                c1 = Some(c2);
+                c1 = Some(last);
+            }
+            if c2.is_none() && contains(&chunk, b"event: message_delta") {
+                c2 = Some(last);
             }
         }
         let c1 = c1.ok_or("a stream without a byte")?;
+        let c2 = c2.unwrap_or(last);
         out.before_first_byte.push(c1 - c0);
         out.relay.push(c2 - c1);
         tokio::time::sleep(gap).await;
     }
     out.total = counter.load(Ordering::SeqCst) - first;
     Ok(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Checks that `target` answers as the Messages API does: a streamed answer that ends with

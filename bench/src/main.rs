@@ -308,7 +308,7 @@ async fn run(args: Args) -> Result<(), String> {
             met: slow.capped_seq.before_max <= 1 && slow.capped_seq.before_mean < 0.5,
         },
         Check {
-            target: "PostgreSQL round trips on the relay path (first byte to last) with caps: none (a stray background one in at most one stream in ten allowed)".into(),
+            target: "PostgreSQL round trips on the relay path (first byte to message_delta) with caps: none (a stray background one in at most one stream in ten allowed)".into(),
             measured: format!(
                 "{:.2} per request, at most {}, in {} of {} streams",
                 slow.capped_seq.relay_mean,
@@ -440,7 +440,7 @@ fn print_slow(r: &pg_slow::Report, rounds: usize) {
         );
     }
     println!("\nPostgreSQL round trips per request (client→server chunks the proxy passed on; {rounds} sequential streams 50 ms apart, then 64 streams at a time):\n");
-    println!("| gateway | before first byte (mean / most) | first byte to last (mean / most) | per request, sequential (settlement and background included) | per request, 64 at a time |");
+    println!("| gateway | before first byte (mean / most) | relay: first byte to message_delta (mean / most) | per request, sequential (settlement and background included) | per request, 64 at a time |");
     println!("|---|---|---|---|---|");
     for (label, t, many) in [
         ("without caps", &r.plain_seq, r.plain_many),

@@ -84,10 +84,10 @@ pub struct Trips {
     /// Mean and most before a stream's first byte.
     pub before_mean: f64,
     pub before_max: u64,
-    /// Mean and most between its first byte and its last.
+    /// Mean and most between its first byte and its `message_delta` event.
     pub relay_mean: f64,
     pub relay_max: u64,
-    /// Streams that saw any between their first byte and their last, and how many streams.
+    /// Streams that saw any between their first byte and `message_delta`, and how many streams.
     pub relay_streams: usize,
     pub streams: usize,
     /// Mean over the whole run (settlement and anything in the background included).
