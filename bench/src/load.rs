@@ -12,8 +12,19 @@ pub struct Target {
     client: reqwest::Client,
     url_stream: String,
     url_plain: String,
-    bearer: Option<String>,
-    model_in_body: bool,
+    auth: Auth,
+    /// The Bedrock body: `anthropic_version` in it, the model and streaming in the path.
+    bedrock_body: bool,
+}
+
+#[derive(Clone)]
+enum Auth {
+    /// The Bedrock double accepts unsigned calls.
+    None,
+    /// The gateway's session token.
+    Bearer(String),
+    /// The Anthropic API's key.
+    ApiKey(&'static str),
 }
 
 impl Target {
@@ -24,8 +35,19 @@ impl Target {
             client: client(),
             url_stream: format!("{fake}/model/{model}/invoke-with-response-stream"),
             url_plain: format!("{fake}/model/{model}/invoke"),
-            bearer: None,
-            model_in_body: false,
+            auth: Auth::None,
+            bedrock_body: true,
+        }
+    }
+
+    /// Straight to the Anthropic API stand-in.
+    pub fn direct_anthropic(fake: &str) -> Target {
+        Target {
+            client: client(),
+            url_stream: format!("{fake}/v1/messages"),
+            url_plain: format!("{fake}/v1/messages"),
+            auth: Auth::ApiKey(crate::fake_anthropic::API_KEY),
+            bedrock_body: false,
         }
     }
 
@@ -36,16 +58,16 @@ impl Target {
             client: client(),
             url_stream: format!("{gw}/v1/messages"),
             url_plain: format!("{gw}/v1/messages"),
-            bearer: Some(token),
-            model_in_body: true,
+            auth: Auth::Bearer(token),
+            bedrock_body: false,
         }
     }
 
     /// The same target as worker `i`'s own user (each worker is a different developer).
     fn for_worker(&self, i: usize) -> Target {
         let mut t = self.clone();
-        if t.bearer.is_some() {
-            t.bearer = Some(token(&format!("dev{i}")));
+        if let Auth::Bearer(_) = t.auth {
+            t.auth = Auth::Bearer(token(&format!("dev{i}")));
         }
         t
     }
@@ -55,11 +77,11 @@ impl Target {
             "max_tokens": 256,
             "messages": [{"role": "user", "content": "Write a short greeting."}],
         });
-        if self.model_in_body {
+        if self.bedrock_body {
+            body["anthropic_version"] = "bedrock-2023-05-31".into();
+        } else {
             body["model"] = "claude-sonnet-4-5".into();
             body["stream"] = stream.into();
-        } else {
-            body["anthropic_version"] = "bedrock-2023-05-31".into();
         }
         let url = if stream {
             &self.url_stream
@@ -67,8 +89,15 @@ impl Target {
             &self.url_plain
         };
         let mut req = self.client.post(url).json(&body);
-        if let Some(t) = &self.bearer {
-            req = req.bearer_auth(t);
+        match &self.auth {
+            Auth::None => {}
+            // Claude Code sends the API version to the gateway as to the API.
+            Auth::Bearer(t) => req = req.bearer_auth(t).header("anthropic-version", "2023-06-01"),
+            Auth::ApiKey(k) => {
+                req = req
+                    .header("x-api-key", *k)
+                    .header("anthropic-version", "2023-06-01")
+            }
         }
         req
     }
@@ -226,4 +255,101 @@ pub async fn hold_open(target: &Target, n: usize, rss: impl Fn() -> u64) -> Resu
         let _ = t.await;
     }
     Ok(kib)
+}
+
+/// What a counter (the PostgreSQL delay proxy's count of client→server chunks) saw around
+/// sequential streams.
+#[derive(Default)]
+pub struct Counted {
+    /// Time to first byte of each stream.
+    pub ttfb: Vec<Duration>,
+    /// Counted between each request's start and its first byte.
+    pub before_first_byte: Vec<u64>,
+    /// Counted between each stream's first byte and its `message_delta` event, when the text
+    /// has been relayed (what the stream's end sets off, racing its last bytes, is not).
+    pub relay: Vec<u64>,
+    /// Counted from the first request's start until `gap` after the last stream ended.
+    pub total: u64,
+}
+
+/// `n` streams one after the other, `gap` apart (so what a stream sets off after its end lands
+/// before the next begins), reading `counter` at each stream's start, first byte and end.
+pub async fn counted(
+    target: &Target,
+    n: usize,
+    gap: Duration,
+    counter: &AtomicU64,
+) -> Result<Counted, String> {
+    let mut out = Counted::default();
+    let first = counter.load(Ordering::SeqCst);
+    for _ in 0..n {
+        let c0 = counter.load(Ordering::SeqCst);
+        let started = Instant::now();
+        let res = target
+            .request(true)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("status {}", res.status()));
+        }
+        let mut body = res.bytes_stream();
+        let (mut c1, mut c2) = (None, None);
+        let mut last = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if chunk.is_empty() {
+                continue;
+            }
+            last = counter.load(Ordering::SeqCst);
+            if c1.is_none() {
+                out.ttfb.push(started.elapsed());
+                c1 = Some(last);
+            }
+            if c2.is_none() && contains(&chunk, b"event: message_delta") {
+                c2 = Some(last);
+            }
+        }
+        let c1 = c1.ok_or("a stream without a byte")?;
+        let c2 = c2.unwrap_or(last);
+        out.before_first_byte.push(c1 - c0);
+        out.relay.push(c2 - c1);
+        tokio::time::sleep(gap).await;
+    }
+    out.total = counter.load(Ordering::SeqCst) - first;
+    Ok(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Checks that `target` answers as the Messages API does: a streamed answer that ends with
+/// `message_stop`, and a whole message with the stand-ins' 20 output tokens.
+pub async fn check_answers(target: &Target) -> Result<(), String> {
+    let streamed = target
+        .request(true)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !streamed.contains("event: message_stop") {
+        return Err(format!(
+            "a streamed answer without message_stop: {streamed:.200}"
+        ));
+    }
+    let whole: serde_json::Value = target
+        .request(false)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    if whole["type"] != "message" || whole["usage"]["output_tokens"] != 20 {
+        return Err(format!("not the whole message: {whole}"));
+    }
+    Ok(())
 }

@@ -40,6 +40,26 @@ pub async fn fake(events: u32, delay_ms: u64) -> Result<Fake, String> {
     })
 }
 
+/// The `upstreams` entry of a Bedrock upstream at `url` (the double).
+pub fn bedrock(url: &str) -> String {
+    format!(
+        "  - provider: bedrock
+    region: us-east-1
+    base_url: {url}
+    auth: {{aws_access_key_id: AKIDFAKEBEDROCK, aws_secret_access_key: fake-bedrock-secret-key}}"
+    )
+}
+
+/// The `upstreams` entry of an Anthropic API upstream at `url` (the stand-in).
+pub fn anthropic(url: &str) -> String {
+    format!(
+        "  - provider: anthropic
+    base_url: {url}
+    auth: {{api_key: {}}}",
+        crate::fake_anthropic::API_KEY
+    )
+}
+
 /// A running gateway.
 pub struct Gateway {
     child: Child,
@@ -74,6 +94,17 @@ impl Gateway {
         extra: &str,
         env: &[(&str, &str)],
     ) -> Result<Gateway, String> {
+        Self::start_upstream(bin, &bedrock(upstream), postgres, extra, env).await
+    }
+
+    /// Like [`Gateway::start_env`], with `upstreams` the YAML list of upstreams.
+    pub async fn start_upstream(
+        bin: &str,
+        upstreams: &str,
+        postgres: &str,
+        extra: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
@@ -81,10 +112,7 @@ impl Gateway {
         let yaml = format!(
             "listen: {{host: 127.0.0.1, port: {port}}}
 upstreams:
-  - provider: bedrock
-    region: us-east-1
-    base_url: {upstream}
-    auth: {{aws_access_key_id: AKIDFAKEBEDROCK, aws_secret_access_key: fake-bedrock-secret-key}}
+{upstreams}
 session: {{jwt_secret: {SECRET}}}
 store: {{postgres_url: '{postgres}', max_connections: 20}}
 oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: bench}}
@@ -137,6 +165,24 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
             .unwrap_or(0)
     }
 
+    /// User and system CPU time the gateway has used so far, all threads (`/proc/<pid>/stat`).
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        let pid = self.child.id().ok_or("the gateway has exited")?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+        // The fields after the command name, which is in parentheses and may hold spaces:
+        // utime and stime are the 14th and 15th of the line, the 12th and 13th of these.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let tick = |i: usize| -> Result<u64, String> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
+        };
+        Ok((tick(11)? + tick(12)?) as f64 / clock_ticks())
+    }
+
     /// Resident set size now.
     pub fn rss_kib(&self) -> u64 {
         self.status_kib("VmRSS:")
@@ -146,4 +192,16 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
     pub fn peak_kib(&self) -> u64 {
         self.status_kib("VmHWM:")
     }
+}
+
+/// Clock ticks per second, the unit of `/proc/<pid>/stat` times.
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
 }

@@ -32,3 +32,9 @@ impl Summary {
 pub fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// `a - b` in milliseconds with three decimals and a sign (the gateway can be faster than the
+/// direct call within the noise).
+pub fn signed_ms(a: Duration, b: Duration) -> String {
+    format!("{:+.3} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
+}
