@@ -462,17 +462,21 @@ impl Meter {
         let Some((lease, worst)) = &ticket.hold else {
             return charge;
         };
-        match self.leases.lock() {
-            Ok(mut book) => book.ended(
-                &ticket.principal,
-                lease,
-                *worst,
-                cost,
-                charge,
-                Instant::now(),
+        let now = Instant::now();
+        let (back, quiet) = match self.leases.lock() {
+            Ok(mut book) => (
+                book.ended(&ticket.principal, lease, *worst, cost, charge, now),
+                book.take_quiet(&ticket.principal, lease, now),
             ),
-            Err(_) => charge,
+            Err(_) => (charge, Vec::new()),
+        };
+        if !quiet.is_empty() {
+            self.settler.submit(Job::Spend {
+                charges: quiet,
+                give_back: None,
+            });
         }
+        back
     }
 
     /// Gives back, every [`RETURN_EVERY`], the leases idle for [`super::lease::IDLE`], until `stop`.

@@ -8,7 +8,8 @@
 //! always did), and PostgreSQL caps it at a quarter of the headroom so replicas leave room for
 //! each other. When a request ends its cost is charged to the lease and kept with it; PostgreSQL
 //! learns of the charges when the lease is given back (a lease with nothing in flight for [`IDLE`]
-//! is), in the same batch, or once they are [`WRITE_EVERY`] old while it stays busy.
+//! is), in the same batch; between its requests once they are [`WRITE_EVERY`] old; and at the
+//! latest once they are [`WRITE_LATEST`] old.
 //!
 //! Every total here counts since the lease opened (granted, charged), so the bookkeeping does not
 //! depend on when batches reach the store: what the lease has left is `granted − held − charged`.
@@ -22,9 +23,12 @@ use crate::store::spend::{BucketCap, Totals};
 
 /// How long a lease with nothing in flight is kept before it is given back.
 pub const IDLE: Duration = Duration::from_millis(200);
-/// A busy lease's charges are written once they are this old. Longer than [`IDLE`] plus a look
-/// for idle leases, so the last charges of a lease going idle are written with it, in one batch.
+/// A lease's charges this old are written when its last request in flight ends, between its
+/// requests rather than while one streams. Longer than [`IDLE`] plus a look for idle leases, so
+/// the last charges of a lease going idle are written with it, in one batch.
 pub const WRITE_EVERY: Duration = Duration::from_millis(500);
+/// A lease that never goes quiet has its charges written once they are this old.
+pub const WRITE_LATEST: Duration = Duration::from_secs(2);
 /// ...and as soon as this many are waiting.
 const WRITE_AT: usize = 1024;
 /// At most this many of a request's worst case are leased ahead of demand.
@@ -91,6 +95,19 @@ impl Lease {
                 reserved: t.reserved.saturating_add(self.held),
             })
             .collect()
+    }
+
+    /// Takes the charges at least `age` old (all of them when they piled up).
+    fn take_older(&mut self, now: Instant, age: Duration) -> impl Iterator<Item = Charge> + '_ {
+        let n = if self.unwritten.len() >= WRITE_AT {
+            self.unwritten.len()
+        } else {
+            self.unwritten
+                .iter()
+                .take_while(|(t, _)| now.saturating_duration_since(*t) >= age)
+                .count()
+        };
+        self.unwritten.drain(..n).map(|(_, c)| c)
     }
 
     fn idle(&self, now: Instant) -> bool {
@@ -298,22 +315,23 @@ impl Book {
         None
     }
 
-    /// Takes the charges of busy leases that are [`WRITE_EVERY`] old, or all of a lease's when
-    /// they piled up.
+    /// Takes the charges of leases that are [`WRITE_LATEST`] old, or all of a lease's when they
+    /// piled up.
     pub fn take_due(&mut self, now: Instant) -> Vec<Charge> {
         let mut out = Vec::new();
         for l in self.open.values_mut().chain(self.retired.values_mut()) {
-            let old = if l.unwritten.len() >= WRITE_AT {
-                l.unwritten.len()
-            } else {
-                l.unwritten
-                    .iter()
-                    .take_while(|(t, _)| now.saturating_duration_since(*t) >= WRITE_EVERY)
-                    .count()
-            };
-            out.extend(l.unwritten.drain(..old).map(|(_, c)| c));
+            out.extend(l.take_older(now, WRITE_LATEST));
         }
         out
+    }
+
+    /// Takes the charges [`WRITE_EVERY`] old of `lease` when nothing is in flight on it: the
+    /// moment between a user's requests.
+    pub fn take_quiet(&mut self, principal: &str, lease: &str, now: Instant) -> Vec<Charge> {
+        match self.find(principal, lease) {
+            Some(l) if l.held <= 0 => l.take_older(now, WRITE_EVERY).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Takes the leases idle since [`IDLE`] before `now` (all of them with `all`): each with the
@@ -645,7 +663,7 @@ mod tests {
             None
         );
         assert_eq!(
-            book.take_due(now + WRITE_EVERY),
+            book.take_due(now + WRITE_LATEST),
             vec![a_charge(10)],
             "a busy lease's charges are written once old enough; newer ones wait"
         );
@@ -660,6 +678,33 @@ mod tests {
             book.ended("u", "lse_1", 1_000, 30, Some(a_charge(30)), now),
             Some(a_charge(30)),
             "a charge for a lease no longer kept is handed back to be written on its own"
+        );
+    }
+
+    #[test]
+    fn between_requests_the_older_charges_are_written() {
+        let mut book = Book::default();
+        let now = Instant::now();
+        let step = book.admit("u", &caps(Some(10_000)), 100, now, ids());
+        assert!(matches!(
+            grant(&mut book, step, 100, now),
+            Granted::Admitted(_)
+        ));
+        book.ended("u", "lse_1", 100, 10, Some(a_charge(10)), now);
+        let later = now + WRITE_EVERY;
+        assert!(matches!(
+            book.admit("u", &caps(Some(10_000)), 10, later, ids()),
+            Step::Admitted { .. }
+        ));
+        assert!(
+            book.take_quiet("u", "lse_1", later).is_empty(),
+            "a request is in flight: its relay is not the moment"
+        );
+        book.ended("u", "lse_1", 10, 20, Some(a_charge(20)), later);
+        assert_eq!(
+            book.take_quiet("u", "lse_1", later),
+            vec![a_charge(10)],
+            "nothing in flight: the old charge goes, the new one waits for the lease's end"
         );
     }
 
