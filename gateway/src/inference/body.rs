@@ -7,18 +7,25 @@ pub mod shape;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use serde_json::Value;
 
 /// The top-level fields of a JSON object, in their original order.
 ///
 /// Fields live in a vector (removed ones leave a hole, so positions never shift) with an index
 /// from key to position: `get`, `set` and `remove` are one hash lookup each.
+///
+/// `messages` and `tools`, which several stages read (policy, prompt fingerprints, rate limits),
+/// are parsed at most once, on first use; changing either field drops its parsed view.
 #[derive(Debug, Default)]
 pub struct RawObject {
     fields: Vec<Option<(String, Box<RawValue>)>>,
     index: HashMap<String, usize>,
+    messages: OnceLock<Option<Vec<Value>>>,
+    tools: OnceLock<Option<Vec<Value>>>,
 }
 
 /// Why a body is not a Messages request.
@@ -75,8 +82,30 @@ impl RawObject {
         self.get(key).and_then(|raw| serde_json::from_str(raw).ok())
     }
 
+    /// `messages` as JSON values when it is an array, parsed once however often it is read.
+    pub fn messages(&self) -> Option<&[Value]> {
+        self.messages
+            .get_or_init(|| self.get_as("messages"))
+            .as_deref()
+    }
+
+    /// `tools` as JSON values when it is an array, parsed once however often it is read.
+    pub fn tools(&self) -> Option<&[Value]> {
+        self.tools.get_or_init(|| self.get_as("tools")).as_deref()
+    }
+
+    /// Drops the parsed view of `key`, when it has one, because the field changes.
+    fn changed(&mut self, key: &str) {
+        match key {
+            "messages" => self.messages = OnceLock::new(),
+            "tools" => self.tools = OnceLock::new(),
+            _ => {}
+        }
+    }
+
     /// Removes a field.
     pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
+        self.changed(key);
         let i = self.index.remove(key)?;
         self.fields.get_mut(i)?.take().map(|(_, v)| v)
     }
@@ -91,6 +120,7 @@ impl RawObject {
 
     /// Sets `key` to `value`: in place when present, else appended.
     fn insert(&mut self, key: String, value: Box<RawValue>) {
+        self.changed(&key);
         if let Some(Some((_, v))) = self.index.get(&key).and_then(|&i| self.fields.get_mut(i)) {
             *v = value;
             return;
@@ -302,6 +332,32 @@ mod tests {
             "]".repeat(shape::MAX_DEPTH - 1)
         );
         assert!(RawObject::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn messages_and_tools_are_parsed_once_until_they_change() {
+        let mut obj = RawObject::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[{"name":"Read"}]}"#,
+        )
+        .unwrap();
+        // Every reader gets the same parsed values, not a parse of its own.
+        let first = obj.messages().unwrap().as_ptr();
+        assert_eq!(obj.messages().unwrap().as_ptr(), first);
+        let tools = obj.tools().unwrap().as_ptr();
+        assert_eq!(obj.tools().unwrap().as_ptr(), tools);
+        assert_eq!(obj.tools().unwrap()[0]["name"], "Read");
+        // A change is seen by the next reader.
+        obj.set(
+            "tools",
+            &serde_json::json!([{"name": "Edit"}, {"name": "Bash"}]),
+        );
+        assert_eq!(obj.tools().unwrap().len(), 2);
+        assert_eq!(obj.tools().unwrap()[0]["name"], "Edit");
+        obj.remove("messages");
+        assert!(obj.messages().is_none());
+        obj.set("messages", &"not an array");
+        assert!(obj.messages().is_none());
+        assert!(obj.clone_fields().tools().is_some_and(|t| t.len() == 2));
     }
 
     #[test]

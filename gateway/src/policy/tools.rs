@@ -75,8 +75,8 @@ pub fn enforce(body: &mut RawObject, denials: &ToolDenials) -> Verdict {
             }
         }
     }
-    if let Some(messages) = body.get_as::<Vec<Value>>("messages") {
-        for m in &messages {
+    if let Some(messages) = body.messages() {
+        for m in messages {
             for block in m
                 .get("content")
                 .and_then(Value::as_array)
@@ -97,30 +97,32 @@ pub fn enforce(body: &mut RawObject, denials: &ToolDenials) -> Verdict {
             }
         }
     }
-    let Some(tools) = body.get_as::<Vec<Value>>("tools") else {
+    let Some(tools) = body.tools() else {
         return Verdict::Clean;
     };
-    let (kept, removed): (Vec<Value>, Vec<Value>) = tools.into_iter().partition(|t| {
-        !t.get("name")
+    let denied = |t: &Value| {
+        t.get("name")
             .and_then(Value::as_str)
             .is_some_and(|n| denials.denies(n))
-    });
+    };
+    let removed: Vec<String> = tools
+        .iter()
+        .filter(|t| denied(t))
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .map(str::to_owned)
+        .collect();
     if removed.is_empty() {
         return Verdict::Clean;
     }
+    // Only a request that loses tools pays for a copy of the ones it keeps.
+    let kept: Vec<Value> = tools.iter().filter(|t| !denied(t)).cloned().collect();
     if kept.is_empty() {
         body.remove("tools");
         body.remove("tool_choice");
     } else {
         body.set("tools", &kept);
     }
-    Verdict::Stripped(
-        removed
-            .iter()
-            .filter_map(|t| t.get("name").and_then(Value::as_str))
-            .map(str::to_owned)
-            .collect(),
-    )
+    Verdict::Stripped(removed)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const STREAMS_TTL: Duration = Duration::hours(1);
 
 /// Whether the request offers a write-capable tool.
 pub fn offers_write_tools(body: &RawObject) -> bool {
-    body.get_as::<Vec<Value>>("tools")
+    body.tools()
         .unwrap_or_default()
         .iter()
         .filter_map(|t| t.get("name").and_then(Value::as_str))

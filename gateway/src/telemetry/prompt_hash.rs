@@ -47,8 +47,8 @@ pub fn prompt_text(messages: &[Value]) -> Option<String> {
 
 /// Fingerprints of a request body under `key`.
 pub fn fingerprints(key: &str, body: &RawObject) -> Fingerprints {
-    let messages: Vec<Value> = body.get_as("messages").unwrap_or_default();
-    let prompt = prompt_text(&messages).map(|t| hmac_hex(key, t.as_bytes()));
+    let messages = body.messages().unwrap_or_default();
+    let prompt = prompt_text(messages).map(|t| hmac_hex(key, t.as_bytes()));
     let tool_inputs = messages
         .iter()
         .rev()
