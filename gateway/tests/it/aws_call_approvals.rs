@@ -4,7 +4,6 @@
 //! on its replica, by polling for another replica's, or answered with the link when the wait
 //! ends, the request left pending for a later approval.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use claude_gateway::store::aws_proxy::{CallDecision, CallStatus};
 use claude_gateway::store::Store;
 use claude_gateway::telemetry::audit::Audit;
 use serde_json::{json, Value};
-use sqlx::postgres::PgConnectOptions;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -29,21 +27,6 @@ const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
 const VALID: u32 = 600;
 /// Longer than any test runs: a wait or poll that must not be what ends a hold.
 const NEVER: Duration = Duration::from_secs(3600);
-
-async fn store_at(url: &str) -> Store {
-    let opts = PgConnectOptions::from_str(url).unwrap();
-    let s = Store::connect(
-        opts,
-        8,
-        Duration::from_secs(10),
-        3,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
-    s.migrate().await.unwrap();
-    s
-}
 
 /// A held `s3:PutObject` of ana's on payments; `key` tells calls apart.
 pub(crate) fn call(key: &str) -> HeldCall {
@@ -86,7 +69,10 @@ async fn actions(s: &Store) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pending_request_per_call_however_many_replicas_ask() {
     let url = shared().new_db();
-    let (one, two) = (store_at(&url).await, store_at(&url).await);
+    let (one, two) = (
+        crate::support::pg::migrated_store(&url).await,
+        crate::support::pg::migrated_store(&url).await,
+    );
     let c = call("a");
     // Two replicas ask for the same call at once: one request, both see it.
     let (a, b) = tokio::join!(
@@ -126,7 +112,10 @@ async fn one_pending_request_per_call_however_many_replicas_ask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_deciders_racing_one_wins_and_an_approval_lets_only_that_call_through() {
     let url = shared().new_db();
-    let (one, two) = (store_at(&url).await, store_at(&url).await);
+    let (one, two) = (
+        crate::support::pg::migrated_store(&url).await,
+        crate::support::pg::migrated_store(&url).await,
+    );
     let c = call("a");
     let (asked, _) = one.aws_ask_call("cap_1", &c, NOW).await.unwrap();
     let at = NOW + time::Duration::minutes(1);
@@ -203,7 +192,7 @@ async fn two_deciders_racing_one_wins_and_an_approval_lets_only_that_call_throug
 
 #[tokio::test]
 async fn a_pending_request_lapses_after_valid_seconds() {
-    let s = store_at(&shared().new_db()).await;
+    let s = crate::support::pg::migrated_store(&shared().new_db()).await;
     let (asked, _) = s.aws_ask_call("cap_1", &call("a"), NOW).await.unwrap();
     let lapse = NOW + time::Duration::seconds(i64::from(VALID));
     assert!(s
@@ -263,7 +252,7 @@ async fn replica_with(url: &str, extra: &str) -> (AppState, Audit, Arc<ManualClo
         loaded,
         audit.clone(),
         clock,
-        store_at(url).await,
+        crate::support::pg::migrated_store(url).await,
         claude_gateway::upstream::Upstreams::none(),
     )
     .unwrap();
@@ -345,7 +334,7 @@ async fn a_waiting_hold_returns_approved_as_soon_as_the_decision_lands() {
 async fn a_decision_on_another_replica_reaches_the_hold_by_polling() {
     let url = shared().new_db();
     let (state, _) = replica(&url).await;
-    let other = store_at(&url).await;
+    let other = crate::support::pg::migrated_store(&url).await;
     let c = call("a");
     let waiting = tokio::spawn({
         let (state, c) = (state.clone(), c.clone());
@@ -462,7 +451,7 @@ async fn a_newly_held_call_is_announced_by_name_and_link_without_its_parameters(
 async fn a_request_lapsing_under_the_wait_is_asked_anew() {
     let url = shared().new_db();
     let (state, audit, clock) = replica_with(&url, "").await;
-    let other = store_at(&url).await;
+    let other = crate::support::pg::migrated_store(&url).await;
     let c = call("a");
     let old = NOW - time::Duration::seconds(i64::from(VALID) - 1);
     let (first, _) = other.aws_ask_call("cap_old", &c, old).await.unwrap();

@@ -22,24 +22,6 @@ use crate::support::pg::shared;
 
 const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
 
-pub(crate) async fn store_at(url: &str) -> Store {
-    let s = Store::connect(
-        PgConnectOptions::from_str(url).unwrap(),
-        4,
-        Duration::from_secs(10),
-        3,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
-    s.migrate().await.unwrap();
-    s
-}
-
-async fn store() -> Store {
-    store_at(&shared().new_db()).await
-}
-
 /// A recorded `secretsmanager:GetSecretValue` by `sub` in `project`, its answer masked.
 pub(crate) fn call(sub: &str, project: &str, session: &str, decision: Decision) -> CallRecord {
     let answer = br#"{"Name":"db","SecretString":"hunter2-the-db-password"}"#;
@@ -88,7 +70,7 @@ fn ids(rows: &[Value]) -> Vec<i64> {
 
 #[tokio::test]
 async fn calls_are_written_in_one_batch_listed_narrowed_paged_and_read() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let mut rows = Vec::new();
     for i in 0..6 {
         let (sub, project) = if i % 2 == 0 {
@@ -223,7 +205,7 @@ async fn count(s: &Store, table: &str) -> i64 {
 
 #[tokio::test]
 async fn retention_removes_old_recordings_decided_approvals_and_past_counts() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let old = NOW - time::Duration::days(91);
     let mut old_call = call("ana", "payments", "AGWOLD", Decision::Allowed);
     old_call.at = old;
@@ -297,7 +279,7 @@ async fn retention_removes_old_recordings_decided_approvals_and_past_counts() {
 
 #[tokio::test]
 async fn the_queue_writes_in_batches_and_a_drain_leaves_nothing_behind() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let r = Recorder::new();
     let n = 2 * BATCH + 7;
     for i in 0..n {
@@ -376,7 +358,7 @@ async fn the_admin_api_lists_and_reads_calls_for_admins_only() {
             .await
             .unwrap()
     };
-    let s = store_at(&url).await;
+    let s = crate::support::pg::migrated_store(&url).await;
     s.aws_insert_calls(&[
         call("ana", "payments", "AGWA", Decision::Allowed),
         call("ana", "payments", "AGWA", Decision::Denied),

@@ -2,36 +2,15 @@
 //! transaction; one pending request per developer and project; two deciders racing, one wins;
 //! a pending request lapses after its own duration; the write grant in force is the latest-ending.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use claude_gateway::config::aws_access::Level;
 use claude_gateway::store::aws_access::{
     Added, Decider, Decision, GrantStatus, MemberRow, NewGrant, Requested,
 };
 use claude_gateway::store::Store;
-use sqlx::postgres::PgConnectOptions;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-use crate::support::pg::shared;
-
 const NOW: OffsetDateTime = datetime!(2026-12-06 10:00 UTC);
-
-async fn store() -> Store {
-    let opts = PgConnectOptions::from_str(&shared().new_db()).unwrap();
-    let s = Store::connect(
-        opts,
-        8,
-        Duration::from_secs(10),
-        3,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
-    s.migrate().await.unwrap();
-    s
-}
 
 fn request(id: &str, sub: &str, seconds: i32) -> NewGrant {
     NewGrant {
@@ -63,7 +42,7 @@ async fn actions(s: &Store) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn members_are_added_and_removed_with_their_trail() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let m = MemberRow {
         id: "awm_1".into(),
         project: "payments".into(),
@@ -115,7 +94,7 @@ async fn members_are_added_and_removed_with_their_trail() {
 /// member the gateway holds (up to 10,000 of up to 200 names each, on every request).
 #[tokio::test]
 async fn a_membership_read_holds_only_the_entries_naming_the_developer() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let member = |id: &str, project: &str, groups: &[&str], emails: &[&str]| MemberRow {
         id: id.into(),
         project: project.into(),
@@ -172,7 +151,7 @@ async fn a_membership_read_holds_only_the_entries_naming_the_developer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_two_approvers_racing_one_wins_and_the_grant_is_in_force() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     assert!(matches!(
         s.aws_request_grant(&request("grt_a", "ana", 3600), NOW)
             .await
@@ -236,7 +215,7 @@ async fn of_two_approvers_racing_one_wins_and_the_grant_is_in_force() {
 
 #[tokio::test]
 async fn grants_end_lapse_and_are_revoked() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let hour = time::Duration::hours(1);
     let who = Decider {
         by: "admin-key:ops",
@@ -327,7 +306,7 @@ async fn grants_end_lapse_and_are_revoked() {
 /// rows go, pending requests and anything newer stay, and a window of millennia keeps all.
 #[tokio::test]
 async fn retention_removes_the_old_trail_and_long_decided_requests() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let old = NOW - time::Duration::days(400);
     let lead = Decider {
         by: "lead@example.com",

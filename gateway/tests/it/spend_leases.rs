@@ -2,31 +2,10 @@
 //! headroom, a batch is written once, a lease given back returns what it has left, and a lease
 //! that expired is never counted twice.
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use claude_gateway::store::leases::{Batch, Charge, Grow, Grown, Return};
 use claude_gateway::store::spend::{BucketCap, Ledger};
 use claude_gateway::store::Store;
-use sqlx::postgres::PgConnectOptions;
 use time::OffsetDateTime;
-
-use crate::support::pg::shared;
-
-async fn store() -> Store {
-    let opts = PgConnectOptions::from_str(&shared().new_db()).unwrap();
-    let s = Store::connect(
-        opts,
-        4,
-        Duration::from_secs(10),
-        3,
-        Duration::from_millis(200),
-    )
-    .await
-    .unwrap();
-    s.migrate().await.unwrap();
-    s
-}
 
 fn caps(daily: i64) -> Vec<BucketCap> {
     vec![
@@ -90,7 +69,7 @@ async fn lease_row(s: &Store, id: &str) -> Option<i64> {
 
 #[tokio::test]
 async fn a_grant_beyond_the_need_is_at_most_a_quarter_of_the_headroom() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let c = caps(100_000);
     match s
         .grow_lease(&grow("l1", &c, 1_000, 1_000_000, false))
@@ -129,7 +108,7 @@ async fn a_grant_beyond_the_need_is_at_most_a_quarter_of_the_headroom() {
 
 #[tokio::test]
 async fn a_batch_is_written_once_and_a_returned_lease_gives_back_what_is_left() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let c = caps(1_000_000);
     assert!(matches!(
         s.grow_lease(&grow("l1", &c, 10_000, 10_000, false))
@@ -188,7 +167,7 @@ async fn a_batch_is_written_once_and_a_returned_lease_gives_back_what_is_left() 
 
 #[tokio::test]
 async fn an_expired_lease_is_lost_and_what_was_charged_to_it_counts_once() {
-    let s = store().await;
+    let s = crate::support::pg::fresh_store().await;
     let c = caps(1_000_000);
     let mut g = grow("l1", &c, 10_000, 10_000, false);
     g.expires = OffsetDateTime::now_utc() - time::Duration::seconds(1);

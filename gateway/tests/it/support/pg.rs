@@ -289,3 +289,24 @@ pub fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
     SHARED.get_or_init(Cluster::start)
 }
+
+/// A store on `url` with its migrations applied (pool of 8).
+pub async fn migrated_store(url: &str) -> claude_gateway::store::Store {
+    let opts = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url).unwrap();
+    let s = claude_gateway::store::Store::connect(
+        opts,
+        8,
+        std::time::Duration::from_secs(10),
+        3,
+        std::time::Duration::from_millis(200),
+    )
+    .await
+    .unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+/// A store on a new database of the shared cluster, migrated.
+pub async fn fresh_store() -> claude_gateway::store::Store {
+    migrated_store(&shared().new_db()).await
+}
