@@ -207,6 +207,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         let returned: Vec<&str> = b.returns.iter().map(|r| r.lease.as_str()).collect();
+        let is_returned: std::collections::HashSet<&str> = returned.iter().copied().collect();
         let (mut shrink_ids, mut shrink_by) = (Vec::new(), Vec::new());
         let mut freed_from: BTreeMap<(String, String), i64> =
             buckets.keys().map(|k| (k.clone(), 0)).collect();
@@ -216,7 +217,7 @@ impl Store {
             let lease_buckets: Vec<String> = r.try_get("buckets")?;
             let amount: i64 = r.try_get("amount_micros")?;
             let cost = owed.get(id.as_str()).copied().unwrap_or(0);
-            let freed = if returned.contains(&id.as_str()) {
+            let freed = if is_returned.contains(id.as_str()) {
                 amount
             } else {
                 cost.clamp(0, amount)
@@ -226,7 +227,7 @@ impl Store {
                     *e = e.saturating_add(freed);
                 }
             }
-            if !returned.contains(&id.as_str()) {
+            if !is_returned.contains(id.as_str()) {
                 shrink_ids.push(id);
                 shrink_by.push(freed);
             }
