@@ -180,23 +180,6 @@ impl Store {
         Ok(count.parse().unwrap_or(i64::MAX))
     }
 
-    /// The live counter under `key` and its expiry (0 when absent).
-    pub async fn kv_counter(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-    ) -> Result<(i64, Option<OffsetDateTime>), StoreError> {
-        let row: Option<(String, OffsetDateTime)> =
-            sqlx::query_as("SELECT value, expires_at FROM kv WHERE key = $1 AND expires_at > $2")
-                .bind(key)
-                .bind(now)
-                .fetch_optional(self.pool())
-                .await?;
-        Ok(row
-            .map(|(v, e)| (v.parse().unwrap_or(0), Some(e)))
-            .unwrap_or((0, None)))
-    }
-
     /// Deletes up to `batch` expired rows; returns how many went.
     pub async fn kv_sweep(&self, now: OffsetDateTime, batch: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
