@@ -58,6 +58,10 @@ struct Args {
     /// Only the AWS proxy's measurements (no Bedrock, streaming or memory runs).
     #[arg(long)]
     aws_only: bool,
+    /// Only one stream at a time and the CPU per streams, for both upstream kinds (about twenty
+    /// seconds; for trying a change to the request path, not for the README).
+    #[arg(long)]
+    quick: bool,
 }
 
 /// The gateway's own AWS credential, for its `AssumeRole` calls to the stand-in.
@@ -116,9 +120,25 @@ async fn run(args: Args) -> Result<(), String> {
     load::check_answers(&via).await?;
     load::check_answers(&Target::direct_anthropic(&anthropic.url)).await?;
     load::check_answers(&Target::gateway(&gw_anthropic.url)).await?;
-    let rows = latency_rows(&direct, &via, args.rounds).await?;
     let direct_a = Target::direct_anthropic(&anthropic.url);
     let via_a = Target::gateway(&gw_anthropic.url);
+    if args.quick {
+        let one = latency_row(&direct, &via, args.rounds * 5, 1, Duration::ZERO).await?;
+        let one_a = latency_row(&direct_a, &via_a, args.rounds * 5, 1, Duration::ZERO).await?;
+        let cpu = cpu_per_streams(&gateway, &via).await?;
+        let cpu_a = cpu_per_streams(&gw_anthropic, &via_a).await?;
+        println!("\n### Bedrock upstream, one stream\n");
+        print_rows(&[("1", one.0, one.1)]);
+        println!("\n### Anthropic API upstream, one stream\n");
+        print_rows(&[("1", one_a.0, one_a.1)]);
+        print_cpu(cpu, cpu_a);
+        println!(
+            "\ngateway RSS idle after boot: {:.1} MB",
+            idle_kib as f64 / 1024.0
+        );
+        return Ok(());
+    }
+    let rows = latency_rows(&direct, &via, args.rounds).await?;
     let rows_a = latency_rows(&direct_a, &via_a, args.rounds).await?;
 
     let cpu = cpu_per_streams(&gateway, &via).await?;
@@ -338,24 +358,36 @@ async fn latency_rows(direct: &Target, via: &Target, rounds: usize) -> Result<Ve
         ("64, arriving together", 64, Duration::ZERO),
         ("64, arrivals spread over a stream", 64, stream_len),
     ] {
-        let w = Workload {
-            concurrency,
-            rounds,
-            stream: true,
-            spread,
-        };
-        // Warm both paths (connection pools, credentials, caches).
-        load::streams(direct, &Workload { rounds: 2, ..w }).await?;
-        load::streams(via, &Workload { rounds: 2, ..w }).await?;
-        let d = load::streams(direct, &w).await?;
-        let g = load::streams(via, &w).await?;
-        rows.push((
-            label,
-            (Summary::of(&d.ttfb), Summary::of(&g.ttfb)),
-            (Summary::of(&d.total), Summary::of(&g.total)),
-        ));
+        let (ttfb, total) = latency_row(direct, via, rounds, concurrency, spread).await?;
+        rows.push((label, ttfb, total));
     }
     Ok(rows)
+}
+
+/// Time to first byte and total time, direct and via the gateway, of `concurrency` workers
+/// streaming `rounds` times each, started `spread` apart in all.
+async fn latency_row(
+    direct: &Target,
+    via: &Target,
+    rounds: usize,
+    concurrency: usize,
+    spread: Duration,
+) -> Result<((Summary, Summary), (Summary, Summary)), String> {
+    let w = Workload {
+        concurrency,
+        rounds,
+        stream: true,
+        spread,
+    };
+    // Warm both paths (connection pools, credentials, caches).
+    load::streams(direct, &Workload { rounds: 2, ..w }).await?;
+    load::streams(via, &Workload { rounds: 2, ..w }).await?;
+    let d = load::streams(direct, &w).await?;
+    let g = load::streams(via, &w).await?;
+    Ok((
+        (Summary::of(&d.ttfb), Summary::of(&g.ttfb)),
+        (Summary::of(&d.total), Summary::of(&g.total)),
+    ))
 }
 
 fn print_rows(rows: &[Row]) {

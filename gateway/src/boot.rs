@@ -125,7 +125,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
         source,
     })?;
 
-    let upstreams = Upstreams::build(cfg, env)
+    let upstreams = Upstreams::build(cfg, env, clock.clone())
         .await
         .map_err(|e| BootError::Setting(e.to_string()))?;
     let state = AppState::new(loaded, audit, clock.clone(), store.clone(), upstreams)

@@ -13,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 use tokio::sync::Semaphore;
 
 use crate::aws_proxy::turns::ToolUses;
+use crate::clock::SharedClock;
 use crate::config::{Config, Env, Provider};
 use crate::inference::body::RawObject;
 use crate::inference::usage::{Delivered, Usage};
@@ -159,6 +160,30 @@ fn read_message(body: &[u8], tool_uses: bool) -> (Usage, Vec<String>) {
     }
 }
 
+/// The largest non-streaming answer read from an upstream. A whole Messages answer is a few
+/// megabytes at most (128k output tokens of JSON); past this the upstream is misbehaving.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// Reads a body of at most `max` bytes, refused as it arrives when larger; `who` names the
+/// upstream in the operator's log.
+async fn read_capped(mut res: reqwest::Response, max: usize, who: &str) -> Result<Bytes, Failure> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        match res.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    return Err(Failure::transport(format!(
+                        "{who} body larger than {max} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err(Failure::transport(format!("{who} body: {e}"))),
+        }
+    }
+}
+
 /// One configured upstream's client.
 pub enum Client {
     /// Amazon Bedrock runtime.
@@ -209,7 +234,11 @@ pub enum BuildError {
 
 impl Upstreams {
     /// Builds one client per configured upstream.
-    pub async fn build(cfg: &Config, env: &dyn Env) -> Result<Self, BuildError> {
+    pub async fn build(
+        cfg: &Config,
+        env: &dyn Env,
+        clock: SharedClock,
+    ) -> Result<Self, BuildError> {
         let max = match env.var(MAX_IN_FLIGHT_VAR) {
             None => DEFAULT_MAX_IN_FLIGHT,
             Some(v) => v
@@ -224,7 +253,11 @@ impl Upstreams {
         let mut clients = Vec::with_capacity(cfg.upstreams.len());
         for (i, up) in cfg.upstreams.iter().enumerate() {
             let client = match up.provider {
-                Provider::Bedrock => Client::Bedrock(bedrock::Bedrock::build(up, cfg).await),
+                Provider::Bedrock => Client::Bedrock(
+                    bedrock::Bedrock::build(up, cfg, clock.clone())
+                        .await
+                        .map_err(|e| BuildError::Setting(format!("upstreams[{i}]: {e}")))?,
+                ),
                 Provider::Anthropic => Client::Anthropic(
                     anthropic::Anthropic::build(up, cfg)
                         .map_err(|e| BuildError::Setting(format!("upstreams[{i}]: {e}")))?,

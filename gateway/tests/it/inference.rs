@@ -1,4 +1,4 @@
-//! Inference end to end: a real gateway process, the real AWS SDK inside it, and the Bedrock test
+//! Inference end to end: a real gateway process signing its calls, and the Bedrock test
 //! double (SigV4, binary event stream) behind it.
 
 use std::time::{Duration, Instant};
@@ -563,4 +563,51 @@ async fn models_and_auth() {
         s.fake.requests().is_empty(),
         "nothing invalid reached the upstream"
     );
+}
+
+/// A Bedrock API key is sent as a bearer token instead of a signature; the double accepts the
+/// right key and refuses another, which the client sees as a permission error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bedrock_api_key_authenticates_as_a_bearer_token() {
+    const KEY: &str = "bedrock-api-key-0123456789abcdef";
+    let opts = Options {
+        bearer_token: Some(KEY.into()),
+        ..Options::default()
+    };
+    let fake = FakeBedrock::start(opts).await.unwrap();
+    let upstream = |key: &str| {
+        format!(
+            "  - provider: bedrock\n    region: us-east-1\n    base_url: {}\n    auth: {{aws_bearer_token: {key}}}",
+            fake.url()
+        )
+    };
+    for (key, status) in [(KEY, 200u16), ("bedrock-api-key-not-the-right-one", 403)] {
+        let (ups, url) = (upstream(key), shared().new_db());
+        let gw = tokio::task::spawn_blocking(move || {
+            Gateway::start(|port| config_with(port, &url, &ups, ""), &[])
+        })
+        .await
+        .unwrap();
+        let res = crate::support::client()
+            .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+            .bearer_auth(token("dev1", &["eng"]))
+            .json(&request(true))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{key}");
+        let text = res.text().await.unwrap();
+        if status == 200 {
+            assert!(text.contains("event: message_stop"), "{text}");
+        } else {
+            assert!(text.contains("permission_error"), "{text}");
+        }
+        let last = fake.requests().pop().unwrap();
+        assert_eq!(last.signature_valid, status == 200);
+        assert!(last
+            .headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("authorization") && v.starts_with("Bearer ")));
+        assert!(!gw.stdout().contains(key), "the key reached a log line");
+    }
 }

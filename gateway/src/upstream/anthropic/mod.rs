@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::{Call, Failure, Reply, StreamEnd, StreamMeter};
+use super::{read_capped, Call, Failure, Reply, StreamEnd, StreamMeter};
 use crate::config::{Config, Upstream};
 
 const DEFAULT_BASE: &str = "https://api.anthropic.com";
@@ -158,9 +158,14 @@ impl Anthropic {
 
     /// Reads a whole body after its head, within `limit`: the response timeout for an answer,
     /// the time-to-first-byte one for an error or a token count (short bodies sent at once).
-    /// A body larger than [`MAX_BODY`] is refused as it arrives, never held whole.
+    /// A body larger than [`super::MAX_BODY`] is refused as it arrives, never held whole.
     async fn body(&self, res: reqwest::Response, limit: Duration) -> Result<Bytes, Failure> {
-        match tokio::time::timeout(limit, read_capped(res)).await {
+        match tokio::time::timeout(
+            limit,
+            read_capped(res, super::MAX_BODY, "Anthropic upstream"),
+        )
+        .await
+        {
             Err(_) => Err(Failure::response_timeout(limit.as_millis() as u64)),
             Ok(result) => result,
         }
@@ -233,29 +238,6 @@ impl Anthropic {
 
 /// An Anthropic-format error is relayed as it came; 5xx and 429 try the next upstream first. A
 /// redirect is not followed, nor passed on: it is an upstream failure.
-/// The largest non-streaming answer read from an Anthropic upstream. A whole Messages answer is a
-/// few megabytes at most (128k output tokens of JSON); past this the upstream is misbehaving.
-const MAX_BODY: usize = 64 * 1024 * 1024;
-
-/// Reads a body of at most [`MAX_BODY`] bytes.
-async fn read_capped(mut res: reqwest::Response) -> Result<Bytes, Failure> {
-    let mut body = bytes::BytesMut::new();
-    loop {
-        match res.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(Failure::transport(format!(
-                        "Anthropic upstream body larger than {MAX_BODY} bytes"
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(e) => return Err(Failure::transport(format!("Anthropic upstream body: {e}"))),
-        }
-    }
-}
-
 fn relayed_failure(status: StatusCode, headers: HeaderMap, body: Bytes) -> Failure {
     if status.is_redirection() {
         return Failure::new(

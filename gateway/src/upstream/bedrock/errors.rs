@@ -31,6 +31,38 @@ where
     }
 }
 
+/// Classifies an error answer of the runtime's HTTP API: the code from `x-amzn-ErrorType` (or
+/// the body's `__type`, or the status), the message from the body's `message`.
+pub fn from_response(status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> Failure {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |k: &str| json.get(k).and_then(serde_json::Value::as_str);
+    let code = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).trim().to_owned())
+        .or_else(|| text("__type").map(|t| t.rsplit('#').next().unwrap_or(t).to_owned()))
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| code_of_status(status).to_owned());
+    let message = text("message")
+        .or_else(|| text("Message"))
+        .unwrap_or_default();
+    classify(&code, message)
+}
+
+/// The error code Bedrock uses with `status`, for an answer that names none.
+fn code_of_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "ValidationException",
+        401 | 403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        408 => "ModelTimeoutException",
+        424 => "ModelErrorException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    }
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut source = err.source();
@@ -227,5 +259,34 @@ mod tests {
             "The provided model identifier arn:aws:bedrock:us-east-1:123456789012:x is invalid.",
         );
         assert_eq!(f.message, "upstream rejected the request");
+    }
+
+    #[test]
+    fn an_error_answer_is_read_from_its_header_body_or_status() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            http::HeaderValue::from_static(
+                "ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            ),
+        );
+        let f = from_response(StatusCode::TOO_MANY_REQUESTS, &h, br#"{"message":"slow"}"#);
+        assert_eq!((f.status.as_u16(), f.kind), (429, "rate_limit_error"));
+        // No header: the body's __type.
+        let f = from_response(
+            StatusCode::BAD_REQUEST,
+            &http::HeaderMap::new(),
+            br#"{"__type":"com.amazon#ValidationException","Message":"Input is too long for requested model."}"#,
+        );
+        assert_eq!(f.message, INPUT_TOO_LONG);
+        // Neither, nor a JSON body: the status.
+        let f = from_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &http::HeaderMap::new(),
+            b"<html>",
+        );
+        assert_eq!((f.status.as_u16(), f.kind), (529, "overloaded_error"));
+        let f = from_response(StatusCode::FORBIDDEN, &http::HeaderMap::new(), b"");
+        assert_eq!(f.kind, "permission_error");
     }
 }

@@ -1,25 +1,26 @@
 //! Bedrock's binary event stream re-emitted as Anthropic server-sent events, one event per chunk,
 //! never buffered. A silent upstream gets a `ping` every `stream_keepalive_ms`, and a stream
-//! silent for `stream_idle_ms` ends; that and an exception become an `error` event and the stream
-//! ends cleanly. Dropping the stream (the client left) drops the upstream
+//! silent for `stream_idle_ms` ends; that, an exception and a malformed message become an `error`
+//! event and the stream ends cleanly. Dropping the stream (the client left) drops the upstream
 //! connection and still reports the usage delivered so far (the output estimated from the
 //! deltas relayed when Bedrock never sent its final count).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use aws_sdk_bedrockruntime::error::ProvideErrorMetadata;
-use aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver;
-use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
-use aws_sdk_bedrockruntime::types::ResponseStream;
+use base64::Engine;
 use bytes::Bytes;
+use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::errors::stream_exception;
+use super::frames::{Decoder, FrameError, Message};
 use crate::inference::sse;
 use crate::upstream::{SseStream, StreamEnd, StreamMeter};
 
-type Receiver = EventReceiver<ResponseStream, ResponseStreamError>;
+/// The answer's body as it arrives.
+pub type Body = BoxStream<'static, Result<Bytes, reqwest::Error>>;
 
 /// How a stream paces itself during upstream silence.
 #[derive(Debug, Clone, Copy)]
@@ -30,8 +31,58 @@ pub struct Timing {
     pub idle: Duration,
 }
 
+/// Why no further message comes.
+enum Broken {
+    /// The connection failed.
+    Transport(reqwest::Error),
+    /// The bytes are not an event stream.
+    Frame(FrameError),
+}
+
+/// The answer's messages, decoded as its bytes arrive.
+struct Messages {
+    body: Body,
+    decoder: Decoder,
+}
+
+impl Messages {
+    /// The next message; `Ok(None)` when the answer ends (bytes of an unfinished message are
+    /// dropped: the stream then lacks its `message_stop`, which says it was cut).
+    async fn next(&mut self) -> Result<Option<Message>, Broken> {
+        loop {
+            if let Some(m) = self.decoder.next().map_err(Broken::Frame)? {
+                return Ok(Some(m));
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.decoder.push(&bytes),
+                Some(Err(e)) => return Err(Broken::Transport(e)),
+                None => {
+                    if self.decoder.pending() > 0 {
+                        tracing::warn!("Bedrock stream closed inside a message");
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// The payload of a `chunk` event.
+#[derive(serde::Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    bytes: Option<Cow<'a, str>>,
+}
+
+/// The payload of an exception.
+#[derive(serde::Deserialize)]
+struct Exception<'a> {
+    #[serde(borrow, alias = "Message")]
+    message: Option<Cow<'a, str>>,
+}
+
 struct State {
-    rx: Receiver,
+    rx: Messages,
     timing: Timing,
     /// When the upstream last sent an event (or the stream began).
     heard: Instant,
@@ -41,9 +92,12 @@ struct State {
 
 /// The SSE body for a Bedrock response stream; with `tool_uses`, the answer's tool inputs are
 /// gathered for the stream's end.
-pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd, tool_uses: bool) -> SseStream {
+pub fn sse(body: Body, timing: Timing, end: StreamEnd, tool_uses: bool) -> SseStream {
     let state = State {
-        rx,
+        rx: Messages {
+            body,
+            decoder: Decoder::default(),
+        },
         timing,
         heard: Instant::now(),
         done: false,
@@ -65,19 +119,35 @@ pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd, tool_uses: bool) -> Sse
                 return Some((Ok(sse::error("api_error", "upstream stopped sending")), st));
             };
             let next =
-                match tokio::time::timeout(st.timing.ping_after.min(left), st.rx.recv()).await {
+                match tokio::time::timeout(st.timing.ping_after.min(left), st.rx.next()).await {
                     Err(_) if st.heard.elapsed() >= st.timing.idle => continue,
                     Err(_) => return Some((Ok(sse::ping()), st)),
                     Ok(n) => n,
                 };
             st.heard = Instant::now();
-            match next {
-                Ok(Some(ResponseStream::Chunk(part))) => {
-                    let Some(bytes) = part.bytes() else { continue };
-                    match relay_chunk(bytes.as_ref(), &mut st.meter) {
+            let (kind, message, detail) = match next {
+                Ok(Some(m)) if m.message_type == "event" => {
+                    if m.event_type != "chunk" {
+                        continue;
+                    }
+                    let Some(json) = chunk_bytes(&m.payload) else {
+                        tracing::warn!("Bedrock sent a chunk without its bytes");
+                        continue;
+                    };
+                    match relay_chunk(&json, &mut st.meter) {
                         Some(frame) => return Some((Ok(frame), st)),
                         None => continue,
                     }
+                }
+                Ok(Some(m)) if m.message_type == "exception" => {
+                    let said = serde_json::from_slice::<Exception<'_>>(&m.payload)
+                        .ok()
+                        .and_then(|e| e.message.map(Cow::into_owned))
+                        .unwrap_or_default();
+                    stream_exception(&m.exception_type, &said)
+                }
+                Ok(Some(m)) if m.message_type == "error" => {
+                    stream_exception(&m.error_code, &m.error_message)
                 }
                 Ok(Some(_)) => continue,
                 Ok(None) => {
@@ -96,27 +166,32 @@ pub fn sse(rx: Receiver, timing: Timing, end: StreamEnd, tool_uses: bool) -> Sse
                         st,
                     ));
                 }
-                Err(err) => {
-                    st.done = true;
-                    st.meter.errored = true;
-                    let (kind, message, detail) = match err.as_service_error() {
-                        Some(e) => stream_exception(
-                            e.code().unwrap_or("Unknown"),
-                            e.message().unwrap_or_default(),
-                        ),
-                        None => (
-                            "api_error",
-                            "upstream connection lost".to_owned(),
-                            format!("Bedrock stream transport error: {err}"),
-                        ),
-                    };
-                    tracing::warn!("{detail}");
-                    return Some((Ok(sse::error(kind, &message)), st));
-                }
-            }
+                Err(Broken::Transport(e)) => (
+                    "api_error",
+                    "upstream connection lost".to_owned(),
+                    format!("Bedrock stream transport error: {}", e.without_url()),
+                ),
+                Err(Broken::Frame(e)) => (
+                    "api_error",
+                    "upstream stream error".to_owned(),
+                    format!("Bedrock stream malformed: {e}"),
+                ),
+            };
+            st.done = true;
+            st.meter.errored = true;
+            tracing::warn!("{detail}");
+            return Some((Ok(sse::error(kind, &message)), st));
         }
     })
     .boxed()
+}
+
+/// The Anthropic event a `chunk` payload carries (`{"bytes": "<base64>"}`).
+fn chunk_bytes(payload: &[u8]) -> Option<Vec<u8>> {
+    let chunk: Chunk<'_> = serde_json::from_slice(payload).ok()?;
+    base64::engine::general_purpose::STANDARD
+        .decode(chunk.bytes?.as_bytes())
+        .ok()
 }
 
 /// One Bedrock chunk (an Anthropic event's JSON) as an SSE frame, reading usage on the way.
