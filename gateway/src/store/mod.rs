@@ -47,6 +47,9 @@ pub struct Store {
     probe: Arc<Mutex<Option<(Instant, bool)>>>,
 }
 
+/// A pooled connection idle this long is pinged before it is lent.
+const PING_IDLE: Duration = Duration::from_secs(1);
+
 /// How long a reachability probe's answer is reused.
 const PROBE_TTL: Duration = Duration::from_secs(1);
 
@@ -58,7 +61,18 @@ impl Store {
             .min_connections(0)
             .acquire_timeout(timeout)
             .idle_timeout(Duration::from_secs(300))
-            .test_before_acquire(true)
+            // A connection back in use within a second is not pinged first: under load that
+            // would be a round trip before every statement. One idle longer is (a restarted
+            // database is found by the ping, not by a request).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_lazy_with(options);
         Self {
             pool,
