@@ -227,4 +227,106 @@ mod tests {
         )
         .is_err());
     }
+
+    /// A provider that hands out numbered credentials expiring `life` after the clock's now, or
+    /// fails while `failing`; it counts its calls.
+    #[derive(Debug)]
+    struct Scripted {
+        clock: std::sync::Arc<crate::clock::ManualClock>,
+        life: Duration,
+        calls: std::sync::atomic::AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+    }
+
+    /// A shared handle on [`Scripted`], which the signer owns while the test watches.
+    #[derive(Debug)]
+    struct Handle(std::sync::Arc<Scripted>);
+
+    impl ProvideCredentials for Handle {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            use std::sync::atomic::Ordering;
+            let s = &self.0;
+            let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
+            let out = if s.failing.load(Ordering::SeqCst) {
+                Err(
+                    aws_credential_types::provider::error::CredentialsError::provider_error(
+                        "the metadata endpoint is down",
+                    ),
+                )
+            } else {
+                let now: SystemTime = crate::clock::Clock::now(&*s.clock).into();
+                Ok(Credentials::new(
+                    format!("AKID{n}"),
+                    "secret",
+                    None,
+                    Some(now + s.life),
+                    "scripted",
+                ))
+            };
+            aws_credential_types::provider::future::ProvideCredentials::ready(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_are_fetched_once_reused_and_replaced_before_they_expire() {
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            time::OffsetDateTime::from_unix_timestamp(1_800_000_000)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+        ));
+        let provider = Arc::new(Scripted {
+            clock: clock.clone(),
+            life: Duration::from_secs(3600),
+            calls: Default::default(),
+            failing: Default::default(),
+        });
+        let signer = Signer::new(
+            SharedCredentialsProvider::new(Handle(provider.clone())),
+            "us-east-1".into(),
+            clock.clone(),
+        );
+        let key = |c: Result<Credentials, Failure>| c.map(|c| c.access_key_id().to_owned()).ok();
+
+        // Many callers at once: one fetch.
+        let all = futures_util::future::join_all((0..8).map(|_| signer.credentials())).await;
+        assert!(all.into_iter().all(|c| key(c).as_deref() == Some("AKID1")));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+
+        // Fifty-four minutes on: still the same ones, no fetch.
+        clock.advance(time::Duration::minutes(54));
+        assert_eq!(key(signer.credentials().await).as_deref(), Some("AKID1"));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 1);
+
+        // Within five minutes of their end: replaced.
+        clock.advance(time::Duration::minutes(2));
+        assert_eq!(key(signer.credentials().await).as_deref(), Some("AKID2"));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+
+        // The provider fails near the end: the current ones sign until they expire...
+        provider.failing.store(true, Ordering::SeqCst);
+        clock.advance(time::Duration::minutes(57));
+        assert_eq!(key(signer.credentials().await).as_deref(), Some("AKID2"));
+        // ...and not after: the request fails as an unreachable upstream, naming no secret.
+        clock.advance(time::Duration::minutes(4));
+        let failed = signer.credentials().await.err();
+        let detail = failed
+            .map(|f| (f.status.as_u16(), f.detail))
+            .unwrap_or_default();
+        assert_eq!(detail.0, 502);
+        assert!(
+            detail.1.contains("metadata endpoint is down"),
+            "{}",
+            detail.1
+        );
+
+        // The provider recovers: new credentials at once.
+        provider.failing.store(false, Ordering::SeqCst);
+        assert_eq!(key(signer.credentials().await).as_deref(), Some("AKID5"));
+    }
 }
