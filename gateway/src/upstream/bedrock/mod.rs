@@ -102,7 +102,9 @@ impl Bedrock {
             let provider = provider.ok_or("no AWS credentials provider is available")?;
             Auth::SigV4(Signer::new(provider, region_name.clone(), clock))
         };
-        let endpoint = match &up.base_url {
+        // The configured base URL, else an endpoint the environment sets for every AWS
+        // service (`AWS_ENDPOINT_URL`), else the region's public one.
+        let endpoint = match up.base_url.as_deref().or(shared.endpoint_url()) {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
                 let suffix = if region_name.starts_with("cn-") {
