@@ -141,7 +141,10 @@ async fn messages(State(script): State<Arc<Script>>, headers: HeaderMap, body: B
             tokio::time::sleep(between).await;
         }
         let kind = e["type"].as_str().unwrap_or("error");
-        let mut out = format!("event: {kind}\ndata: {e}\n\n");
+        let mut out = format!(
+            "event: {kind}\ndata: {}\n\n",
+            testkit::eventstream::wire_json(e)
+        );
         if kind == "content_block_start" && i == 1 {
             // The API pings once, right after the first block opens.
             out.push_str("event: ping\ndata: {\"type\": \"ping\"}\n\n");

@@ -58,9 +58,50 @@ pub fn chunk_payload(event_json: &[u8], position: usize) -> Vec<u8> {
     p
 }
 
+/// An event's JSON as the model writes it: on one line, each object's `type` member first (the
+/// other members follow in key order), so a relay may read an event's type from its first bytes.
+pub fn wire_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_wire(v, &mut out);
+    out
+}
+
+fn write_wire(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            out.push('{');
+            let typed = map.get_key_value("type");
+            for (i, (k, x)) in typed
+                .into_iter()
+                .chain(map.iter().filter(|(k, _)| *k != "type"))
+                .enumerate()
+            {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_wire(x, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, x) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_wire(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 /// One Anthropic stream event as Bedrock sends it: a `chunk` event message.
 pub fn chunk_frame(event: &Value, position: usize) -> Bytes {
-    let payload = chunk_payload(event.to_string().as_bytes(), position);
+    let payload = chunk_payload(wire_json(event).as_bytes(), position);
     Bytes::from(frame(
         &[
             (":event-type", "chunk"),
@@ -212,6 +253,29 @@ mod tests {
             assert!(!payload["p"].as_str().unwrap().is_empty());
         }
         assert_ne!(first.payload.len(), second.payload.len(), "padding varies");
+        let bytes = B64
+            .decode(
+                serde_json::from_slice::<Value>(&first.payload).unwrap()["bytes"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
+        assert!(
+            bytes.starts_with(br#"{"type":"content_block_delta","#),
+            "{}",
+            String::from_utf8_lossy(&bytes)
+        );
+    }
+
+    #[test]
+    fn wire_json_puts_type_first_at_every_level_and_round_trips() {
+        let event = serde_json::json!({"type": "message_delta", "delta": {"type": "x", "a": [{"z": 1, "type": "t"}]}, "usage": {"output_tokens": 3}});
+        let wire = wire_json(&event);
+        assert_eq!(
+            wire,
+            r#"{"type":"message_delta","delta":{"type":"x","a":[{"type":"t","z":1}]},"usage":{"output_tokens":3}}"#
+        );
+        assert_eq!(serde_json::from_str::<Value>(&wire).unwrap(), event);
     }
 
     #[test]
