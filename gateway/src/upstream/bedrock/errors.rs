@@ -63,7 +63,8 @@ fn code_of_status(status: StatusCode) -> &'static str {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its sources, on one line.
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut source = err.source();
     while let Some(e) = source {

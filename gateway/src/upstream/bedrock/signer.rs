@@ -12,6 +12,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
+use super::errors::error_chain;
 use crate::clock::SharedClock;
 use crate::upstream::failure::{mask, Failure};
 
@@ -151,17 +152,6 @@ impl Signer {
         }
         Ok(())
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut s = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        s.push_str(": ");
-        s.push_str(&e.to_string());
-        source = e.source();
-    }
-    s
 }
 
 #[cfg(test)]
