@@ -312,6 +312,9 @@ pub async fn counted(
         }
         let c1 = c1.ok_or("a stream without a byte")?;
         let c2 = c2.unwrap_or(last);
+        if crate::pg_delay::trace() {
+            eprintln!("stream: chunks {c0}..{c1} before its first byte, {c1}..{c2} relaying");
+        }
         out.before_first_byte.push(c1 - c0);
         out.relay.push(c2 - c1);
         tokio::time::sleep(gap).await;

@@ -79,7 +79,10 @@ fn relay(
         if n == 0 {
             return Ok(());
         }
-        count.fetch_add(1, Ordering::SeqCst);
+        let nth = count.fetch_add(1, Ordering::SeqCst) + 1;
+        if trace() {
+            eprintln!("pg chunk {nth}: {}", describe(&buf[..n]));
+        }
         if tx
             .send((Instant::now() + delay, buf[..n].to_vec()))
             .is_err()
@@ -87,6 +90,42 @@ fn relay(
             return Ok(());
         }
     }
+}
+
+/// Whether `BENCH_PG_TRACE` asks for each chunk's messages on stderr.
+pub fn trace() -> bool {
+    std::env::var_os("BENCH_PG_TRACE").is_some()
+}
+
+/// A chunk's messages: each one's type and the start of a statement's text (`P` parse, `Q`
+/// simple query, `B` bind, `E` execute, `S` sync; no type for the startup message).
+fn describe(chunk: &[u8]) -> String {
+    let mut out = Vec::new();
+    let mut rest = chunk;
+    while rest.len() >= 5 {
+        let kind = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        if !kind.is_ascii_alphabetic() || len < 4 {
+            out.push("startup".to_owned());
+            break;
+        }
+        let body = &rest[5..rest.len().min(1 + len)];
+        let text: String = match kind {
+            b'P' | b'Q' => String::from_utf8_lossy(body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(60)
+                .collect(),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "{}{}{text}",
+            kind as char,
+            if text.is_empty() { "" } else { " " }
+        ));
+        rest = &rest[rest.len().min(1 + len)..];
+    }
+    out.join(" | ")
 }
 
 /// The median time of `n` `SELECT 1` round trips to the PostgreSQL at `addr`, as `user` on

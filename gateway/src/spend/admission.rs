@@ -34,14 +34,32 @@ use crate::telemetry::audit::Audit;
 /// How long a lease outlives a gateway that died with it (every batch that charges it, and every
 /// grant, extends it).
 pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
+/// Cached caps older than this are fetched again, in the background: requests keep using them
+/// meanwhile, so a refresh never sits before a request's first byte.
 const LIMITS_TTL: Duration = Duration::from_secs(5);
+/// Cached caps older than this are not used: the request waits for the store's answer (and an
+/// outage is then handled as configured).
+const LIMITS_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// The caps as last read, and the background refresh of them.
+#[derive(Debug, Default)]
+struct CapsCache {
+    /// When they were read, and what they were.
+    read: Option<(Instant, Arc<Vec<Limit>>)>,
+    /// Bumped by every invalidation: a refresh begun before one does not store its answer.
+    generation: u64,
+    /// A refresh is under way.
+    refreshing: bool,
+    /// The last refresh failed: the next request waits for the store instead.
+    failed: bool,
+}
 
 /// Spend enforcement and metering for one gateway.
 #[derive(Debug)]
 pub struct Meter {
     /// Prices.
     pub book: PriceBook,
-    limits: Mutex<Option<(Instant, Arc<Vec<Limit>>)>>,
+    limits: Arc<Mutex<CapsCache>>,
     touched: Mutex<std::collections::HashMap<String, Instant>>,
     leases: Arc<Mutex<Book>>,
     store: Store,
@@ -97,7 +115,7 @@ impl Meter {
         let admin = cfg.admin.as_ref()?;
         Some(Self {
             book: PriceBook::new(cfg.pricing.as_ref()),
-            limits: Mutex::new(None),
+            limits: Arc::new(Mutex::new(CapsCache::default())),
             touched: Mutex::new(std::collections::HashMap::new()),
             leases: Arc::new(Mutex::new(Book::default())),
             store: parts.store,
@@ -114,30 +132,70 @@ impl Meter {
 
     /// Drops cached caps (after an Admin API change on this replica).
     pub fn invalidate(&self) {
-        if let Ok(mut l) = self.limits.lock() {
-            *l = None;
+        if let Ok(mut c) = self.limits.lock() {
+            c.read = None;
+            c.generation += 1;
         }
     }
 
     async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
-        if let Ok(l) = self.limits.lock() {
-            if let Some((at, v)) = l.as_ref() {
-                if at.elapsed() < LIMITS_TTL {
-                    return Ok(v.clone());
+        let stale = match self.limits.lock() {
+            Ok(mut c) => match c.read.clone() {
+                Some((at, v)) if at.elapsed() < LIMITS_TTL => return Ok(v),
+                Some((at, v)) if at.elapsed() < LIMITS_MAX_AGE && !c.failed => {
+                    let start = !c.refreshing;
+                    c.refreshing = true;
+                    Some((v, start.then_some(c.generation)))
                 }
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        if let Some((v, start)) = stale {
+            if let Some(generation) = start {
+                self.refresh_in_background(generation);
             }
+            return Ok(v);
         }
         let rows = match tokio::time::timeout(self.check_wait, self.store.limits()).await {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => return Err(miss(&self.store, Some(&e)).await),
             Err(_) => return Err(miss(&self.store, None).await),
         };
-        let parsed: Vec<Limit> = caps::from_rows(rows);
-        let v = Arc::new(parsed);
-        if let Ok(mut l) = self.limits.lock() {
-            *l = Some((Instant::now(), v.clone()));
+        let v = Arc::new(caps::from_rows(rows));
+        if let Ok(mut c) = self.limits.lock() {
+            c.read = Some((Instant::now(), v.clone()));
+            c.failed = false;
         }
         Ok(v)
+    }
+
+    /// Reads the caps again off the request path; stores them unless invalidated meanwhile.
+    fn refresh_in_background(&self, generation: u64) {
+        let (cache, store, wait) = (self.limits.clone(), self.store.clone(), self.check_wait);
+        tokio::spawn(async move {
+            let rows = tokio::time::timeout(wait, store.limits()).await;
+            let Ok(mut c) = cache.lock() else { return };
+            c.refreshing = false;
+            match rows {
+                Ok(Ok(rows)) if c.generation == generation => {
+                    c.read = Some((Instant::now(), Arc::new(caps::from_rows(rows))));
+                    c.failed = false;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!("spend limits could not be read again: {e}");
+                    c.failed = true;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "spend limits could not be read again within {} ms",
+                        wait.as_millis()
+                    );
+                    c.failed = true;
+                }
+            }
+        });
     }
 
     /// Records who the principal is (for admin views), at most every 15 minutes, off the hot path.
