@@ -62,6 +62,10 @@ struct Args {
     /// seconds; for trying a change to the request path, not for the README).
     #[arg(long)]
     quick: bool,
+    /// Print, on stderr, each PostgreSQL message the delay proxy passes on, and each counted
+    /// stream's window.
+    #[arg(long)]
+    trace_pg: bool,
 }
 
 /// The gateway's own AWS credential, for its `AssumeRole` calls to the stand-in.
@@ -82,6 +86,7 @@ const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef012345";
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
+    pg_delay::TRACE.store(args.trace_pg, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = run(args).await {
         eprintln!("gateway-bench: {e}");
         std::process::exit(1);

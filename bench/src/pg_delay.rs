@@ -92,9 +92,12 @@ fn relay(
     }
 }
 
-/// Whether `BENCH_PG_TRACE` asks for each chunk's messages on stderr.
+/// Set by `--trace-pg`: each chunk's messages go to stderr.
+pub static TRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `--trace-pg` was given.
 pub fn trace() -> bool {
-    std::env::var_os("BENCH_PG_TRACE").is_some()
+    TRACE.load(Ordering::Relaxed)
 }
 
 /// A chunk's messages: each one's type and the start of a statement's text (`P` parse, `Q`
