@@ -179,7 +179,13 @@ async fn read_capped(mut res: reqwest::Response, max: usize, who: &str) -> Resul
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body.freeze()),
-            Err(e) => return Err(Failure::transport(format!("{who} body: {e}"))),
+            // Without the URL: a Bedrock URL names the model, and an ARN names the account.
+            Err(e) => {
+                return Err(Failure::transport(format!(
+                    "{who} body: {}",
+                    e.without_url()
+                )))
+            }
         }
     }
 }

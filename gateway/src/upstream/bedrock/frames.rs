@@ -106,8 +106,8 @@ fn read_headers(mut h: &[u8], msg: &mut Message) -> Result<(), FrameError> {
         if h.remaining() < name_len + 1 {
             return Err(FrameError::Headers);
         }
-        let name = h[..name_len].to_vec();
-        h.advance(name_len);
+        let (name, rest) = h.split_at(name_len);
+        h = rest;
         let size = match h.get_u8() {
             0 | 1 => 0,
             2 => 1,
@@ -126,7 +126,7 @@ fn read_headers(mut h: &[u8], msg: &mut Message) -> Result<(), FrameError> {
         if h.remaining() < size {
             return Err(FrameError::Headers);
         }
-        let slot = match name.as_slice() {
+        let slot = match name {
             b":message-type" => Some(&mut msg.message_type),
             b":event-type" => Some(&mut msg.event_type),
             b":exception-type" => Some(&mut msg.exception_type),

@@ -106,17 +106,13 @@ impl Bedrock {
         // service (`AWS_ENDPOINT_URL`), else the region's public one.
         let endpoint = match up.base_url.as_deref().or(shared.endpoint_url()) {
             Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let suffix = if region_name.starts_with("cn-") {
-                    "amazonaws.com.cn"
-                } else {
-                    "amazonaws.com"
-                };
-                format!("https://bedrock-runtime.{region_name}.{suffix}")
-            }
+            None => format!(
+                "https://{}",
+                crate::aws_proxy::upstream::host("bedrock-runtime", &region_name)
+            ),
         };
-        if let Some(url) = &up.base_url {
-            conf = conf.endpoint_url(url.trim_end_matches('/'));
+        if up.base_url.is_some() {
+            conf = conf.endpoint_url(&endpoint);
         }
         Ok(Self {
             http: super::anthropic::http_client()?,
