@@ -15,6 +15,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::caps::{self, Limit, Scope};
+use super::caps_cache::{CapsCache, Lookup};
 use super::lease::{Book, Granted, Step};
 use super::outage::{classify, Miss};
 use super::periods::Period;
@@ -34,32 +35,12 @@ use crate::telemetry::audit::Audit;
 /// How long a lease outlives a gateway that died with it (every batch that charges it, and every
 /// grant, extends it).
 pub const RESERVATION_TTL: time::Duration = time::Duration::hours(2);
-/// Cached caps older than this are fetched again, in the background: requests keep using them
-/// meanwhile, so a refresh never sits before a request's first byte.
-const LIMITS_TTL: Duration = Duration::from_secs(5);
-/// Cached caps older than this are not used: the request waits for the store's answer (and an
-/// outage is then handled as configured).
-const LIMITS_MAX_AGE: Duration = Duration::from_secs(30);
-
-/// The caps as last read, and the background refresh of them.
-#[derive(Debug, Default)]
-struct CapsCache {
-    /// When they were read, and what they were.
-    read: Option<(Instant, Arc<Vec<Limit>>)>,
-    /// Bumped by every invalidation: a refresh begun before one does not store its answer.
-    generation: u64,
-    /// A refresh is under way.
-    refreshing: bool,
-    /// The last refresh failed: the next request waits for the store instead.
-    failed: bool,
-}
-
 /// Spend enforcement and metering for one gateway.
 #[derive(Debug)]
 pub struct Meter {
     /// Prices.
     pub book: PriceBook,
-    limits: Arc<Mutex<CapsCache>>,
+    limits: Arc<Mutex<CapsCache<Arc<Vec<Limit>>>>>,
     touched: Mutex<std::collections::HashMap<String, Instant>>,
     leases: Arc<Mutex<Book>>,
     store: Store,
@@ -133,30 +114,23 @@ impl Meter {
     /// Drops cached caps (after an Admin API change on this replica).
     pub fn invalidate(&self) {
         if let Ok(mut c) = self.limits.lock() {
-            c.read = None;
-            c.generation += 1;
+            c.invalidate();
         }
     }
 
     async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
-        let stale = match self.limits.lock() {
-            Ok(mut c) => match c.read.clone() {
-                Some((at, v)) if at.elapsed() < LIMITS_TTL => return Ok(v),
-                Some((at, v)) if at.elapsed() < LIMITS_MAX_AGE && !c.failed => {
-                    let start = !c.refreshing;
-                    c.refreshing = true;
-                    Some((v, start.then_some(c.generation)))
-                }
-                _ => None,
-            },
-            Err(_) => None,
+        let lookup = match self.limits.lock() {
+            Ok(mut c) => c.lookup(Instant::now()),
+            Err(_) => Lookup::Wait(u64::MAX),
         };
-        if let Some((v, start)) = stale {
-            if let Some(generation) = start {
+        let generation = match lookup {
+            Lookup::Use(v) => return Ok(v),
+            Lookup::UseAndRefresh(v, generation) => {
                 self.refresh_in_background(generation);
+                return Ok(v);
             }
-            return Ok(v);
-        }
+            Lookup::Wait(generation) => generation,
+        };
         let rows = match tokio::time::timeout(self.check_wait, self.store.limits()).await {
             Ok(Ok(rows)) => rows,
             Ok(Err(e)) => return Err(miss(&self.store, Some(&e)).await),
@@ -164,36 +138,31 @@ impl Meter {
         };
         let v = Arc::new(caps::from_rows(rows));
         if let Ok(mut c) = self.limits.lock() {
-            c.read = Some((Instant::now(), v.clone()));
-            c.failed = false;
+            c.answered(Instant::now(), generation, Some(v.clone()));
         }
         Ok(v)
     }
 
-    /// Reads the caps again off the request path; stores them unless invalidated meanwhile.
+    /// Reads the caps again off the request path (see [`CapsCache`]).
     fn refresh_in_background(&self, generation: u64) {
         let (cache, store, wait) = (self.limits.clone(), self.store.clone(), self.check_wait);
         tokio::spawn(async move {
-            let rows = tokio::time::timeout(wait, store.limits()).await;
-            let Ok(mut c) = cache.lock() else { return };
-            c.refreshing = false;
-            match rows {
-                Ok(Ok(rows)) if c.generation == generation => {
-                    c.read = Some((Instant::now(), Arc::new(caps::from_rows(rows))));
-                    c.failed = false;
-                }
-                Ok(Ok(_)) => {}
+            let rows = match tokio::time::timeout(wait, store.limits()).await {
+                Ok(Ok(rows)) => Some(Arc::new(caps::from_rows(rows))),
                 Ok(Err(e)) => {
                     tracing::warn!("spend limits could not be read again: {e}");
-                    c.failed = true;
+                    None
                 }
                 Err(_) => {
                     tracing::warn!(
                         "spend limits could not be read again within {} ms",
                         wait.as_millis()
                     );
-                    c.failed = true;
+                    None
                 }
+            };
+            if let Ok(mut c) = cache.lock() {
+                c.answered(Instant::now(), generation, rows);
             }
         });
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admission;
 pub mod caps;
+pub mod caps_cache;
 pub mod cost_report;
 pub mod estimate;
 pub mod lease;
