@@ -43,7 +43,10 @@ pub struct Bedrock {
     /// `https://bedrock-runtime.<region>.amazonaws.com`, or the configured `base_url`.
     endpoint: String,
     auth: Auth,
-    sdk: Sdk,
+    /// The SDK client, for CountTokens only: built on the first count, since most gateways never
+    /// count and building it costs memory at boot.
+    sdk: std::sync::OnceLock<Sdk>,
+    sdk_conf: aws_sdk_bedrockruntime::config::Builder,
     ttfb: Duration,
     response: Duration,
     stream: stream::Timing,
@@ -118,7 +121,8 @@ impl Bedrock {
             http: super::anthropic::http_client()?,
             endpoint,
             auth: signing,
-            sdk: Sdk::from_conf(conf.build()),
+            sdk: std::sync::OnceLock::new(),
+            sdk_conf: conf,
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
             response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
             stream: stream::Timing {
@@ -237,6 +241,7 @@ impl Bedrock {
             .map_err(|e| Failure::transport(format!("count_tokens request: {e}")))?;
         let send = self
             .sdk
+            .get_or_init(|| Sdk::from_conf(self.sdk_conf.clone().build()))
             .count_tokens()
             .model_id(model)
             .input(CountTokensInput::InvokeModel(input))
