@@ -223,7 +223,11 @@ pub async fn rps(target: &Target, concurrency: usize, len: Duration) -> Result<f
 }
 
 /// Opens `n` slow streams at once, waits until all have their first byte, and reads `rss` then.
-pub async fn hold_open(target: &Target, n: usize, rss: impl Fn() -> u64) -> Result<u64, String> {
+pub async fn hold_open(
+    target: &Target,
+    n: usize,
+    mut rss: impl FnMut() -> u64,
+) -> Result<u64, String> {
     let started = Arc::new(AtomicU64::new(0));
     let (release_tx, release_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();

@@ -62,10 +62,42 @@ struct Args {
     /// seconds; for trying a change to the request path, not for the README).
     #[arg(long)]
     quick: bool,
+    /// Only the memory figures: idle RSS and RSS with `--open-streams` streams open, each split
+    /// into file-backed (the mapped binary and libraries) and anonymous (heap and stacks).
+    #[arg(long)]
+    memory: bool,
     /// Print, on stderr, each PostgreSQL message the delay proxy passes on, and each counted
     /// stream's window.
     #[arg(long)]
     trace_pg: bool,
+}
+
+/// Idle RSS and RSS with many streams open, with their file-backed and anonymous parts.
+async fn memory(args: &Args) -> Result<(), String> {
+    let slow_fake = procs::fake(30, 1000).await?;
+    let gw = procs::Gateway::start(&args.gateway, &slow_fake.url, &args.postgres).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = gw.rss_parts();
+    let mut open = (0, 0);
+    load::hold_open(&Target::gateway(&gw.url), args.open_streams, || {
+        open = gw.rss_parts();
+        open.0 + open.1
+    })
+    .await?;
+    println!("| gateway RSS | mapped from the binary and libraries | heap and stacks | total |\n|---|---|---|---|");
+    let mb = |kib: u64| kib as f64 / 1024.0;
+    for (what, (file, anon)) in [
+        ("idle after boot".to_string(), idle),
+        (format!("{} streams open", args.open_streams), open),
+    ] {
+        println!(
+            "| {what} | {:.1} MB | {:.1} MB | {:.1} MB |",
+            mb(file),
+            mb(anon),
+            mb(file + anon)
+        );
+    }
+    Ok(())
 }
 
 /// The gateway's own AWS credential, for its `AssumeRole` calls to the stand-in.
@@ -104,6 +136,9 @@ async fn run(args: Args) -> Result<(), String> {
         print_masking(&mask_rows, mask_runs);
         return Ok(());
     }
+    if args.memory {
+        return memory(&args).await;
+    }
     let pg = pg_slow::Pg::parse(&args.postgres)?;
     // 20 text deltas 10 ms apart: a short, realistic stream, from both upstream kinds.
     let fake = procs::fake(20, 10).await?;
@@ -118,7 +153,8 @@ async fn run(args: Args) -> Result<(), String> {
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_kib = gateway.rss_kib();
+    let idle = gateway.rss_parts();
+    let idle_kib = idle.0 + idle.1;
 
     let direct = Target::direct(&fake.url);
     let via = Target::gateway(&gateway.url);
@@ -190,8 +226,10 @@ async fn run(args: Args) -> Result<(), String> {
     // Memory with many streams open: a slow stream (one delta a second) held by each client.
     let slow_fake = procs::fake(30, 1000).await?;
     let gw2 = procs::Gateway::start(&args.gateway, &slow_fake.url, &args.postgres).await?;
+    let mut open = (0, 0);
     let open_kib = load::hold_open(&Target::gateway(&gw2.url), args.open_streams, || {
-        gw2.rss_kib()
+        open = gw2.rss_parts();
+        open.0 + open.1
     })
     .await?;
 
@@ -234,17 +272,21 @@ async fn run(args: Args) -> Result<(), String> {
         m.p99.as_secs_f64() / p.p99.as_secs_f64().max(1e-6)
     );
     println!(
-        "| gateway RSS idle after boot | {:.1} MB |",
-        idle_kib as f64 / 1024.0
+        "| gateway RSS idle after boot (mapped from the binary and libraries / heap and stacks) | {:.1} MB ({:.1} / {:.1}) |",
+        idle_kib as f64 / 1024.0,
+        idle.0 as f64 / 1024.0,
+        idle.1 as f64 / 1024.0
     );
     println!(
         "| gateway peak RSS during the runs above | {:.1} MB |",
         peak_kib as f64 / 1024.0
     );
     println!(
-        "| gateway RSS with {} streams open | {:.1} MB |",
+        "| gateway RSS with {} streams open (mapped from the binary and libraries / heap and stacks) | {:.1} MB ({:.1} / {:.1}) |",
         args.open_streams,
-        open_kib as f64 / 1024.0
+        open_kib as f64 / 1024.0,
+        open.0 as f64 / 1024.0,
+        open.1 as f64 / 1024.0
     );
     print_cpu(cpu, cpu_a);
     print_slow(&slow, args.rounds);

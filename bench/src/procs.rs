@@ -183,9 +183,10 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
         Ok((tick(11)? + tick(12)?) as f64 / clock_ticks())
     }
 
-    /// Resident set size now.
-    pub fn rss_kib(&self) -> u64 {
-        self.status_kib("VmRSS:")
+    /// Resident set size now, as its file-backed and anonymous parts (shared memory, which the
+    /// gateway does not use, is left out).
+    pub fn rss_parts(&self) -> (u64, u64) {
+        (self.status_kib("RssFile:"), self.status_kib("RssAnon:"))
     }
 
     /// Peak resident set size.
