@@ -131,7 +131,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     let state = AppState::new(loaded, audit, clock.clone(), store.clone(), upstreams)
         .map_err(BootError::Setting)?;
     state.readiness.ok_at(clock.now().unix_timestamp());
-    log_banner(&state, local, tls.is_some());
+    log_banner(&state, local, tls.is_some(), env);
 
     // Background tasks stop once the last request has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -240,7 +240,7 @@ async fn bind(addr: &str) -> Result<TcpListener, BootError> {
         })
 }
 
-fn log_banner(state: &AppState, local: SocketAddr, tls: bool) {
+fn log_banner(state: &AppState, local: SocketAddr, tls: bool, env: &dyn Env) {
     let c = &state.config;
     let scheme = if tls { "https" } else { "http" };
     tracing::info!(
@@ -260,6 +260,17 @@ fn log_banner(state: &AppState, local: SocketAddr, tls: bool) {
         tracing::warn!(
             "access_control.allow_cidrs is empty: any address that reaches the port may sign in"
         );
+    }
+    if let Some(oidc) = c.oidc.as_ref().filter(|o| o.use_proxy.is_none()) {
+        let proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
+            .iter()
+            .any(|name| env.var(name).is_some_and(|v| !v.is_empty()));
+        if proxy {
+            tracing::info!(
+                "IdP calls to {} go straight to it, not through the proxy in HTTPS_PROXY: set oidc.use_proxy: true to route them through it",
+                oidc.issuer
+            );
+        }
     }
     for warning in state.policies.iter().flat_map(|p| p.lint()) {
         tracing::warn!("{warning}");

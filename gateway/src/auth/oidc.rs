@@ -93,9 +93,10 @@ impl std::fmt::Debug for RelyingParty {
     }
 }
 
-/// An HTTP client for IdP calls: rustls on aws-lc-rs, the configured CA (or the system's), and
-/// no redirects (an IdP endpoint that redirects is misconfigured, and following would be an SSRF).
-fn idp_http(ca_pem: Option<&str>) -> Result<reqwest::Client, String> {
+/// An HTTP client for IdP calls: rustls on aws-lc-rs, the configured CA (or the system's), no
+/// redirects (an IdP endpoint that redirects is misconfigured, and following would be an SSRF),
+/// and straight to the IdP unless `use_proxy` routes it through `HTTPS_PROXY` (and `NO_PROXY`).
+fn idp_http(ca_pem: Option<&str>, use_proxy: bool) -> Result<reqwest::Client, String> {
     use rustls_pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
@@ -119,7 +120,13 @@ fn idp_http(ca_pem: Option<&str>) -> Result<reqwest::Client, String> {
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder();
+    let builder = if use_proxy {
+        builder
+    } else {
+        builder.no_proxy()
+    };
+    builder
         .use_preconfigured_tls(tls)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -134,7 +141,7 @@ impl RelyingParty {
         Ok(Self {
             cfg: cfg.clone(),
             redirect_uri: format!("{origin}/oauth/callback"),
-            http: idp_http(cfg.ca_cert_pem.as_deref())?,
+            http: idp_http(cfg.ca_cert_pem.as_deref(), cfg.use_proxy == Some(true))?,
             cache: RwLock::new(None),
             fetching: Mutex::new(()),
             failures: std::sync::Mutex::new(Failures::default()),

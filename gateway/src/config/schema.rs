@@ -229,7 +229,8 @@ pub struct Oidc {
     /// Discovery URL override; must contain `/.well-known/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_url: Option<String>,
-    /// Route IdP calls through `HTTPS_PROXY`.
+    /// Route IdP calls through `HTTPS_PROXY` (honouring `NO_PROXY`); unset or `false`, they go
+    /// straight to the IdP.
     #[serde(
         default,
         deserialize_with = "lenient::de_opt",

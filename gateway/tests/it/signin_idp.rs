@@ -16,7 +16,7 @@ use claude_gateway::config::Secret;
 use crate::support::gateway::{bedrock_upstream, config_oidc, oidc_for, Gateway, JWT_SECRET};
 use crate::support::idp::{Browser, Idp, IdpOptions, TestUser};
 use crate::support::pg::{free_port, shared};
-use crate::support::stack::signin_only;
+use crate::support::stack::signin_env;
 use crate::support::{query_param, runtime};
 
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -87,11 +87,22 @@ pub(crate) fn stack(users: &[TestUser], method: &str, gates: &str) -> Stack {
 
 /// Like [`stack`], with more of the IdP's options.
 pub(crate) fn stack_with(users: &[TestUser], method: &str, gates: &str, opts: IdpOptions) -> Stack {
+    stack_env(users, method, gates, opts, &[])
+}
+
+/// Like [`stack_with`], with `env` set in the gateway's environment.
+fn stack_env(
+    users: &[TestUser],
+    method: &str,
+    gates: &str,
+    opts: IdpOptions,
+    env: &[(&str, &str)],
+) -> Stack {
     let opts = IdpOptions {
         token_endpoint_auth_method: method.into(),
         ..opts
     };
-    let (idp, gw, base) = signin_only(users, opts, gates);
+    let (idp, gw, base) = signin_env(users, opts, gates, "", env);
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -825,4 +836,96 @@ fn over_https_the_browser_cookie_is_host_prefixed_and_secure() {
     });
     s.gw.assert_no_secrets();
     s.gw.assert_absent(&[&s.idp.client_secret]);
+}
+
+/// A forward proxy that answers every request `502` and counts the connections it accepted.
+fn refusing_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut head = [0u8; 4096];
+            let _ = conn.read(&mut head);
+            let _ = conn.write_all(
+                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    (url, seen)
+}
+
+/// IdP calls go straight to the IdP unless `oidc.use_proxy` is `true`, whatever the proxy
+/// variables say: with a forward proxy in the environment that refuses everything, sign-in works
+/// and the proxy sees no connection (boot notes the proxy it does not use); with `use_proxy: true`
+/// the IdP calls reach the proxy, and sign-in fails there.
+#[test]
+fn idp_calls_go_through_the_proxy_only_with_use_proxy() {
+    use std::sync::atomic::Ordering;
+    let rt = runtime();
+    let users = [TestUser::new("alice").groups(&["eng"])];
+    let (proxy, seen) = refusing_proxy();
+    let env = [
+        ("HTTP_PROXY", proxy.as_str()),
+        ("HTTPS_PROXY", proxy.as_str()),
+    ];
+
+    let direct = stack_env(
+        &users,
+        "client_secret_basic",
+        "",
+        IdpOptions::default(),
+        &env,
+    );
+    rt.block_on(async {
+        let tokens = direct.sign_in("alice").await;
+        assert_session_token(
+            tokens["access_token"].as_str().unwrap(),
+            "alice",
+            "alice@example.com",
+            &["eng"],
+        );
+    });
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "{}", direct.logs());
+    assert!(
+        format!("{}{}", direct.gw.stdout(), direct.gw.stderr())
+            .contains("set oidc.use_proxy: true"),
+        "boot notes the proxy it does not use\n{}",
+        direct.logs()
+    );
+
+    let proxied = stack_env(
+        &users,
+        "client_secret_basic",
+        ", use_proxy: true",
+        IdpOptions::default(),
+        &env,
+    );
+    rt.block_on(async {
+        // The verification page sends the browser to the IdP's authorization endpoint, which
+        // discovery finds: through the refusing proxy, it cannot.
+        let (_, user_code) = proxied.device_authorization().await;
+        let res = proxied
+            .client
+            .post(format!("{}/device", proxied.base))
+            .header("Origin", &proxied.base)
+            .form(&[("user_code", user_code.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            !res.status().is_redirection() && res.status().is_server_error(),
+            "{}\n{}",
+            res.status(),
+            proxied.logs()
+        );
+    });
+    assert!(seen.load(Ordering::SeqCst) > 0, "{}", proxied.logs());
+    assert!(!format!("{}{}", proxied.gw.stdout(), proxied.gw.stderr())
+        .contains("set oidc.use_proxy: true"));
 }

@@ -109,6 +109,17 @@ pub fn signin_with(
     gates: &str,
     extra: &str,
 ) -> (Idp, Gateway, String) {
+    signin_env(users, opts, gates, extra, &[])
+}
+
+/// Like [`signin_with`], with `env` set in the gateway's environment.
+pub fn signin_env(
+    users: &[TestUser],
+    opts: IdpOptions,
+    gates: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (Idp, Gateway, String) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let method = opts.token_endpoint_auth_method.clone();
@@ -121,7 +132,7 @@ pub fn signin_with(
     );
     let oidc = format!("{}{gates}", oidc_for(&idp, &method));
     let yaml = config_oidc(port, &shared().new_db(), &upstream, &oidc, extra);
-    let gw = Gateway::spawn(&yaml, port, &[]);
+    let gw = Gateway::spawn(&yaml, port, env);
     gw.wait_healthy(Duration::from_secs(30));
     (idp, gw, base)
 }
