@@ -46,7 +46,7 @@ pub struct Bedrock {
     /// The SDK client, for CountTokens only: built on the first count, since most gateways never
     /// count and building it costs memory at boot.
     sdk: std::sync::OnceLock<Sdk>,
-    sdk_conf: aws_sdk_bedrockruntime::config::Builder,
+    sdk_conf: Box<aws_sdk_bedrockruntime::config::Builder>,
     ttfb: Duration,
     response: Duration,
     stream: stream::Timing,
@@ -122,7 +122,7 @@ impl Bedrock {
             endpoint,
             auth: signing,
             sdk: std::sync::OnceLock::new(),
-            sdk_conf: conf,
+            sdk_conf: Box::new(conf),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
             response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
             stream: stream::Timing {
@@ -241,7 +241,7 @@ impl Bedrock {
             .map_err(|e| Failure::transport(format!("count_tokens request: {e}")))?;
         let send = self
             .sdk
-            .get_or_init(|| Sdk::from_conf(self.sdk_conf.clone().build()))
+            .get_or_init(|| Sdk::from_conf(self.sdk_conf.as_ref().clone().build()))
             .count_tokens()
             .model_id(model)
             .input(CountTokensInput::InvokeModel(input))
