@@ -838,28 +838,6 @@ fn over_https_the_browser_cookie_is_host_prefixed_and_secure() {
     s.gw.assert_absent(&[&s.idp.client_secret]);
 }
 
-/// A forward proxy that answers every request `502` and counts the connections it accepted.
-fn refusing_proxy() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{Read, Write};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(AtomicUsize::new(0));
-    let count = seen.clone();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            count.fetch_add(1, Ordering::SeqCst);
-            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut head = [0u8; 4096];
-            let _ = conn.read(&mut head);
-            let _ = conn.write_all(
-                b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-            );
-        }
-    });
-    (url, seen)
-}
-
 /// IdP calls go straight to the IdP unless `oidc.use_proxy` is `true`, whatever the proxy
 /// variables say: with a forward proxy in the environment that refuses everything, sign-in works
 /// and the proxy sees no connection (boot notes the proxy it does not use); with `use_proxy: true`
@@ -869,7 +847,9 @@ fn idp_calls_go_through_the_proxy_only_with_use_proxy() {
     use std::sync::atomic::Ordering;
     let rt = runtime();
     let users = [TestUser::new("alice").groups(&["eng"])];
-    let (proxy, seen) = refusing_proxy();
+    // A server that answers everything 503 stands in for a forward proxy that refuses.
+    let (port, seen) = crate::signin_limits::failing_idp();
+    let proxy = format!("http://127.0.0.1:{port}");
     let env = [
         ("HTTP_PROXY", proxy.as_str()),
         ("HTTPS_PROXY", proxy.as_str()),

@@ -69,8 +69,8 @@ fn a_store_outage_is_unavailable_not_a_rate_limit() {
     gw.assert_no_secrets();
 }
 
-/// An IdP that answers every request with 503, counting connections.
-fn failing_idp() -> (u16, Arc<AtomicUsize>) {
+/// An IdP (or a forward proxy) that answers every request with 503, counting connections.
+pub(crate) fn failing_idp() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let hits = Arc::new(AtomicUsize::new(0));
