@@ -263,11 +263,11 @@ fn log_banner(state: &AppState, local: SocketAddr, tls: bool, env: &dyn Env) {
     }
     if let Some(oidc) = c.oidc.as_ref().filter(|o| o.use_proxy.is_none()) {
         let proxy = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"]
-            .iter()
-            .any(|name| env.var(name).is_some_and(|v| !v.is_empty()));
-        if proxy {
+            .into_iter()
+            .find(|name| env.var(name).is_some_and(|v| !v.is_empty()));
+        if let Some(name) = proxy {
             tracing::info!(
-                "IdP calls to {} go straight to it, not through the proxy in HTTPS_PROXY: set oidc.use_proxy: true to route them through it",
+                "IdP calls to {} go straight to it, not through the proxy in {name}: set oidc.use_proxy: true to route them through it",
                 oidc.issuer
             );
         }

@@ -131,12 +131,10 @@ impl Meter {
             }
             Lookup::Wait(generation) => generation,
         };
-        let rows = match tokio::time::timeout(self.check_wait, self.store.limits()).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => return Err(miss(&self.store, Some(&e)).await),
-            Err(_) => return Err(miss(&self.store, None).await),
+        let v = match read_caps(&self.store, self.check_wait).await {
+            Ok(v) => v,
+            Err(e) => return Err(miss(&self.store, e.as_ref()).await),
         };
-        let v = Arc::new(caps::from_rows(rows));
         if let Ok(mut c) = self.limits.lock() {
             c.answered(Instant::now(), generation, Some(v.clone()));
         }
@@ -147,13 +145,13 @@ impl Meter {
     fn refresh_in_background(&self, generation: u64) {
         let (cache, store, wait) = (self.limits.clone(), self.store.clone(), self.check_wait);
         tokio::spawn(async move {
-            let rows = match tokio::time::timeout(wait, store.limits()).await {
-                Ok(Ok(rows)) => Some(Arc::new(caps::from_rows(rows))),
-                Ok(Err(e)) => {
+            let caps = match read_caps(&store, wait).await {
+                Ok(v) => Some(v),
+                Err(Some(e)) => {
                     tracing::warn!("spend limits could not be read again: {e}");
                     None
                 }
-                Err(_) => {
+                Err(None) => {
                     tracing::warn!(
                         "spend limits could not be read again within {} ms",
                         wait.as_millis()
@@ -162,7 +160,7 @@ impl Meter {
                 }
             };
             if let Ok(mut c) = cache.lock() {
-                c.answered(Instant::now(), generation, rows);
+                c.answered(Instant::now(), generation, caps);
             }
         });
     }
@@ -622,6 +620,18 @@ fn busy() -> ApiError {
 }
 
 /// Why a spend check got no answer; probes the database only when the error does not say.
+/// The caps as the store has them, read within `wait`; the error is `None` when the wait ran out.
+async fn read_caps(
+    store: &Store,
+    wait: Duration,
+) -> Result<Arc<Vec<Limit>>, Option<crate::store::StoreError>> {
+    match tokio::time::timeout(wait, store.limits()).await {
+        Ok(Ok(rows)) => Ok(Arc::new(caps::from_rows(rows))),
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(None),
+    }
+}
+
 async fn miss(store: &Store, err: Option<&crate::store::StoreError>) -> Miss {
     let needs_probe = matches!(
         err,

@@ -8,6 +8,7 @@ mod signer;
 mod stream;
 pub mod translate;
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -45,8 +46,7 @@ pub struct Bedrock {
     auth: Auth,
     /// The SDK client, for CountTokens only: built on the first count, since most gateways never
     /// count and building it costs memory at boot.
-    sdk: std::sync::OnceLock<Sdk>,
-    sdk_conf: Box<aws_sdk_bedrockruntime::config::Builder>,
+    sdk: LazyLock<Sdk, Box<dyn FnOnce() -> Sdk + Send>>,
     ttfb: Duration,
     response: Duration,
     stream: stream::Timing,
@@ -121,8 +121,7 @@ impl Bedrock {
             http: super::anthropic::http_client()?,
             endpoint,
             auth: signing,
-            sdk: std::sync::OnceLock::new(),
-            sdk_conf: Box::new(conf),
+            sdk: LazyLock::new(Box::new(move || Sdk::from_conf(conf.build()))),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
             response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
             stream: stream::Timing {
@@ -241,7 +240,6 @@ impl Bedrock {
             .map_err(|e| Failure::transport(format!("count_tokens request: {e}")))?;
         let send = self
             .sdk
-            .get_or_init(|| Sdk::from_conf(self.sdk_conf.as_ref().clone().build()))
             .count_tokens()
             .model_id(model)
             .input(CountTokensInput::InvokeModel(input))
