@@ -311,7 +311,7 @@ async fn upsert(
         .await
         .map_err(internal)?;
     if let Some(m) = &state.meter {
-        m.invalidate();
+        m.reload().await;
     }
     state.audit.emit("admin.limit.upsert", state.clock.now(), json!({"actor": admin.actor, "id": row.id, "scope_type": st, "scope_id": sid, "amount_cents": amount, "period": period}));
     Ok(Json(limit_json(&row)))
@@ -357,7 +357,7 @@ async fn remove(
         ));
     }
     if let Some(m) = &state.meter {
-        m.invalidate();
+        m.reload().await;
     }
     state.audit.emit(
         "admin.limit.delete",

@@ -111,34 +111,60 @@ impl Meter {
         })
     }
 
-    /// Drops cached caps (after an Admin API change on this replica).
-    pub fn invalidate(&self) {
-        if let Ok(mut c) = self.limits.lock() {
-            c.invalidate();
+    /// Reads the caps again after an Admin API change on this replica, before the change is
+    /// answered, so the next request does not wait for them. When the read fails the cache is
+    /// left empty and the next request reads them.
+    pub async fn reload(&self) {
+        let generation = match self.limits.lock() {
+            Ok(mut c) => c.invalidate(),
+            Err(_) => return,
+        };
+        if let Err(e) = self.read_now(generation).await {
+            tracing::warn!(
+                "spend limits could not be read back after a change: {}",
+                e.map_or_else(|| "no answer in time".to_owned(), |e| e.to_string())
+            );
         }
     }
 
-    async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
-        let lookup = match self.limits.lock() {
-            Ok(mut c) => c.lookup(Instant::now()),
-            Err(_) => Lookup::Wait(u64::MAX),
-        };
-        let generation = match lookup {
-            Lookup::Use(v) => return Ok(v),
-            Lookup::UseAndRefresh(v, generation) => {
-                self.refresh_in_background(generation);
-                return Ok(v);
-            }
-            Lookup::Wait(generation) => generation,
-        };
-        let v = match read_caps(&self.store, self.check_wait).await {
-            Ok(v) => v,
-            Err(e) => return Err(miss(&self.store, e.as_ref()).await),
-        };
+    /// Reads the caps from the store and keeps them, stamped `generation`.
+    async fn read_now(
+        &self,
+        generation: u64,
+    ) -> Result<Arc<Vec<Limit>>, Option<crate::store::StoreError>> {
+        let v = read_caps(&self.store, self.check_wait).await?;
         if let Ok(mut c) = self.limits.lock() {
             c.answered(Instant::now(), generation, Some(v.clone()));
         }
         Ok(v)
+    }
+
+    async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
+        let lookup = match self.limits.lock() {
+            Ok(c) => c.lookup(Instant::now()),
+            Err(_) => Lookup::Wait(u64::MAX),
+        };
+        let generation = match lookup {
+            Lookup::Use(v) => return Ok(v),
+            Lookup::Wait(generation) => generation,
+        };
+        match self.read_now(generation).await {
+            Ok(v) => Ok(v),
+            Err(e) => Err(miss(&self.store, e.as_ref()).await),
+        }
+    }
+
+    /// When a request ends or is refused: reads stale caps again, in the background (see
+    /// [`CapsCache`]).
+    fn refresh_if_due(&self) {
+        let due = self
+            .limits
+            .lock()
+            .ok()
+            .and_then(|mut c| c.refresh_due(Instant::now()));
+        if let Some(generation) = due {
+            self.refresh_in_background(generation);
+        }
     }
 
     /// Reads the caps again off the request path (see [`CapsCache`]).
@@ -165,7 +191,8 @@ impl Meter {
         });
     }
 
-    /// Records who the principal is (for admin views), at most every 15 minutes, off the hot path.
+    /// Records who the principal is (for admin views), at most every 15 minutes, when a request
+    /// ends or is refused: never while one waits for its first byte.
     fn touch(&self, who: &Identity) {
         let due = self.touched.lock().map(|mut t| {
             let fresh = t.get(&who.sub).is_some_and(|at| at.elapsed() < TOUCH_EVERY);
@@ -201,7 +228,6 @@ impl Meter {
         rates: &Rates,
         estimate: &crate::spend::estimate::Estimate,
     ) -> Result<Ticket, ApiError> {
-        self.touch(who);
         let now = self.clock.now();
         let buckets: Vec<String> = Period::ALL.iter().map(|p| p.bucket(now)).collect();
         let mut ticket = Ticket {
@@ -410,6 +436,8 @@ impl Meter {
         worst: i64,
         now: OffsetDateTime,
     ) -> ApiError {
+        self.touch(who);
+        self.refresh_if_due();
         let periods: Vec<Period> = Period::ALL
             .iter()
             .zip(buckets)
@@ -484,6 +512,8 @@ impl Meter {
     }
 
     fn ended(&self, ticket: &Ticket, cost: i64, charge: Option<Charge>) -> Option<Charge> {
+        self.touch(&ticket.who);
+        self.refresh_if_due();
         let Some((lease, worst)) = &ticket.hold else {
             return charge;
         };

@@ -1,9 +1,10 @@
 //! The caps as last read, kept for requests. Caps younger than [`FRESH`] are used as they are.
-//! Older ones keep serving while one background read replaces them, so that read never sits
-//! before a request's first byte. Caps older than [`MAX_AGE`], none at all, or a failed last read
-//! make the request wait for the store (and an outage is then handled as configured). An
-//! invalidation (an Admin API change on this replica) drops the caps, and a read begun before it
-//! is not stored. Time is passed in.
+//! Older ones keep serving while one background read replaces them; that read is started when a
+//! request ends (or is refused), so it never sits between a request and its first byte. Caps
+//! older than [`MAX_AGE`], none at all, or a failed last read make the request wait for the store
+//! (and an outage is then handled as configured). An invalidation (an Admin API change on this
+//! replica) drops the caps, and a read begun before it is not stored; the replica that made the
+//! change reads them again before it answers. Time is passed in.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,6 @@ pub const MAX_AGE: Duration = Duration::from_secs(30);
 pub enum Lookup<T> {
     /// Use these.
     Use(T),
-    /// Use these, and start a background read stamped with this generation.
-    UseAndRefresh(T, u64),
     /// Read the store now, stamped with this generation.
     Wait(u64),
 }
@@ -49,22 +48,24 @@ impl<T> Default for CapsCache<T> {
 
 impl<T: Clone> CapsCache<T> {
     /// What a request at `now` uses.
-    pub fn lookup(&mut self, now: Instant) -> Lookup<T> {
-        let Some((at, caps)) = &self.read else {
-            return Lookup::Wait(self.generation);
-        };
-        let age = now.saturating_duration_since(*at);
-        if age < FRESH {
-            return Lookup::Use(caps.clone());
+    pub fn lookup(&self, now: Instant) -> Lookup<T> {
+        match &self.read {
+            Some((at, caps)) if !self.failed && now.saturating_duration_since(*at) < MAX_AGE => {
+                Lookup::Use(caps.clone())
+            }
+            _ => Lookup::Wait(self.generation),
         }
-        if age >= MAX_AGE || self.failed {
-            return Lookup::Wait(self.generation);
-        }
-        if self.refreshing {
-            return Lookup::Use(caps.clone());
+    }
+
+    /// Called when a request ends at `now`: the generation to stamp a background read with, when
+    /// the caps are stale and no read is under way.
+    pub fn refresh_due(&mut self, now: Instant) -> Option<u64> {
+        let (at, _) = self.read.as_ref()?;
+        if self.refreshing || self.failed || now.saturating_duration_since(*at) < FRESH {
+            return None;
         }
         self.refreshing = true;
-        Lookup::UseAndRefresh(caps.clone(), self.generation)
+        Some(self.generation)
     }
 
     /// A read stamped `generation` answered at `now`: `Some` caps, or `None` when it failed. A read
@@ -83,11 +84,13 @@ impl<T: Clone> CapsCache<T> {
         }
     }
 
-    /// Drops the caps: the next request reads them again.
-    pub fn invalidate(&mut self) {
+    /// Drops the caps: the next request reads them again, unless a read stamped with the
+    /// generation returned here answers first.
+    pub fn invalidate(&mut self) -> u64 {
         self.read = None;
         self.generation += 1;
         self.refreshing = false;
+        self.generation
     }
 }
 
@@ -117,13 +120,17 @@ mod tests {
     fn stale_caps_keep_serving_while_exactly_one_background_read_runs() {
         let t0 = Instant::now();
         let mut c = read_at(t0, 7);
+        // Fresh caps need no read when a request ends.
+        assert_eq!(c.refresh_due(t0 + FRESH - Duration::from_millis(1)), None);
         let stale = t0 + FRESH;
-        assert_eq!(c.lookup(stale), Lookup::UseAndRefresh(7, 0));
-        // Requests meanwhile use the old caps and start no second read.
         assert_eq!(c.lookup(stale), Lookup::Use(7));
+        assert_eq!(c.refresh_due(stale), Some(0));
+        // Requests meanwhile use the old caps, and ending ones start no second read.
         assert_eq!(c.lookup(stale + Duration::from_secs(1)), Lookup::Use(7));
+        assert_eq!(c.refresh_due(stale + Duration::from_secs(1)), None);
         c.answered(stale + Duration::from_secs(1), 0, Some(8));
         assert_eq!(c.lookup(stale + Duration::from_secs(2)), Lookup::Use(8));
+        assert_eq!(c.refresh_due(stale + Duration::from_secs(2)), None);
     }
 
     #[test]
@@ -133,7 +140,7 @@ mod tests {
         assert_eq!(c.lookup(t0 + MAX_AGE), Lookup::Wait(0));
         // Even while a background read begun earlier is still out.
         let mut c = read_at(t0, 7);
-        assert_eq!(c.lookup(t0 + FRESH), Lookup::UseAndRefresh(7, 0));
+        assert_eq!(c.refresh_due(t0 + FRESH), Some(0));
         assert_eq!(c.lookup(t0 + MAX_AGE), Lookup::Wait(0));
     }
 
@@ -141,10 +148,12 @@ mod tests {
     fn after_a_failed_read_requests_wait_until_one_succeeds() {
         let t0 = Instant::now();
         let mut c = read_at(t0, 7);
-        assert_eq!(c.lookup(t0 + FRESH), Lookup::UseAndRefresh(7, 0));
+        assert_eq!(c.refresh_due(t0 + FRESH), Some(0));
         c.answered(t0 + FRESH, 0, None);
         let later = t0 + FRESH + Duration::from_secs(1);
         assert_eq!(c.lookup(later), Lookup::Wait(0));
+        // The waiting request reads; an ending one does not add a background read.
+        assert_eq!(c.refresh_due(later), None);
         c.answered(later, 0, Some(9));
         assert_eq!(c.lookup(later), Lookup::Use(9));
     }
@@ -153,7 +162,7 @@ mod tests {
     fn a_read_begun_before_an_invalidation_is_not_kept() {
         let t0 = Instant::now();
         let mut c = read_at(t0, 7);
-        assert_eq!(c.lookup(t0 + FRESH), Lookup::UseAndRefresh(7, 0));
+        assert_eq!(c.refresh_due(t0 + FRESH), Some(0));
         c.invalidate();
         // The old read answers after the change: its caps are dropped.
         c.answered(t0 + FRESH, 0, Some(7));
@@ -169,12 +178,26 @@ mod tests {
     }
 
     #[test]
-    fn an_invalidation_lets_the_next_stale_lookup_start_a_read() {
+    fn an_invalidation_lets_the_next_ending_request_start_a_read() {
         let t0 = Instant::now();
         let mut c = read_at(t0, 7);
-        assert_eq!(c.lookup(t0 + FRESH), Lookup::UseAndRefresh(7, 0));
+        assert_eq!(c.refresh_due(t0 + FRESH), Some(0));
         c.invalidate();
         c.answered(t0 + FRESH, 1, Some(8));
-        assert_eq!(c.lookup(t0 + FRESH * 2), Lookup::UseAndRefresh(8, 1));
+        assert_eq!(c.refresh_due(t0 + FRESH * 2), Some(1));
+    }
+
+    #[test]
+    fn a_read_back_stamped_by_the_invalidation_serves_the_next_request() {
+        let t0 = Instant::now();
+        let mut c = read_at(t0, 7);
+        let generation = c.invalidate();
+        c.answered(t0, generation, Some(12));
+        assert_eq!(c.lookup(t0), Lookup::Use(12));
+        // A second change before the read-back answers makes that read-back stale.
+        let first = c.invalidate();
+        let second = c.invalidate();
+        c.answered(t0, first, Some(13));
+        assert_eq!(c.lookup(t0), Lookup::Wait(second));
     }
 }
