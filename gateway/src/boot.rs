@@ -165,6 +165,15 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
         .meter
         .as_ref()
         .map(|m| m.spawn_returns(stop_rx.clone()));
+    if state.meter.is_some() {
+        // The first capped request then finds a lease connection open.
+        let store = store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.warm_leases().await {
+                tracing::warn!("could not open a spend lease connection ahead of requests: {e}");
+            }
+        });
+    }
     let recorder = state.recorder.spawn(store.clone(), stop_rx);
     let shutdown = state.shutdown.clone();
     match stop {

@@ -87,26 +87,31 @@ pub struct Batch {
     pub renew_until: OffsetDateTime,
 }
 
+/// The lease grow: one statement, run on the store's lease lane.
+pub(super) const GROW_SQL: &str =
+    "SELECT bucket, settled, reserved, over, granted, lease_amount, lost
+     FROM spend_lease($1, $2, $3, $4, $5, $6, $7, $8)";
+
 impl Store {
     /// Grows a lease in one statement; see [`Grow`].
     pub async fn grow_lease(&self, g: &Grow<'_>) -> Result<Grown, StoreError> {
         let keys: Vec<&str> = g.buckets.iter().map(|b| b.bucket.as_str()).collect();
         let caps: Vec<Option<i64>> = g.buckets.iter().map(|b| b.cap_micros).collect();
         let rows = super::spend::retry_deadlock(|| async {
-            let rows = sqlx::query(
-                "SELECT bucket, settled, reserved, over, granted, lease_amount, lost
-                 FROM spend_lease($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(g.lease)
-            .bind(g.principal)
-            .bind(&keys)
-            .bind(&caps)
-            .bind(g.need)
-            .bind(g.want.max(g.need))
-            .bind(g.expires)
-            .bind(g.existing)
-            .fetch_all(self.pool())
-            .await?;
+            let rows = self
+                .lane
+                .fetch_all(|| {
+                    sqlx::query(GROW_SQL)
+                        .bind(g.lease)
+                        .bind(g.principal)
+                        .bind(&keys)
+                        .bind(&caps)
+                        .bind(g.need)
+                        .bind(g.want.max(g.need))
+                        .bind(g.expires)
+                        .bind(g.existing)
+                })
+                .await?;
             Ok(rows)
         })
         .await?;

@@ -5,6 +5,7 @@ pub mod aws_access;
 pub mod aws_proxy;
 mod connect;
 mod kv;
+mod lane;
 pub mod leases;
 pub mod slots;
 pub mod spend;
@@ -44,6 +45,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Connections for the lease grow, outside the pool (see `lane`).
+    lane: Arc<lane::Lane>,
     probe: Arc<Mutex<Option<(Instant, bool)>>>,
 }
 
@@ -54,10 +57,14 @@ const PING_IDLE: Duration = Duration::from_secs(1);
 const PROBE_TTL: Duration = Duration::from_secs(1);
 
 impl Store {
-    /// A pool for `options`; no connection is opened until one is needed.
+    /// A pool for `options`; no connection is opened until one is needed. Of `max_connections`,
+    /// a quarter (one to eight) is kept for the lease grow, the rest pooled.
     pub fn lazy(options: PgConnectOptions, max_connections: u32, timeout: Duration) -> Self {
+        let share = lane::share(max_connections);
+        let lane = lane::Lane::new(options.clone(), share, timeout, &[leases::GROW_SQL]);
+        let pooled = max_connections.saturating_sub(share).max(1);
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
+            .max_connections(pooled)
             .min_connections(0)
             .acquire_timeout(timeout)
             .idle_timeout(Duration::from_secs(300))
@@ -76,6 +83,7 @@ impl Store {
             .connect_lazy_with(options);
         Self {
             pool,
+            lane: Arc::new(lane),
             probe: Arc::new(Mutex::new(None)),
         }
     }
@@ -167,6 +175,11 @@ impl Store {
         result?;
         reset?;
         Ok(())
+    }
+
+    /// Opens a lease-grow connection ahead of the first request that needs one.
+    pub async fn warm_leases(&self) -> Result<(), StoreError> {
+        Ok(self.lane.warm().await?)
     }
 
     /// One round trip, for readiness.

@@ -207,3 +207,45 @@ async fn an_expired_lease_is_lost_and_what_was_charged_to_it_counts_once() {
         "the cost is billed, and the expired lease released nothing twice"
     );
 }
+
+#[tokio::test]
+async fn a_grow_survives_its_connection_being_ended_by_the_server() {
+    use sqlx::{ConnectOptions, Connection};
+    let s = crate::support::pg::fresh_store().await;
+    let c = caps(100_000);
+    s.warm_leases().await.unwrap();
+    let mut own = s.pool().connect_options().connect().await.unwrap();
+    // What a database restart does to every open connection: all but `own` are ended.
+    let mut end_others = async || {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT bool_and(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(&mut own)
+        .await
+        .unwrap()
+    };
+    assert_eq!(end_others().await, true, "the lease connection was open");
+    match s
+        .grow_lease(&grow("l1", &c, 1_000, 1_000, false))
+        .await
+        .unwrap()
+    {
+        Grown::Granted { give, .. } => assert_eq!(give, 1_000),
+        other => panic!("{other:?}"),
+    }
+    // And again, on the connection the retry opened.
+    assert_eq!(end_others().await, true);
+    assert!(matches!(
+        s.grow_lease(&grow("l1", &c, 1_000, 1_000, true))
+            .await
+            .unwrap(),
+        Grown::Granted { give: 1_000, .. }
+    ));
+    let amount: i64 = sqlx::query_scalar("SELECT amount_micros FROM reservations WHERE id = 'l1'")
+        .fetch_one(&mut own)
+        .await
+        .unwrap();
+    assert_eq!(amount, 2_000);
+    own.close().await.unwrap();
+}

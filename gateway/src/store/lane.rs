@@ -1,0 +1,141 @@
+//! The lease lane: a few connections of the store's own, outside the pool, for the one statement
+//! that can sit before a request's first byte (a lease grow).
+//!
+//! Through the pool that statement would cost more than its own round trip: the pool checks a
+//! connection idle for a second before lending it, lends its longest-idle connection first, and
+//! checks every connection it takes back. Here the most recently used connection is lent first,
+//! nothing is checked, and each connection has the lane's statements prepared when it opens. A
+//! connection that fails with a connection error is dropped, with every idle one (a restarted
+//! database has ended them all), and the statement is tried once more on a new connection. A
+//! statement tried twice may have run twice: a lease grow then granted twice, the lease holds
+//! more than it asked for and gives all of it back when idle, so no cap is overshot.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
+use sqlx::query::Query;
+use sqlx::{ConnectOptions, Executor, PgConnection, Postgres};
+use tokio::sync::Semaphore;
+
+/// How many of `max_connections` the lane keeps; the pool gets the rest.
+pub fn share(max_connections: u32) -> u32 {
+    (max_connections / 4).clamp(1, 8)
+}
+
+/// Connections for a few hot statements, most recently used first.
+#[derive(Debug)]
+pub struct Lane {
+    options: PgConnectOptions,
+    /// Statements prepared on every connection as it opens.
+    prepare: &'static [&'static str],
+    idle: Mutex<Vec<PgConnection>>,
+    in_use: Semaphore,
+    connect_within: Duration,
+}
+
+impl Lane {
+    /// A lane of at most `size` connections to `options`; none is opened until needed.
+    pub fn new(
+        options: PgConnectOptions,
+        size: u32,
+        connect_within: Duration,
+        prepare: &'static [&'static str],
+    ) -> Self {
+        Self {
+            options,
+            prepare,
+            idle: Mutex::new(Vec::new()),
+            in_use: Semaphore::new(size.max(1) as usize),
+            connect_within,
+        }
+    }
+
+    /// Opens one connection ahead of the first statement, unless one is open already.
+    pub async fn warm(&self) -> Result<(), sqlx::Error> {
+        let Ok(_permit) = self.in_use.acquire().await else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        if self.idle.lock().map(|i| i.is_empty()).unwrap_or(false) {
+            let conn = self.open().await?;
+            self.put(conn);
+        }
+        Ok(())
+    }
+
+    /// Runs the query `build` makes and returns its rows, on the most recently used connection;
+    /// once more on a new connection when that one turns out broken.
+    pub async fn fetch_all<'q>(
+        &self,
+        build: impl Fn() -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let Ok(_permit) = self.in_use.acquire().await else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        let mut retried = false;
+        loop {
+            let mut conn = match self.take() {
+                Some(c) => c,
+                None => self.open().await?,
+            };
+            match build().fetch_all(&mut conn).await {
+                Ok(rows) => {
+                    self.put(conn);
+                    return Ok(rows);
+                }
+                Err(e) if broken(&e) => {
+                    // Dropping closes it; the idle ones are likely gone the same way.
+                    drop(conn);
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.clear();
+                    }
+                    if retried {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+                Err(e) => {
+                    self.put(conn);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn take(&self) -> Option<PgConnection> {
+        self.idle.lock().ok().and_then(|mut i| i.pop())
+    }
+
+    fn put(&self, conn: PgConnection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+
+    async fn open(&self) -> Result<PgConnection, sqlx::Error> {
+        let mut conn = tokio::time::timeout(self.connect_within, self.options.connect())
+            .await
+            .map_err(|_| {
+                sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting to the store timed out",
+                ))
+            })??;
+        for sql in self.prepare {
+            conn.prepare(sql).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Whether an error means the connection is unusable (rather than the statement refused).
+fn broken(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        // Connection exceptions, and the server shutting down or restarting.
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
