@@ -316,7 +316,8 @@ pub struct Store {
     /// Overrides the URL's password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
-    /// Pool size per replica.
+    /// Connections per replica: a quarter of them (one to eight) are kept for spend lease grows,
+    /// the rest pooled (at least one each).
     #[serde(
         default = "Store::default_max_connections",
         deserialize_with = "lenient::de"

@@ -53,9 +53,7 @@ impl Lane {
 
     /// Opens one connection ahead of the first statement, unless one is open already.
     pub async fn warm(&self) -> Result<(), sqlx::Error> {
-        let Ok(_permit) = self.in_use.acquire().await else {
-            return Err(sqlx::Error::PoolClosed);
-        };
+        let _turn = self.turn().await?;
         if self.idle.lock().map(|i| i.is_empty()).unwrap_or(false) {
             let conn = self.open().await?;
             self.put(conn);
@@ -63,42 +61,14 @@ impl Lane {
         Ok(())
     }
 
-    /// Runs the query `build` makes and returns its rows, on the most recently used connection;
-    /// once more on a new connection when that one turns out broken.
-    pub async fn fetch_all<'q>(
-        &self,
-        build: impl Fn() -> Query<'q, Postgres, PgArguments>,
-    ) -> Result<Vec<PgRow>, sqlx::Error> {
-        let Ok(_permit) = self.in_use.acquire().await else {
-            return Err(sqlx::Error::PoolClosed);
-        };
-        let mut retried = false;
-        loop {
-            let mut conn = match self.take() {
-                Some(c) => c,
-                None => self.open().await?,
-            };
-            match build().fetch_all(&mut conn).await {
-                Ok(rows) => {
-                    self.put(conn);
-                    return Ok(rows);
-                }
-                Err(e) if broken(&e) => {
-                    // Dropping closes it; the idle ones are likely gone the same way.
-                    drop(conn);
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.clear();
-                    }
-                    if retried {
-                        return Err(e);
-                    }
-                    retried = true;
-                }
-                Err(e) => {
-                    self.put(conn);
-                    return Err(e);
-                }
-            }
+    /// Waits until one of the lane's connections is free for the caller.
+    pub async fn turn(&self) -> Result<Turn<'_>, sqlx::Error> {
+        match self.in_use.acquire().await {
+            Ok(permit) => Ok(Turn {
+                lane: self,
+                _permit: permit,
+            }),
+            Err(_) => Err(sqlx::Error::PoolClosed),
         }
     }
 
@@ -125,6 +95,52 @@ impl Lane {
             conn.prepare(sql).await?;
         }
         Ok(conn)
+    }
+}
+
+/// The right to use one of the lane's connections.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    lane: &'a Lane,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl Turn<'_> {
+    /// Runs the query `build` makes and returns its rows, on the most recently used connection;
+    /// once more on a new connection when that one turns out broken.
+    pub async fn fetch_all<'q>(
+        &self,
+        build: impl Fn() -> Query<'q, Postgres, PgArguments>,
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        let lane = self.lane;
+        let mut retried = false;
+        loop {
+            let mut conn = match lane.take() {
+                Some(c) => c,
+                None => lane.open().await?,
+            };
+            match build().fetch_all(&mut conn).await {
+                Ok(rows) => {
+                    lane.put(conn);
+                    return Ok(rows);
+                }
+                Err(e) if broken(&e) => {
+                    // Dropping closes it; the idle ones are likely gone the same way.
+                    drop(conn);
+                    if let Ok(mut idle) = lane.idle.lock() {
+                        idle.clear();
+                    }
+                    if retried {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+                Err(e) => {
+                    lane.put(conn);
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 

@@ -4,10 +4,14 @@
 //! an idle lease is given back in the same way.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
+use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
+use super::lane::Turn;
 use super::spend::{BucketCap, Ledger, Totals};
 use super::{Store, StoreError};
 
@@ -87,62 +91,99 @@ pub struct Batch {
     pub renew_until: OffsetDateTime,
 }
 
-/// The lease grow: one statement, run on the store's lease lane.
+/// One lease grow, run on the store's lease lane.
 pub(super) const GROW_SQL: &str =
     "SELECT bucket, settled, reserved, over, granted, lease_amount, lost
      FROM spend_lease($1, $2, $3, $4, $5, $6, $7, $8)";
 
+/// Several lease grows in one statement, principals in order (the order every spend statement
+/// locks in); each grow's buckets are its slice `lo..=hi` of the flattened keys and caps. One row
+/// per grow and bucket, by grow (`ask`, from 1) and then in the order of its buckets.
+pub(super) const GROW_MANY_SQL: &str =
+    "SELECT a.n AS ask, r.bucket, r.settled, r.reserved, r.over, r.granted, r.lease_amount, r.lost
+     FROM unnest($1::text[], $2::text[], $3::int4[], $4::int4[], $5::int8[], $6::int8[],
+                 $7::timestamptz[], $8::bool[])
+          WITH ORDINALITY AS a(lease, who, lo, hi, need, want, expires, existing, n)
+     CROSS JOIN LATERAL spend_lease(a.lease, a.who, ($9::text[])[a.lo:a.hi],
+                 ($10::int8[])[a.lo:a.hi], a.need, a.want, a.expires, a.existing)
+          WITH ORDINALITY AS r(bucket, settled, reserved, over, granted, lease_amount, lost, i)
+     ORDER BY a.n, r.i";
+
+/// Lease grows waiting for a turn on the lane. Whoever gets a turn runs every grow waiting then,
+/// in one statement: a burst of principals opening leases together costs a few round trips, not
+/// one each.
+#[derive(Debug, Default)]
+pub(super) struct Waiting(Mutex<Vec<Waiter>>);
+
+/// A grow and where its answer goes: `Err(None)` when the statement it was part of failed, so it
+/// runs again on its own (and gets its own error).
+#[derive(Debug)]
+struct Waiter {
+    ask: Ask,
+    answer: oneshot::Sender<Result<Grown, Option<StoreError>>>,
+}
+
+/// [`Grow`], owned.
+#[derive(Debug, Clone)]
+struct Ask {
+    lease: String,
+    principal: String,
+    keys: Vec<String>,
+    caps: Vec<Option<i64>>,
+    need: i64,
+    want: i64,
+    expires: OffsetDateTime,
+    existing: bool,
+}
+
+impl From<&Grow<'_>> for Ask {
+    fn from(g: &Grow<'_>) -> Self {
+        Self {
+            lease: g.lease.to_owned(),
+            principal: g.principal.to_owned(),
+            keys: g.buckets.iter().map(|b| b.bucket.clone()).collect(),
+            caps: g.buckets.iter().map(|b| b.cap_micros).collect(),
+            need: g.need,
+            want: g.want.max(g.need),
+            expires: g.expires,
+            existing: g.existing,
+        }
+    }
+}
+
 impl Store {
-    /// Grows a lease in one statement; see [`Grow`].
+    /// Grows a lease in one statement (see [`Grow`]), shared with the grows waiting at the same
+    /// time.
     pub async fn grow_lease(&self, g: &Grow<'_>) -> Result<Grown, StoreError> {
-        let keys: Vec<&str> = g.buckets.iter().map(|b| b.bucket.as_str()).collect();
-        let caps: Vec<Option<i64>> = g.buckets.iter().map(|b| b.cap_micros).collect();
-        let rows = super::spend::retry_deadlock(|| async {
-            let rows = self
-                .lane
-                .fetch_all(|| {
-                    sqlx::query(GROW_SQL)
-                        .bind(g.lease)
-                        .bind(g.principal)
-                        .bind(&keys)
-                        .bind(&caps)
-                        .bind(g.need)
-                        .bind(g.want.max(g.need))
-                        .bind(g.expires)
-                        .bind(g.existing)
-                })
-                .await?;
-            Ok(rows)
-        })
-        .await?;
-        let Some(first) = rows.first() else {
-            return Err(StoreError::Unavailable(sqlx::Error::RowNotFound));
-        };
-        if first.try_get::<bool, _>("lost")? {
-            return Ok(Grown::Lost);
-        }
-        let give: i64 = first.try_get("granted")?;
-        if give == 0 {
-            let mut over = Vec::new();
-            for r in &rows {
-                if r.try_get::<bool, _>("over")? {
-                    over.push(r.try_get("bucket")?);
-                }
-            }
-            return Ok(Grown::Over(over));
-        }
-        let mut others = Vec::with_capacity(rows.len());
-        for r in &rows {
-            others.push(Totals {
-                settled: r.try_get("settled")?,
-                reserved: r.try_get("reserved")?,
+        let ask = Ask::from(g);
+        let (answer, answered) = oneshot::channel();
+        if let Ok(mut w) = self.grows.0.lock() {
+            w.push(Waiter {
+                ask: ask.clone(),
+                answer,
             });
         }
-        Ok(Grown::Granted {
-            give,
-            amount: first.try_get("lease_amount")?,
-            others,
-        })
+        {
+            let turn = self.lane.turn().await?;
+            let waiting = self
+                .grows
+                .0
+                .lock()
+                .map(|mut w| std::mem::take(&mut *w))
+                .unwrap_or_default();
+            if !waiting.is_empty() {
+                grow_waiting(&turn, waiting).await;
+            }
+        }
+        match answered.await {
+            Ok(Ok(grown)) => Ok(grown),
+            Ok(Err(Some(e))) => Err(e),
+            // Its statement failed with others: run it on its own.
+            Ok(Err(None)) | Err(_) => {
+                let turn = self.lane.turn().await?;
+                grow_one(&turn, &ask).await
+            }
+        }
     }
 
     /// Writes a batch in one transaction, once. Every bucket touched is locked in one order
@@ -336,4 +377,133 @@ pub(super) async fn finance_rows(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Runs the grows `waiting` on `turn`: one alone, several in one statement.
+async fn grow_waiting(turn: &Turn<'_>, mut waiting: Vec<Waiter>) {
+    if waiting.len() == 1 {
+        if let Some(w) = waiting.pop() {
+            let grown = grow_one(turn, &w.ask).await.map_err(Some);
+            let _ = w.answer.send(grown);
+        }
+        return;
+    }
+    waiting.sort_by(|a, b| a.ask.principal.cmp(&b.ask.principal));
+    let asks: Vec<&Ask> = waiting.iter().map(|w| &w.ask).collect();
+    let rows = grow_many(turn, &asks).await;
+    let mut by_ask: Vec<Vec<PgRow>> = Vec::new();
+    by_ask.resize_with(waiting.len(), Vec::new);
+    let ok = match rows {
+        Ok(rows) => rows.into_iter().all(|r| {
+            let slot = r
+                .try_get::<i64, _>("ask")
+                .ok()
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|n| by_ask.get_mut(n));
+            match slot {
+                Some(slot) => {
+                    slot.push(r);
+                    true
+                }
+                None => false,
+            }
+        }),
+        Err(_) => false,
+    };
+    for (w, rows) in waiting.into_iter().zip(by_ask) {
+        let grown = if ok { grown(&rows).ok() } else { None };
+        let _ = w.answer.send(grown.ok_or(None));
+    }
+}
+
+async fn grow_one(turn: &Turn<'_>, a: &Ask) -> Result<Grown, StoreError> {
+    let rows = super::spend::retry_deadlock(|| async {
+        Ok(turn
+            .fetch_all(|| {
+                sqlx::query(GROW_SQL)
+                    .bind(&a.lease)
+                    .bind(&a.principal)
+                    .bind(&a.keys)
+                    .bind(&a.caps)
+                    .bind(a.need)
+                    .bind(a.want)
+                    .bind(a.expires)
+                    .bind(a.existing)
+            })
+            .await?)
+    })
+    .await?;
+    grown(&rows)
+}
+
+async fn grow_many(turn: &Turn<'_>, asks: &[&Ask]) -> Result<Vec<PgRow>, StoreError> {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut caps: Vec<Option<i64>> = Vec::new();
+    let (mut lo, mut hi) = (
+        Vec::with_capacity(asks.len()),
+        Vec::with_capacity(asks.len()),
+    );
+    for a in asks {
+        lo.push(i32::try_from(keys.len() + 1).unwrap_or(i32::MAX));
+        keys.extend(a.keys.iter().map(String::as_str));
+        caps.extend(a.caps.iter().copied());
+        hi.push(i32::try_from(keys.len()).unwrap_or(i32::MAX));
+    }
+    let leases: Vec<&str> = asks.iter().map(|a| a.lease.as_str()).collect();
+    let whos: Vec<&str> = asks.iter().map(|a| a.principal.as_str()).collect();
+    let needs: Vec<i64> = asks.iter().map(|a| a.need).collect();
+    let wants: Vec<i64> = asks.iter().map(|a| a.want).collect();
+    let expires: Vec<OffsetDateTime> = asks.iter().map(|a| a.expires).collect();
+    let existing: Vec<bool> = asks.iter().map(|a| a.existing).collect();
+    super::spend::retry_deadlock(|| async {
+        Ok(turn
+            .fetch_all(|| {
+                sqlx::query(GROW_MANY_SQL)
+                    .bind(&leases)
+                    .bind(&whos)
+                    .bind(&lo)
+                    .bind(&hi)
+                    .bind(&needs)
+                    .bind(&wants)
+                    .bind(&expires)
+                    .bind(&existing)
+                    .bind(&keys)
+                    .bind(&caps)
+            })
+            .await?)
+    })
+    .await
+}
+
+/// What one grow's rows say.
+fn grown(rows: &[PgRow]) -> Result<Grown, StoreError> {
+    let Some(first) = rows.first() else {
+        return Err(StoreError::Unavailable(sqlx::Error::RowNotFound));
+    };
+    if first.try_get::<bool, _>("lost")? {
+        return Ok(Grown::Lost);
+    }
+    let give: i64 = first.try_get("granted")?;
+    if give == 0 {
+        let mut over = Vec::new();
+        for r in rows {
+            if r.try_get::<bool, _>("over")? {
+                over.push(r.try_get("bucket")?);
+            }
+        }
+        return Ok(Grown::Over(over));
+    }
+    let mut others = Vec::with_capacity(rows.len());
+    for r in rows {
+        others.push(Totals {
+            settled: r.try_get("settled")?,
+            reserved: r.try_get("reserved")?,
+        });
+    }
+    Ok(Grown::Granted {
+        give,
+        amount: first.try_get("lease_amount")?,
+        others,
+    })
 }

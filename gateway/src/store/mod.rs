@@ -47,6 +47,8 @@ pub struct Store {
     pool: PgPool,
     /// Connections for the lease grow, outside the pool (see `lane`).
     lane: Arc<lane::Lane>,
+    /// Lease grows waiting for the lane.
+    grows: Arc<leases::Waiting>,
     probe: Arc<Mutex<Option<(Instant, bool)>>>,
 }
 
@@ -61,7 +63,12 @@ impl Store {
     /// a quarter (one to eight) is kept for the lease grow, the rest pooled.
     pub fn lazy(options: PgConnectOptions, max_connections: u32, timeout: Duration) -> Self {
         let share = lane::share(max_connections);
-        let lane = lane::Lane::new(options.clone(), share, timeout, &[leases::GROW_SQL]);
+        let lane = lane::Lane::new(
+            options.clone(),
+            share,
+            timeout,
+            &[leases::GROW_SQL, leases::GROW_MANY_SQL],
+        );
         let pooled = max_connections.saturating_sub(share).max(1);
         let pool = PgPoolOptions::new()
             .max_connections(pooled)
@@ -84,6 +91,7 @@ impl Store {
         Self {
             pool,
             lane: Arc::new(lane),
+            grows: Arc::default(),
             probe: Arc::new(Mutex::new(None)),
         }
     }

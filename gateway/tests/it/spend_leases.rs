@@ -249,3 +249,64 @@ async fn a_grow_survives_its_connection_being_ended_by_the_server() {
     assert_eq!(amount, 2_000);
     own.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn grows_arriving_together_are_each_granted_as_if_alone() {
+    let s = crate::support::pg::fresh_store().await;
+    let c = caps(10_000);
+    let expires = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let whos: Vec<String> = (0..20).map(|i| format!("u{i:02}")).collect();
+    let leases: Vec<String> = whos.iter().map(|w| format!("l-{w}")).collect();
+    // Twenty principals, one of them twice, and one asking past its cap: more than the lane has
+    // connections, so most of them wait and run together.
+    let mut asks: Vec<Grow> = whos
+        .iter()
+        .zip(&leases)
+        .map(|(w, l)| Grow {
+            lease: l,
+            principal: w,
+            buckets: &c,
+            need: 1_000,
+            want: 4_000,
+            expires,
+            existing: false,
+        })
+        .collect();
+    asks.push(asks[0].clone());
+    asks.push(Grow {
+        lease: "l-big",
+        principal: "big",
+        need: 20_000,
+        want: 20_000,
+        ..asks[1].clone()
+    });
+    let answers = futures_util::future::join_all(asks.iter().map(|g| s.grow_lease(g))).await;
+    let answers: Vec<Grown> = answers.into_iter().map(|a| a.unwrap()).collect();
+    // A grant is the need or a quarter of the headroom, whichever is more, up to the want.
+    for a in &answers[1..20] {
+        assert!(
+            matches!(a, Grown::Granted { give: 2_500, amount: 2_500, others } if others[0].reserved == 0),
+            "{a:?}"
+        );
+    }
+    let mut twice: Vec<i64> = [&answers[0], &answers[20]]
+        .iter()
+        .map(|a| match a {
+            Grown::Granted { give, .. } => *give,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    twice.sort();
+    assert_eq!(twice, vec![1_875, 2_500], "the second grant saw the first");
+    assert_eq!(answers[21], Grown::Over(vec!["d:2026-12-07".into()]));
+    assert_eq!(lease_row(&s, "l-u00").await, Some(4_375));
+    assert_eq!(lease_row(&s, "l-u07").await, Some(2_500));
+    assert_eq!(lease_row(&s, "l-big").await, None);
+    let reserved: i64 = sqlx::query_scalar(
+        "SELECT sum(reserved_micros)::int8 FROM spend WHERE bucket = 'd:2026-12-07'",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(reserved, 19 * 2_500 + 4_375);
+}
