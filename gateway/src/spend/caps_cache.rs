@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn fresh_caps_are_used_without_a_read() {
         let t0 = Instant::now();
-        let mut c = read_at(t0, 7);
+        let c = read_at(t0, 7);
         assert_eq!(c.lookup(t0), Lookup::Use(7));
         assert_eq!(
             c.lookup(t0 + FRESH - Duration::from_millis(1)),
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn caps_past_the_max_age_make_requests_wait() {
         let t0 = Instant::now();
-        let mut c = read_at(t0, 7);
+        let c = read_at(t0, 7);
         assert_eq!(c.lookup(t0 + MAX_AGE), Lookup::Wait(0));
         // Even while a background read begun earlier is still out.
         let mut c = read_at(t0, 7);
