@@ -423,16 +423,17 @@ async fn effective(
         .as_ref()
         .map(|a| a.group_limit_mode)
         .unwrap_or_default();
+    let seen = state.store.identities(&users).await.map_err(internal)?;
+    let totals_of = state
+        .store
+        .totals_of(&users, &buckets)
+        .await
+        .map_err(internal)?;
     let mut data = Vec::new();
     for u in &users {
-        let (email, name, groups) = state
-            .store
-            .principal(u)
-            .await
-            .map_err(internal)?
-            .unwrap_or((None, None, Vec::new()));
+        let (email, name, groups) = seen.get(u).cloned().unwrap_or((None, None, Vec::new()));
         let eff = caps::effective(&limits, u, &groups, mode);
-        let totals = state.store.totals(u, &buckets).await.map_err(internal)?;
+        let totals = totals_of.get(u).map(Vec::as_slice).unwrap_or_default();
         for p in &periods {
             let i = Period::ALL.iter().position(|x| x == p).unwrap_or(0);
             let e = eff.iter().find(|e| e.period == *p);

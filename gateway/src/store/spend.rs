@@ -2,10 +2,15 @@
 //! fits under every cap, settlement to the actual cost, expiry of abandoned reservations, and the
 //! cost rows finance reads. Amounts are micro-dollars (caps in cents × 10,000).
 
+use std::collections::HashMap;
+
 use sqlx::Row;
 use time::OffsetDateTime;
 
 use super::{Store, StoreError};
+
+/// A principal's last-seen identity: email, name, groups.
+pub type Seen = (Option<String>, Option<String>, Vec<String>);
 
 /// Micro-dollars per cent.
 pub const MICROS_PER_CENT: i64 = 10_000;
@@ -325,31 +330,52 @@ impl Store {
         Ok(n)
     }
 
-    /// Totals of a principal's buckets.
+    /// A principal's settled and reserved micro-dollars in each of `buckets`, in that order
+    /// (zero where it has no row).
     pub async fn totals(
         &self,
         principal: &str,
         buckets: &[String],
     ) -> Result<Vec<Totals>, StoreError> {
-        let rows = sqlx::query("SELECT bucket, settled_micros, reserved_micros FROM spend WHERE principal = $1 AND bucket = ANY($2)")
-            .bind(principal)
-            .bind(buckets)
-            .fetch_all(self.pool())
+        let mut all = self
+            .totals_of(std::slice::from_ref(&principal.to_owned()), buckets)
             .await?;
-        let mut out = Vec::with_capacity(buckets.len());
-        for b in buckets {
-            let t = rows
+        Ok(all
+            .remove(principal)
+            .unwrap_or_else(|| vec![Totals::default(); buckets.len()]))
+    }
+
+    /// [`Store::totals`] for each of `principals`, in one statement.
+    pub async fn totals_of(
+        &self,
+        principals: &[String],
+        buckets: &[String],
+    ) -> Result<HashMap<String, Vec<Totals>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT principal, bucket, settled_micros, reserved_micros FROM spend
+             WHERE principal = ANY($1) AND bucket = ANY($2)",
+        )
+        .bind(principals)
+        .bind(buckets)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: HashMap<String, Vec<Totals>> = principals
+            .iter()
+            .map(|p| (p.clone(), vec![Totals::default(); buckets.len()]))
+            .collect();
+        for r in rows {
+            let principal: String = r.try_get("principal")?;
+            let bucket: String = r.try_get("bucket")?;
+            let slot = buckets
                 .iter()
-                .find(|r| r.try_get::<String, _>("bucket").ok().as_deref() == Some(b.as_str()))
-                .map(|r| {
-                    Ok::<_, sqlx::Error>(Totals {
-                        settled: r.try_get("settled_micros")?,
-                        reserved: r.try_get("reserved_micros")?,
-                    })
-                })
-                .transpose()?
-                .unwrap_or_default();
-            out.push(t);
+                .position(|b| *b == bucket)
+                .and_then(|i| out.get_mut(&principal)?.get_mut(i));
+            if let Some(slot) = slot {
+                *slot = Totals {
+                    settled: r.try_get("settled_micros")?,
+                    reserved: r.try_get("reserved_micros")?,
+                };
+            }
         }
         Ok(out)
     }
@@ -518,23 +544,35 @@ impl Store {
         Ok(n)
     }
 
-    /// A principal's last-seen identity: (email, name, groups).
-    pub async fn principal(
-        &self,
-        sub: &str,
-    ) -> Result<Option<(Option<String>, Option<String>, Vec<String>)>, StoreError> {
-        let row = sqlx::query("SELECT email, name, groups FROM principals WHERE principal = $1")
-            .bind(sub)
-            .fetch_optional(self.pool())
+    /// A principal's last-seen identity.
+    pub async fn principal(&self, sub: &str) -> Result<Option<Seen>, StoreError> {
+        let mut one = self
+            .identities(std::slice::from_ref(&sub.to_owned()))
             .await?;
-        Ok(match row {
-            Some(r) => Some((
-                r.try_get("email")?,
-                r.try_get("name")?,
-                r.try_get("groups")?,
-            )),
-            None => None,
-        })
+        Ok(one.remove(sub))
+    }
+
+    /// The last-seen identity (email, name, groups) of each of `subs` that has one, in one
+    /// statement.
+    pub async fn identities(&self, subs: &[String]) -> Result<HashMap<String, Seen>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT principal, email, name, groups FROM principals WHERE principal = ANY($1)",
+        )
+        .bind(subs)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(
+                r.try_get("principal")?,
+                (
+                    r.try_get("email")?,
+                    r.try_get("name")?,
+                    r.try_get("groups")?,
+                ),
+            );
+        }
+        Ok(out)
     }
 }
 

@@ -277,3 +277,31 @@ async fn retention_removes_only_what_is_past_its_window() {
         "caps themselves are never swept"
     );
 }
+
+#[tokio::test]
+async fn totals_of_many_principals_come_in_one_read() {
+    let s = store().await;
+    let buckets: Vec<String> = caps(None).into_iter().map(|c| c.bucket).collect();
+    s.settle(&settlement("s-u", None, "u", &buckets[..1], 12_345))
+        .await
+        .unwrap();
+    s.settle(&settlement("s-free", None, "free", &buckets, 777))
+        .await
+        .unwrap();
+    // Each in the order of the buckets asked, zero where it has no row, and a principal that
+    // never spent all zero.
+    let asked = vec!["free".to_owned(), "u".to_owned(), "nobody".to_owned()];
+    let backwards: Vec<String> = buckets.iter().rev().cloned().collect();
+    let all = s.totals_of(&asked, &backwards).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all["free"][0].settled, 777);
+    let last = buckets.len() - 1;
+    assert_eq!(all["u"][last].settled, 12_345);
+    assert_eq!(all["u"][0].settled, 0, "no row in that bucket");
+    assert_eq!(all["nobody"], vec![Default::default(); buckets.len()]);
+    for p in &asked {
+        let mut one = s.totals(p, &buckets).await.unwrap();
+        one.reverse();
+        assert_eq!(one, all[p], "{p}");
+    }
+}
