@@ -119,24 +119,13 @@ impl Meter {
             Ok(mut c) => c.invalidate(),
             Err(_) => return,
         };
-        if let Err(e) = self.read_now(generation).await {
+        let wait = self.check_wait;
+        if let Err(e) = read_caps(&self.limits, &self.store, wait, generation).await {
             tracing::warn!(
                 "spend limits could not be read back after a change: {}",
-                e.map_or_else(|| "no answer in time".to_owned(), |e| e.to_string())
+                unread(e, wait)
             );
         }
-    }
-
-    /// Reads the caps from the store and keeps them, stamped `generation`.
-    async fn read_now(
-        &self,
-        generation: u64,
-    ) -> Result<Arc<Vec<Limit>>, Option<crate::store::StoreError>> {
-        let v = read_caps(&self.store, self.check_wait).await?;
-        if let Ok(mut c) = self.limits.lock() {
-            c.answered(Instant::now(), generation, Some(v.clone()));
-        }
-        Ok(v)
     }
 
     async fn limits(&self) -> Result<Arc<Vec<Limit>>, Miss> {
@@ -148,7 +137,7 @@ impl Meter {
             Lookup::Use(v) => return Ok(v),
             Lookup::Wait(generation) => generation,
         };
-        match self.read_now(generation).await {
+        match read_caps(&self.limits, &self.store, self.check_wait, generation).await {
             Ok(v) => Ok(v),
             Err(e) => Err(miss(&self.store, e.as_ref()).await),
         }
@@ -162,31 +151,11 @@ impl Meter {
             .lock()
             .ok()
             .and_then(|mut c| c.refresh_due(Instant::now()));
-        if let Some(generation) = due {
-            self.refresh_in_background(generation);
-        }
-    }
-
-    /// Reads the caps again off the request path (see [`CapsCache`]).
-    fn refresh_in_background(&self, generation: u64) {
+        let Some(generation) = due else { return };
         let (cache, store, wait) = (self.limits.clone(), self.store.clone(), self.check_wait);
         tokio::spawn(async move {
-            let caps = match read_caps(&store, wait).await {
-                Ok(v) => Some(v),
-                Err(Some(e)) => {
-                    tracing::warn!("spend limits could not be read again: {e}");
-                    None
-                }
-                Err(None) => {
-                    tracing::warn!(
-                        "spend limits could not be read again within {} ms",
-                        wait.as_millis()
-                    );
-                    None
-                }
-            };
-            if let Ok(mut c) = cache.lock() {
-                c.answered(Instant::now(), generation, caps);
+            if let Err(e) = read_caps(&cache, &store, wait, generation).await {
+                tracing::warn!("spend limits could not be read again: {}", unread(e, wait));
             }
         });
     }
@@ -649,19 +618,34 @@ fn busy() -> ApiError {
     ApiError::Overloaded("the gateway is busy checking spend limits; retry shortly")
 }
 
-/// Why a spend check got no answer; probes the database only when the error does not say.
-/// The caps as the store has them, read within `wait`; the error is `None` when the wait ran out.
+/// Reads the caps from the store within `wait` and records the answer in `cache` (the caps, or
+/// that the read failed), stamped `generation`; the error is `None` when the wait ran out.
 async fn read_caps(
+    cache: &Mutex<CapsCache<Arc<Vec<Limit>>>>,
     store: &Store,
     wait: Duration,
+    generation: u64,
 ) -> Result<Arc<Vec<Limit>>, Option<crate::store::StoreError>> {
-    match tokio::time::timeout(wait, store.limits()).await {
+    let read = match tokio::time::timeout(wait, store.limits()).await {
         Ok(Ok(rows)) => Ok(Arc::new(caps::from_rows(rows))),
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(None),
+    };
+    if let Ok(mut c) = cache.lock() {
+        c.answered(Instant::now(), generation, read.as_ref().ok().cloned());
     }
+    read
 }
 
+/// Why a read of the caps failed, for the log.
+fn unread(e: Option<crate::store::StoreError>, wait: Duration) -> String {
+    e.map_or_else(
+        || format!("no answer within {} ms", wait.as_millis()),
+        |e| e.to_string(),
+    )
+}
+
+/// Why a spend check got no answer; probes the database only when the error does not say.
 async fn miss(store: &Store, err: Option<&crate::store::StoreError>) -> Miss {
     let needs_probe = matches!(
         err,

@@ -393,24 +393,23 @@ async fn grow_waiting(turn: &Turn<'_>, mut waiting: Vec<Waiter>) {
     let rows = grow_many(turn, &asks).await;
     let mut by_ask: Vec<Vec<PgRow>> = Vec::new();
     by_ask.resize_with(waiting.len(), Vec::new);
-    let ok = match rows {
-        Ok(rows) => rows.into_iter().all(|r| {
-            let slot = r
-                .try_get::<i64, _>("ask")
-                .ok()
-                .and_then(|n| usize::try_from(n).ok())
-                .and_then(|n| n.checked_sub(1))
-                .and_then(|n| by_ask.get_mut(n));
-            match slot {
-                Some(slot) => {
-                    slot.push(r);
-                    true
-                }
-                None => false,
+    // Each row to its grow; any row that names no grow fails the lot.
+    let mut ok = rows.is_ok();
+    for r in rows.into_iter().flatten() {
+        let slot = r
+            .try_get::<i64, _>("ask")
+            .ok()
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|n| by_ask.get_mut(n));
+        match slot {
+            Some(slot) => slot.push(r),
+            None => {
+                ok = false;
+                break;
             }
-        }),
-        Err(_) => false,
-    };
+        }
+    }
     for (w, rows) in waiting.into_iter().zip(by_ask) {
         let grown = if ok { grown(&rows).ok() } else { None };
         let _ = w.answer.send(grown.ok_or(None));
