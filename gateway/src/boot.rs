@@ -194,7 +194,17 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     }
 
     let kept = state.clone();
-    let finished = server::serve(listener, tls, http::router(state), shutdown, drain).await;
+    // The accept loop runs on a runtime worker, not on the thread that boots: a new connection
+    // then starts where the runtime noticed it, without a hand-off to this thread and back.
+    let serving = tokio::spawn(server::serve(
+        listener,
+        tls,
+        http::router(state),
+        shutdown,
+        drain,
+    ));
+    // A panic in the loop itself is not a clean drain.
+    let finished = serving.await.unwrap_or(false);
     if finished {
         tracing::info!("shutdown complete: every open request finished, none was cut");
     } else {

@@ -1,6 +1,9 @@
 //! The outermost layer: gives every request an id, renders error envelopes with it, and puts the
 //! security headers on every response.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -80,25 +83,50 @@ fn valid_client_id(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// A random (version 4) UUID.
+/// A version 4 UUID: a process-wide counter through a keyed mix, the key drawn from the system
+/// RNG once. Request ids are not secrets (a client may send its own), so they need no fresh
+/// randomness each, which would cost a DRBG call on every request.
 pub fn new_uuid() -> HeaderValue {
+    static KEY: OnceLock<[u64; 2]> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let key = KEY.get_or_init(|| {
+        let mut b = [0u8; 16];
+        // The system RNG failing is not recoverable in any useful way; ids stay distinct.
+        let _ = SystemRandom::new().fill(&mut b);
+        let (hi, lo) = b.split_at(8);
+        [
+            u64::from_le_bytes(hi.try_into().unwrap_or_default()),
+            u64::from_le_bytes(lo.try_into().unwrap_or_default()),
+        ]
+    });
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut b = [0u8; 16];
-    // The system RNG failing is not recoverable in any useful way; an all-zero id still works.
-    let _ = SystemRandom::new().fill(&mut b);
+    b[..8].copy_from_slice(&mix(n ^ key[0]).to_be_bytes());
+    b[8..].copy_from_slice(&mix(n.rotate_left(32) ^ key[1]).to_be_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = crate::config::hex(&b);
-    let s = format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    );
-    HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[at] = b'-';
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static(
         "00000000-0000-4000-8000-000000000000",
     ))
+}
+
+/// SplitMix64's finalizer: a bijection on u64 that spreads every input bit over the output.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -113,6 +141,20 @@ mod tests {
         assert_eq!(&s[14..15], "4");
         assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
         assert_ne!(a, new_uuid());
+        assert!(s
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) {
+                c == b'-'
+            } else {
+                c.is_ascii_hexdigit() && !c.is_ascii_uppercase()
+            }));
+    }
+
+    #[test]
+    fn uuids_do_not_repeat() {
+        let ids: std::collections::HashSet<_> = (0..100_000).map(|_| new_uuid()).collect();
+        assert_eq!(ids.len(), 100_000);
     }
 
     #[test]

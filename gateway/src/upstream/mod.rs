@@ -24,6 +24,43 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// The variable that changes the cap (the reference's name for it).
 pub const MAX_IN_FLIGHT_VAR: &str = "BUN_CONFIG_MAX_HTTP_REQUESTS";
 
+/// An upstream's base URL, parsed once. Each request's URL is a copy with its path and query set,
+/// so the host is not parsed again (with its IDNA mapping) on every request.
+#[derive(Debug, Clone)]
+pub struct BaseUrl {
+    url: reqwest::Url,
+    /// The base's own path, without a trailing `/` (empty for a bare host).
+    prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `base` (`https://host[:port][/prefix]`).
+    pub fn parse(base: &str) -> Result<Self, String> {
+        let url = reqwest::Url::parse(base).map_err(|e| format!("base URL {base:?}: {e}"))?;
+        if url.cannot_be_a_base() {
+            return Err(format!("base URL {base:?}: not a base URL"));
+        }
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        Ok(Self { url, prefix })
+    }
+
+    /// The URL of `path_and_query` (starting with `/`) under the base.
+    pub fn at(&self, path_and_query: &str) -> reqwest::Url {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_and_query, None),
+        };
+        let mut url = self.url.clone();
+        if self.prefix.is_empty() {
+            url.set_path(path);
+        } else {
+            url.set_path(&format!("{}{path}", self.prefix));
+        }
+        url.set_query(query);
+        url
+    }
+}
+
 /// A request on its way to one upstream.
 #[derive(Debug)]
 pub struct Call<'a> {
@@ -289,5 +326,45 @@ impl Upstreams {
             clients: Vec::new(),
             permits: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BaseUrl;
+
+    #[test]
+    fn a_request_url_is_the_base_joined_with_the_path_as_parsed_whole() {
+        let bases = [
+            "https://bedrock-runtime.us-east-1.amazonaws.com",
+            "http://127.0.0.1:8080/",
+            "https://gateway.example.com/anthropic",
+            "https://gateway.example.com/anthropic/",
+            "https://[::1]:9443/a/b",
+        ];
+        let paths = [
+            "/v1/messages",
+            "/v1/messages?beta=true",
+            "/v1/messages/count_tokens?beta=true&x=%20y",
+            "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx/invoke",
+        ];
+        for base in bases {
+            let parsed = BaseUrl::parse(base).unwrap();
+            for path in paths {
+                let whole = format!("{}{path}", base.trim_end_matches('/'));
+                assert_eq!(
+                    parsed.at(path),
+                    reqwest::Url::parse(&whole).unwrap(),
+                    "{base} + {path}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_base_that_is_not_a_url_is_refused() {
+        assert!(BaseUrl::parse("not a url").is_err());
+        assert!(BaseUrl::parse("mailto:someone@example.com").is_err());
     }
 }

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
-use super::{read_capped, Call, Failure, Reply, StreamEnd, StreamMeter};
+use super::{read_capped, BaseUrl, Call, Failure, Reply, StreamEnd, StreamMeter};
 use crate::config::{Config, Upstream};
 
 const DEFAULT_BASE: &str = "https://api.anthropic.com";
@@ -45,7 +45,7 @@ const STRIP: &[&str] = &[
 /// A client for one Anthropic-API upstream.
 pub struct Anthropic {
     http: reqwest::Client,
-    base: String,
+    base: BaseUrl,
     auth: (HeaderName, HeaderValue),
     extra: HeaderMap,
     ttfb: Duration,
@@ -102,12 +102,7 @@ impl Anthropic {
         }
         Ok(Self {
             http: http_client()?,
-            base: up
-                .base_url
-                .clone()
-                .unwrap_or_else(|| DEFAULT_BASE.into())
-                .trim_end_matches('/')
-                .to_owned(),
+            base: BaseUrl::parse(up.base_url.as_deref().unwrap_or(DEFAULT_BASE))?,
             auth: (HeaderName::from_static(auth.0), value),
             extra,
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
@@ -143,7 +138,7 @@ impl Anthropic {
         headers.extend(self.extra.clone());
         headers.insert(self.auth.0.clone(), self.auth.1.clone());
         self.http
-            .post(format!("{}{path_and_query}", self.base))
+            .post(self.base.at(path_and_query))
             .headers(headers)
             .body(body)
     }

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-use super::{read_capped, Call, Failure, Reply, StreamEnd, MAX_BODY};
+use super::{read_capped, BaseUrl, Call, Failure, Reply, StreamEnd, MAX_BODY};
 use crate::clock::SharedClock;
 use crate::config::{Config, Upstream};
 use crate::inference::catalog::foundation_model;
@@ -42,7 +42,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub struct Bedrock {
     http: reqwest::Client,
     /// `https://bedrock-runtime.<region>.amazonaws.com`, or the configured `base_url`.
-    endpoint: String,
+    endpoint: BaseUrl,
     auth: Auth,
     /// The SDK client, for CountTokens only: built on the first count, since most gateways never
     /// count and building it costs memory at boot.
@@ -119,7 +119,7 @@ impl Bedrock {
         }
         Ok(Self {
             http: super::anthropic::http_client()?,
-            endpoint,
+            endpoint: BaseUrl::parse(&endpoint)?,
             auth: signing,
             sdk: LazyLock::new(Box::new(move || Sdk::from_conf(conf.build()))),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
@@ -139,11 +139,10 @@ impl Bedrock {
         accept: (&'static str, &'static str),
         body: Vec<u8>,
     ) -> Result<reqwest::Response, Failure> {
-        let url = format!(
-            "{}/model/{}/{action}",
-            self.endpoint,
+        let url = self.endpoint.at(&format!(
+            "/model/{}/{action}",
             utf8_percent_encode(model, SEGMENT)
-        );
+        ));
         let mut headers = HeaderMap::with_capacity(6);
         headers.insert(
             http::header::CONTENT_TYPE,
