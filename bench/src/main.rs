@@ -3,7 +3,8 @@
 //! It runs the upstreams in this process (the Bedrock test double, and a stand-in for the
 //! Anthropic Messages API) and `claude-gateway` (a release build) as separate processes, all on
 //! loopback, then measures, for each upstream kind, time to first byte and total time of streamed
-//! responses at 1 and 64 concurrent streams, and the gateway's CPU time per 200 streams; then
+//! responses at 1 and 64 concurrent streams, and the gateway's CPU time per 200 streams; the same
+//! for a bare proxy in front of the same upstreams (`floor.rs`), what any proxy hop costs here; then
 //! non-streaming requests per second, the cost of spend caps (also with every PostgreSQL round
 //! trip made 1 ms longer by a delay proxy, which counts the round trips), idle and peak RSS of
 //! the gateway, and its RSS with 1,000 streams open at once. Then the AWS proxy: the latency it
@@ -14,6 +15,7 @@
 mod aws;
 mod fake_anthropic;
 mod fake_aws;
+mod floor;
 mod load;
 mod masking;
 mod pg_delay;
@@ -58,8 +60,9 @@ struct Args {
     /// Only the AWS proxy's measurements (no Bedrock, streaming or memory runs).
     #[arg(long)]
     aws_only: bool,
-    /// Only one stream at a time and the CPU per streams, for both upstream kinds (about twenty
-    /// seconds; for trying a change to the request path, not for the README).
+    /// Only one stream at a time and the CPU per streams, for both upstream kinds, through the
+    /// gateway and the bare proxy (about four minutes; for trying a change to the request path,
+    /// not for the README).
     #[arg(long)]
     quick: bool,
     /// Only the memory figures: idle RSS and RSS with `--open-streams` streams open, each split
@@ -118,6 +121,17 @@ const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef012345";
 #[tokio::main]
 async fn main() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // The floor proxy is this binary too, started by the benchmark (`floor.rs`).
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, upstream] = argv.as_slice() {
+        if cmd == floor::COMMAND {
+            if let Err(e) = floor::serve(upstream.clone()).await {
+                eprintln!("gateway-bench {cmd}: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    }
     let args = Args::parse();
     pg_delay::TRACE.store(args.trace_pg, std::sync::atomic::Ordering::Relaxed);
     if let Err(e) = run(args).await {
@@ -153,6 +167,8 @@ async fn run(args: Args) -> Result<(), String> {
         &[],
     )
     .await?;
+    let floor = procs::Floor::start(&fake.url).await?;
+    let floor_a = procs::Floor::start(&anthropic.url).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = gateway.rss_parts();
     let idle_kib = idle.0 + idle.1;
@@ -164,16 +180,25 @@ async fn run(args: Args) -> Result<(), String> {
     load::check_answers(&Target::gateway(&gw_anthropic.url)).await?;
     let direct_a = Target::direct_anthropic(&anthropic.url);
     let via_a = Target::gateway(&gw_anthropic.url);
+    let bare = Target::direct(&floor.url);
+    let bare_a = Target::direct_anthropic(&floor_a.url);
+    load::check_answers(&bare_a).await?;
     if args.quick {
         let one = latency_row(&direct, &via, args.rounds * 5, 1, Duration::ZERO).await?;
         let one_a = latency_row(&direct_a, &via_a, args.rounds * 5, 1, Duration::ZERO).await?;
-        let cpu = cpu_per_streams(&gateway, &via).await?;
-        let cpu_a = cpu_per_streams(&gw_anthropic, &via_a).await?;
+        let cpu = cpu_per_streams(|| gateway.cpu_seconds(), &via).await?;
+        let cpu_a = cpu_per_streams(|| gw_anthropic.cpu_seconds(), &via_a).await?;
+        let fl = floor_figures(&direct, &bare, &floor, args.rounds * 5, None).await?;
+        let fl_a = floor_figures(&direct_a, &bare_a, &floor_a, args.rounds * 5, None).await?;
         println!("\n### Bedrock upstream, one stream\n");
         print_rows(&[("1", one.0, one.1)]);
         println!("\n### Anthropic API upstream, one stream\n");
         print_rows(&[("1", one_a.0, one_a.1)]);
         print_cpu(cpu, cpu_a);
+        print_floor(&[
+            ("Bedrock", &fl, Against::of(&one.0, None, cpu)),
+            ("Anthropic API", &fl_a, Against::of(&one_a.0, None, cpu_a)),
+        ]);
         println!(
             "\ngateway RSS idle after boot: {:.1} MB",
             idle_kib as f64 / 1024.0
@@ -183,8 +208,11 @@ async fn run(args: Args) -> Result<(), String> {
     let rows = latency_rows(&direct, &via, args.rounds).await?;
     let rows_a = latency_rows(&direct_a, &via_a, args.rounds).await?;
 
-    let cpu = cpu_per_streams(&gateway, &via).await?;
-    let cpu_a = cpu_per_streams(&gw_anthropic, &via_a).await?;
+    let cpu = cpu_per_streams(|| gateway.cpu_seconds(), &via).await?;
+    let cpu_a = cpu_per_streams(|| gw_anthropic.cpu_seconds(), &via_a).await?;
+    let fl = floor_figures(&direct, &bare, &floor, args.rounds, Some(args.rounds)).await?;
+    let fl_a = floor_figures(&direct_a, &bare_a, &floor_a, args.rounds, Some(args.rounds)).await?;
+    drop((floor, floor_a));
     let rps_direct_a = load::rps(&direct_a, 64, Duration::from_secs(args.seconds)).await?;
     let rps_gateway_a = load::rps(&via_a, 64, Duration::from_secs(args.seconds)).await?;
     drop(gw_anthropic);
@@ -286,6 +314,18 @@ async fn run(args: Args) -> Result<(), String> {
         rss(open)
     );
     print_cpu(cpu, cpu_a);
+    print_floor(&[
+        (
+            "Bedrock",
+            &fl,
+            Against::of(&rows[0].1, Some(&rows[1].1), cpu),
+        ),
+        (
+            "Anthropic API",
+            &fl_a,
+            Against::of(&rows_a[0].1, Some(&rows_a[1].1), cpu_a),
+        ),
+    ]);
     print_slow(&slow, args.rounds);
     print_proxy(&aws_rows, args.aws_calls);
     print_masking(&mask_rows, mask_runs);
@@ -462,16 +502,19 @@ const LITELLM_RUST_CPU: f64 = 0.21;
 
 /// The gateway's CPU time (user and system) over [`CPU_STREAMS`] streams, [`CPU_CONCURRENCY`] at
 /// a time.
-async fn cpu_per_streams(gw: &procs::Gateway, via: &Target) -> Result<f64, String> {
+async fn cpu_per_streams(
+    cpu_seconds: impl Fn() -> Result<f64, String>,
+    via: &Target,
+) -> Result<f64, String> {
     let w = Workload {
         concurrency: CPU_CONCURRENCY,
         rounds: CPU_STREAMS / CPU_CONCURRENCY,
         stream: true,
         spread: Duration::ZERO,
     };
-    let before = gw.cpu_seconds()?;
+    let before = cpu_seconds()?;
     load::streams(via, &w).await?;
-    Ok(gw.cpu_seconds()? - before)
+    Ok(cpu_seconds()? - before)
 }
 
 fn print_cpu(bedrock: f64, anthropic: f64) {
@@ -481,6 +524,77 @@ fn print_cpu(bedrock: f64, anthropic: f64) {
     println!("| claude-gateway, Anthropic upstream | {anthropic:.3} |");
     println!("| Anthropic's reference gateway (quoted from issue #17's side-by-side measurement) | {REFERENCE_CPU:.2} |");
     println!("| LiteLLM-Rust (quoted from issue #17's side-by-side measurement) | {LITELLM_RUST_CPU:.2} |");
+}
+
+/// The floor proxy's figures for one upstream kind, each against the direct call in its own pass.
+struct FloorFigures {
+    /// TTFB direct and via the floor, one stream at a time.
+    one: (Summary, Summary),
+    /// The same with 64 streams arriving together, when measured.
+    many: Option<(Summary, Summary)>,
+    /// CPU-seconds per [`CPU_STREAMS`] streams.
+    cpu: f64,
+}
+
+async fn floor_figures(
+    direct: &Target,
+    bare: &Target,
+    floor: &procs::Floor,
+    rounds_one: usize,
+    rounds_many: Option<usize>,
+) -> Result<FloorFigures, String> {
+    let one = latency_row(direct, bare, rounds_one, 1, Duration::ZERO)
+        .await?
+        .0;
+    let many = match rounds_many {
+        Some(r) => Some(latency_row(direct, bare, r, 64, Duration::ZERO).await?.0),
+        None => None,
+    };
+    let cpu = cpu_per_streams(|| floor.cpu_seconds(), bare).await?;
+    Ok(FloorFigures { one, many, cpu })
+}
+
+/// The gateway's figures the floor's are set beside: added TTFB p50 at one stream, added p99
+/// at 64 arriving together (when measured), in ms; CPU-seconds per [`CPU_STREAMS`] streams.
+struct Against {
+    one_p50: f64,
+    many_p99: Option<f64>,
+    cpu: f64,
+}
+
+impl Against {
+    fn of(one: &(Summary, Summary), many: Option<&(Summary, Summary)>, cpu: f64) -> Against {
+        Against {
+            one_p50: added_ms(one.1.p50, one.0.p50),
+            many_p99: many.map(|(d, g)| added_ms(g.p99, d.p99)),
+            cpu,
+        }
+    }
+}
+
+fn added_ms(via: Duration, direct: Duration) -> f64 {
+    (via.as_secs_f64() - direct.as_secs_f64()) * 1000.0
+}
+
+fn print_floor(rows: &[(&str, &FloorFigures, Against)]) {
+    println!("\n### The floor: a bare proxy in front of the same stand-ins\n");
+    println!("A bare HTTP/1.1 proxy (hyper, a process of its own, reading nothing), measured like the gateway, each against the direct call in its own pass.\n");
+    println!("| upstream | added TTFB p50, 1 stream: bare proxy | gateway | added TTFB p99, 64 arriving together: bare proxy | gateway | CPU-s per {CPU_STREAMS} streams: bare proxy | gateway |");
+    println!("|---|---|---|---|---|---|---|");
+    let ms = |v: f64| format!("{v:+.3} ms");
+    for (upstream, f, g) in rows {
+        let (many_f, many_g) = match (&f.many, g.many_p99) {
+            (Some((d, b)), Some(gw)) => (ms(added_ms(b.p99, d.p99)), ms(gw)),
+            _ => ("not measured".to_owned(), "not measured".to_owned()),
+        };
+        println!(
+            "| {upstream} | {} | {} | {many_f} | {many_g} | {:.3} | {:.3} |",
+            ms(added_ms(f.one.1.p50, f.one.0.p50)),
+            ms(g.one_p50),
+            f.cpu,
+            g.cpu
+        );
+    }
 }
 
 fn print_slow(r: &pg_slow::Report, rounds: usize) {

@@ -165,22 +165,9 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
             .unwrap_or(0)
     }
 
-    /// User and system CPU time the gateway has used so far, all threads (`/proc/<pid>/stat`).
+    /// User and system CPU time the gateway has used so far, all threads.
     pub fn cpu_seconds(&self) -> Result<f64, String> {
-        let pid = self.child.id().ok_or("the gateway has exited")?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
-        // The fields after the command name, which is in parentheses and may hold spaces:
-        // utime and stime are the 14th and 15th of the line, the 12th and 13th of these.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let tick = |i: usize| -> Result<u64, String> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
-        };
-        Ok((tick(11)? + tick(12)?) as f64 / clock_ticks())
+        cpu_seconds(&self.child, "the gateway")
     }
 
     /// Resident set size now, as its file-backed and anonymous parts (shared memory, which the
@@ -193,6 +180,66 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
     pub fn peak_kib(&self) -> u64 {
         self.status_kib("VmHWM:")
     }
+}
+
+/// The floor proxy (`floor.rs`) in front of an upstream, in a process of its own.
+pub struct Floor {
+    child: Child,
+    pub url: String,
+}
+
+impl Floor {
+    /// Starts this binary as the floor proxy in front of `upstream` and reads the port it serves.
+    pub async fn start(upstream: &str) -> Result<Floor, String> {
+        use tokio::io::AsyncBufReadExt;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = Command::new(exe)
+            .arg(crate::floor::COMMAND)
+            .arg(upstream)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start the floor proxy: {e}"))?;
+        let out = child.stdout.take().ok_or("the floor proxy has no stdout")?;
+        let mut lines = tokio::io::BufReader::new(out).lines();
+        let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .map_err(|_| "the floor proxy did not say its port")?
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let port: u16 = first
+            .trim()
+            .parse()
+            .map_err(|_| format!("the floor proxy said {first:?}, not a port"))?;
+        Ok(Floor {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// User and system CPU time the floor proxy has used so far, all threads.
+    pub fn cpu_seconds(&self) -> Result<f64, String> {
+        cpu_seconds(&self.child, "the floor proxy")
+    }
+}
+
+/// User and system CPU time `child` has used so far, all threads (`/proc/<pid>/stat`).
+fn cpu_seconds(child: &Child, what: &str) -> Result<f64, String> {
+    let pid = child.id().ok_or_else(|| format!("{what} has exited"))?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 14th and 15th of the line, the 12th and 13th of these.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("/proc/{pid}/stat: no field {}", i + 3))
+    };
+    Ok((tick(11)? + tick(12)?) as f64 / clock_ticks())
 }
 
 /// Clock ticks per second, the unit of `/proc/<pid>/stat` times.
