@@ -31,6 +31,7 @@ pub struct Lane {
     prepare: &'static [&'static str],
     idle: Mutex<Vec<PgConnection>>,
     in_use: Semaphore,
+    /// The longest wait for a turn, and for a new connection.
     connect_within: Duration,
 }
 
@@ -61,14 +62,17 @@ impl Lane {
         Ok(())
     }
 
-    /// Waits until one of the lane's connections is free for the caller.
+    /// Waits until one of the lane's connections is free for the caller, as long as the pool
+    /// waits for one of its own: past that, the store is too slow to answer and waiters must not
+    /// pile up behind it.
     pub async fn turn(&self) -> Result<Turn<'_>, sqlx::Error> {
-        match self.in_use.acquire().await {
-            Ok(permit) => Ok(Turn {
+        match tokio::time::timeout(self.connect_within, self.in_use.acquire()).await {
+            Ok(Ok(permit)) => Ok(Turn {
                 lane: self,
                 _permit: permit,
             }),
-            Err(_) => Err(sqlx::Error::PoolClosed),
+            Ok(Err(_)) => Err(sqlx::Error::PoolClosed),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
     }
 
@@ -153,5 +157,21 @@ fn broken(e: &sqlx::Error) -> bool {
             .code()
             .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_turn_is_waited_for_no_longer_than_a_connection() {
+        let lane = Lane::new(PgConnectOptions::new(), 1, Duration::from_millis(50), &[]);
+        let held = lane.turn().await.unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(lane.turn().await, Err(sqlx::Error::PoolTimedOut)));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        drop(held);
+        assert!(lane.turn().await.is_ok());
     }
 }
