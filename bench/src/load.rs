@@ -201,6 +201,27 @@ pub async fn streams(target: &Target, w: &Workload) -> Result<Run, String> {
     Ok(run)
 }
 
+/// Slices of non-streaming load taken in turn on two targets.
+const PAIR_SLICES: u32 = 10;
+
+/// [`rps`] of two targets, `len` each, taken in turn in slices, so a drift in the machine's
+/// speed (large on shared cores) falls on both alike.
+pub async fn rps_pair(
+    a: &Target,
+    b: &Target,
+    concurrency: usize,
+    len: Duration,
+) -> Result<(f64, f64), String> {
+    let slice = len / PAIR_SLICES;
+    let (mut sa, mut sb) = (0.0, 0.0);
+    for _ in 0..PAIR_SLICES {
+        sa += rps(a, concurrency, slice).await?;
+        sb += rps(b, concurrency, slice).await?;
+    }
+    let n = f64::from(PAIR_SLICES);
+    Ok((sa / n, sb / n))
+}
+
 /// Non-streaming requests per second with `concurrency` workers for `len`.
 pub async fn rps(target: &Target, concurrency: usize, len: Duration) -> Result<f64, String> {
     let done = Arc::new(AtomicU64::new(0));

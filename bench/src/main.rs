@@ -69,6 +69,11 @@ struct Args {
     /// into file-backed (the mapped binary and libraries) and anonymous (heap and stacks).
     #[arg(long)]
     memory: bool,
+    /// Only the cost of spend caps: non-streaming requests/s and time to first byte at 64
+    /// streams, through a gateway without caps and one with them (about a minute; for trying a
+    /// change to admission or settlement, not for the README).
+    #[arg(long)]
+    caps: bool,
     /// Print, on stderr, each PostgreSQL message the delay proxy passes on, and each counted
     /// stream's window.
     #[arg(long)]
@@ -90,6 +95,53 @@ async fn memory(args: &Args) -> Result<(), String> {
     println!("| gateway RSS | total (mapped from the binary and libraries / heap and stacks) |\n|---|---|");
     println!("| idle after boot | {} |", rss(idle));
     println!("| {} streams open | {} |", args.open_streams, rss(open));
+    Ok(())
+}
+
+/// Capped against uncapped: throughput, and time to first byte at 64 streams arriving together.
+async fn caps_only(args: &Args) -> Result<(), String> {
+    let fake = procs::fake(20, 10).await?;
+    let gateway = procs::Gateway::start(&args.gateway, &fake.url, &args.postgres).await?;
+    let admin = format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n");
+    let capped =
+        procs::Gateway::start_with(&args.gateway, &fake.url, &args.postgres, &admin).await?;
+    cap_organization(capped.url.clone()).await?;
+    let (via, via_capped) = (Target::gateway(&gateway.url), Target::gateway(&capped.url));
+    load::check_answers(&via).await?;
+    let w = Workload {
+        concurrency: 64,
+        rounds: args.rounds,
+        stream: true,
+        spread: Duration::ZERO,
+    };
+    load::streams(&via, &Workload { rounds: 2, ..w }).await?;
+    let plain = load::streams(&via, &w).await?;
+    load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
+    let metered = load::streams(&via_capped, &w).await?;
+    let (p, m) = (Summary::of(&plain.ttfb), Summary::of(&metered.ttfb));
+    let seconds = Duration::from_secs(args.seconds);
+    let (rps, rps_capped) = load::rps_pair(&via, &via_capped, 64, seconds).await?;
+    let cpu = (gateway.cpu_seconds()?, capped.cpu_seconds()?);
+    println!("| measure | without caps | with caps |\n|---|---|---|");
+    println!(
+        "| non-streaming requests/s, 64 concurrent | {rps:.0} | {rps_capped:.0} ({:.0} %) |",
+        100.0 * rps_capped / rps.max(1.0)
+    );
+    println!(
+        "| TTFB p50, 64 streams together | {} | {} |",
+        stats::ms(p.p50),
+        stats::ms(m.p50)
+    );
+    println!(
+        "| TTFB p99, 64 streams together | {} | {} ({:.2}x) |",
+        stats::ms(p.p99),
+        stats::ms(m.p99),
+        m.p99.as_secs_f64() / p.p99.as_secs_f64().max(1e-6)
+    );
+    println!(
+        "| gateway CPU-s over the whole run | {:.2} | {:.2} |",
+        cpu.0, cpu.1
+    );
     Ok(())
 }
 
@@ -153,6 +205,9 @@ async fn run(args: Args) -> Result<(), String> {
     }
     if args.memory {
         return memory(&args).await;
+    }
+    if args.caps {
+        return caps_only(&args).await;
     }
     let pg = pg_slow::Pg::parse(&args.postgres)?;
     // 20 text deltas 10 ms apart: a short, realistic stream, from both upstream kinds.
@@ -218,27 +273,29 @@ async fn run(args: Args) -> Result<(), String> {
     drop(gw_anthropic);
 
     let rps_direct = load::rps(&direct, 64, Duration::from_secs(args.seconds)).await?;
-    let rps_gateway = load::rps(&via, 64, Duration::from_secs(args.seconds)).await?;
-    let peak_kib = gateway.peak_kib();
 
     // The same load with a spend cap on every user: each request is admitted against the caps
-    // before the upstream and settled after it.
+    // before the upstream and settled after it. The two gateways take turns (`load::rps_pair`),
+    // so the machine's drift does not fall on one of them.
     let admin = format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n");
     let capped =
         procs::Gateway::start_with(&args.gateway, &fake.url, &args.postgres, &admin).await?;
     cap_organization(capped.url.clone()).await?;
     let via_capped = Target::gateway(&capped.url);
+    let (rps_gateway, rps_capped) =
+        load::rps_pair(&via, &via_capped, 64, Duration::from_secs(args.seconds)).await?;
+    let peak_kib = gateway.peak_kib();
     let w = Workload {
         concurrency: 64,
         rounds: args.rounds,
         stream: true,
         spread: Duration::ZERO,
     };
+    // Back to back, leases warm: the capped gateway's first rounds open its users' leases.
     load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
     let plain = load::streams(&via, &w).await?;
     let metered = load::streams(&via_capped, &w).await?;
     let (p, m) = (Summary::of(&plain.ttfb), Summary::of(&metered.ttfb));
-    let rps_capped = load::rps(&via_capped, 64, Duration::from_secs(args.seconds)).await?;
     drop((capped, gateway));
 
     // The same again with every PostgreSQL round trip 1 ms longer.
