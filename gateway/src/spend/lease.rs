@@ -50,13 +50,51 @@ struct Lease {
     /// Grow statements in flight.
     growing: u32,
     last_used: Instant,
-    /// Admissions in the second starting at `.0`.
-    demand: (Instant, i64),
+    /// Admissions per second, recently.
+    demand: Demand,
     /// Per bucket, everyone else's totals at the last grant, and `charged` then.
     others: Vec<Totals>,
     charged_at_grant: i64,
     /// Charges not yet handed to the store, oldest first, with when each was made.
     unwritten: Vec<(Instant, Charge)>,
+}
+
+/// Admissions counted per second: the second now running and the one before it, so the estimate
+/// does not fall to nothing each time a new second starts.
+#[derive(Debug, Clone, Copy)]
+struct Demand {
+    /// When the current second started.
+    start: Instant,
+    now: i64,
+    before: i64,
+}
+
+impl Demand {
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn new(now: Instant) -> Self {
+        Self {
+            start: now,
+            now: 0,
+            before: 0,
+        }
+    }
+
+    /// Counts an admission at `at`; returns the demand before it: the larger of the running
+    /// second's count and the last full second's.
+    fn admit(&mut self, at: Instant) -> i64 {
+        let since = at.saturating_duration_since(self.start);
+        if since >= Self::SECOND * 2 {
+            *self = Self::new(at);
+        } else if since >= Self::SECOND {
+            self.before = self.now;
+            self.now = 0;
+            self.start += Self::SECOND;
+        }
+        let recent = self.now.max(self.before);
+        self.now = self.now.saturating_add(1);
+        recent
+    }
 }
 
 impl Lease {
@@ -71,7 +109,7 @@ impl Lease {
             exists: false,
             growing: 0,
             last_used: now,
-            demand: (now, 0),
+            demand: Demand::new(now),
             others: vec![Totals::default(); buckets.len()],
             charged_at_grant: 0,
             unwritten: Vec::new(),
@@ -205,13 +243,7 @@ impl Book {
             return Step::Full;
         };
         lease.last_used = now;
-        let recent = if now.duration_since(lease.demand.0) < Duration::from_secs(1) {
-            lease.demand.1
-        } else {
-            lease.demand = (now, 0);
-            0
-        };
-        lease.demand.1 = recent.saturating_add(1);
+        let recent = lease.demand.admit(now);
         let left = lease.left();
         if left >= worst {
             let before = lease.before();
@@ -422,6 +454,26 @@ mod tests {
             panic!("expected a grow, got {step:?}")
         };
         book.granted("u", &lease, want, vec![Totals::default(); 2], worst, now)
+    }
+
+    #[test]
+    fn demand_carries_the_last_second_over_into_the_next() {
+        let start = Instant::now();
+        let mut d = Demand::new(start);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let seen: Vec<i64> = [0, 100, 200, 300]
+            .iter()
+            .map(|&ms| d.admit(at(ms)))
+            .collect();
+        assert_eq!(seen, [0, 1, 2, 3]);
+        // A new second starts: the last one's four still count, until this one has more.
+        assert_eq!(d.admit(at(1_050)), 4);
+        assert_eq!(d.admit(at(1_100)), 4);
+        // A quiet second: the one before it counts.
+        assert_eq!(d.admit(at(2_100)), 2);
+        // After two quiet seconds, nothing.
+        assert_eq!(d.admit(at(5_000)), 0);
+        assert_eq!(d.admit(at(5_001)), 1);
     }
 
     #[test]
