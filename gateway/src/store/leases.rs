@@ -194,89 +194,131 @@ impl Store {
     }
 
     async fn settle_batch_once(&self, b: &Batch) -> Result<(), StoreError> {
-        let s = Settle::of(b);
-        let (days, people) = finance_json(&b.charges);
-        sqlx::query(SETTLE_SQL)
+        let mut tx = self.pool().begin().await?;
+        let first = sqlx::query("INSERT INTO settlements (id) VALUES ($1) ON CONFLICT DO NOTHING")
             .bind(&b.id)
-            .bind(&s.principals)
-            .bind(&s.keys)
-            .bind(&s.adds)
-            .bind(&s.leases)
-            .bind(&s.owes)
-            .bind(&s.given_back)
-            .bind(b.renew_until)
-            .bind(days)
-            .bind(people)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-}
-
-/// A settlement batch in one statement (the `spend_settle` function, migration 0012).
-const SETTLE_SQL: &str = "SELECT spend_settle($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
-/// A batch as `spend_settle` takes it: what each (principal, bucket) gains, in the order the
-/// buckets are locked, and each lease once with what it owes and whether it is given back.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Settle<'a> {
-    principals: Vec<&'a str>,
-    keys: Vec<&'a str>,
-    adds: Vec<i64>,
-    leases: Vec<&'a str>,
-    owes: Vec<i64>,
-    given_back: Vec<bool>,
-}
-
-impl<'a> Settle<'a> {
-    fn of(b: &'a Batch) -> Self {
-        let mut buckets: BTreeMap<(&str, &str), i64> = BTreeMap::new();
-        let mut owed: BTreeMap<&str, (i64, bool)> = BTreeMap::new();
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if first == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        // What each bucket gains in settled spend, and what each lease owes.
+        let mut buckets: BTreeMap<(String, String), i64> = BTreeMap::new();
+        let mut owed: BTreeMap<&str, i64> = BTreeMap::new();
         for c in &b.charges {
             for k in &c.buckets {
-                let e = buckets.entry((&c.principal, k)).or_default();
+                let e = buckets.entry((c.principal.clone(), k.clone())).or_default();
                 *e = e.saturating_add(c.cost);
             }
             if let Some(l) = &c.lease {
                 let e = owed.entry(l).or_default();
-                e.0 = e.0.saturating_add(c.cost);
+                *e = e.saturating_add(c.cost);
             }
         }
         for r in &b.returns {
             for k in &r.buckets {
-                buckets.entry((&r.principal, k)).or_default();
+                buckets.entry((r.principal.clone(), k.clone())).or_default();
             }
-            owed.entry(&r.lease).or_default().1 = true;
+            owed.entry(&r.lease).or_default();
         }
-        let mut s = Self::default();
-        for ((principal, key), add) in buckets {
-            s.principals.push(principal);
-            s.keys.push(key);
-            s.adds.push(add);
+        let principals: Vec<&str> = buckets.keys().map(|(p, _)| p.as_str()).collect();
+        let keys: Vec<&str> = buckets.keys().map(|(_, k)| k.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO spend (principal, bucket) SELECT * FROM unnest($1::text[], $2::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&principals)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "SELECT 1 FROM spend WHERE (principal, bucket) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+             ORDER BY principal, bucket FOR UPDATE",
+        )
+        .bind(&principals)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        // A lease's amount turns into settled spend as far as it reaches; a lease given back
+        // releases all of it. A lease that expired meanwhile releases nothing more.
+        let ids: Vec<&str> = owed.keys().copied().collect();
+        let rows = sqlx::query(
+            "SELECT id, principal, buckets, amount_micros FROM reservations WHERE id = ANY($1)
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        let returned: Vec<&str> = b.returns.iter().map(|r| r.lease.as_str()).collect();
+        let is_returned: std::collections::HashSet<&str> = returned.iter().copied().collect();
+        let (mut shrink_ids, mut shrink_by) = (Vec::new(), Vec::new());
+        let mut freed_from: BTreeMap<(String, String), i64> =
+            buckets.keys().map(|k| (k.clone(), 0)).collect();
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let principal: String = r.try_get("principal")?;
+            let lease_buckets: Vec<String> = r.try_get("buckets")?;
+            let amount: i64 = r.try_get("amount_micros")?;
+            let cost = owed.get(id.as_str()).copied().unwrap_or(0);
+            let freed = if is_returned.contains(id.as_str()) {
+                amount
+            } else {
+                cost.clamp(0, amount)
+            };
+            for k in lease_buckets {
+                if let Some(e) = freed_from.get_mut(&(principal.clone(), k)) {
+                    *e = e.saturating_add(freed);
+                }
+            }
+            if !is_returned.contains(id.as_str()) {
+                shrink_ids.push(id);
+                shrink_by.push(freed);
+            }
         }
-        for (lease, (owes, back)) in owed {
-            s.leases.push(lease);
-            s.owes.push(owes);
-            s.given_back.push(back);
-        }
-        s
+        sqlx::query("DELETE FROM reservations WHERE id = ANY($1)")
+            .bind(&returned)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE reservations r SET amount_micros = r.amount_micros - c.freed,
+                 expires_at = GREATEST(r.expires_at, $3)
+             FROM unnest($1::text[], $2::bigint[]) AS c(id, freed) WHERE r.id = c.id",
+        )
+        .bind(&shrink_ids)
+        .bind(&shrink_by)
+        .bind(b.renew_until)
+        .execute(&mut *tx)
+        .await?;
+
+        let adds: Vec<i64> = buckets.values().copied().collect();
+        let subs: Vec<i64> = freed_from.values().copied().collect();
+        sqlx::query(
+            "UPDATE spend s SET settled_micros = s.settled_micros + c.add,
+                 reserved_micros = GREATEST(s.reserved_micros - c.sub, 0), updated_at = now()
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS c(principal, bucket, add, sub)
+             WHERE s.principal = c.principal AND s.bucket = c.bucket",
+        )
+        .bind(&principals)
+        .bind(&keys)
+        .bind(&adds)
+        .bind(&subs)
+        .execute(&mut *tx)
+        .await?;
+        finance_rows(&mut tx, &b.charges).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 
-/// Adds the served requests among `charges` to finance's daily rows (one row per day, principal
-/// and model) and records who each principal is, as last seen.
-pub(super) async fn record_finance(store: &Store, charges: &[Charge]) -> Result<(), sqlx::Error> {
-    let (days, people) = finance_json(charges);
-    sqlx::query("SELECT spend_finance($1, $2)")
-        .bind(days)
-        .bind(people)
-        .execute(store.pool())
-        .await?;
-    Ok(())
-}
-
-/// `spend_finance`'s arguments (migration 0012): the daily rows and the people, as JSON arrays.
-fn finance_json(charges: &[Charge]) -> (serde_json::Value, serde_json::Value) {
+/// Adds the batch's served requests to finance's daily rows (one row per day, principal and
+/// model) and records who each principal is, as last seen.
+pub(super) async fn finance_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    charges: &[Charge],
+) -> Result<(), sqlx::Error> {
     let mut days: BTreeMap<(time::Date, &str, &str), (i64, i64, &Ledger)> = BTreeMap::new();
     let mut people: BTreeMap<&str, &Ledger> = BTreeMap::new();
     for c in charges {
@@ -292,24 +334,49 @@ fn finance_json(charges: &[Charge]) -> (serde_json::Value, serde_json::Value) {
             *seen = l;
         }
     }
-    let days = days
+    if days.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = days
         .iter()
         .map(|((day, principal, model), (cost, n, l))| {
             serde_json::json!({"day": day.to_string(), "principal": principal, "model": model,
                                "groups": l.groups, "cost": cost, "requests": n})
         })
         .collect();
-    let people = people
+    sqlx::query(
+        "INSERT INTO cost_daily (day, principal, model, groups, cost_micros, requests)
+         SELECT (e->>'day')::date, e->>'principal', e->>'model',
+                ARRAY(SELECT jsonb_array_elements_text(e->'groups')),
+                (e->>'cost')::bigint, (e->>'requests')::bigint
+         FROM jsonb_array_elements($1) AS e
+         ON CONFLICT (day, principal, model) DO UPDATE
+         SET cost_micros = cost_daily.cost_micros + EXCLUDED.cost_micros,
+             requests = cost_daily.requests + EXCLUDED.requests, groups = EXCLUDED.groups",
+    )
+    .bind(serde_json::Value::Array(rows))
+    .execute(&mut **tx)
+    .await?;
+    let seen: Vec<serde_json::Value> = people
         .iter()
         .map(|(principal, l)| {
             serde_json::json!({"principal": principal, "email": l.email, "name": l.name,
                                "groups": l.groups, "at": i64::try_from(l.at.unix_timestamp_nanos() / 1000).unwrap_or(0)})
         })
         .collect();
-    (
-        serde_json::Value::Array(days),
-        serde_json::Value::Array(people),
+    sqlx::query(
+        "INSERT INTO principals (principal, email, name, groups, last_seen)
+         SELECT e->>'principal', e->>'email', e->>'name',
+                ARRAY(SELECT jsonb_array_elements_text(e->'groups')),
+                to_timestamp((e->>'at')::double precision / 1000000)
+         FROM jsonb_array_elements($1) AS e
+         ON CONFLICT (principal) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+             groups = EXCLUDED.groups, last_seen = GREATEST(principals.last_seen, EXCLUDED.last_seen)",
     )
+    .bind(serde_json::Value::Array(seen))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Runs the grows `waiting` on `turn`: one alone, several in one statement.
@@ -438,78 +505,4 @@ fn grown(rows: &[PgRow]) -> Result<Grown, StoreError> {
         amount: first.try_get("lease_amount")?,
         others,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn charge(principal: &str, lease: Option<&str>, cost: i64) -> Charge {
-        Charge {
-            principal: principal.into(),
-            buckets: vec!["d:2026-12-07".into(), "m:2026-12".into()],
-            lease: lease.map(Into::into),
-            cost,
-            ledger: None,
-        }
-    }
-
-    #[test]
-    fn a_batch_is_summed_per_bucket_and_per_lease_in_lock_order() {
-        let batch = Batch {
-            id: "stb_1".into(),
-            charges: vec![
-                charge("u2", Some("lse_b"), 30),
-                charge("u1", Some("lse_a"), 5),
-                charge("u2", Some("lse_b"), 7),
-                charge("u1", None, 1),
-            ],
-            returns: vec![
-                Return {
-                    lease: "lse_c".into(),
-                    principal: "u3".into(),
-                    buckets: vec!["m:2026-12".into()],
-                },
-                Return {
-                    lease: "lse_a".into(),
-                    principal: "u1".into(),
-                    buckets: vec!["d:2026-12-07".into(), "m:2026-12".into()],
-                },
-            ],
-            renew_until: OffsetDateTime::UNIX_EPOCH,
-        };
-        assert_eq!(
-            Settle::of(&batch),
-            Settle {
-                principals: vec!["u1", "u1", "u2", "u2", "u3"],
-                keys: vec![
-                    "d:2026-12-07",
-                    "m:2026-12",
-                    "d:2026-12-07",
-                    "m:2026-12",
-                    "m:2026-12"
-                ],
-                adds: vec![6, 6, 37, 37, 0],
-                leases: vec!["lse_a", "lse_b", "lse_c"],
-                owes: vec![5, 37, 0],
-                given_back: vec![true, false, true],
-            }
-        );
-    }
-
-    #[test]
-    fn costs_past_the_integer_range_saturate() {
-        let batch = Batch {
-            id: "stb_1".into(),
-            charges: vec![
-                charge("u", Some("lse"), i64::MAX),
-                charge("u", Some("lse"), 1),
-            ],
-            returns: Vec::new(),
-            renew_until: OffsetDateTime::UNIX_EPOCH,
-        };
-        let s = Settle::of(&batch);
-        assert_eq!(s.adds, [i64::MAX, i64::MAX]);
-        assert_eq!(s.owes, [i64::MAX]);
-    }
 }

@@ -387,6 +387,7 @@ impl Store {
         ledger: &Ledger,
         cost: i64,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         let charge = super::leases::Charge {
             principal: principal.to_owned(),
             buckets: Vec::new(),
@@ -394,7 +395,8 @@ impl Store {
             cost,
             ledger: Some(ledger.clone()),
         };
-        super::leases::record_finance(self, std::slice::from_ref(&charge)).await?;
+        super::leases::finance_rows(&mut tx, std::slice::from_ref(&charge)).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
