@@ -2,34 +2,12 @@
 //! and resources: the client gets a generic sentence unless the message is known to be safe and
 //! useful (the "input is too long" family that Claude Code's auto-compact keys on).
 
-use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
 use http::StatusCode;
 
 use crate::upstream::failure::{is_safe_message, mask, Failure};
 
 /// The exact sentence Claude Code's recovery matches for an over-long prompt on Bedrock.
 pub const INPUT_TOO_LONG: &str = "Input is too long.";
-
-/// Classifies an SDK error of any Bedrock operation.
-pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match &err {
-        SdkError::ServiceError(ctx) => {
-            let e = ctx.err();
-            let code = e.code().unwrap_or("UnknownError").to_owned();
-            let message = e.message().unwrap_or_default().to_owned();
-            classify(&code, &message)
-        }
-        SdkError::TimeoutError(_) => Failure::transport("Bedrock request timed out".into()),
-        other => Failure::transport(format!(
-            "Bedrock request failed: {}",
-            mask(&error_chain(other))
-        )),
-    }
-}
 
 /// Classifies an error answer of the runtime's HTTP API: the code from `x-amzn-ErrorType` (or
 /// the body's `__type`, or the status), the message from the body's `message`.

@@ -1,6 +1,6 @@
 //! Amazon Bedrock: InvokeModel and InvokeModelWithResponseStream as plain HTTP calls signed here
 //! (SigV4 with the gateway's own credentials, the ECS task role in production, or a Bedrock API
-//! key), and CountTokens through the AWS SDK, which is off the hot path.
+//! key), and CountTokens the same way.
 
 mod errors;
 mod frames;
@@ -8,15 +8,12 @@ mod signer;
 mod stream;
 pub mod translate;
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_sdk_bedrockruntime::config::{Region, Token};
-use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest};
-use aws_sdk_bedrockruntime::Client as Sdk;
+use aws_config::Region;
+use base64::Engine;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -44,9 +41,6 @@ pub struct Bedrock {
     /// `https://bedrock-runtime.<region>.amazonaws.com`, or the configured `base_url`.
     endpoint: BaseUrl,
     auth: Auth,
-    /// The SDK client, for CountTokens only: built on the first count, since most gateways never
-    /// count and building it costs memory at boot.
-    sdk: LazyLock<Sdk, Box<dyn FnOnce() -> Sdk + Send>>,
     ttfb: Duration,
     response: Duration,
     stream: stream::Timing,
@@ -72,13 +66,6 @@ impl Bedrock {
             ));
         }
         let shared = loader.load().await;
-        let mut conf = aws_sdk_bedrockruntime::config::Builder::from(&shared)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(10))
-                    .build(),
-            );
         let mut provider = shared.credentials_provider();
         if let Some(role) = &up.assume_role {
             let mut assume = aws_config::sts::AssumeRoleProvider::builder(&role.role_arn)
@@ -87,16 +74,11 @@ impl Bedrock {
             if let Some(ext) = &role.external_id {
                 assume = assume.external_id(ext.expose());
             }
-            let assumed = SharedCredentialsProvider::new(assume.configure(&shared).build().await);
-            conf = conf.credentials_provider(assumed.clone());
-            provider = Some(assumed);
+            provider = Some(SharedCredentialsProvider::new(
+                assume.configure(&shared).build().await,
+            ));
         }
         let signing = if let Some(token) = &auth.aws_bearer_token {
-            conf = conf
-                .bearer_token(Token::new(token.expose(), None))
-                .auth_scheme_preference([
-                    aws_smithy_runtime_api::client::auth::http::HTTP_BEARER_AUTH_SCHEME_ID,
-                ]);
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| "auth.aws_bearer_token: not a valid header value".to_owned())?;
             value.set_sensitive(true);
@@ -114,14 +96,10 @@ impl Bedrock {
                 crate::aws_proxy::upstream::host("bedrock-runtime", &region_name)
             ),
         };
-        if up.base_url.is_some() {
-            conf = conf.endpoint_url(&endpoint);
-        }
         Ok(Self {
             http: super::anthropic::http_client()?,
             endpoint: BaseUrl::parse(&endpoint)?,
             auth: signing,
-            sdk: LazyLock::new(Box::new(move || Sdk::from_conf(conf.build()))),
             ttfb: Duration::from_millis(cfg.timeouts.upstream_ttfb_ms),
             response: Duration::from_millis(cfg.timeouts.upstream_response_ms),
             stream: stream::Timing {
@@ -226,28 +204,39 @@ impl Bedrock {
         }
     }
 
-    /// Counts input tokens with CountTokens; `None` for models it cannot count (application
-    /// inference profiles).
+    /// Counts input tokens with CountTokens (the InvokeModel body, base64-encoded, as its
+    /// input); `None` for models it cannot count (application inference profiles).
     pub async fn count_tokens(&self, mut call: Call<'_>) -> Result<Option<u64>, Failure> {
         let Some(model) = foundation_model(&call.model) else {
             return Ok(None);
         };
         translate::to_bedrock_count(&mut call.body, call.betas);
-        let input = InvokeModelTokensRequest::builder()
-            .body(Blob::new(call.body.to_vec()))
-            .build()
-            .map_err(|e| Failure::transport(format!("count_tokens request: {e}")))?;
-        let send = self
-            .sdk
-            .count_tokens()
-            .model_id(model)
-            .input(CountTokensInput::InvokeModel(input))
-            .send();
-        let out = tokio::time::timeout(self.ttfb, send)
+        let encoded = base64::engine::general_purpose::STANDARD.encode(call.body.to_vec());
+        let body = serde_json::json!({"input": {"invokeModel": {"body": encoded}}}).to_string();
+        let send = async {
+            let res = self
+                .post(
+                    &model,
+                    "count-tokens",
+                    ("accept", "application/json"),
+                    body.into_bytes(),
+                )
+                .await?;
+            if res.status() != StatusCode::OK {
+                return Err(self.failure(res).await);
+            }
+            read_capped(res, MAX_ERROR_BODY, "Bedrock").await
+        };
+        let answer = tokio::time::timeout(self.ttfb, send)
             .await
-            .map_err(|_| Failure::ttfb_timeout(self.ttfb.as_millis() as u64))?
-            .map_err(errors::from_sdk)?;
-        Ok(Some(u64::try_from(out.input_tokens()).unwrap_or(0)))
+            .map_err(|_| Failure::ttfb_timeout(self.ttfb.as_millis() as u64))??;
+        let n = serde_json::from_slice::<serde_json::Value>(&answer)
+            .ok()
+            .and_then(|v| v.get("inputTokens").and_then(serde_json::Value::as_u64))
+            .ok_or_else(|| {
+                Failure::transport("Bedrock: CountTokens answer without inputTokens".into())
+            })?;
+        Ok(Some(n))
     }
 }
 
