@@ -11,8 +11,8 @@ pub mod translate;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
-use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_config::Region;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use base64::Engine;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
