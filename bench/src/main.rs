@@ -98,29 +98,57 @@ async fn memory(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Capped against uncapped: throughput, and time to first byte at 64 streams arriving together.
-async fn caps_only(args: &Args) -> Result<(), String> {
-    let fake = procs::fake(20, 10).await?;
-    let gateway = procs::Gateway::start(&args.gateway, &fake.url, &args.postgres).await?;
-    let admin = format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n");
-    let capped =
-        procs::Gateway::start_with(&args.gateway, &fake.url, &args.postgres, &admin).await?;
-    cap_organization(capped.url.clone()).await?;
-    let (via, via_capped) = (Target::gateway(&gateway.url), Target::gateway(&capped.url));
-    load::check_answers(&via).await?;
+/// The Admin API block of the capped gateway's config.
+fn admin_config() -> String {
+    format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n")
+}
+
+/// What spend caps cost: the same load through a gateway without caps and one with a cap on
+/// every user (each request admitted against the caps before the upstream, settled after it).
+struct CapsCost {
+    /// Non-streaming requests/s without and with caps.
+    rps: (f64, f64),
+    /// Time to first byte at 64 streams arriving together, without and with caps.
+    ttfb: (Summary, Summary),
+}
+
+/// Measures [`CapsCost`]. Throughput in turns (`load::rps_pair`), so the machine's drift does
+/// not fall on one gateway; then 64 streams through each, right after two rounds of its own, so
+/// the capped gateway's users hold their leases (an idle lease goes back, and a burst of users
+/// opening theirs is not this figure).
+async fn caps_cost(via: &Target, via_capped: &Target, args: &Args) -> Result<CapsCost, String> {
+    let rps = load::rps_pair(via, via_capped, 64, Duration::from_secs(args.seconds)).await?;
     let w = Workload {
         concurrency: 64,
         rounds: args.rounds,
         stream: true,
         spread: Duration::ZERO,
     };
-    load::streams(&via, &Workload { rounds: 2, ..w }).await?;
-    let plain = load::streams(&via, &w).await?;
-    load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
-    let metered = load::streams(&via_capped, &w).await?;
-    let (p, m) = (Summary::of(&plain.ttfb), Summary::of(&metered.ttfb));
-    let seconds = Duration::from_secs(args.seconds);
-    let (rps, rps_capped) = load::rps_pair(&via, &via_capped, 64, seconds).await?;
+    let mut ttfb = Vec::new();
+    for t in [via, via_capped] {
+        load::streams(t, &Workload { rounds: 2, ..w }).await?;
+        ttfb.push(Summary::of(&load::streams(t, &w).await?.ttfb));
+    }
+    let (Some(m), Some(p)) = (ttfb.pop(), ttfb.pop()) else {
+        return Err("no streams measured".into());
+    };
+    Ok(CapsCost { rps, ttfb: (p, m) })
+}
+
+/// Only [`CapsCost`], and each gateway's CPU time over the run.
+async fn caps_only(args: &Args) -> Result<(), String> {
+    let fake = procs::fake(20, 10).await?;
+    let gateway = procs::Gateway::start(&args.gateway, &fake.url, &args.postgres).await?;
+    let capped =
+        procs::Gateway::start_with(&args.gateway, &fake.url, &args.postgres, &admin_config())
+            .await?;
+    cap_organization(capped.url.clone()).await?;
+    let (via, via_capped) = (Target::gateway(&gateway.url), Target::gateway(&capped.url));
+    load::check_answers(&via).await?;
+    let CapsCost {
+        rps: (rps, rps_capped),
+        ttfb: (p, m),
+    } = caps_cost(&via, &via_capped, args).await?;
     let cpu = (gateway.cpu_seconds()?, capped.cpu_seconds()?);
     println!("| measure | without caps | with caps |\n|---|---|---|");
     println!(
@@ -274,30 +302,16 @@ async fn run(args: Args) -> Result<(), String> {
 
     let rps_direct = load::rps(&direct, 64, Duration::from_secs(args.seconds)).await?;
 
-    // The same load with a spend cap on every user: each request is admitted against the caps
-    // before the upstream and settled after it. The two gateways take turns (`load::rps_pair`),
-    // so the machine's drift does not fall on one of them.
-    let admin = format!("admin:\n  write_keys: [{{id: bench, key: {ADMIN_KEY}}}]\n");
+    // The same load with a spend cap on every user.
+    let admin = admin_config();
     let capped =
         procs::Gateway::start_with(&args.gateway, &fake.url, &args.postgres, &admin).await?;
     cap_organization(capped.url.clone()).await?;
-    let via_capped = Target::gateway(&capped.url);
-    let (rps_gateway, rps_capped) =
-        load::rps_pair(&via, &via_capped, 64, Duration::from_secs(args.seconds)).await?;
+    let CapsCost {
+        rps: (rps_gateway, rps_capped),
+        ttfb: (p, m),
+    } = caps_cost(&via, &Target::gateway(&capped.url), &args).await?;
     let peak_kib = gateway.peak_kib();
-    let w = Workload {
-        concurrency: 64,
-        rounds: args.rounds,
-        stream: true,
-        spread: Duration::ZERO,
-    };
-    // Each right after two rounds of its own, so the capped gateway's users hold their leases
-    // (an idle lease goes back, and a burst of users opening theirs is not this row).
-    load::streams(&via, &Workload { rounds: 2, ..w }).await?;
-    let plain = load::streams(&via, &w).await?;
-    load::streams(&via_capped, &Workload { rounds: 2, ..w }).await?;
-    let metered = load::streams(&via_capped, &w).await?;
-    let (p, m) = (Summary::of(&plain.ttfb), Summary::of(&metered.ttfb));
     drop((capped, gateway));
 
     // The same again with every PostgreSQL round trip 1 ms longer.
