@@ -404,7 +404,7 @@ async fn run(args: Args) -> Result<(), String> {
     print_masking(&mask_rows, mask_runs);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let added = |g: Duration, d: Duration| ms(g) - ms(d);
+    let added = stats::added_ms;
     let (one, one_a) = (&rows[0], &rows_a[0]);
     let (many, many_a) = (&rows[1], &rows_a[1]);
     let cpu_bound = (REFERENCE_CPU / 3.0).min(LITELLM_RUST_CPU - 0.001);
@@ -638,15 +638,11 @@ struct Against {
 impl Against {
     fn of(one: &(Summary, Summary), many: Option<&(Summary, Summary)>, cpu: f64) -> Against {
         Against {
-            one_p50: added_ms(one.1.p50, one.0.p50),
-            many_p99: many.map(|(d, g)| added_ms(g.p99, d.p99)),
+            one_p50: stats::added_ms(one.1.p50, one.0.p50),
+            many_p99: many.map(|(d, g)| stats::added_ms(g.p99, d.p99)),
             cpu,
         }
     }
-}
-
-fn added_ms(via: Duration, direct: Duration) -> f64 {
-    (via.as_secs_f64() - direct.as_secs_f64()) * 1000.0
 }
 
 fn print_floor(rows: &[(&str, &FloorFigures, Against)]) {
@@ -657,12 +653,12 @@ fn print_floor(rows: &[(&str, &FloorFigures, Against)]) {
     let ms = |v: f64| format!("{v:+.3} ms");
     for (upstream, f, g) in rows {
         let (many_f, many_g) = match (&f.many, g.many_p99) {
-            (Some((d, b)), Some(gw)) => (ms(added_ms(b.p99, d.p99)), ms(gw)),
+            (Some((d, b)), Some(gw)) => (stats::signed_ms(b.p99, d.p99), ms(gw)),
             _ => ("not measured".to_owned(), "not measured".to_owned()),
         };
         println!(
             "| {upstream} | {} | {} | {many_f} | {many_g} | {:.3} | {:.3} |",
-            ms(added_ms(f.one.1.p50, f.one.0.p50)),
+            stats::signed_ms(f.one.1.p50, f.one.0.p50),
             ms(g.one_p50),
             f.cpu,
             g.cpu

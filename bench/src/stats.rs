@@ -36,5 +36,10 @@ pub fn ms(d: Duration) -> String {
 /// `a - b` in milliseconds with three decimals and a sign (the gateway can be faster than the
 /// direct call within the noise).
 pub fn signed_ms(a: Duration, b: Duration) -> String {
-    format!("{:+.3} ms", (a.as_secs_f64() - b.as_secs_f64()) * 1000.0)
+    format!("{:+.3} ms", added_ms(a, b))
+}
+
+/// What `via` adds over `direct`, in milliseconds (negative when it came out faster).
+pub fn added_ms(via: Duration, direct: Duration) -> f64 {
+    (via.as_secs_f64() - direct.as_secs_f64()) * 1000.0
 }

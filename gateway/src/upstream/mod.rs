@@ -227,6 +227,17 @@ async fn read_capped(mut res: reqwest::Response, max: usize, who: &str) -> Resul
     }
 }
 
+/// The token count in a count answer's `field` (`input_tokens` from the Messages API,
+/// `inputTokens` from Bedrock's CountTokens); `who` names the upstream in the error. (A
+/// `Failure` is large, but this runs once per count, after a network round trip.)
+#[allow(clippy::result_large_err)]
+fn read_count(body: &[u8], field: &str, who: &str) -> Result<u64, Failure> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get(field).and_then(serde_json::Value::as_u64))
+        .ok_or_else(|| Failure::transport(format!("{who}: count answer without {field}")))
+}
+
 /// One configured upstream's client.
 pub enum Client {
     /// Amazon Bedrock runtime.
@@ -359,6 +370,29 @@ mod tests {
                     "{base} + {path}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_count_is_read_only_from_a_whole_number_in_its_field() {
+        use super::read_count;
+        assert_eq!(
+            read_count(br#"{"inputTokens": 42}"#, "inputTokens", "B").unwrap(),
+            42
+        );
+        for hostile in [
+            &b""[..],
+            b"not json",
+            b"[42]",
+            br#"{"input_tokens": 42}"#,
+            br#"{"inputTokens": -1}"#,
+            br#"{"inputTokens": 4.5}"#,
+            br#"{"inputTokens": "42"}"#,
+            br#"{"inputTokens": 1e400}"#,
+            br#"{"inputTokens": 18446744073709551616}"#,
+        ] {
+            let f = read_count(hostile, "inputTokens", "Bedrock").unwrap_err();
+            assert_eq!(f.detail, "Bedrock: count answer without inputTokens");
         }
     }
 

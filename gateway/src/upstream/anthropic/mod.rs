@@ -219,15 +219,7 @@ impl Anthropic {
         if !status.is_success() {
             return Err(relayed_failure(status, headers, body));
         }
-        let n = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("input_tokens").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| {
-                Failure::transport(
-                    "Anthropic upstream: count_tokens answer without input_tokens".into(),
-                )
-            })?;
-        Ok(Some(n))
+        super::read_count(&body, "input_tokens", "Anthropic upstream").map(Some)
     }
 }
 

@@ -230,13 +230,7 @@ impl Bedrock {
         let answer = tokio::time::timeout(self.ttfb, send)
             .await
             .map_err(|_| Failure::ttfb_timeout(self.ttfb.as_millis() as u64))??;
-        let n = serde_json::from_slice::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| v.get("inputTokens").and_then(serde_json::Value::as_u64))
-            .ok_or_else(|| {
-                Failure::transport("Bedrock: CountTokens answer without inputTokens".into())
-            })?;
-        Ok(Some(n))
+        super::read_count(&answer, "inputTokens", "Bedrock").map(Some)
     }
 }
 
