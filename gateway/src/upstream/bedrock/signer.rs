@@ -152,13 +152,13 @@ impl Signer {
     fn day_key(&self, creds: &Credentials, day: Day) -> Arc<DayKey> {
         if let Ok(slot) = self.day_key.read() {
             if let Some(k) = slot.as_ref() {
-                if k.day == day && k.access_key_id == creds.access_key_id() {
+                if k.day == day && k.creds == *creds {
                     return k.clone();
                 }
             }
         }
         let key = Arc::new(DayKey {
-            access_key_id: creds.access_key_id().to_owned(),
+            creds: creds.clone(),
             day,
             key: signing_key(creds.secret_access_key(), day, &self.region),
         });
@@ -169,9 +169,10 @@ impl Signer {
     }
 }
 
-/// A signing key, with the credentials and day it was derived for.
+/// A signing key, with the credentials and day it was derived for (the whole credentials, so
+/// a secret replaced under the same key id gets a key of its own).
 struct DayKey {
-    access_key_id: String,
+    creds: Credentials,
     day: Day,
     key: hmac::Key,
 }
@@ -491,6 +492,12 @@ mod tests {
         assert_eq!(
             tag(&signer.day_key(&b, today).key),
             tag(&signing_key("s2", today, "us-east-1"))
+        );
+        // The same key id with another secret: a key of its own too.
+        let rotated = Credentials::new("AKID2", "s3", None, None, "t");
+        assert_eq!(
+            tag(&signer.day_key(&rotated, today).key),
+            tag(&signing_key("s3", today, "us-east-1"))
         );
         // A second later it is the next day: a new key.
         clock.advance(time::Duration::seconds(1));
