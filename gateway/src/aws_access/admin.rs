@@ -7,7 +7,7 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -15,7 +15,6 @@ use time::OffsetDateTime;
 
 use super::approval::{approved_until, may_decide, Decider, NoDecision};
 use super::grants::{event, expire};
-use crate::auth::bearer::bearer;
 use crate::auth::context::Ctx;
 use crate::clock::rfc3339;
 use crate::config::aws_access::{AwsAccess, Level};
@@ -279,17 +278,6 @@ async fn grants(
     Ok(page(all.iter().map(grant_json).collect(), limit))
 }
 
-/// The signed-in admin behind a bearer (for the requester check), when there is one.
-fn bearer_identity(state: &AppState, headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    if headers.contains_key("x-api-key") {
-        return (None, None);
-    }
-    match bearer(headers).map(|t| state.keys.verify(t, state.clock.now())) {
-        Some(Ok(c)) => (Some(c.identity.sub), c.identity.email),
-        _ => (None, None),
-    }
-}
-
 fn refused(n: NoDecision) -> AdminError {
     match n {
         NoDecision::Own | NoDecision::NotApprover => {
@@ -307,7 +295,6 @@ async fn decide(
     State(state): State<AppState>,
     admin: Admin,
     ctx: Ctx,
-    headers: HeaderMap,
     Path((id, action)): Path<(String, String)>,
 ) -> Result<Json<Value>, AdminError> {
     let a = section(&state)?;
@@ -330,10 +317,15 @@ async fn decide(
                 .iter()
                 .find(|p| p.name == g.project)
                 .ok_or_else(|| refused(NoDecision::NotPending(g.status.as_str())))?;
-            let (sub, email) = bearer_identity(&state, &headers);
+            // The person the extractor verified, not the token read again: an admin key has
+            // none, and a person can never approve their own request.
+            let (sub, email) = match &admin.person {
+                Some((sub, email)) => (Some(sub.as_str()), email.as_deref()),
+                None => (None, None),
+            };
             let who = Decider {
-                sub: sub.as_deref(),
-                email: email.as_deref(),
+                sub,
+                email,
                 groups: None,
             };
             may_decide(&who, project, &g, now).map_err(refused)?;

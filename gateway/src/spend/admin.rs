@@ -28,6 +28,9 @@ pub struct Admin {
     pub actor: String,
     /// May change caps.
     pub write: bool,
+    /// The signed-in person behind a session token, as verified here: (subject, email). None for
+    /// an admin key.
+    pub person: Option<(String, Option<String>)>,
 }
 
 /// Admin API errors, in the Anthropic envelope with an admin `request-id`.
@@ -107,8 +110,9 @@ impl FromRequestParts<AppState> for Admin {
                 "missing or invalid admin credentials".into(),
             )
         };
-        if let Some(key) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            // With a key, only the key counts.
+        if let Some(key) = parts.headers.get("x-api-key") {
+            // With a key, only the key counts (a key that is not text matches none).
+            let key = key.to_str().unwrap_or_default();
             for (k, write) in cfg
                 .write_keys
                 .iter()
@@ -119,6 +123,7 @@ impl FromRequestParts<AppState> for Admin {
                     return Ok(Admin {
                         actor: format!("admin-key:{}", k.id),
                         write,
+                        person: None,
                     });
                 }
             }
@@ -137,6 +142,7 @@ impl FromRequestParts<AppState> for Admin {
                 Ok(Admin {
                     actor: format!("oidc:{}", c.identity.sub),
                     write: true,
+                    person: Some((c.identity.sub, c.identity.email)),
                 })
             }
             _ => Err(deny("bearer_rejected")),
@@ -392,16 +398,23 @@ async fn effective(
         .filter(|(k, _)| k == "user_ids[]" || k == "user_ids")
         .map(|(_, v)| v.clone())
         .collect();
-    let periods: Vec<Period> = pairs
+    let asked: Vec<Period> = pairs
         .iter()
         .filter(|(k, _)| k == "period[]" || k == "period")
         .filter_map(|(_, v)| Period::parse(v))
         .collect();
-    let periods = if periods.is_empty() {
-        Period::ALL.to_vec()
-    } else {
-        periods
-    };
+    // Each period once, however often it is asked for: the answer is at most users × 3 rows.
+    let periods: Vec<Period> = Period::ALL
+        .iter()
+        .copied()
+        .filter(|p| asked.is_empty() || asked.contains(p))
+        .collect();
+    // Each user once, in the order asked.
+    let mut once = std::collections::HashSet::new();
+    let users: Vec<String> = users
+        .into_iter()
+        .filter(|u| once.insert(u.clone()))
+        .collect();
     if users.len() > 100 {
         return Err(bad("at most 100 user_ids"));
     }

@@ -191,6 +191,24 @@ async fn caps_are_managed_through_the_admin_api() {
         json!({"type": "rbac_group", "rbac_group_id": "eng"}),
         "group caps apply per seat: {eff}"
     );
+    // A period or a user asked for again is answered once: the answer cannot be inflated.
+    let repeated = "&period[]=monthly&period=daily&user_ids[]=dev1".repeat(300);
+    let eff: Value = c
+        .get(format!("{base}/effective?user_ids[]=dev1{repeated}"))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let periods: Vec<&str> = eff["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods, ["daily", "monthly"], "{eff}");
 
     let del: Value = c
         .delete(format!("{base}/{}", created["id"].as_str().unwrap()))

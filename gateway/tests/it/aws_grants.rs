@@ -253,6 +253,23 @@ async fn a_request_approved_through_the_admin_api_shows_in_the_status() {
     let (s, v) = api.call("POST", &approve, &ana_admin, None).await;
     assert_eq!(s, 403, "{v}");
     assert_eq!(v["error"]["message"], "you cannot approve your own request");
+    // Nor by adding an admin key header that is not text: with a key, only the key counts.
+    let res = api
+        .c
+        .post(format!("{}{approve}", api.base))
+        .bearer_auth(&ana_admin)
+        .header(
+            "x-api-key",
+            reqwest::header::HeaderValue::from_bytes(b"\xff").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    let (s, v) = api
+        .call("GET", &format!("/v1/aws/grants/{id}"), &ana, None)
+        .await;
+    assert_eq!((s, v["status"].as_str()), (200, Some("pending")), "{v}");
 
     // Two approvers at once: one wins, the other finds it decided.
     let root = token("root", &["gw-admins"]);
