@@ -73,6 +73,14 @@ async fn load(state: &AppState, id: &str) -> Result<(Request, AwsProject), Respo
     Ok((r, p))
 }
 
+/// Whether `id` could be a request's id (what the sign-in carries and redirects back to).
+fn plausible(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 fn decider(a: &Approver) -> Decider<'_> {
     Decider {
         sub: Some(&a.sub),
@@ -87,12 +95,17 @@ async fn show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
+    if state.config.aws_access.is_none() || !plausible(&id) {
+        return not_found();
+    }
+    // Signed in first: someone without a session costs the store nothing (loading expires lapsed
+    // requests, a write), and learns nothing of which requests exist.
+    let Some(a) = approver::session(&state, &headers) else {
+        return approver::start(&state, &id).await;
+    };
     let (r, p) = match load(&state, &id).await {
         Ok(found) => found,
         Err(res) => return res,
-    };
-    let Some(a) = approver::session(&state, &headers) else {
-        return approver::start(&state, r.id()).await;
     };
     let title = r.title();
     let info = format!("<dl>{}</dl>", r.details(&p));
