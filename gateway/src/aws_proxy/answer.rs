@@ -195,7 +195,11 @@ pub async fn answer(
             )));
         }
     }
-    let (body, rest) = read_up_to(res, limit, timeout).await?;
+    // As a whole within the timeout too: a trickle of bytes, each within it, cannot hold the
+    // call and its buffer for `limit` times as long.
+    let (body, rest) = tokio::time::timeout(timeout, read_up_to(res, limit, timeout))
+        .await
+        .map_err(|_| Fault::Upstream)??;
     if let Some(rest) = rest {
         if masking.strict {
             return Err(unmaskable(too_large(body.len())));

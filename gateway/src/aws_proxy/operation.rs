@@ -135,13 +135,21 @@ pub fn name(call: &Call<'_>) -> Operation {
     }
 }
 
-/// The operation of a JSON (`X-Amz-Target: Service_Version.Operation`) or Query (`Action`)
-/// protocol request. Where several are given they must agree, or the call is unnamed: a
-/// header cannot dress up what the body asks for.
+/// The operation of a JSON (`X-Amz-Target: Service_Version.Operation`, POSTed) or Query
+/// (`Action`) protocol request. Where several are given they must agree, or the call is
+/// unnamed: a header cannot dress up what the body asks for. Both protocols address the
+/// service's root: at any other path the service has a REST API, which acts on the method and
+/// path whatever a header or parameter says, so such a call is unnamed (a write) too.
 fn rpc_name(call: &Call<'_>) -> Option<String> {
+    if call.path != "/" {
+        return None;
+    }
     let mut names = Vec::new();
     let mut targets = call.headers.get_all("x-amz-target").iter();
     if let Some(target) = targets.next() {
+        if call.method != "POST" {
+            return None;
+        }
         if targets.next().is_some() {
             return None;
         }

@@ -29,6 +29,27 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// The body (decoded, when it came chunked).
     pub body: &'a [u8],
+    /// The request's headers (the fingerprint covers those that change what the call does).
+    pub headers: &'a http::HeaderMap,
+}
+
+/// Whether a header goes into the fingerprint: every `x-amz-*` header (the operation of a JSON
+/// service, an object's ACL, a copy's source, a KMS key) but those each attempt signs or sends
+/// anew or that follow from the body, which is hashed itself. Other headers (the content type
+/// an SDK guesses, the framing of a chunked upload) may differ between two clients making the
+/// identical call.
+fn is_meaningful_header(name: &str) -> bool {
+    const PER_ATTEMPT: &[&str] = &[
+        "x-amz-date",
+        "x-amz-security-token",
+        "x-amz-content-sha256",
+        "x-amz-user-agent",
+        "x-amz-decoded-content-length",
+        "x-amz-trailer",
+    ];
+    name.strip_prefix("x-amz-").is_some_and(|rest| {
+        !PER_ATTEMPT.contains(&name) && !rest.starts_with("sdk-") && !rest.starts_with("checksum-")
+    })
 }
 
 /// What [`read`] finds.
@@ -42,9 +63,20 @@ pub struct Params {
     pub masked: Counts,
 }
 
-/// Whether a query parameter is a presigned URL's own (left out of what is shown and hashed).
-fn is_signature_param(name: &str) -> bool {
-    name.len() > 6 && name[..6].eq_ignore_ascii_case("x-amz-")
+/// Whether a query parameter is a presigned URL's own signature (left out of what is shown and
+/// hashed). Other `x-amz-*` parameters, such as headers a presigned URL carries in its query
+/// (`x-amz-acl`), change what the call does and stay in.
+pub(super) fn is_signature_param(name: &str) -> bool {
+    const SIGNATURE: [&str; 7] = [
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-date",
+        "x-amz-expires",
+        "x-amz-signedheaders",
+        "x-amz-signature",
+        "x-amz-security-token",
+    ];
+    SIGNATURE.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
@@ -109,8 +141,22 @@ pub fn read(req: &Request<'_>, rules: &Rules) -> Params {
     } else {
         json!({"bytes": req.body.len()})
     };
+    let mut shown = json!({"method": req.method, "path": path, "query": query, "body": body});
+    // The headers that are part of the call (an ACL, a copy's source): what the fingerprint
+    // covers, an approver sees. Shown only when there are any.
+    let mut headers = Map::new();
+    for (name, value) in req.headers {
+        if is_meaningful_header(name.as_str()) {
+            let v = String::from_utf8_lossy(value.as_bytes());
+            let v = mask::field(name.as_str(), &v, rules, &mut counts);
+            headers.insert(name.as_str().to_owned(), Value::String(v));
+        }
+    }
+    if let (false, Some(o)) = (headers.is_empty(), shown.as_object_mut()) {
+        o.insert("headers".into(), Value::Object(headers));
+    }
     Params {
-        shown: json!({"method": req.method, "path": path, "query": query, "body": body}),
+        shown,
         wildcard,
         masked: counts,
     }
@@ -152,8 +198,9 @@ pub struct Whose<'a> {
 }
 
 /// The fingerprint of a call: hex SHA-256 over who makes it, where, and what it asks (method,
-/// path, the query without signature parameters, sorted, and the body without SDK-filled
-/// idempotency tokens). Signatures and dates differ between attempts; this does not.
+/// path, the headers that change what it does, the query without signature parameters, sorted,
+/// and the body without SDK-filled idempotency tokens). Signatures and dates differ between
+/// attempts; this does not.
 pub fn fingerprint(whose: &Whose<'_>, req: &Request<'_>) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     for part in [
@@ -168,6 +215,23 @@ pub fn fingerprint(whose: &Whose<'_>, req: &Request<'_>) -> String {
         ctx.update(part.as_bytes());
         ctx.update(b"\0");
     }
+    // Header names come lowercase; each name's values in the order sent.
+    let mut names: Vec<&str> = req
+        .headers
+        .keys()
+        .map(http::HeaderName::as_str)
+        .filter(|n| is_meaningful_header(n))
+        .collect();
+    names.sort_unstable();
+    for name in names {
+        for value in req.headers.get_all(name) {
+            ctx.update(name.as_bytes());
+            ctx.update(b":");
+            ctx.update(value.as_bytes());
+            ctx.update(b"\n");
+        }
+    }
+    ctx.update(b"\0");
     let mut query: Vec<(String, String)> = split_params(req.query.unwrap_or_default())
         .unwrap_or_default()
         .into_iter()
@@ -220,6 +284,9 @@ mod tests {
     use super::*;
     use crate::aws_proxy::mask::Kind;
 
+    static NO_HEADERS: std::sync::LazyLock<http::HeaderMap> =
+        std::sync::LazyLock::new(http::HeaderMap::new);
+
     fn req<'a>(query: Option<&'a str>, ct: Option<&'a str>, body: &'a [u8]) -> Request<'a> {
         Request {
             method: "POST",
@@ -227,6 +294,7 @@ mod tests {
             query,
             content_type: ct,
             body,
+            headers: &NO_HEADERS,
         }
     }
 
@@ -327,6 +395,94 @@ mod tests {
         assert_ne!(
             fingerprint(&someone_else, &req(None, json_ct, br#"{"Name":"n"}"#)),
             fingerprint(&who, &req(None, json_ct, br#"{"Name":"n"}"#))
+        );
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn headers_that_change_the_call_change_its_fingerprint() {
+        let who = Whose {
+            user: "u",
+            project: "p",
+            region: "eu-west-1",
+            service: "s3",
+        };
+        let put = |h: &http::HeaderMap, query: Option<&str>| {
+            fingerprint(
+                &who,
+                &Request {
+                    method: "PUT",
+                    path: "/b/k",
+                    query,
+                    content_type: None,
+                    body: b"data",
+                    headers: h,
+                },
+            )
+        };
+        let plain = put(&headers(&[]), None);
+        // What each attempt signs or sends anew does not count.
+        let retry = headers(&[
+            ("x-amz-date", "20261207T000000Z"),
+            ("x-amz-security-token", "tok"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("x-amz-sdk-invocation-id", "1"),
+            ("x-amz-checksum-crc32", "abc"),
+            ("authorization", "AWS4-HMAC-SHA256 ..."),
+            ("user-agent", "boto3"),
+            ("content-encoding", "aws-chunked"),
+            ("content-type", "text/csv"),
+        ]);
+        assert_eq!(put(&retry, Some("X-Amz-Date=1&X-Amz-Signature=s")), plain);
+        // An ACL, a copy's source, a key or the operation of a JSON service do, in a header or
+        // in a presigned URL's query.
+        for h in [
+            ("x-amz-acl", "public-read"),
+            ("x-amz-copy-source", "/other/secret"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "k"),
+            ("x-amz-target", "secretsmanager.RotateSecret"),
+        ] {
+            assert_ne!(put(&headers(&[h]), None), plain, "{h:?}");
+        }
+        assert_ne!(put(&headers(&[]), Some("x-amz-acl=public-read")), plain);
+        // ...and an approver sees them.
+        let h = headers(&[("x-amz-acl", "public-read"), ("x-amz-date", "1")]);
+        let shown = read(
+            &Request {
+                method: "PUT",
+                path: "/b/k",
+                query: None,
+                content_type: None,
+                body: b"data",
+                headers: &h,
+            },
+            &Rules::default(),
+        )
+        .shown;
+        assert_eq!(shown["headers"], json!({"x-amz-acl": "public-read"}));
+        assert!(read(&req(None, None, b""), &Rules::default())
+            .shown
+            .get("headers")
+            .is_none());
+        assert_ne!(
+            put(
+                &headers(&[("x-amz-target", "secretsmanager.RotateSecret")]),
+                None
+            ),
+            put(
+                &headers(&[("x-amz-target", "secretsmanager.CancelRotateSecret")]),
+                None
+            )
         );
     }
 }

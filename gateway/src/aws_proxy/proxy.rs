@@ -264,22 +264,17 @@ async fn inbound(
 }
 
 /// A query without a presigned URL's own parameters (`X-Amz-Signature`, `X-Amz-Credential`...),
-/// as received otherwise.
+/// and without S3's overrides of the answer's type and coding (`response-content-type`,
+/// `response-content-encoding`): whether an answer is text to mask follows what AWS stores, not
+/// what the caller asks it to be labelled. Otherwise as received.
 fn without_signature(query: &str) -> String {
     query
         .split('&')
         .filter(|p| {
             let name = p.split('=').next().unwrap_or_default();
-            !matches!(
-                name,
-                "X-Amz-Algorithm"
-                    | "X-Amz-Credential"
-                    | "X-Amz-Date"
-                    | "X-Amz-Expires"
-                    | "X-Amz-SignedHeaders"
-                    | "X-Amz-Signature"
-                    | "X-Amz-Security-Token"
-            )
+            !super::params::is_signature_param(name)
+                && !name.eq_ignore_ascii_case("response-content-type")
+                && !name.eq_ignore_ascii_case("response-content-encoding")
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -298,6 +293,13 @@ mod tests {
             "prefix=a&list-type=2"
         );
         assert_eq!(without_signature("versionId=1"), "versionId=1");
+        // The caller cannot relabel an answer as binary to get it past masking.
+        assert_eq!(
+            without_signature(
+                "response-content-type=application%2Foctet-stream&versionId=1&Response-Content-Encoding=gzip"
+            ),
+            "versionId=1"
+        );
     }
 
     #[test]

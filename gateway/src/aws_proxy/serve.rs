@@ -217,12 +217,19 @@ pub async fn serve(
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok()),
         body: &call.body,
+        headers: call.headers,
     };
     let shown = params::read(&preq, &proxy.rules);
     trail.params = shown.shown.clone();
 
     let (project, held) = membership(gw, who, now).await?;
-    let level = who.level.min(held.level);
+    let grant = write_grant(gw, who, now).await?;
+    // A write grant revoked or ended since the credential was issued leaves the member read-only.
+    let level = match (&who.grant, &grant) {
+        (Some(_), None) => Level::Read,
+        _ => who.level,
+    }
+    .min(held.level);
     trail.level = level;
     let calls = limits::count(
         &state.store,
@@ -302,7 +309,8 @@ pub async fn serve(
         }
     }
 
-    let creds = project_credential(gw, project, who, level, held.until, now).await?;
+    let grant = grant.filter(|_| level == Level::Write);
+    let creds = project_credential(gw, project, who, level, held.until, grant, now).await?;
     let head_only = call.method == Method::HEAD;
     let res = proxy
         .upstream
@@ -524,14 +532,34 @@ async fn approval(
     }
 }
 
+/// The write grant the credential of `who` rests on, with its end, while it is still in force:
+/// an admin's revoke or its end stops it at once, not when the credential expires.
+async fn write_grant(
+    gw: &Serving<'_>,
+    who: &Grantee,
+    now: OffsetDateTime,
+) -> Result<Option<(String, OffsetDateTime)>, Fault> {
+    let Some(id) = &who.grant else {
+        return Ok(None);
+    };
+    let found = gw
+        .state
+        .store
+        .aws_write_grant(&who.sub, &who.project, now)
+        .await
+        .map_err(|_| Fault::Unavailable)?;
+    Ok(found.filter(|g| &g.id == id).map(|g| (g.id, g.until)))
+}
+
 /// The just-in-time project credential the call is re-signed with, reused while it is good,
-/// ending no later than the member's window.
+/// ending no later than the member's window and the write grant it rests on.
 async fn project_credential(
     gw: &Serving<'_>,
     project: &AwsProject,
     who: &Grantee,
     level: Level,
     window_until: Option<OffsetDateTime>,
+    grant: Option<(String, OffsetDateTime)>,
     now: OffsetDateTime,
 ) -> Result<Credentials, Fault> {
     let duration = length(
@@ -540,14 +568,15 @@ async fn project_credential(
         &Bounds {
             max_session: Duration::seconds(i64::from(project.max_session_seconds)),
             window: (None, window_until),
-            grant_until: None,
+            grant_until: grant.as_ref().map(|(_, until)| *until),
         },
     )?;
+    let grant = grant.map(|(id, _)| id);
     let key = (
         who.sub.clone(),
         project.name.clone(),
         level,
-        who.grant.clone(),
+        grant.clone(),
         who.mfa,
     );
     if let Some(c) = gw.broker.cached(&key, now, now + duration) {
@@ -559,7 +588,7 @@ async fn project_credential(
         mfa: who.mfa,
     };
     gw.broker
-        .mint(project, key, dev, who.grant.as_deref(), duration, now)
+        .mint(project, key, dev, grant.as_deref(), duration, now)
         .await
         .map_err(|e| Fault::Credential {
             project: project.name.clone(),

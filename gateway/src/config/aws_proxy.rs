@@ -18,7 +18,8 @@ pub struct AwsProxy {
     /// signature), in bytes.
     #[serde(default = "AwsProxy::default_max_request_bytes")]
     pub max_request_bytes: u64,
-    /// How long AWS may take to start answering, in seconds.
+    /// How long AWS may take to start answering, and to send a text answer the proxy reads
+    /// whole to mask it, in seconds.
     #[serde(default = "AwsProxy::default_upstream_timeout")]
     pub upstream_timeout_seconds: u32,
     /// Calls per user and class in a window, shared by every replica.

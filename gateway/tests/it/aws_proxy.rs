@@ -1036,3 +1036,67 @@ fn a_call_is_recorded_with_the_model_turn_whose_tool_call_made_it() {
         "{touched:?}"
     );
 }
+
+/// A write grant revoked by an admin stops at the proxy at once: the gateway-only credential
+/// issued on it (writes not held one by one, so the credential rests on the grant) still works,
+/// but at the read level, and a write through it is refused.
+#[test]
+fn a_revoked_write_grant_stops_writes_through_the_proxy_at_once() {
+    let rt = runtime();
+    let moto = Moto::start();
+    seed(&moto);
+    let db = shared().new_db();
+    let port = free_port();
+    let yaml = sections(&moto.url).replace(
+        "    approval: {wait_seconds: 1}\n",
+        "    approval: {wait_seconds: 1}\n    risk: {writes: false}\n",
+    );
+    assert!(yaml.contains("writes: false"));
+    let gw = Gateway::spawn(&config(port, &db, &yaml), port, &ENV);
+    gw.wait_healthy(Duration::from_secs(30));
+    let api = crate::aws_grants::Api::new(&gw);
+    let admin = format!("key:{ADMIN}");
+    let (s, g) = rt.block_on(api.ask(&token("ana", &["payments"], None), 1800));
+    assert_eq!(s, 201, "{g}");
+    let grants = format!(
+        "/v1/organizations/aws_access/grants/{}",
+        g["id"].as_str().unwrap()
+    );
+    let (s, v) = rt.block_on(api.call("POST", &format!("{grants}/approve"), &admin, None));
+    assert_eq!(s, 200, "{v}");
+    let writer = creds(&rt, &gw, "ana", &["payments"], "write");
+    let home = tempfile::tempdir().unwrap();
+    let list = ["s3", "ls", "s3://payments-reports/"];
+    let r = aws(home.path(), port, &writer, &list);
+    assert!(r.status.success(), "{}", text(&r.stderr));
+    let rows = wait_recorded(&rt, &gw, "ana", 1);
+    assert_eq!(rows[0]["level"], "write", "{rows:?}");
+    assert_eq!(rows[0]["grant_id"], g["id"], "{rows:?}");
+
+    let (s, v) = rt.block_on(api.call("POST", &format!("{grants}/revoke"), &admin, None));
+    assert_eq!(s, 200, "{v}");
+    let r = aws(home.path(), port, &writer, &list);
+    assert!(r.status.success(), "reads go on: {}", text(&r.stderr));
+    let rows = wait_recorded(&rt, &gw, "ana", 2);
+    let levels: Vec<&str> = rows.iter().filter_map(|r| r["level"].as_str()).collect();
+    assert!(levels.contains(&"read"), "{rows:?}");
+    let file = home.path().join("late.csv");
+    std::fs::write(&file, "late\n").unwrap();
+    let r = aws(
+        home.path(),
+        port,
+        &writer,
+        &[
+            "s3",
+            "cp",
+            file.to_str().unwrap(),
+            "s3://payments-reports/late.csv",
+        ],
+    );
+    assert!(!r.status.success());
+    assert!(
+        text(&r.stderr).contains("(AccessDenied)"),
+        "{}",
+        text(&r.stderr)
+    );
+}

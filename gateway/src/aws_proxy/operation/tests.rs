@@ -549,6 +549,22 @@ fn json_and_query_protocols_are_named() {
             None,
         ),
         ("dynamodb", "/", &[json], "{}", None),
+        // A REST API acts on its method and path: a header or parameter naming a read there
+        // does not make the call one.
+        (
+            "route53",
+            "/2013-04-01/hostedzone/Z1/rrset",
+            &[("x-amz-target", "x.GetHostedZone")],
+            "<ChangeResourceRecordSetsRequest/>",
+            None,
+        ),
+        (
+            "eks",
+            "/clusters/c/node-groups?Action=DescribeCluster",
+            &[],
+            "{}",
+            None,
+        ),
         // A form body is read only when the request says it is a form.
         ("sts", "/", &[json], "Action=GetCallerIdentity", None),
         ("sts", "/", &[form], "Action=Get%20CallerIdentity", None),
@@ -564,6 +580,16 @@ fn json_and_query_protocols_are_named() {
             *want,
         );
     }
+    // The JSON protocol is POSTed; a GET carrying its header is not named by it.
+    check(
+        "json target on a GET",
+        "dynamodb",
+        "GET",
+        "/",
+        &headers(&[("x-amz-target", "DynamoDB_20120810.ListTables")]),
+        b"",
+        None,
+    );
     // Past the parameter limit, an Action could hide where it is not looked at.
     let long = format!("{}Action=GetCallerIdentity", "a=1&".repeat(MAX_PARAMS));
     check(
