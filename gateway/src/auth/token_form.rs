@@ -21,10 +21,8 @@ impl TokenForm {
 
     /// Whether some parameter is given more than once.
     pub fn repeats(&self) -> bool {
-        let p = &self.0;
-        p.iter()
-            .enumerate()
-            .any(|(i, (k, _))| p[..i].iter().any(|(n, _)| n == k))
+        let mut seen = std::collections::HashSet::new();
+        !self.0.iter().all(|(k, _)| seen.insert(k.as_str()))
     }
 
     /// The (first) non-empty value of parameter `k`.

@@ -61,10 +61,8 @@ pub fn check(
         .into_owned()
         .collect();
     let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let twice = pairs
-        .iter()
-        .enumerate()
-        .any(|(i, (k, _))| pairs[..i].iter().any(|(n, _)| n == k));
+    let mut seen = std::collections::HashSet::new();
+    let twice = !pairs.iter().all(|(k, _)| seen.insert(k.as_str()));
     let Some(client) = get("client_id").and_then(&open_client) else {
         return Err(Refused::Page(
             "Unknown application",

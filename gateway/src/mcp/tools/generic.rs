@@ -179,6 +179,9 @@ fn valid_name(s: &str, operation: bool) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || (!operation && b == b'-'))
 }
 
+/// The longest flattened parameter name (the longest of AWS's Query APIs are under 100).
+const MAX_PARAM_NAME: usize = 256;
+
 /// Query parameters flattened from JSON `params`: objects as `Name.Sub`, lists as
 /// `Name.member.N` (EC2: `Name.N`), scalars as text.
 pub fn flatten(
@@ -195,6 +198,13 @@ pub fn flatten(
         if depth > 16 || out.len() > MAX_QUERY_PARAMS {
             return Err(format!(
                 "`params` flattens to more than {MAX_QUERY_PARAMS} query parameters or nests too deep"
+            ));
+        }
+        // Each parameter's name repeats its parents' names: bounded, so that a long key above a
+        // list cannot multiply into a large request.
+        if name.len() > MAX_PARAM_NAME {
+            return Err(format!(
+                "`params` flattens to a parameter name longer than {MAX_PARAM_NAME} characters"
             ));
         }
         match v {
@@ -370,6 +380,20 @@ mod tests {
             Value::Array(vec![Value::from(1); MAX_QUERY_PARAMS + 5]),
         );
         assert!(flatten("sns", &big).is_err());
+        // A long key above a list would be repeated in every element's name.
+        let mut long = Map::new();
+        long.insert(
+            "!".repeat(100_000),
+            Value::Array(vec![Value::from(0); MAX_QUERY_PARAMS]),
+        );
+        let e = flatten("ec2", &long).unwrap_err();
+        assert!(e.contains("name longer"), "{e}");
+        let mut nested = Map::new();
+        nested.insert("A".repeat(MAX_PARAM_NAME - 4), json!({"Long": [1, 2]}));
+        assert!(flatten("sns", &nested).is_err());
+        let mut fine = Map::new();
+        fine.insert("A".repeat(200), json!([1, 2]));
+        assert_eq!(flatten("ec2", &fine).unwrap().len(), 2);
     }
 
     #[test]
