@@ -25,6 +25,8 @@ pub async fn count_tokens(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let mut obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The parsed fields are copies; the request's bytes are not held while the upstream answers.
+    drop(body);
     let model = obj
         .model()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;

@@ -40,6 +40,10 @@ pub async fn messages(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let mut obj = RawObject::parse(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // The parsed fields are copies: the request's bytes (a large prompt, or the connection's read
+    // buffer they share) are not held while the upstream answers.
+    let body_len = body.len();
+    drop(body);
     let model = obj
         .model()
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -54,7 +58,7 @@ pub async fn messages(
     let betas = betas(headers.get("anthropic-beta").and_then(|v| v.to_str().ok()));
     let path_and_query = uri.path_and_query().map_or("/v1/messages", |p| p.as_str());
     let targets = candidates(&state.config, &model)?;
-    let guard = super::admit::admit(&state, &who, &rid, &model, &obj, body.len(), &targets)
+    let guard = super::admit::admit(&state, &who, &rid, &model, &obj, body_len, &targets)
         .await?
         .share();
     let usage_headers = guard.headers();
