@@ -92,10 +92,38 @@ async fn memory(args: &Args) -> Result<(), String> {
         open.0 + open.1
     })
     .await?;
-    println!("| gateway RSS | total (mapped from the binary and libraries / heap and stacks) |\n|---|---|");
-    println!("| idle after boot | {} |", rss(idle));
-    println!("| {} streams open | {} |", args.open_streams, rss(open));
+    drop(gw);
+    let bare = floor_memory(&slow_fake.url, args.open_streams).await?;
+    println!("| RSS | total (mapped from the binary and libraries / heap and stacks) |\n|---|---|");
+    println!("| gateway, idle after boot | {} |", rss(idle));
+    println!(
+        "| gateway, {} streams open | {} |",
+        args.open_streams,
+        rss(open)
+    );
+    println!("| bare proxy, idle | {} |", rss(bare.0));
+    println!(
+        "| bare proxy, {} streams open | {} |",
+        args.open_streams,
+        rss(bare.1)
+    );
     Ok(())
+}
+
+/// The floor proxy's RSS idle and with `n` streams open through it to `upstream` (a slow
+/// stand-in): what HTTP/1.1 proxying alone holds per stream, here, before any of the gateway's
+/// own work. Its mapped part is this benchmark's binary, not the gateway's.
+async fn floor_memory(upstream: &str, n: usize) -> Result<((u64, u64), (u64, u64)), String> {
+    let floor = procs::Floor::start(upstream).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = floor.rss_parts();
+    let mut open = (0, 0);
+    load::hold_open(&Target::direct(&floor.url), n, || {
+        open = floor.rss_parts();
+        open.0 + open.1
+    })
+    .await?;
+    Ok((idle, open))
 }
 
 /// The Admin API block of the capped gateway's config.
@@ -335,7 +363,9 @@ async fn run(args: Args) -> Result<(), String> {
     })
     .await?;
 
-    drop((gw2, slow_fake));
+    drop(gw2);
+    let bare_memory = floor_memory(&slow_fake.url, args.open_streams).await?;
+    drop(slow_fake);
     let aws_rows = proxy_latency(&args).await?;
     let mask_runs = args.mask_runs;
     let mask_rows = tokio::task::spawn_blocking(move || masking::throughput(mask_runs))
@@ -385,6 +415,12 @@ async fn run(args: Args) -> Result<(), String> {
         "| gateway RSS with {} streams open (mapped from the binary and libraries / heap and stacks) | {} |",
         args.open_streams,
         rss(open)
+    );
+    println!(
+        "| bare proxy RSS idle / with {} streams open (mapped from this benchmark's binary and libraries / heap and stacks) | {} / {} |",
+        args.open_streams,
+        rss(bare_memory.0),
+        rss(bare_memory.1)
     );
     print_cpu(cpu, cpu_a);
     print_floor(&[

@@ -155,16 +155,6 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
         })
     }
 
-    fn status_kib(&self, field: &str) -> u64 {
-        let pid = self.child.id().unwrap_or(0);
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
-
     /// User and system CPU time the gateway has used so far, all threads.
     pub fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds(&self.child, "the gateway")
@@ -173,12 +163,12 @@ oidc: {{issuer: 'https://idp.example.com', client_id: bench, client_secret: benc
     /// Resident set size now, as its file-backed and anonymous parts (shared memory, which the
     /// gateway does not use, is left out).
     pub fn rss_parts(&self) -> (u64, u64) {
-        (self.status_kib("RssFile:"), self.status_kib("RssAnon:"))
+        rss_parts(&self.child)
     }
 
     /// Peak resident set size.
     pub fn peak_kib(&self) -> u64 {
-        self.status_kib("VmHWM:")
+        status_kib(&self.child, "VmHWM:")
     }
 }
 
@@ -222,6 +212,28 @@ impl Floor {
     pub fn cpu_seconds(&self) -> Result<f64, String> {
         cpu_seconds(&self.child, "the floor proxy")
     }
+
+    /// Resident set size now, as its file-backed and anonymous parts.
+    pub fn rss_parts(&self) -> (u64, u64) {
+        rss_parts(&self.child)
+    }
+}
+
+/// `child`'s resident set size, as its file-backed and anonymous KiB (shared memory, which
+/// neither the gateway nor the floor uses, is left out).
+fn rss_parts(child: &Child) -> (u64, u64) {
+    (status_kib(child, "RssFile:"), status_kib(child, "RssAnon:"))
+}
+
+/// A KiB figure of `/proc/<pid>/status`; 0 when the process or the field is gone.
+fn status_kib(child: &Child, field: &str) -> u64 {
+    let pid = child.id().unwrap_or(0);
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// User and system CPU time `child` has used so far, all threads (`/proc/<pid>/stat`).
