@@ -20,10 +20,21 @@ pub struct Usage {
     pub cache_creation_1h_input_tokens: u64,
 }
 
+/// The largest count taken from an upstream's report, far above any model's context window: a
+/// hostile or broken count (`u64::MAX`) bills at most this, and what it costs stays far inside
+/// the store's 64-bit micro-dollars, so one answer cannot overflow a batch of settlements.
+pub const MAX_COUNT: u64 = 16_000_000;
+
 impl Usage {
-    /// Takes every count present in a `usage` object; later reports win (they are cumulative).
+    /// Takes every count present in a `usage` object, each at most [`MAX_COUNT`]; later reports
+    /// win (they are cumulative).
     pub fn absorb(&mut self, usage: &Value) {
-        let read = |k: &str| usage.get(k).and_then(Value::as_u64);
+        let read = |k: &str| {
+            usage
+                .get(k)
+                .and_then(Value::as_u64)
+                .map(|v| v.min(MAX_COUNT))
+        };
         if let Some(v) = read("input_tokens") {
             self.input_tokens = v;
         }
@@ -39,6 +50,7 @@ impl Usage {
         if let Some(v) = usage
             .pointer("/cache_creation/ephemeral_1h_input_tokens")
             .and_then(Value::as_u64)
+            .map(|v| v.min(MAX_COUNT))
         {
             self.cache_creation_1h_input_tokens = v;
         }
@@ -78,6 +90,8 @@ impl Usage {
 pub struct Delivered {
     deltas: u64,
     payload_bytes: u64,
+    /// The upstream sent its final output count (a `message_delta` with usage).
+    counted: bool,
 }
 
 /// The JSON around a delta's payload: `{"type":"content_block_delta","index":0,"delta":
@@ -94,10 +108,17 @@ impl Delivered {
         self.payload_bytes += json_len.saturating_sub(DELTA_ENVELOPE) as u64;
     }
 
-    /// The output tokens to bill: what the upstream reported when the stream completed, else at
-    /// least one token per relayed delta, or one per four bytes of their payload if more.
+    /// Notes that the upstream sent its output count in a `message_delta`.
+    pub fn counted(&mut self) {
+        self.counted = true;
+    }
+
+    /// The output tokens to bill: what the upstream reported when the stream completed with its
+    /// final count, else at least one token per relayed delta, or one per four bytes of their
+    /// payload if more (a stream that completed without a count is billed like one cut short,
+    /// not for the one token of its `message_start`).
     pub fn output_tokens(&self, reported: u64, completed: bool) -> u64 {
-        if completed {
+        if completed && self.counted {
             return reported;
         }
         reported
@@ -130,13 +151,44 @@ mod tests {
     }
 
     #[test]
+    fn a_count_past_any_context_window_is_taken_as_the_most_there_can_be() {
+        let mut u = Usage::default();
+        u.observe(&json!({"type":"message_start","message":{"usage":{"input_tokens":u64::MAX,"output_tokens":1,"cache_read_input_tokens":u64::MAX,"cache_creation_input_tokens":u64::MAX,"cache_creation":{"ephemeral_1h_input_tokens":u64::MAX}}}}));
+        u.observe(&json!({"type":"message_delta","usage":{"output_tokens":u64::MAX}}));
+        assert_eq!(
+            u,
+            Usage {
+                input_tokens: MAX_COUNT,
+                output_tokens: MAX_COUNT,
+                cache_read_input_tokens: MAX_COUNT,
+                cache_creation_input_tokens: MAX_COUNT,
+                cache_creation_1h_input_tokens: MAX_COUNT,
+            }
+        );
+        // What the most of every count costs at the dearest price stays inside i64 micro-dollars,
+        // summed over a batch of a thousand such answers.
+        let dearest_micros_per_token: u64 = 1_000;
+        let one = 5 * MAX_COUNT * dearest_micros_per_token;
+        assert!(one.checked_mul(1_024).is_some_and(|b| b < i64::MAX as u64));
+    }
+
+    #[test]
     fn an_unfinished_stream_bills_what_it_relayed() {
         let mut d = Delivered::default();
         let short = json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}).to_string();
         let long = json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x".repeat(400)}}).to_string();
-        // A completed stream bills the upstream's count, whatever was relayed.
+        // A completed stream bills the upstream's final count, whatever was relayed...
         d.delta(short.len());
-        assert_eq!(d.output_tokens(40, true), 40);
+        for _ in 0..50 {
+            d.delta(short.len());
+        }
+        let mut counted = d;
+        counted.counted();
+        assert_eq!(counted.output_tokens(40, true), 40);
+        // ...but one that never sent it is billed for what it relayed, not `message_start`'s 1.
+        assert_eq!(d.output_tokens(1, true), 51);
+        let mut d = Delivered::default();
+        d.delta(short.len());
         // Unfinished: at least one token per delta...
         for _ in 0..9 {
             d.delta(short.len());

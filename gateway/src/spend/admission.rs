@@ -456,7 +456,13 @@ impl Meter {
         if !known {
             tracing::warn!(model = ?provider_model, "no price for this model: metered at the unknown-model tier");
         }
-        let cost = i64::try_from(self.book.cost_micros(&rates, &usage)).unwrap_or(i64::MAX);
+        // Never past the largest worst case a reservation states, so that sums of charges in a
+        // batch stay inside the store's 64-bit columns whatever the counts and prices.
+        let cost = self
+            .book
+            .cost_micros(&rates, &usage)
+            .min(crate::spend::prices::WORST_CASE_CEILING_MICROS);
+        let cost = i64::try_from(cost).unwrap_or(i64::MAX);
         let ledger = Ledger {
             day: ticket.day,
             model: model.to_owned(),

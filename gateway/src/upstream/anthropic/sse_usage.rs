@@ -100,6 +100,9 @@ fn inspect(meter: &mut StreamMeter, event: &[u8]) {
         "message_start" | "message_delta" => {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
                 meter.usage.observe(&v);
+                if kind == "message_delta" && v.get("usage").is_some() {
+                    meter.delivered.counted();
+                }
             }
         }
         "content_block_delta" => {
@@ -479,7 +482,10 @@ mod props {
                         .unwrap_or_default();
                     delivered.delta(data.trim().len());
                 }
-                Event::MessageDelta(o) => output = output.max(*o),
+                Event::MessageDelta(o) => {
+                    output = output.max(*o);
+                    delivered.counted();
+                }
                 Event::Stop => completed = true,
                 Event::Error => errored = true,
                 Event::Ping | Event::Comment | Event::Unknown(_) => {}

@@ -229,6 +229,9 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
         return None;
     }
     meter.usage.observe(&event);
+    if kind == "message_delta" && event.get("usage").is_some() {
+        meter.delivered.counted();
+    }
     if kind == "content_block_delta" {
         meter.delivered.delta(json.len());
     }
