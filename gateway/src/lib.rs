@@ -37,3 +37,4 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+pub mod write_stall;

@@ -16,6 +16,7 @@ use tower::ServiceExt;
 
 use crate::http::access::ConnPeer;
 use crate::shutdown::{Phase, Shutdown};
+use crate::write_stall::WriteStall;
 
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,6 +72,7 @@ const CUT_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` until the stop begins, then drains for at most `drain`; past it,
 /// cuts what is still open (streams end with an in-band error) and waits a moment for that.
+/// A write to a client that waits `write_stall` for the client to read ends its connection.
 /// Returns true when every connection finished inside the window.
 pub async fn serve(
     listener: TcpListener,
@@ -78,6 +80,7 @@ pub async fn serve(
     app: Router,
     shutdown: Shutdown,
     drain: Duration,
+    write_stall: Duration,
 ) -> bool {
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -105,6 +108,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let stream = WriteStall::new(stream, write_stall);
                 spawn_connection(stream, peer, tls.clone(), app.clone(), builder.clone(), &graceful);
             }
             () = shutdown.reached(Phase::Draining) => break,
@@ -128,7 +132,7 @@ pub async fn serve(
 }
 
 fn spawn_connection(
-    stream: TcpStream,
+    stream: WriteStall<TcpStream>,
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
     app: Router,

@@ -1078,9 +1078,20 @@ pub struct Timeouts {
         deserialize_with = "lenient::de"
     )]
     pub upstream_response_ms: u64,
+    /// Extension: how long a write to a client may wait for the client to read. A client that
+    /// stops reading is cut off after it, and its stream ended and settled, so it cannot hold an
+    /// upstream slot or a spend hold for as long as it likes.
+    #[serde(
+        default = "Timeouts::default_client_write_stall",
+        deserialize_with = "lenient::de"
+    )]
+    pub client_write_stall_ms: u64,
 }
 
 impl Timeouts {
+    fn default_client_write_stall() -> u64 {
+        60_000
+    }
     fn default_ttfb() -> u64 {
         120_000
     }
@@ -1111,6 +1122,7 @@ impl Default for Timeouts {
             spend_check_ms: Self::default_spend_check(),
             stream_idle_ms: Self::default_stream_idle(),
             upstream_response_ms: Self::default_response(),
+            client_write_stall_ms: Self::default_client_write_stall(),
         }
     }
 }
