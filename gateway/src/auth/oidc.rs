@@ -19,6 +19,7 @@ use openidconnect::{
     PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
     SignatureVerificationError, TokenResponse,
 };
+use openidconnect::{HttpClientError, HttpRequest, HttpResponse};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
@@ -224,7 +225,7 @@ impl RelyingParty {
             return Ok(None);
         }
         tracing::info!("an id_token names a key the cached JWKS lacks: fetching the JWKS again");
-        let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &self.http)
+        let jwks = CoreJsonWebKeySet::fetch_async(seen.metadata.jwks_uri(), &Capped(&self.http))
             .await
             .map_err(|e| OidcError::Unavailable(format!("jwks: {e}")))?;
         let d = Arc::new(Discovered {
@@ -284,7 +285,7 @@ impl RelyingParty {
         if !res.status().is_success() {
             return Err(unavailable(format!("HTTP {}", res.status())));
         }
-        let bytes = res.bytes().await.map_err(|e| unavailable(e.to_string()))?;
+        let bytes = read_capped(res).await.map_err(unavailable)?;
         let metadata: CoreProviderMetadata =
             serde_json::from_slice(&bytes).map_err(|e| unavailable(e.to_string()))?;
         if metadata.issuer().as_str().trim_end_matches('/') != issuer {
@@ -293,7 +294,7 @@ impl RelyingParty {
                 metadata.issuer().as_str()
             )));
         }
-        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &self.http)
+        let jwks = CoreJsonWebKeySet::fetch_async(metadata.jwks_uri(), &Capped(&self.http))
             .await
             .map_err(|e| unavailable(format!("jwks: {e}")))?;
         let userinfo = metadata.userinfo_endpoint().map(|u| u.url().to_string());
@@ -361,7 +362,10 @@ impl RelyingParty {
         if self.cfg.use_pkce {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()));
         }
-        let tokens = req.request_async(&self.http).await.map_err(token_error)?;
+        let tokens = req
+            .request_async(&Capped(&self.http))
+            .await
+            .map_err(token_error)?;
         let nonce = Nonce::new(nonce.to_owned());
         let claims = match tokens.id_token() {
             Some(t) => Some(self.verify_refetching(d, t, Some(&nonce), now).await?),
@@ -387,7 +391,10 @@ impl RelyingParty {
                 req = req.add_scope(Scope::new(s.clone()));
             }
         }
-        let tokens = req.request_async(&self.http).await.map_err(token_error)?;
+        let tokens = req
+            .request_async(&Capped(&self.http))
+            .await
+            .map_err(token_error)?;
         let claims = match tokens.id_token() {
             Some(t) => Some(self.verify_refetching(d, t, None, now).await?),
             None => None,
@@ -488,8 +495,7 @@ impl RelyingParty {
                 res.status()
             )));
         }
-        let bytes = res
-            .bytes()
+        let bytes = read_capped(res)
             .await
             .map_err(|e| OidcError::Unavailable(format!("userinfo: {e}")))?;
         let v: Value = serde_json::from_slice(&bytes)
@@ -526,6 +532,61 @@ fn chrono_like(unix: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default()
 }
 
+/// The most of an IdP's answer read (a discovery document, a key set, tokens, userinfo): far
+/// above any real one, so a broken or hostile IdP cannot fill the gateway's memory.
+const MAX_IDP_ANSWER: usize = 1 << 20;
+
+/// An answer's body, refused past [`MAX_IDP_ANSWER`] (by its length, or as it arrives).
+async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, String> {
+    let too_large = || format!("the answer is larger than {MAX_IDP_ANSWER} bytes");
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_IDP_ANSWER as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_IDP_ANSWER {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The OpenID client's HTTP client: `reqwest`, reading at most [`MAX_IDP_ANSWER`] of an answer.
+struct Capped<'a>(&'a reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for Capped<'_> {
+    type Error = HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<HttpResponse, Self::Error>> + Send + Sync + 'c>,
+    >;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(capped(self.0, request))
+    }
+}
+
+async fn capped(
+    http: &reqwest::Client,
+    req: HttpRequest,
+) -> Result<HttpResponse, HttpClientError<reqwest::Error>> {
+    let res = http
+        .execute(req.try_into().map_err(Box::new)?)
+        .await
+        .map_err(Box::new)?;
+    let mut answer = http::Response::builder()
+        .status(res.status())
+        .version(res.version());
+    for (name, value) in res.headers() {
+        answer = answer.header(name, value);
+    }
+    let body = read_capped(res).await.map_err(HttpClientError::Other)?;
+    answer.body(body).map_err(HttpClientError::Http)
+}
+
 fn token_error<E: std::error::Error>(
     e: RequestTokenError<E, openidconnect::StandardErrorResponse<CoreErrorResponseType>>,
 ) -> OidcError {
@@ -548,7 +609,64 @@ fn token_error<E: std::error::Error>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use openidconnect::StandardErrorResponse;
+    use openidconnect::{AsyncHttpClient, StandardErrorResponse};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-answer HTTP server: `head` then `body_len` bytes of `[`.
+    async fn serve_once(head: String, body_len: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(head.as_bytes()).await;
+            let chunk = vec![b'['; 64 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if s.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn an_idp_answer_past_the_cap_is_refused_whether_or_not_it_says_its_length() {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let big = 64 * 1024 * 1024;
+        let stated = serve_once(
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {big}\r\n\r\n"),
+            big,
+        )
+        .await;
+        let res = http.get(&stated).send().await.unwrap();
+        assert!(read_capped(res).await.unwrap_err().contains("larger than"));
+        let unstated = serve_once("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".into(), big).await;
+        let res = http.get(&unstated).send().await.unwrap();
+        assert!(read_capped(res).await.unwrap_err().contains("larger than"));
+        let small = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n".into(), 5).await;
+        let res = http.get(&small).send().await.unwrap();
+        assert_eq!(read_capped(res).await.unwrap(), b"[[[[[");
+        // Through the OpenID client's interface too.
+        let req = http::Request::get(&unstated_again().await)
+            .body(Vec::new())
+            .unwrap();
+        let e = Capped(&http).call(req).await.unwrap_err();
+        assert!(e.to_string().contains("larger than"), "{e}");
+    }
+
+    async fn unstated_again() -> String {
+        serve_once(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n".into(),
+            4 * MAX_IDP_ANSWER,
+        )
+        .await
+    }
 
     fn answered(kind: CoreErrorResponseType) -> OidcError {
         token_error::<std::io::Error>(RequestTokenError::ServerResponse(

@@ -83,18 +83,25 @@ impl AccessRules {
         if !self.is_trusted(peer) {
             return Ok(peer);
         }
-        let mut hops: Vec<&str> = Vec::new();
+        // Split as bytes: an entry that is not text matters only if the walk from the right
+        // reaches it, as any other unparseable entry (the client may write anything on the left).
+        let mut hops: Vec<&[u8]> = Vec::new();
         for v in headers.get_all("x-forwarded-for") {
-            let Ok(s) = v.to_str() else {
-                return Err(("<non-ascii>".into(), peer));
-            };
-            hops.extend(s.split(',').map(str::trim).filter(|h| !h.is_empty()));
+            hops.extend(
+                v.as_bytes()
+                    .split(|b| *b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|h| !h.is_empty()),
+            );
         }
         let mut client = peer;
         for hop in hops.iter().rev() {
-            let ip = match parse_hop(hop) {
+            let ip = match std::str::from_utf8(hop).ok().and_then(parse_hop) {
                 Some(ip) => canonical(ip),
-                None => return Err(((*hop).chars().take(64).collect(), peer)),
+                None => {
+                    let shown = String::from_utf8_lossy(hop).chars().take(64).collect();
+                    return Err((shown, peer));
+                }
             };
             client = ip;
             if !self.is_trusted(ip) {
@@ -239,6 +246,23 @@ mod tests {
         assert_eq!(
             r.client_ip(ip("10.0.0.2"), &xff("nonsense, 10.1.1.1")),
             Err(("nonsense".into(), ip("10.0.0.2")))
+        );
+        // Bytes that are not text, written by the client on the left, do not hide the address
+        // the trusted proxy appended on the right...
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"\x80, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(r.client_ip(ip("10.0.0.2"), &h), Ok(ip("198.51.100.7")));
+        // ...and are reported when the walk reaches them.
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_bytes(b"198.51.100.7, \x80").unwrap(),
+        );
+        assert_eq!(
+            r.client_ip(ip("10.0.0.2"), &h),
+            Err(("\u{fffd}".into(), ip("10.0.0.2")))
         );
     }
 

@@ -1,7 +1,9 @@
 //! Liveness and readiness. `/healthz` never touches the store; `/readyz` asks it, and keeps
-//! answering ready for `store.readiness_grace_seconds` after it stops answering.
+//! answering ready for `store.readiness_grace_seconds` after it stops answering. One probe runs
+//! at a time: a readiness check arriving while one is out gets the last answer, so a flood of
+//! them (the route is open to addresses the allowlist drops) holds at most one connection.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -16,6 +18,10 @@ pub struct Readiness {
     last_ok: AtomicI64,
     grace_seconds: i64,
     probe_timeout: Duration,
+    /// Held while a probe is out.
+    probing: tokio::sync::Mutex<()>,
+    /// The last answer given.
+    ready: AtomicBool,
 }
 
 impl Readiness {
@@ -25,6 +31,8 @@ impl Readiness {
             last_ok: AtomicI64::new(i64::MIN),
             grace_seconds: i64::from(grace_seconds),
             probe_timeout,
+            probing: tokio::sync::Mutex::new(()),
+            ready: AtomicBool::new(false),
         }
     }
 
@@ -57,6 +65,25 @@ pub async fn healthz() -> Response {
 /// `GET /readyz`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let r = &state.readiness;
+    let answer = readyz_probe(&state).await;
+    r.ready
+        .store(answer.status() == StatusCode::OK, Ordering::Relaxed);
+    answer
+}
+
+fn last_answer(r: &Readiness) -> Response {
+    if r.ready.load(Ordering::Relaxed) {
+        text(StatusCode::OK, "ready")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+async fn readyz_probe(state: &AppState) -> Response {
+    let r = &state.readiness;
+    let Ok(_probing) = r.probing.try_lock() else {
+        return last_answer(r);
+    };
     let probe = tokio::time::timeout(r.probe_timeout, state.store.ping()).await;
     let now = state.clock.now().unix_timestamp();
     match probe {
