@@ -65,8 +65,9 @@ struct Args {
     /// not for the README).
     #[arg(long)]
     quick: bool,
-    /// Only the memory figures: idle RSS and RSS with `--open-streams` streams open, each split
-    /// into file-backed (the mapped binary and libraries) and anonymous (heap and stacks).
+    /// Only the memory figures: idle RSS and RSS with `--open-streams` streams open, of the
+    /// gateway and the bare proxy, each split into file-backed (the mapped binary and libraries)
+    /// and anonymous (heap and stacks).
     #[arg(long)]
     memory: bool,
     /// Only the cost of spend caps: non-streaming requests/s and time to first byte at 64
