@@ -48,17 +48,18 @@ impl Scan {
     fn feed(&mut self, chunk: &[u8]) -> Bytes {
         self.pending.extend_from_slice(chunk);
         let mut done = 0;
-        let mut from = self.searched.saturating_sub(1);
+        // An event's end may have begun in what was searched before: its first three bytes.
+        let mut from = self.searched.saturating_sub(END_LEN - 1);
         loop {
-            let found = find_blank_line(&self.pending[from..]);
+            let found = find_event_end(&self.pending[from..]);
             #[cfg(test)]
             {
-                self.looked_at += found.map_or(self.pending.len() - from, |at| at + 2);
+                self.looked_at += found.map_or(self.pending.len() - from, |(at, n)| at + n);
             }
-            let Some(pos) = found else {
+            let Some((pos, len)) = found else {
                 break;
             };
-            let end = from + pos + 2;
+            let end = from + pos + len;
             if !self.passing && end - done <= MAX_HELD {
                 inspect(&mut self.meter, &self.pending[done..end]);
             }
@@ -69,9 +70,9 @@ impl Scan {
         let mut out = self.pending.split_to(done);
         self.searched = self.pending.len();
         if self.pending.len() > MAX_HELD {
-            // Too long to hold: pass it on as it comes, keeping a final newline, which may be
-            // the first half of the event's end.
-            let keep = usize::from(self.pending.last() == Some(&b'\n'));
+            // Too long to hold: pass it on as it comes, keeping the bytes that may be the first
+            // part of the event's end.
+            let keep = end_begun(&self.pending);
             let tail = self.pending.split_off(self.pending.len() - keep);
             out.unsplit(std::mem::replace(&mut self.pending, tail));
             self.passing = true;
@@ -81,8 +82,29 @@ impl Scan {
     }
 }
 
-fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    bytes.windows(2).position(|w| w == b"\n\n")
+/// The longest event end: a blank line after CRLF lines.
+const END_LEN: usize = 4;
+
+/// Where the first event ends, and the length of its end: a blank line after LF lines (`\n\n`)
+/// or after CRLF lines (`\r\n\r\n`), as servers and proxies may frame SSE either way.
+fn find_event_end(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let (Some(a), Some(b)) = (bytes.get(i), bytes.get(i + 1)) {
+        match (a, b) {
+            (b'\n', b'\n') => return Some((i, 2)),
+            (b'\r', b'\n') if bytes.get(i + 2..i + 4) == Some(b"\r\n") => return Some((i, 4)),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// How many of the last bytes of `bytes` may be the beginning of an event's end.
+fn end_begun(bytes: &[u8]) -> usize {
+    [b"\r\n\r".as_slice(), b"\r\n", b"\r", b"\n"]
+        .iter()
+        .find(|p| bytes.ends_with(p))
+        .map_or(0, |p| p.len())
 }
 
 /// Reads usage, progress and the end from one complete event.
@@ -263,6 +285,45 @@ mod tests {
     }
 
     #[test]
+    fn events_framed_with_crlf_lines_are_read_as_well() {
+        let lf = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":33}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ];
+        let crlf: Vec<String> = lf.iter().map(|e| e.replace('\n', "\r\n")).collect();
+        let crlf: Vec<&str> = crlf.iter().map(String::as_str).collect();
+        let (o, read) = run(&crlf, false, usize::MAX);
+        assert_eq!(
+            (
+                o.usage.input_tokens,
+                o.usage.output_tokens,
+                o.completed,
+                o.errored
+            ),
+            (12, 33, true, false)
+        );
+        assert_eq!(read.concat(), crlf.concat(), "relayed byte for byte");
+        // Cut anywhere, the same.
+        let whole = crlf.concat();
+        for piece in [1, 2, 3, 5] {
+            let chunks: Vec<&str> = whole
+                .as_bytes()
+                .chunks(piece)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            let (o, read) = run(&chunks, false, usize::MAX);
+            assert_eq!(read.concat(), whole, "chunks of {piece}");
+            assert_eq!(
+                (o.usage.output_tokens, o.completed),
+                (33, true),
+                "chunks of {piece}"
+            );
+        }
+    }
+
+    #[test]
     fn a_finished_stream_reports_the_upstream_count() {
         let o = outcome(&[START, DELTA, DELTA, END], 4);
         assert!(o.completed);
@@ -348,10 +409,16 @@ mod props {
     /// unfinished last event is dropped), then nothing or the relay's own error saying the stream
     /// ended unexpectedly.
     fn relays(bytes: &[u8], out: &[u8]) -> bool {
-        // Event ends found the way a reader finds them: front to back, never overlapping.
+        // Event ends found the way a reader finds them: front to back, never overlapping, a
+        // blank line after LF or after CRLF lines, whichever starts first.
+        let next_end = |b: &[u8]| {
+            let lf = b.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
+            let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
+            [lf, crlf].into_iter().flatten().min()
+        };
         let mut whole = 0;
-        while let Some(at) = bytes[whole..].windows(2).position(|w| w == b"\n\n") {
-            whole += at + 2;
+        while let Some((at, n)) = next_end(&bytes[whole..]) {
+            whole += at + n;
         }
         let ended = sse::error("api_error", "upstream stream ended unexpectedly");
         out.strip_prefix(&bytes[..whole])
@@ -567,8 +634,8 @@ mod props {
             for c in &chunks {
                 scan.feed(c);
             }
-            // Each byte once, plus the byte kept back at each chunk boundary.
-            prop_assert!(scan.looked_at <= bytes.len() + chunks.len(), "{} looked at for {} bytes", scan.looked_at, bytes.len());
+            // Each byte once, plus the bytes kept back at each chunk boundary.
+            prop_assert!(scan.looked_at <= bytes.len() + (END_LEN - 1) * chunks.len(), "{} looked at for {} bytes", scan.looked_at, bytes.len());
         }
     }
 
