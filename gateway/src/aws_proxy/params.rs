@@ -342,6 +342,15 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_name_cut_inside_a_character_is_read_like_any_other() {
+        // `abcdeéx`: its sixth byte is inside `é`.
+        assert!(!is_signature_param("abcdeéx"));
+        assert!(is_signature_param("X-Amz-Signature"));
+        let p = read(&req(Some("abcde%C3%A9x=1"), None, b""), &Rules::default());
+        assert_eq!(p.shown["query"]["abcdeéx"], "1");
+    }
+
+    #[test]
     fn wildcards_are_seen_anywhere() {
         let rules = Rules::default();
         let body = br#"{"Names":["a","logs-*"]}"#;
