@@ -117,10 +117,18 @@ pub struct Gateway {
 impl Gateway {
     /// Writes `yaml` (with `{port}` replaced) and starts the binary; waits for `/healthz`.
     pub fn start(yaml_for_port: impl Fn(u16) -> String, env: &[(&str, &str)]) -> Gateway {
-        let port = free_port();
-        let g = Self::spawn(&yaml_for_port(port), port, env);
-        g.wait_healthy(Duration::from_secs(30));
-        g
+        // A free port can be taken by another test's gateway before this one binds it: then
+        // this one exits, and it starts again on another port.
+        for _ in 0..4 {
+            let port = free_port();
+            let g = Self::spawn(&yaml_for_port(port), port, env);
+            match g.try_healthy(Duration::from_secs(30)) {
+                Ok(()) => return g,
+                Err(why) if why.contains("ddress already in use") => continue,
+                Err(why) => panic!("{why}"),
+            }
+        }
+        panic!("no free port for the gateway after four tries");
     }
 
     /// Starts without waiting.
@@ -158,16 +166,33 @@ impl Gateway {
 
     /// Polls `/healthz` until 200 or the deadline (panics with the logs on failure).
     pub fn wait_healthy(&self, within: Duration) {
+        if let Err(why) = self.try_healthy(within) {
+            panic!("{why}");
+        }
+    }
+
+    /// Whether this gateway has said it listens on its port: only then is an answer there its
+    /// own, not that of another process that bound the port first.
+    fn listening(&self) -> bool {
+        let at = format!("127.0.0.1:{}", self.port);
+        self.stderr()
+            .lines()
+            .chain(self.stdout().lines())
+            .any(|l| l.contains("listening on") && l.trim_end().ends_with(&at))
+    }
+
+    /// Like [`Gateway::wait_healthy`], with the failure and the logs as an error.
+    fn try_healthy(&self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             // A gateway that exited (bad config, port taken) will not come up: say so now, and
             // never take another process's answer on the port for ours.
             if !super::Process::of(self.pid()).is_some_and(|p| p.alive()) {
-                panic!(
+                return Err(format!(
                     "the gateway exited before it was healthy:\n{}\n{}",
                     self.stdout(),
                     self.stderr()
-                );
+                ));
             }
             if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
                 use std::io::{Read, Write};
@@ -178,17 +203,18 @@ impl Gateway {
                 if s.read(&mut buf)
                     .map(|n| buf[..n].starts_with(b"HTTP/1.1 200"))
                     .unwrap_or(false)
+                    && self.listening()
                 {
-                    return;
+                    return Ok(());
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
+        Err(format!(
             "gateway did not become healthy:\n{}\n{}",
             self.stdout(),
             self.stderr()
-        );
+        ))
     }
 
     /// The `store.postgres_url` of its config.
