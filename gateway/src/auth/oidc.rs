@@ -537,22 +537,13 @@ fn chrono_like(unix: i64) -> chrono::DateTime<chrono::Utc> {
 const MAX_IDP_ANSWER: usize = 1 << 20;
 
 /// An answer's body, refused past [`MAX_IDP_ANSWER`] (by its length, or as it arrives).
-async fn read_capped(mut res: reqwest::Response) -> Result<Vec<u8>, String> {
-    let too_large = || format!("the answer is larger than {MAX_IDP_ANSWER} bytes");
-    if res
-        .content_length()
-        .is_some_and(|n| n > MAX_IDP_ANSWER as u64)
-    {
-        return Err(too_large());
+async fn read_capped(res: reqwest::Response) -> Result<Vec<u8>, String> {
+    use crate::upstream::{read_at_most, Unread};
+    match read_at_most(res, MAX_IDP_ANSWER).await {
+        Ok(body) => Ok(body.to_vec()),
+        Err(Unread::TooLarge) => Err(format!("the answer is larger than {MAX_IDP_ANSWER} bytes")),
+        Err(Unread::Transport(e)) => Err(e.without_url().to_string()),
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
-        if body.len() + chunk.len() > MAX_IDP_ANSWER {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The OpenID client's HTTP client: `reqwest`, reading at most [`MAX_IDP_ANSWER`] of an answer.

@@ -45,6 +45,43 @@ const DROPPED: &[&str] = &[
     "accept-encoding",
 ];
 
+/// The headers of a call as sent on, before signing: the client's without [`DROPPED`] ones and
+/// without the `aws-chunked` coding the proxy took off, then `extra`.
+fn passed_on(client: &HeaderMap, extra: &[(String, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in client {
+        if DROPPED.contains(&name.as_str()) || value.to_str().is_err() {
+            continue;
+        }
+        if name == "content-encoding" {
+            // `aws-chunked` named the framing the proxy took off; any other coding stays.
+            let rest: Vec<&str> = value
+                .to_str()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.eq_ignore_ascii_case("aws-chunked") && !c.is_empty())
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&rest.join(", ")) {
+                if !rest.is_empty() {
+                    headers.append(name.clone(), v);
+                }
+            }
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    for (name, value) in extra {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.insert(n, v);
+        }
+    }
+    headers
+}
+
 /// Where calls go: AWS's endpoints, or one override for every service.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -132,37 +169,7 @@ impl Upstream {
         now: SystemTime,
     ) -> Result<reqwest::Response, Fault> {
         let url = self.url(&out);
-        let mut headers = HeaderMap::new();
-        for (name, value) in out.headers {
-            if DROPPED.contains(&name.as_str()) || value.to_str().is_err() {
-                continue;
-            }
-            if name == "content-encoding" {
-                // `aws-chunked` named the framing the proxy took off; any other coding stays.
-                let rest: Vec<&str> = value
-                    .to_str()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|c| !c.eq_ignore_ascii_case("aws-chunked") && !c.is_empty())
-                    .collect();
-                if let Ok(v) = HeaderValue::from_str(&rest.join(", ")) {
-                    if !rest.is_empty() {
-                        headers.append(name.clone(), v);
-                    }
-                }
-                continue;
-            }
-            headers.append(name.clone(), value.clone());
-        }
-        for (name, value) in out.extra {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                headers.insert(n, v);
-            }
-        }
+        let mut headers = passed_on(out.headers, out.extra);
         let s3 = out.service == "s3";
         let mut settings = SigningSettings::default();
         if s3 {
@@ -248,6 +255,27 @@ mod tests {
         );
         assert_eq!(host("iam", "us-east-1"), "iam.amazonaws.com");
         assert_eq!(host("ses", "eu-west-1"), "email.eu-west-1.amazonaws.com");
+    }
+
+    #[test]
+    fn the_clients_signature_framing_and_coding_wishes_are_not_passed_on() {
+        let mut client = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "AWS4-HMAC-SHA256 ..."),
+            ("x-amz-date", "20261207T000000Z"),
+            ("accept-encoding", "gzip"),
+            ("content-encoding", "aws-chunked, gzip"),
+            ("x-amz-acl", "private"),
+        ] {
+            client.append(k, HeaderValue::from_static(v));
+        }
+        let sent = passed_on(&client, &[("x-amz-target".into(), "S.Op".into())]);
+        let mut names: Vec<&str> = sent.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-encoding", "x-amz-acl", "x-amz-target"]);
+        // The answer comes uncompressed, for the masker; the body's own coding stays.
+        assert!(sent.get("accept-encoding").is_none());
+        assert_eq!(sent["content-encoding"], "gzip");
     }
 
     #[test]

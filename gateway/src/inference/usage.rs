@@ -29,12 +29,8 @@ impl Usage {
     /// Takes every count present in a `usage` object, each at most [`MAX_COUNT`]; later reports
     /// win (they are cumulative).
     pub fn absorb(&mut self, usage: &Value) {
-        let read = |k: &str| {
-            usage
-                .get(k)
-                .and_then(Value::as_u64)
-                .map(|v| v.min(MAX_COUNT))
-        };
+        let count = |v: Option<&Value>| v.and_then(Value::as_u64).map(|n| n.min(MAX_COUNT));
+        let read = |k: &str| count(usage.get(k));
         if let Some(v) = read("input_tokens") {
             self.input_tokens = v;
         }
@@ -47,11 +43,7 @@ impl Usage {
         if let Some(v) = read("cache_creation_input_tokens") {
             self.cache_creation_input_tokens = v;
         }
-        if let Some(v) = usage
-            .pointer("/cache_creation/ephemeral_1h_input_tokens")
-            .and_then(Value::as_u64)
-            .map(|v| v.min(MAX_COUNT))
-        {
+        if let Some(v) = count(usage.pointer("/cache_creation/ephemeral_1h_input_tokens")) {
             self.cache_creation_1h_input_tokens = v;
         }
     }

@@ -153,6 +153,17 @@ impl StreamMeter {
         }
     }
 
+    /// Takes a stream event's usage; a `message_delta` carrying usage is the upstream's own
+    /// output count, which a completed stream is billed by.
+    pub fn observe(&mut self, event: &serde_json::Value) {
+        self.usage.observe(event);
+        if event.get("type").and_then(serde_json::Value::as_str) == Some("message_delta")
+            && event.get("usage").is_some()
+        {
+            self.delivered.counted();
+        }
+    }
+
     /// Passes a stream event to the tool-input gathering, when on (block events only matter).
     pub fn tool_event(&mut self, kind: &str, json: &[u8]) {
         if let Some(t) = self.tools.as_mut() {
@@ -201,30 +212,39 @@ fn read_message(body: &[u8], tool_uses: bool) -> (Usage, Vec<String>) {
 /// megabytes at most (128k output tokens of JSON); past this the upstream is misbehaving.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
-/// Reads a body of at most `max` bytes, refused as it arrives when larger; `who` names the
-/// upstream in the operator's log.
-async fn read_capped(mut res: reqwest::Response, max: usize, who: &str) -> Result<Bytes, Failure> {
-    let mut body = bytes::BytesMut::new();
-    loop {
-        match res.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > max {
-                    return Err(Failure::transport(format!(
-                        "{who} body larger than {max} bytes"
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            // Without the URL: a Bedrock URL names the model, and an ARN names the account.
-            Err(e) => {
-                return Err(Failure::transport(format!(
-                    "{who} body: {}",
-                    e.without_url()
-                )))
-            }
-        }
+/// Why an outbound answer's body was not read whole.
+#[derive(Debug)]
+pub enum Unread {
+    /// Larger than allowed (by its stated length, or as it arrived).
+    TooLarge,
+    /// The connection failed.
+    Transport(reqwest::Error),
+}
+
+/// Reads an outbound answer's body of at most `max` bytes: one stating a larger length is
+/// refused at once, one that grows past it as it arrives.
+pub async fn read_at_most(mut res: reqwest::Response, max: usize) -> Result<Bytes, Unread> {
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(Unread::TooLarge);
     }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = res.chunk().await.map_err(Unread::Transport)? {
+        if body.len() + chunk.len() > max {
+            return Err(Unread::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Reads a body of at most `max` bytes ([`read_at_most`]); `who` names the upstream in the
+/// operator's log.
+async fn read_capped(res: reqwest::Response, max: usize, who: &str) -> Result<Bytes, Failure> {
+    read_at_most(res, max).await.map_err(|e| match e {
+        Unread::TooLarge => Failure::transport(format!("{who} body larger than {max} bytes")),
+        // Without the URL: a Bedrock URL names the model, and an ARN names the account.
+        Unread::Transport(e) => Failure::transport(format!("{who} body: {}", e.without_url())),
+    })
 }
 
 /// The token count in a count answer's `field` (`input_tokens` from the Messages API,

@@ -121,10 +121,7 @@ fn inspect(meter: &mut StreamMeter, event: &[u8]) {
     match kind {
         "message_start" | "message_delta" => {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim()) {
-                meter.usage.observe(&v);
-                if kind == "message_delta" && v.get("usage").is_some() {
-                    meter.delivered.counted();
-                }
+                meter.observe(&v);
             }
         }
         "content_block_delta" => {

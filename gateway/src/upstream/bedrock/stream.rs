@@ -228,10 +228,7 @@ fn relay_chunk(json: &[u8], meter: &mut StreamMeter) -> Option<Bytes> {
         tracing::warn!("Bedrock sent an event whose type spans lines");
         return None;
     }
-    meter.usage.observe(&event);
-    if kind == "message_delta" && event.get("usage").is_some() {
-        meter.delivered.counted();
-    }
+    meter.observe(&event);
     if kind == "content_block_delta" {
         meter.delivered.delta(json.len());
     }

@@ -174,7 +174,7 @@ impl Gateway {
     /// Whether this gateway has said it listens on its port: only then is an answer there its
     /// own, not that of another process that bound the port first.
     fn listening(&self) -> bool {
-        let at = format!("127.0.0.1:{}", self.port);
+        let at = format!(":{}", self.port);
         self.stderr()
             .lines()
             .chain(self.stdout().lines())
