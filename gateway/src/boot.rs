@@ -194,7 +194,10 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     }
 
     let kept = state.clone();
-    let write_stall = Duration::from_millis(state.config.timeouts.client_write_stall_ms);
+    let client = server::ClientTimeouts {
+        header_read: Duration::from_millis(state.config.timeouts.client_header_read_ms),
+        write_stall: Duration::from_millis(state.config.timeouts.client_write_stall_ms),
+    };
     // The accept loop runs on a runtime worker, not on the thread that boots: a new connection
     // then starts where the runtime noticed it, without a hand-off to this thread and back.
     let serving = tokio::spawn(server::serve(
@@ -203,7 +206,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
         http::router(state),
         shutdown,
         drain,
-        write_stall,
+        client,
     ));
     // A panic in the loop itself is not a clean drain.
     let finished = serving.await.unwrap_or(false);

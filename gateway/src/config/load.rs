@@ -171,6 +171,25 @@ mod tests {
     }
 
     #[test]
+    fn client_timeouts_have_bounds() {
+        let c = load(BASE, &env()).unwrap().config;
+        assert_eq!(c.timeouts.client_header_read_ms, 30_000);
+        assert_eq!(c.timeouts.client_write_stall_ms, 60_000);
+        for (key, bad, good) in [
+            ("client_header_read_ms", [99, 600_001], [100, 600_000]),
+            ("client_write_stall_ms", [99, 3_600_001], [100, 3_600_000]),
+        ] {
+            for v in bad {
+                let i = issues(&format!("{BASE}\ntimeouts: {{{key}: {v}}}"));
+                assert_eq!(i[0].path, format!("timeouts.{key}"), "{v}");
+            }
+            for v in good {
+                assert!(issues(&format!("{BASE}\ntimeouts: {{{key}: {v}}}")).is_empty());
+            }
+        }
+    }
+
+    #[test]
     fn numbers_may_come_from_variables() {
         let e = MapEnv::new().with_var("PORT", "9001");
         let c = load(&BASE.replace("8787", "'${PORT}'"), &e).unwrap().config;

@@ -1086,11 +1086,21 @@ pub struct Timeouts {
         deserialize_with = "lenient::de"
     )]
     pub client_write_stall_ms: u64,
+    /// Extension: how long a client has to send a complete request head, from when it connects
+    /// or its last answer ends. A connection that sends nothing is closed after it too.
+    #[serde(
+        default = "Timeouts::default_client_header_read",
+        deserialize_with = "lenient::de"
+    )]
+    pub client_header_read_ms: u64,
 }
 
 impl Timeouts {
     fn default_client_write_stall() -> u64 {
         60_000
+    }
+    fn default_client_header_read() -> u64 {
+        30_000
     }
     fn default_ttfb() -> u64 {
         120_000
@@ -1123,6 +1133,7 @@ impl Default for Timeouts {
             stream_idle_ms: Self::default_stream_idle(),
             upstream_response_ms: Self::default_response(),
             client_write_stall_ms: Self::default_client_write_stall(),
+            client_header_read_ms: Self::default_client_header_read(),
         }
     }
 }

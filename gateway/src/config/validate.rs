@@ -976,6 +976,9 @@ fn limits(cx: &mut Ctx, cfg: &Config) {
     if !(100..=3_600_000).contains(&cfg.timeouts.client_write_stall_ms) {
         cx.err("timeouts.client_write_stall_ms", "must be 100 to 3600000");
     }
+    if !(100..=600_000).contains(&cfg.timeouts.client_header_read_ms) {
+        cx.err("timeouts.client_header_read_ms", "must be 100 to 600000");
+    }
     if cfg.timeouts.stream_idle_ms < 100 {
         cx.err("timeouts.stream_idle_ms", "must be at least 100");
     }

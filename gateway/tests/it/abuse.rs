@@ -220,3 +220,48 @@ fn rss_of(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// A connection that never sends a byte, or stops in the middle of its request head, is closed
+/// once `timeouts.client_header_read_ms` has passed; one that finishes its request in time is
+/// answered. (A connection that sent nothing used to stay open for as long as the client liked.)
+#[test]
+fn connections_without_a_request_head_are_closed_after_the_header_timeout() {
+    use std::io::Read;
+    use std::time::Instant;
+
+    let url = shared().new_db();
+    let gw = Gateway::start(
+        |port| {
+            crate::support::gateway::config(port, &url, "timeouts: {client_header_read_ms: 300}\n")
+        },
+        &[],
+    );
+    let silent = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    let mut partial = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    partial
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    for (what, mut s) in [("silent", silent), ("partial", partial)] {
+        // The read returns when the gateway closes; the bound only keeps a failure from hanging.
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = Vec::new();
+        let read = s.read_to_end(&mut buf);
+        assert!(read.is_ok(), "{what} connection still open: {read:?}");
+        assert!(
+            buf.is_empty() || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"),
+            "{what}: {}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A request that arrives in time is served, on a connection of the same kind.
+    let mut prompt = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    prompt
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    prompt.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

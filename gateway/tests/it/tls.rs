@@ -35,6 +35,32 @@ async fn https_get(
     Ok((String::from_utf8_lossy(&buf).into_owned(), version))
 }
 
+/// Connects offering only `h2`, sends the HTTP/2 preface and an empty SETTINGS frame, and
+/// returns the ALPN protocol chosen and the head of the first frame the gateway sends back.
+async fn h2_first_frame(
+    port: u16,
+    roots: &rustls::RootCertStore,
+) -> std::io::Result<(Option<Vec<u8>>, [u8; 9])> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    let mut tls = TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
+    let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await?;
+    let mut head = [0u8; 9];
+    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut head))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok((alpn, head))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_terminates_tls() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -72,6 +98,13 @@ async fn the_gateway_terminates_tls() {
         .to_ascii_lowercase()
         .contains("x-frame-options: deny"));
     assert_eq!(version, "Some(TLSv1_3)");
+
+    // A client that negotiates h2 is spoken to in HTTP/2: its first frame is SETTINGS (type 4)
+    // on stream 0.
+    let (alpn, head) = h2_first_frame(port, &roots).await.unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(head[3], 4, "{head:?}");
+    assert_eq!(&head[5..], &[0, 0, 0, 0]);
 
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = crate::support::http::get(port, "/healthz", &[]);
