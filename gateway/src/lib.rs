@@ -4,7 +4,8 @@
 //! The modules follow a request's path through the gateway:
 //!
 //! - [`config`]: gateway.yaml, typed and validated before anything starts.
-//! - [`server`]: sockets, TLS, graceful shutdown.
+//! - [`server`]: sockets, TLS, graceful shutdown; [`write_stall`] and [`h2_idle`] bound how long a
+//!   client may stall a write or hold an HTTP/2 connection that carries no request.
 //! - [`shutdown`]: the phases of a stop, watched by the server and open streams.
 //! - [`http`]: the router and the layers every request crosses (request id, security headers,
 //!   size limits, client IP and CIDR rules), and the error envelope.
@@ -26,6 +27,7 @@ pub mod aws_proxy;
 pub mod boot;
 pub mod clock;
 pub mod config;
+pub mod h2_idle;
 pub mod http;
 pub mod inference;
 pub mod mcp;

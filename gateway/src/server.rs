@@ -11,15 +11,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+use tower::util::Oneshot;
 use tower::ServiceExt;
 
+use crate::h2_idle::{idle_for, Activity, Tracked};
 use crate::http::access::ConnPeer;
 use crate::shutdown::{Phase, Shutdown};
 use crate::write_stall::WriteStall;
@@ -104,7 +111,11 @@ pub async fn serve(
         .max_buf_size(512 * 1024);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new()).max_header_list_size(256 * 1024);
-    let builder = Arc::new(Builders { h1, h2 });
+    let builder = Arc::new(Builders {
+        h1,
+        h2,
+        h2_idle: client.header_read,
+    });
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -147,6 +158,18 @@ pub async fn serve(
 struct Builders {
     h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
+    /// How long an HTTP/2 connection may carry no request ([`crate::h2_idle`]).
+    h2_idle: Duration,
+}
+
+/// The router's answer to `req`, which came from `peer`.
+fn route(
+    app: &Router,
+    peer: SocketAddr,
+    mut req: hyper::Request<Incoming>,
+) -> Oneshot<Router, Request> {
+    req.extensions_mut().insert(ConnPeer(peer));
+    app.clone().oneshot(req.map(Body::new))
 }
 
 fn spawn_connection(
@@ -157,14 +180,11 @@ fn spawn_connection(
     builder: Arc<Builders>,
     graceful: &GracefulShutdown,
 ) {
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnPeer(peer));
-        app.clone().oneshot(req.map(axum::body::Body::new))
-    });
     let watcher = graceful.watcher();
     tokio::spawn(async move {
         let result = match tls {
             None => {
+                let service = service_fn(move |req| route(&app, peer, req));
                 let conn = builder.h1.serve_connection(TokioIo::new(stream), service);
                 watcher.watch(conn).await
             }
@@ -181,15 +201,28 @@ fn spawn_connection(
                             return;
                         }
                     };
-                if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    let conn = builder
-                        .h2
-                        .serve_connection(TokioIo::new(tls_stream), service);
-                    watcher.watch(conn).await
+                let io = TokioIo::new(tls_stream);
+                if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let (activity, count) = Activity::new();
+                    let service = service_fn(move |req| {
+                        let busy = activity.begin();
+                        let answer = route(&app, peer, req);
+                        async move {
+                            let res = answer.await?;
+                            Ok::<_, Infallible>(res.map(|b| Body::new(Tracked::new(b, busy))))
+                        }
+                    });
+                    let conn = builder.h2.serve_connection(io, service);
+                    tokio::select! {
+                        r = watcher.watch(conn) => r,
+                        () = idle_for(count, builder.h2_idle) => {
+                            tracing::debug!(%peer, "HTTP/2 connection carried no request for {} ms: closing it", builder.h2_idle.as_millis());
+                            Ok(())
+                        }
+                    }
                 } else {
-                    let conn = builder
-                        .h1
-                        .serve_connection(TokioIo::new(tls_stream), service);
+                    let service = service_fn(move |req| route(&app, peer, req));
+                    let conn = builder.h1.serve_connection(io, service);
                     watcher.watch(conn).await
                 }
             }

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::support::gateway::{config, Gateway};
@@ -22,7 +24,7 @@ async fn https_get(
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
     let mut tls = TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
     let version = format!("{:?}", tls.get_ref().1.protocol_version());
@@ -35,12 +37,13 @@ async fn https_get(
     Ok((String::from_utf8_lossy(&buf).into_owned(), version))
 }
 
-/// Connects offering only `h2`, sends the HTTP/2 preface and an empty SETTINGS frame, and
-/// returns the ALPN protocol chosen and the head of the first frame the gateway sends back.
-async fn h2_first_frame(
+/// Connects offering only `h2`; with `preface`, sends the HTTP/2 connection preface and an
+/// empty SETTINGS frame. Returns the ALPN protocol chosen and the stream.
+async fn h2_connect(
     port: u16,
     roots: &rustls::RootCertStore,
-) -> std::io::Result<(Option<Vec<u8>>, [u8; 9])> {
+    preface: bool,
+) -> std::io::Result<(Option<Vec<u8>>, TlsStream<TcpStream>)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -48,17 +51,58 @@ async fn h2_first_frame(
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
     let mut tls = TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
-        .await?;
+    if preface {
+        tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await?;
+    }
+    Ok((alpn, tls))
+}
+
+/// The next frame: its type, flags, stream and payload.
+async fn read_frame(tls: &mut TlsStream<TcpStream>) -> std::io::Result<(u8, u8, u32, Vec<u8>)> {
     let mut head = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(10), tls.read_exact(&mut head))
-        .await
-        .map_err(std::io::Error::other)??;
-    Ok((alpn, head))
+    tls.read_exact(&mut head).await?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await?;
+    Ok((head[3], head[4], stream, payload))
+}
+
+/// A HEADERS frame (END_STREAM, END_HEADERS) for `GET path` on stream 1, each field a literal
+/// without indexing.
+fn get_on_stream_1(path: &str) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", path),
+        (":authority", "localhost"),
+    ] {
+        block.push(0);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    let len = (block.len() as u32).to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], 1, 0x5, 0, 0, 0, 1];
+    frame.extend(block);
+    frame
+}
+
+/// Reads until the server closes; how long that took.
+async fn closed_within(tls: &mut TlsStream<TcpStream>, bound: Duration) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    match tokio::time::timeout(bound, tls.read_to_end(&mut rest)).await {
+        Ok(_) => started.elapsed(),
+        Err(_) => panic!("still open after {bound:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +119,7 @@ async fn the_gateway_terminates_tls() {
 
     let url = shared().new_db();
     let port = free_port();
-    let yaml = config(port, &url, "").replace(
+    let yaml = config(port, &url, "timeouts: {client_header_read_ms: 300}\n").replace(
         "listen: {host: 127.0.0.1, port: ",
         &format!(
             "listen: {{tls: {{cert: {}, key: {}}}, host: 127.0.0.1, port: ",
@@ -99,12 +143,26 @@ async fn the_gateway_terminates_tls() {
         .contains("x-frame-options: deny"));
     assert_eq!(version, "Some(TLSv1_3)");
 
-    // A client that negotiates h2 is spoken to in HTTP/2: its first frame is SETTINGS (type 4)
-    // on stream 0.
-    let (alpn, head) = h2_first_frame(port, &roots).await.unwrap();
+    // A client that negotiates h2 is spoken to in HTTP/2: the first frame is SETTINGS (type 4)
+    // on stream 0, and a request gets its answer.
+    let (alpn, mut h2) = h2_connect(port, &roots, true).await.unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
-    assert_eq!(head[3], 4, "{head:?}");
-    assert_eq!(&head[5..], &[0, 0, 0, 0]);
+    let (kind, _, stream, _) = read_frame(&mut h2).await.unwrap();
+    assert_eq!((kind, stream), (4, 0));
+    h2.write_all(&get_on_stream_1("/healthz")).await.unwrap();
+    let status = loop {
+        let (kind, _, stream, payload) = read_frame(&mut h2).await.unwrap();
+        if kind == 1 && stream == 1 {
+            break payload[0];
+        }
+    };
+    assert_eq!(status, 0x88, "`:status: 200`, indexed");
+    // Once its answer is over, a connection that carries no request is closed after the header
+    // timeout, as an HTTP/1.1 one is; so is one that never sends the connection preface.
+    let waited = closed_within(&mut h2, Duration::from_secs(10)).await;
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    let (_, mut silent) = h2_connect(port, &roots, false).await.unwrap();
+    closed_within(&mut silent, Duration::from_secs(10)).await;
 
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = crate::support::http::get(port, "/healthz", &[]);
@@ -116,7 +174,7 @@ async fn the_gateway_terminates_tls() {
 fn unreadable_tls_files_fail_boot_naming_the_key() {
     let url = shared().new_db();
     let port = free_port();
-    let yaml = config(port, &url, "").replace(
+    let yaml = config(port, &url, "timeouts: {client_header_read_ms: 300}\n").replace(
         "listen: {host: 127.0.0.1, port: ",
         "listen: {tls: {cert: /nonexistent/cert.pem, key: /nonexistent/key.pem}, host: 127.0.0.1, port: ",
     );
