@@ -13,6 +13,9 @@ use ipnet::IpNet;
 use super::error::forbidden;
 use crate::config::net::{canonical, parse_cidr, parse_proxy};
 use crate::config::Config;
+
+/// A refused request's path is audited up to this many bytes.
+const MAX_AUDITED_PATH: usize = 1024;
 use crate::state::AppState;
 
 /// The TCP peer of a connection, put on each request by the server.
@@ -172,7 +175,8 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
         Err((denied, ip)) => {
             let mut fields = serde_json::json!({
                 "reason": denied.reason(),
-                "path": path,
+                // The client chose it, at any length the request line allows.
+                "path": crate::telemetry::audit::clip(&path, MAX_AUDITED_PATH),
                 "client_ip": ip.map(|i| i.to_string()),
             });
             if let Denied::XffUnparseable(entry) = &denied {

@@ -11,6 +11,16 @@ use crate::policy::models::allows;
 use crate::policy::tools::{enforce, Verdict};
 use crate::state::AppState;
 
+/// At most this many stripped tools of one request are audited.
+const AUDITED_TOOLS: usize = 32;
+/// A tool name in the audit is cut to this many bytes (tool names are 64 characters at most).
+const AUDITED_NAME_BYTES: usize = 128;
+
+/// `name` as the audit shows it.
+fn audited_name(name: &str) -> &str {
+    crate::telemetry::audit::clip(name, AUDITED_NAME_BYTES)
+}
+
 /// Refuses a model outside the caller's allowlist; strips or refuses denied tools.
 pub fn apply(
     state: &AppState,
@@ -56,14 +66,23 @@ pub fn apply(
         match enforce(body, &eff.denials) {
             Verdict::Clean => {}
             Verdict::Stripped(tools) => {
-                for tool in &tools {
+                // One line per denied tool (the dashboards count them by name), for a bounded
+                // number of tools: a client picks how many it offers.
+                let named: Vec<&str> = tools
+                    .iter()
+                    .take(AUDITED_TOOLS)
+                    .map(|t| audited_name(t))
+                    .collect();
+                let omitted = tools.len() - named.len();
+                for tool in &named {
                     audit(
                         "policy.tool_denied",
-                        json!({"action": "stripped", "tool": tool, "tools": tools}),
+                        json!({"action": "stripped", "tool": tool, "tools": named, "tools_omitted": omitted}),
                     );
                 }
             }
             Verdict::Refused(tool) => {
+                let tool = audited_name(&tool);
                 audit(
                     "policy.tool_denied",
                     json!({"action": "refused", "tool": tool, "tools": [tool]}),

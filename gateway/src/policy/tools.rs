@@ -105,10 +105,13 @@ pub fn enforce(body: &mut RawObject, denials: &ToolDenials) -> Verdict {
             .and_then(Value::as_str)
             .is_some_and(|n| denials.denies(n))
     };
+    // Each denied name once, in the order first offered.
+    let mut seen = std::collections::HashSet::new();
     let removed: Vec<String> = tools
         .iter()
         .filter(|t| denied(t))
         .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .filter(|n| seen.insert(*n))
         .map(str::to_owned)
         .collect();
     if removed.is_empty() {
@@ -177,5 +180,17 @@ mod tests {
             Verdict::Stripped(_)
         ));
         assert!(only_denied.get("tools").is_none() && only_denied.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn each_denied_tool_is_named_once() {
+        let mut body = RawObject::parse(
+            br#"{"model":"m","tools":[{"name":"WebFetch"},{"name":"mcp__github__a"},{"name":"WebFetch"},{"name":"Read"},{"name":"mcp__github__a"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            enforce(&mut body, &denials()),
+            Verdict::Stripped(vec!["WebFetch".into(), "mcp__github__a".into()])
+        );
     }
 }

@@ -71,6 +71,16 @@ impl Audit {
     }
 }
 
+/// `text` cut at a character boundary to at most `max` bytes: for a value a client chose (a
+/// path, a tool name) in an audit line, which must stay a line of bounded size.
+pub fn clip(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// `{"ts":...,"evt":...,<fields>}`: `ts` and `evt` first, so the lines read well in a terminal.
 fn render(evt: &str, at: OffsetDateTime, fields: Value) -> String {
     let mut line = String::with_capacity(128);
@@ -94,6 +104,15 @@ fn render(evt: &str, at: OffsetDateTime, fields: Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_cuts_at_a_character_boundary() {
+        assert_eq!(clip("abc", 10), "abc");
+        assert_eq!(clip("abcdef", 3), "abc");
+        // "é" is two bytes: a cut inside it keeps the whole character out.
+        assert_eq!(clip("aé", 2), "a");
+        assert_eq!(clip("", 0), "");
+    }
 
     #[test]
     fn one_object_per_line_with_ts_and_evt_first() {

@@ -376,6 +376,23 @@ async fn deny_list_applies_everywhere_and_is_audited() {
     assert_eq!(e["reason"], "ip_denylist");
     assert_eq!(e["client_ip"], "192.0.2.7");
     assert!(e["request_id"].is_string());
+
+    // A refused client's path of any length is audited cut to 1 KiB.
+    let encoded = format!("/{}", "%C3%A9".repeat(10_000));
+    send(
+        &f.app,
+        from("192.0.2.7").uri(&encoded).body(Body::empty()).unwrap(),
+    )
+    .await;
+    let lines = f.audit.lines();
+    let e: serde_json::Value = serde_json::from_str(&lines[lines.len() - 1]).unwrap();
+    let path = e["path"].as_str().unwrap();
+    assert!(
+        path.len() <= 1024 && encoded.starts_with(path),
+        "{}",
+        path.len()
+    );
+    assert!(path.len() > 1000);
 }
 
 #[tokio::test]

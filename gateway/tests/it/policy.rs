@@ -231,8 +231,9 @@ async fn a_denied_tool_never_reaches_the_upstream() {
     let o = Options::default();
     let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
+    let managed = MANAGED.replace("deny: [WebFetch]", "deny: [WebFetch, mcp__evil]");
     let gw = tokio::task::spawn_blocking(move || {
-        Gateway::start(|port| config_with(port, &url, &ups, MANAGED), &[])
+        Gateway::start(|port| config_with(port, &url, &ups, &managed), &[])
     })
     .await
     .unwrap();
@@ -266,6 +267,42 @@ async fn a_denied_tool_never_reaches_the_upstream() {
     );
     assert!(gw.stdout().contains("\"action\":\"stripped\""));
 
+    // A request offering a denied tool thousands of times, and many denied tools, is audited in
+    // a bounded number of bounded lines: each denied tool once, at most 32 of them named.
+    let before = gw.audit("policy.tool_denied").len();
+    let mut tools = vec![json!({"name": "WebFetch", "input_schema": {"type": "object"}}); 5000];
+    tools.extend(
+        (0..40).map(
+            |i| json!({"name": format!("mcp__evil__t{i}"), "input_schema": {"type": "object"}}),
+        ),
+    );
+    tools.push(json!({"name": "Read", "input_schema": {"type": "object"}}));
+    let mut many = body.clone();
+    many["tools"] = tools.into();
+    let r = crate::support::client()
+        .post(format!("http://127.0.0.1:{}/v1/messages", gw.port))
+        .bearer_auth(token("c1", &["contractors"]))
+        .json(&many)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let sent = fake.requests();
+    let names: Vec<&str> = sent[sent.len() - 1].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Read"]);
+    let lines = gw.audit("policy.tool_denied");
+    let lines = &lines[before..];
+    assert_eq!(lines.len(), 32, "{lines:?}");
+    assert_eq!(lines[0]["tool"], "WebFetch");
+    assert_eq!(lines[1]["tool"], "mcp__evil__t0");
+    assert_eq!(lines[0]["tools"].as_array().unwrap().len(), 32);
+    assert_eq!(lines[0]["tools_omitted"], 9);
+
     // A user whose policy allows it sends it through unchanged.
     let mut allowed = body.clone();
     allowed["model"] = "claude-opus-4-8".into();
@@ -276,8 +313,9 @@ async fn a_denied_tool_never_reaches_the_upstream() {
         .send()
         .await
         .unwrap();
+    let sent = fake.requests();
     assert_eq!(
-        fake.requests()[1].body["tools"].as_array().unwrap().len(),
+        sent[sent.len() - 1].body["tools"].as_array().unwrap().len(),
         2
     );
 }
