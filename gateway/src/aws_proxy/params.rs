@@ -110,9 +110,12 @@ pub fn read(req: &Request<'_>, rules: &Rules) -> Params {
             Value::String(mask::field(&k, &v, rules, &mut counts)),
         );
     }
+    let fields = is_form(req.content_type) || is_json(req.content_type);
     let body = if req.body.is_empty() {
         Value::Null
     } else if req.body.len() > MAX_SHOWN_BODY {
+        // Too large to show, not too large to name everything: padding must not hide a `*`.
+        wildcard |= fields && raw_wildcard(req.body);
         json!({"bytes": req.body.len()})
     } else if is_form(req.content_type) {
         let mut form = Map::new();
@@ -133,10 +136,16 @@ pub fn read(req: &Request<'_>, rules: &Rules) -> Params {
                         wildcard |= holds_wildcard(&v, 0);
                         v
                     }
-                    Err(_) => json!({"bytes": req.body.len()}),
+                    Err(_) => {
+                        wildcard |= raw_wildcard(req.body);
+                        json!({"bytes": req.body.len()})
+                    }
                 }
             }
-            Err(_) => json!({"bytes": req.body.len()}),
+            Err(_) => {
+                wildcard |= raw_wildcard(req.body);
+                json!({"bytes": req.body.len()})
+            }
         }
     } else {
         json!({"bytes": req.body.len()})
@@ -169,6 +178,15 @@ fn add(mut into: Counts, more: &Counts) -> Counts {
         }
     }
     into
+}
+
+/// Whether the bytes of a JSON or form body hold a `*`, written as is or escaped (`\u002a` in
+/// JSON, `%2A` in a form), anywhere: for a body whose fields are not read one by one. A `*` in a
+/// name or in text counts too, so this errs towards asking a person.
+fn raw_wildcard(body: &[u8]) -> bool {
+    body.contains(&b'*')
+        || body.windows(3).any(|w| w.eq_ignore_ascii_case(b"%2a"))
+        || body.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u002a"))
 }
 
 /// Whether any string in `v` holds a `*` (bounded by the masker's nesting limit).
@@ -296,6 +314,40 @@ mod tests {
             body,
             headers: &NO_HEADERS,
         }
+    }
+
+    #[test]
+    fn a_wildcard_is_found_in_a_body_too_large_to_show_or_unreadable() {
+        let rules = Rules::default();
+        let json_ct = Some("application/x-amz-json-1.1");
+        let form_ct = Some("application/x-www-form-urlencoded");
+        let padded = |tail: &str| {
+            let mut b = br#"{"PolicyName":"p","PolicyDocument":"#.to_vec();
+            b.extend(std::iter::repeat_n(b' ', MAX_SHOWN_BODY));
+            b.extend_from_slice(tail.as_bytes());
+            b
+        };
+        let star = padded(r#""{\"Resource\":\"*\"}"}"#);
+        assert!(read(&req(None, json_ct, &star), &rules).wildcard);
+        let escaped = padded(r#""{\"Resource\":\"\u002A\"}"}"#);
+        assert!(read(&req(None, json_ct, &escaped), &rules).wildcard);
+        let plain = padded(r#""{\"Resource\":\"arn:aws:s3:::b\"}"}"#);
+        assert!(!read(&req(None, json_ct, &plain), &rules).wildcard);
+        let mut form = b"Action=PutRolePolicy&PolicyDocument=".to_vec();
+        form.extend(std::iter::repeat_n(b'a', MAX_SHOWN_BODY));
+        form.extend_from_slice(b"%2a");
+        assert!(read(&req(None, form_ct, &form), &rules).wildcard);
+        // JSON the reader cannot parse is searched as bytes.
+        assert!(read(&req(None, json_ct, br#"{"Resource":"*""#), &rules).wildcard);
+        // An object's bytes are not parameters.
+        let object = vec![b'*'; MAX_SHOWN_BODY + 1];
+        assert!(
+            !read(
+                &req(None, Some("application/octet-stream"), &object),
+                &rules
+            )
+            .wildcard
+        );
     }
 
     #[test]
