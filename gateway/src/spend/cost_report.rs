@@ -33,9 +33,15 @@ pub async fn cost(
     };
     let start = parse("starting_at")?.ok_or_else(|| bad("starting_at: Required"))?;
     let end = parse("ending_at")?.unwrap_or_else(|| state.clock.now());
+    // A partial last day counts whole; the last representable day has no day after it.
+    let to = if end.time() == Time::MIDNIGHT {
+        Some(end.date())
+    } else {
+        end.date().next_day()
+    };
     let (from, to) = (
         start.date(),
-        end.date() + Duration::days(i64::from(end.time() != Time::MIDNIGHT)),
+        to.ok_or_else(|| bad("ending_at is past the last date this gateway can report"))?,
     );
     if to <= from {
         return Err(bad("ending_at must be after starting_at"));
@@ -66,21 +72,22 @@ pub async fn cost(
     })?;
     let mut data = Vec::new();
     let mut day = from;
+    // The rows come ordered by day: each day takes the run of rows that is its own.
+    let mut rows = rows.iter().peekable();
     while day < to {
-        let results: Vec<Value> = rows
-            .iter()
-            .filter(|r| r.0 == day)
-            .map(|(_, key, micros, requests)| {
-                let group = match by {
-                    "actor" => json!({"actor": {"type": "user_actor", "user_id": key}}),
-                    "rbac_group_id" => json!({"rbac_group_id": if key.is_empty() { Value::Null } else { key.clone().into() }}),
-                    "model" => json!({"model": key}),
-                    _ => json!({}),
-                };
-                let cents = format!("{:.6}", *micros as f64 / MICROS_PER_CENT as f64);
-                json!({"group": group, "cost": {"currency": "USD", "amount": cents, "requests": requests}})
-            })
-            .collect();
+        let mut results = Vec::new();
+        while let Some((_, key, micros, requests)) = rows.next_if(|r| r.0 <= day) {
+            let group = match by {
+                "actor" => json!({"actor": {"type": "user_actor", "user_id": key}}),
+                "rbac_group_id" => {
+                    json!({"rbac_group_id": if key.is_empty() { Value::Null } else { key.clone().into() }})
+                }
+                "model" => json!({"model": key}),
+                _ => json!({}),
+            };
+            let cents = format!("{:.6}", *micros as f64 / MICROS_PER_CENT as f64);
+            results.push(json!({"group": group, "cost": {"currency": "USD", "amount": cents, "requests": requests}}));
+        }
         let s = day.with_time(Time::MIDNIGHT).assume_utc();
         data.push(json!({"starting_at": s.format(&Rfc3339).unwrap_or_default(), "ending_at": (s + Duration::days(1)).format(&Rfc3339).unwrap_or_default(), "results": results}));
         day += Duration::days(1);

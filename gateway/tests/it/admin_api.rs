@@ -371,4 +371,16 @@ async fn the_cost_report_groups_daily_cost() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "more than 31 days");
+    // A range ending on the last representable day is refused, not a panic.
+    let r = c
+        .get(format!(
+            "{base}?starting_at=9999-12-01T00:00:00Z&ending_at=9999-12-31T12:00:00Z"
+        ))
+        .header("x-api-key", READ)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("last date"), "{body}");
 }
