@@ -1,5 +1,6 @@
 //! `POST /v1/messages/count_tokens`: counted by the upstream (Bedrock's CountTokens, or the
-//! Anthropic API). When no upstream can count, `501 not_supported` tells the client to fall back.
+//! Anthropic API), holding one of the replica's upstream slots. When no upstream can count,
+//! `501 not_supported` tells the client to fall back.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,9 @@ pub async fn count_tokens(
     let path_and_query = uri
         .path_and_query()
         .map_or("/v1/messages/count_tokens", |p| p.as_str());
+    // A count is an upstream call like any other: it waits for one of the replica's slots, so
+    // counts cannot pile up beyond the replica's limit of requests in flight.
+    let _slot = super::messages::upstream_slot(&state).await?;
     for (index, provider_model) in candidates(&state.config, &model)? {
         let Some(client) = state.upstreams.clients.get(index) else {
             continue;

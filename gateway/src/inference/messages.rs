@@ -161,7 +161,7 @@ pub async fn messages(
 }
 
 /// One of this replica's upstream slots, waited for at most `timeouts.upstream_slot_wait_ms`.
-async fn upstream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+pub(super) async fn upstream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
     let wait = Duration::from_millis(state.config.timeouts.upstream_slot_wait_ms);
     let acquire = state.upstreams.permits.clone().acquire_owned();
     match tokio::time::timeout(wait, acquire).await {

@@ -18,13 +18,18 @@ struct Setup {
 }
 
 async fn setup(extra: &str) -> Setup {
+    setup_env(extra, &[]).await
+}
+
+/// Like [`setup`], with `env` set in the gateway's environment.
+async fn setup_env(extra: &str, env: &'static [(&'static str, &'static str)]) -> Setup {
     let fake = FakeBedrock::start(Options::default()).await.unwrap();
     let o = Options::default();
     let ups = double_upstream(&fake, &o);
     let url = shared().new_db();
     let extra = extra.to_owned();
     let gw = tokio::task::spawn_blocking(move || {
-        Gateway::start(|port| config_with(port, &url, &ups, &extra), &[])
+        Gateway::start(|port| config_with(port, &url, &ups, &extra), env)
     })
     .await
     .unwrap();
@@ -254,6 +259,49 @@ async fn count_tokens_goes_to_bedrock_count_tokens() {
     assert_eq!(res.headers()["x-should-retry"], "false");
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"]["type"], "not_supported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_tokens_takes_an_upstream_slot() {
+    // One slot, held by a stream: a count waits out the slot wait and is told to retry; once the
+    // stream ends, the count goes through.
+    let s = setup_env(
+        "timeouts: {upstream_slot_wait_ms: 200}\n",
+        &[("BUN_CONFIG_MAX_HTTP_REQUESTS", "1")],
+    )
+    .await;
+    let mut reply = Reply::text("m", "one two three four five", 10, 5);
+    reply.delay_between = Duration::from_millis(400);
+    s.fake.push(Behavior::Reply(reply));
+    let res = s.post("/v1/messages", &request(true)).send().await.unwrap();
+    let mut stream = res.bytes_stream();
+    stream.next().await.unwrap().unwrap();
+    let count =
+        json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "count"}]});
+    let res = s
+        .post("/v1/messages/count_tokens", &count)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 529);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "overloaded_error");
+    while stream.next().await.is_some() {}
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let res = s
+            .post("/v1/messages/count_tokens", &count)
+            .send()
+            .await
+            .unwrap();
+        // The stream's slot goes back when its end report runs, just after its last byte.
+        if res.status() == 200 {
+            break;
+        }
+        assert_eq!(res.status(), 529);
+        assert!(Instant::now() < deadline, "the slot never came back");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
