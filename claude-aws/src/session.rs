@@ -1,10 +1,11 @@
 //! The access token for API calls: the cached one while it has more than a minute left, else a
 //! refresh at the gateway, whose rotated refresh token is stored at once. Refreshes are
-//! serialized across processes by a lock file, so two `aws` commands starting together do not
-//! spend the same (single-use) refresh token.
+//! serialized across processes by a lock on a file, so two `aws` commands starting together do
+//! not spend the same (single-use) refresh token. The operating system holds the lock for the
+//! process and lets it go when the process ends, however it ends: no lock is ever left behind.
 
-use std::fs::{self, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::client::{gateway_url, Gateway};
@@ -13,9 +14,7 @@ use crate::error::Error;
 use crate::oauth;
 use crate::store::{private_dir, Session, Store};
 
-/// How long a refresh may hold the lock before others take it over (a crashed holder): longer
-/// than one bounded refresh call (30 s), shorter than a waiter waits.
-const LOCK_STALE: Duration = Duration::from_secs(35);
+/// How long a process waits for another's refresh: longer than one bounded refresh call (30 s).
 const LOCK_WAIT: Duration = Duration::from_secs(40);
 
 /// A signed-in gateway: its client, the store and the session.
@@ -108,51 +107,40 @@ impl Signed {
     }
 }
 
-/// An exclusive lock file in the config directory, removed on drop.
-struct Lock(PathBuf);
+/// An exclusive lock on `refresh.lock` in the config directory, held until dropped.
+struct Lock(#[allow(dead_code)] File);
 
 impl Lock {
     async fn take(dir: &Path) -> Result<Lock, Error> {
         private_dir(dir)?;
         let path = dir.join("refresh.lock");
+        let mut open = OpenOptions::new();
+        open.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let file = open
+            .open(&path)
+            .map_err(|e| Error::Failed(format!("could not open {}: {e}", path.display())))?;
         let deadline = tokio::time::Instant::now() + LOCK_WAIT;
         loop {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => return Ok(Lock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| {
-                            time::OffsetDateTime::now_utc() - time::OffsetDateTime::from(t)
-                                > LOCK_STALE
-                        });
-                    if stale {
-                        let _ = fs::remove_file(&path);
-                        continue;
-                    }
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock(file)),
+                Err(TryLockError::WouldBlock) => {
                     if tokio::time::Instant::now() >= deadline {
-                        return Err(Error::Failed(format!(
-                            "another claude-aws has been renewing the sign-in for too long \
-                             (remove {} if none is running)",
-                            path.display()
-                        )));
+                        return Err(Error::Failed(
+                            "another claude-aws has been renewing the sign-in for too long".into(),
+                        ));
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => {
+                Err(TryLockError::Error(e)) => {
                     return Err(Error::Failed(format!(
-                        "could not create {}: {e}",
+                        "could not lock {}: {e}",
                         path.display()
                     )))
                 }
             }
         }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
     }
 }
 
@@ -198,7 +186,20 @@ mod tests {
         let second = tokio::time::timeout(Duration::from_millis(300), Lock::take(tmp.path())).await;
         assert!(second.is_err(), "a held lock is not taken twice");
         drop(first);
-        assert!(!tmp.path().join("refresh.lock").exists());
-        let _again = Lock::take(tmp.path()).await.unwrap();
+        let _again = tokio::time::timeout(Duration::from_millis(300), Lock::take(tmp.path()))
+            .await
+            .expect("a dropped lock is free at once")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_left_behind_does_not_hold_anyone() {
+        // What a holder that died leaves: the file, without the lock the process held on it.
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("refresh.lock"), b"").unwrap();
+        tokio::time::timeout(Duration::from_millis(300), Lock::take(tmp.path()))
+            .await
+            .expect("taken at once")
+            .unwrap();
     }
 }

@@ -99,7 +99,7 @@ impl Recorder {
         } else {
             let n = self.inner.dropped.fetch_add(1, Ordering::AcqRel) + 1;
             // The first and every hundredth, so a long outage does not flood the log.
-            if n == 1 || n % 100 == 0 {
+            if n == 1 || n.is_multiple_of(100) {
                 tracing::warn!(
                     dropped_total = n,
                     "call recording dropped: the queue is full ({} rows or {} bytes waiting for the store); the aws.call audit line has the call",

@@ -45,7 +45,7 @@ pub fn spawn_sweeper(
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            if ticks % RETENTION_EVERY == 0 {
+            if ticks.is_multiple_of(RETENTION_EVERY) {
                 let removed = retain(&store, &clock, &retention).await;
                 // Always written (at info, the default level): the hourly line that tells an
                 // operator's alarm a gateway is alive even when nobody uses it.

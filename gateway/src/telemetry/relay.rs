@@ -200,7 +200,7 @@ impl Relay {
 
     fn refuse(&self) -> Unreceived {
         let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == 1 || n % 100 == 0 {
+        if n == 1 || n.is_multiple_of(100) {
             tracing::warn!("telemetry relay: {n} payloads refused so far (the relay was full: {MAX_IN_FLIGHT} payloads or its byte budget in flight)");
         }
         Unreceived::Full
@@ -287,7 +287,7 @@ async fn deliver(
     };
     if outcome == Delivery::Refused {
         let n = d.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == 1 || n % 100 == 0 {
+        if n == 1 || n.is_multiple_of(100) {
             tracing::warn!(destination = %d.name, "telemetry destination refused a payload ({n} so far)");
         }
     }

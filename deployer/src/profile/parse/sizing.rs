@@ -38,7 +38,8 @@ pub fn tasks(r: &mut Reader) -> (u32, u32, u32, u32) {
 
 /// Whether Fargate runs a Linux task of `cpu` units with `memory` MiB.
 pub fn fargate_pair(cpu: u32, memory: u32) -> bool {
-    let stepped = |lo: u32, hi: u32, step: u32| (lo..=hi).contains(&memory) && memory % step == 0;
+    let stepped =
+        |lo: u32, hi: u32, step: u32| (lo..=hi).contains(&memory) && memory.is_multiple_of(step);
     match cpu {
         256 => matches!(memory, 512 | 1024 | 2048),
         512 => stepped(1024, 4096, 1024),
