@@ -26,22 +26,25 @@ pub fn profile_name(project: &str, write: bool) -> String {
     }
 }
 
-/// The `credential_process` command line: this binary's absolute path (quoted when it has
-/// spaces) and the `credentials` arguments.
+/// The `credential_process` command line: this binary's absolute path (in double quotes when it
+/// holds anything a shell reads specially) and the `credentials` arguments.
 pub fn command_line(exe: &Path, target: &ProjectLevel) -> Result<String, Error> {
     let path = exe.to_str().ok_or_else(|| {
         Error::Failed("this program's path is not valid UTF-8; move it to a plainer path".into())
     })?;
-    if path.contains('"') || path.chars().any(char::is_control) {
+    // SDKs run the line through `sh -c` (the Rust SDK) or split it like a shell (botocore):
+    // inside double quotes every character but these four is itself in both.
+    if path.contains(['"', '$', '`', '\\']) || path.chars().any(char::is_control) {
         return Err(Error::Failed(
-            "this program's path holds a quote or a control character; move it to a plainer path"
+            "this program's path holds a quote, `$`, a backquote, a backslash or a control character; move it to a plainer path"
                 .into(),
         ));
     }
-    let path = if path.contains([' ', '\t']) {
-        format!("\"{path}\"")
-    } else {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+@%,:=".contains(c);
+    let path = if path.chars().all(plain) {
         path.to_owned()
+    } else {
+        format!("\"{path}\"")
     };
     let mut line = format!("{path} credentials --project {}", target.project);
     if target.write {
@@ -229,6 +232,20 @@ mod tests {
             "/bin/claude-aws credentials --project pay --write --via-gateway"
         );
         assert!(command_line(Path::new("/x\"y/claude-aws"), &t(false, false)).is_err());
+        for bad in [
+            "/a$HOME/claude-aws",
+            "/a`id`/claude-aws",
+            "/a\\b/claude-aws",
+        ] {
+            assert!(
+                command_line(Path::new(bad), &t(false, false)).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            command_line(Path::new("/Users/o'brien/claude-aws"), &t(false, false)).unwrap(),
+            "\"/Users/o'brien/claude-aws\" credentials --project pay"
+        );
     }
 
     #[test]
