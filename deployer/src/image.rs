@@ -224,6 +224,19 @@ pub fn content_tag(root: &Path, platform: &str, bases: &[BaseImage]) -> Result<S
     let dockerfile = read_dockerfile(root)?;
     let mut files = Vec::new();
     for input in inputs(&dockerfile) {
+        // A source names a path inside the build context, `/` being the context itself.
+        let input = Path::new(input.trim_start_matches('/'));
+        if input.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
+            return Err(Error::failed(format!(
+                "the Dockerfile copies {}, which is outside the build context",
+                input.display()
+            )));
+        }
         collect(root, &root.join(input), &mut files)?;
     }
     files.sort();
@@ -237,12 +250,27 @@ pub fn content_tag(root: &Path, platform: &str, bases: &[BaseImage]) -> Result<S
         ctx.update(b"\0");
     }
     for rel in &files {
-        let bytes = std::fs::read(root.join(rel))
-            .map_err(|e| Error::failed(format!("cannot read {rel}: {e}")))?;
+        let path = root.join(rel);
+        let fail = |e: std::io::Error| Error::failed(format!("cannot read {rel}: {e}"));
         ctx.update(rel.as_bytes());
         ctx.update(b"\0");
-        ctx.update(&(bytes.len() as u64).to_be_bytes());
-        ctx.update(&bytes);
+        // A link is copied as a link: its target is what it holds.
+        if let Ok(target) = std::fs::read_link(&path) {
+            ctx.update(b"link\0");
+            ctx.update(target.to_string_lossy().as_bytes());
+            continue;
+        }
+        let mut file = std::fs::File::open(&path).map_err(fail)?;
+        let len = file.metadata().map_err(fail)?.len();
+        ctx.update(&len.to_be_bytes());
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = std::io::Read::read(&mut file, &mut buf).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
     }
     let hex = claude_gateway::config::hex(ctx.finish().as_ref());
     Ok(format!("src-{}", &hex[..20]))
@@ -256,13 +284,18 @@ fn collect(root: &Path, path: &Path, out: &mut Vec<String>) -> Result<()> {
     if SKIP_DIRS.contains(&name) || name.ends_with(".pyc") {
         return Ok(());
     }
-    if path.is_dir() {
+    // Links are not followed (the build copies them as links): a loop of them cannot make the
+    // walk endless, nor one to elsewhere take it outside the context.
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if meta.is_dir() {
         let entries = std::fs::read_dir(path)
             .map_err(|e| Error::failed(format!("cannot list {}: {e}", path.display())))?;
         for entry in entries.flatten() {
             collect(root, &entry.path(), out)?;
         }
-    } else if path.is_file() {
+    } else if meta.is_file() || meta.file_type().is_symlink() {
         if let Ok(rel) = path.strip_prefix(root) {
             out.push(rel.to_string_lossy().replace('\\', "/"));
         }
@@ -359,6 +392,33 @@ mod tests {
             find_source_dir(&dir.path().join("gateway")).unwrap(),
             dir.path()
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_hashed_as_links_and_sources_stay_in_the_context() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCOPY src ./src\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/a"), "a").unwrap();
+        // A loop of links, and a link out of the context: neither is walked.
+        std::os::unix::fs::symlink("..", dir.path().join("src/up")).unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("src/root")).unwrap();
+        let a = content_tag(dir.path(), "linux/amd64", &[]).unwrap();
+        // Retargeting a link changes the tag, as it changes what the build copies.
+        std::fs::remove_file(dir.path().join("src/root")).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("src/root")).unwrap();
+        assert_ne!(a, content_tag(dir.path(), "linux/amd64", &[]).unwrap());
+
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM x\nCOPY ../outside ./o\n",
+        )
+        .unwrap();
+        assert!(content_tag(dir.path(), "linux/amd64", &[]).is_err());
+        // `/` is the context itself.
+        std::fs::write(dir.path().join("Dockerfile"), "FROM x\nCOPY / /app\n").unwrap();
+        assert!(content_tag(dir.path(), "linux/amd64", &[]).is_ok());
     }
 
     #[test]

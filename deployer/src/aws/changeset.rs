@@ -104,7 +104,13 @@ pub async fn create(
     iam: bool,
     create: bool,
 ) -> Result<ChangeSet> {
-    let cs_name = format!("deployer-{}", std::process::id());
+    // Unique per run: in a container every run may have the same process id, and a change set
+    // left by an interrupted run would make the name taken.
+    let cs_name = format!(
+        "deployer-{}-{}",
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
     let keep = if create {
         Vec::new()
     } else {
@@ -141,6 +147,16 @@ pub async fn create(
         .await
         .map_err(|e| sdk_err(&format!("cannot create a change set for {name}"), e))?;
     let id = out.id().unwrap_or(&cs_name).to_owned();
+    let deadline = std::time::Instant::now() + aws.follow_timeout;
+    let discard = || async {
+        let _ = aws
+            .cfn
+            .delete_change_set()
+            .change_set_name(&id)
+            .stack_name(name)
+            .send()
+            .await;
+    };
     loop {
         let d = aws
             .cfn
@@ -185,15 +201,26 @@ pub async fn create(
                 });
             }
             Some(ChangeSetStatus::Failed) => {
-                let _ = aws
-                    .cfn
-                    .delete_change_set()
-                    .change_set_name(&id)
-                    .stack_name(name)
-                    .send()
-                    .await;
+                discard().await;
                 return Err(Error::failed(format!(
                     "CloudFormation refused the change set for {name}: {reason}"
+                )));
+            }
+            Some(
+                ChangeSetStatus::DeleteComplete
+                | ChangeSetStatus::DeleteFailed
+                | ChangeSetStatus::DeleteInProgress
+                | ChangeSetStatus::DeletePending,
+            ) => {
+                return Err(Error::failed(format!(
+                    "the change set for {name} was deleted before it was ready (by another deployer run?); run again"
+                )));
+            }
+            _ if std::time::Instant::now() > deadline => {
+                discard().await;
+                return Err(Error::failed(format!(
+                    "the change set for {name} was not ready within {} minutes; run again (DEPLOYER_FOLLOW_TIMEOUT_MINUTES sets the wait)",
+                    aws.follow_timeout.as_secs() / 60
                 )));
             }
             _ => tokio::time::sleep(aws.poll.min(std::time::Duration::from_secs(2))).await,

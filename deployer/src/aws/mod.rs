@@ -37,6 +37,18 @@ use crate::stacks::INLINE_TEMPLATE_LIMIT;
 pub const ENDPOINT_VAR: &str = "DEPLOYER_AWS_ENDPOINT_URL";
 /// The variable that sets the progress poll interval in milliseconds.
 pub const POLL_VAR: &str = "DEPLOYER_POLL_MS";
+/// The shortest pause between two reads of a stack's or a change set's progress.
+const MIN_POLL: Duration = Duration::from_millis(10);
+
+/// Bounds on every AWS call: an endpoint that takes the connection and never answers fails the
+/// call instead of holding the deployer forever (the SDK's default bounds only the connect).
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(60))
+        .operation_timeout(Duration::from_secs(180))
+        .build()
+}
 /// The variable that sets how long one stack operation is followed, in minutes.
 pub const FOLLOW_TIMEOUT_VAR: &str = "DEPLOYER_FOLLOW_TIMEOUT_MINUTES";
 /// How long one stack operation is followed by default, in minutes: longer than a gateway stack
@@ -93,15 +105,18 @@ impl Aws {
             .var(POLL_VAR)
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis)
-            .unwrap_or(Duration::from_secs(5));
+            .unwrap_or(Duration::from_secs(5))
+            // At least a few milliseconds between two reads of the same progress.
+            .max(MIN_POLL);
         let inline_limit = env
             .var(INLINE_LIMIT_VAR)
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(INLINE_TEMPLATE_LIMIT)
             .min(INLINE_TEMPLATE_LIMIT);
         let follow_timeout = Duration::from_secs(60 * follow_minutes(env.var(FOLLOW_TIMEOUT_VAR)));
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .timeout_config(timeouts());
         if let Some(url) = &endpoint {
             loader = loader.endpoint_url(url);
         }

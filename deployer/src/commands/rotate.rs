@@ -69,7 +69,18 @@ pub async fn run(plan: &Plan, finish: bool) -> Result<()> {
         .deploy_with(StackKind::Gateway, &[(SIGNING, &new), (PREVIOUS, &current)])
         .await
     {
-        let _ = session_secret::delete(&cx.aws, &new, true).await;
+        // The deploy can fail after CloudFormation took the new parameters (the wait ran out,
+        // a read afterwards failed). A secret the stack names must stay: a task that starts
+        // without it cannot start at all, and one pending deletion cannot be read.
+        let settled = cfn::describe(&cx.aws, &name).await.ok().flatten();
+        if unused(settled.as_ref(), &new) {
+            let _ = session_secret::delete(&cx.aws, &new, true).await;
+        } else {
+            eprintln!(
+                "rotate-jwt: kept the new session secret {new}: {name} names it or may still. Once the stack has settled, \
+                 delete the secret only if its {SIGNING} parameter is another one"
+            );
+        }
         return Err(e);
     }
     println!(
@@ -78,4 +89,48 @@ pub async fn run(plan: &Plan, finish: bool) -> Result<()> {
         plan.profile.session_ttl_hours
     );
     Ok(())
+}
+
+/// Whether a secret made for a rotation that failed is surely not in use: the stack has settled
+/// (no update or rollback under way) and signs with another secret.
+fn unused(stack: Option<&cfn::StackInfo>, secret: &str) -> bool {
+    stack.is_some_and(|s| {
+        !s.status.ends_with("_IN_PROGRESS")
+            && s.parameters.get(SIGNING).map(String::as_str) != Some(secret)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(status: &str, signing: &str) -> cfn::StackInfo {
+        cfn::StackInfo {
+            status: status.into(),
+            reason: None,
+            outputs: Default::default(),
+            parameters: [(SIGNING.to_owned(), signing.to_owned())].into(),
+            tags: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_failed_rotation_deletes_its_secret_only_when_the_stack_surely_does_not_use_it() {
+        let new = "arn:new";
+        assert!(unused(
+            Some(&stack("UPDATE_ROLLBACK_COMPLETE", "arn:old")),
+            new
+        ));
+        assert!(unused(Some(&stack("UPDATE_COMPLETE", "arn:old")), new));
+        assert!(!unused(Some(&stack("UPDATE_COMPLETE", new)), new));
+        assert!(!unused(Some(&stack("UPDATE_IN_PROGRESS", "arn:old")), new));
+        assert!(!unused(
+            Some(&stack("UPDATE_ROLLBACK_IN_PROGRESS", new)),
+            new
+        ));
+        assert!(
+            !unused(None, new),
+            "a stack that could not be read may use it"
+        );
+    }
 }

@@ -66,7 +66,7 @@ pub async fn run(plan: &Plan) -> Result<()> {
     }
     let discovery = "/.well-known/oauth-authorization-server";
     match client.get(format!("{base}{discovery}")).send().await {
-        Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+        Ok(r) if r.status().is_success() => match json_at_most(r).await {
             Ok(doc)
                 if doc
                     .get("issuer")
@@ -92,7 +92,7 @@ pub async fn run(plan: &Plan) -> Result<()> {
         .send()
         .await;
     match device {
-        Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
+        Ok(r) if r.status().is_success() => match json_at_most(r).await {
             Ok(doc) if doc.get("user_code").is_some() => {
                 println!("  ok   POST /oauth/device_authorization issued a user code")
             }
@@ -137,4 +137,20 @@ async fn ca_pem(plan: &Plan) -> Option<String> {
         _ => None,
     };
     account.or_else(|| plan.state.read("pki/ca.pem"))
+}
+
+/// The largest answer `verify` reads from the gateway: its documents are a few KB.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// An answer's body as JSON, read up to [`MAX_ANSWER_BYTES`]: a gateway (or whatever answers in
+/// its place) cannot make the check hold gigabytes.
+async fn json_at_most(mut r: reqwest::Response) -> std::result::Result<serde_json::Value, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(format!("the answer is over {MAX_ANSWER_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }

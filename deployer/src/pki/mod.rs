@@ -72,8 +72,13 @@ fn ca_params(deployment: &str, now: OffsetDateTime) -> Result<CertificateParams>
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    p.not_before = now - BACKDATE;
-    p.not_after = now - BACKDATE + Duration::days(CA_DAYS);
+    // A stored certificate's dates come from a file: out of range is an error, not a panic.
+    let out_of_range = || Error::failed("the CA's validity dates are out of range");
+    let not_before = now.checked_sub(BACKDATE).ok_or_else(out_of_range)?;
+    p.not_before = not_before;
+    p.not_after = not_before
+        .checked_add(Duration::days(CA_DAYS))
+        .ok_or_else(out_of_range)?;
     p.serial_number = Some(serial()?);
     Ok(p)
 }
@@ -104,7 +109,10 @@ impl Ca {
             Error::failed("the stored CA certificate (pki/ca.pem) cannot be read")
         })?;
         let key = KeyPair::from_pem(key_pem).map_err(|e| fail("CA key from its PEM", e))?;
-        let issuer = ca_params(deployment, not_before + BACKDATE)?
+        let start = not_before.checked_add(BACKDATE).ok_or_else(|| {
+            Error::failed("the stored CA certificate (pki/ca.pem) has dates out of range")
+        })?;
+        let issuer = ca_params(deployment, start)?
             .self_signed(&key)
             .map_err(|e| fail("CA", e))?;
         let pem = Issued {
@@ -266,6 +274,18 @@ pub(crate) mod tests {
             .unwrap()
             .midnight()
             .assume_utc()
+    }
+
+    #[test]
+    fn a_stored_ca_dated_near_the_end_of_time_is_refused_not_a_panic() {
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.not_before = at(9995, 1, 1);
+        p.not_after = at(9999, 12, 31);
+        let pem = p.self_signed(&key).unwrap().pem();
+        assert!(Ca::load("t", &pem, &key.serialize_pem()).is_err());
+        assert!(Ca::create("t", at(9999, 1, 1)).is_err());
     }
 
     #[test]

@@ -104,7 +104,8 @@ impl Idp {
             "users": users,
         });
         let config_path = work.join("idp.json");
-        std::fs::write(&config_path, config.to_string())
+        // It holds the client secret.
+        crate::state::write_private(&config_path, &config.to_string())
             .map_err(|e| Error::failed(format!("cannot write {}: {e}", config_path.display())))?;
         let log_path = work.join("idp.log");
         let log = std::fs::File::create(&log_path)

@@ -112,6 +112,11 @@ pub async fn run(args: &LocalArgs) -> Result<()> {
 
 /// The issuer, client id and secret of the operator's own IdP, when given (all three or none).
 fn own_idp(args: &LocalArgs) -> Result<Option<(String, String, String)>> {
+    if args.client_secret.is_some() {
+        eprintln!(
+            "warning: --client-secret puts the secret in this command's arguments, which other users of this machine can read while it runs; set LOCAL_OIDC_CLIENT_SECRET instead"
+        );
+    }
     let secret = args
         .client_secret
         .clone()

@@ -140,7 +140,8 @@ impl Postgres {
         }
         let password = random_hex(24)?;
         let pwfile = dir.join("pwfile");
-        std::fs::write(&pwfile, format!("{password}\n"))
+        // The superuser's password: readable by the server's user only.
+        crate::state::write_private(&pwfile, &format!("{password}\n"))
             .map_err(|e| Error::failed(format!("cannot write {}: {e}", pwfile.display())))?;
         if let Some(user) = &as_user {
             let _ = Command::new("chown").arg(user).arg(&pwfile).status();
