@@ -12,21 +12,30 @@ use tokio_rustls::TlsConnector;
 use crate::support::gateway::{config, Gateway};
 use crate::support::pg::{free_port, shared};
 
-async fn https_get(
+/// A TLS connection to the gateway trusting `roots`, offering only `alpn`.
+async fn connect(
     port: u16,
     roots: &rustls::RootCertStore,
-    path: &str,
-) -> std::io::Result<(String, String)> {
+    alpn: &[u8],
+) -> std::io::Result<TlsStream<TcpStream>> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(std::io::Error::other)?
         .with_root_certificates(roots.clone())
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
     let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let mut tls = TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
+    TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await
+}
+
+async fn https_get(
+    port: u16,
+    roots: &rustls::RootCertStore,
+    path: &str,
+) -> std::io::Result<(String, String)> {
+    let mut tls = connect(port, roots, b"http/1.1").await?;
     let version = format!("{:?}", tls.get_ref().1.protocol_version());
     tls.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -44,16 +53,7 @@ async fn h2_connect(
     roots: &rustls::RootCertStore,
     preface: bool,
 ) -> std::io::Result<(Option<Vec<u8>>, TlsStream<TcpStream>)> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(std::io::Error::other)?
-        .with_root_certificates(roots.clone())
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
-    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
-    let mut tls = TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await?;
+    let mut tls = connect(port, roots, b"h2").await?;
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     if preface {
         tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
