@@ -1,4 +1,6 @@
-//! The state every handler shares, built once at boot.
+//! The state every handler shares, built once at boot from its parts. The parts never import
+//! it back: handlers and layers use `AppState`, the store, keys, relay and policies it holds do
+//! not (`tests/layering.rs` checks this).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,10 +11,10 @@ use crate::auth::seal::Sealer;
 use crate::auth::token::SessionKeys;
 use crate::clock::SharedClock;
 use crate::config::{Config, Loaded};
-use crate::http::access::AccessRules;
-use crate::http::health::Readiness;
+use crate::http::access::{Access, AccessRules};
 use crate::policy::Policies;
 use crate::spend::admission::Meter;
+use crate::store::readiness::Readiness;
 use crate::store::Store;
 use crate::telemetry::audit::Audit;
 use crate::telemetry::otel::Otel;
@@ -47,8 +49,8 @@ pub struct State {
     pub store: Store,
     /// Session token keys.
     pub keys: SessionKeys,
-    /// Client address rules.
-    pub access: Arc<AccessRules>,
+    /// Client address rules, with where refusals are recorded.
+    pub access: Access,
     /// Readiness memory.
     pub readiness: Readiness,
     /// Inference upstreams.
@@ -78,7 +80,7 @@ pub struct State {
     /// The AWS proxy (with an `aws_access.proxy` section).
     pub aws_proxy: Option<crate::aws_proxy::Proxy>,
     /// The calls of this replica held for approval, woken by a decision taken here.
-    pub call_waiters: crate::aws_proxy::hold::Waiters,
+    pub call_waiters: crate::aws_proxy::held::Waiters,
 }
 
 impl AppState {
@@ -91,10 +93,14 @@ impl AppState {
         upstreams: Upstreams,
     ) -> Result<Self, String> {
         let config = loaded.config;
-        let origin = public_origin(&config);
+        let origin = config.listen.origin();
         let issuer = config.listen.public_url.as_ref().map(|_| origin.clone());
         let keys = SessionKeys::new(&config.session.jwt_secret.to_vec(), issuer);
-        let access = Arc::new(AccessRules::from_config(&config));
+        let access = Access::new(
+            AccessRules::from_config(&config),
+            audit.clone(),
+            clock.clone(),
+        );
         let probe = Duration::from_secs(u64::from(config.store.connect_timeout_seconds.min(5)));
         let readiness = Readiness::new(config.store.readiness_grace_seconds, probe);
         let sealer = Sealer::new(&config.session.jwt_secret.to_vec());
@@ -158,28 +164,7 @@ impl AppState {
             settler,
             recorder: crate::aws_proxy::recorder::Recorder::new(),
             shutdown: crate::shutdown::Shutdown::new(),
-            call_waiters: crate::aws_proxy::hold::Waiters::default(),
+            call_waiters: crate::aws_proxy::held::Waiters::default(),
         })))
-    }
-}
-
-/// `listen.public_url` without a trailing slash, else `http://<host>:<port>`.
-pub fn public_origin(cfg: &Config) -> String {
-    match &cfg.listen.public_url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => {
-            let host = &cfg.listen.host;
-            let host = if host.contains(':') {
-                format!("[{host}]")
-            } else {
-                host.clone()
-            };
-            let scheme = if cfg.listen.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            format!("{scheme}://{host}:{}", cfg.listen.port)
-        }
     }
 }

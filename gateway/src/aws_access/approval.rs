@@ -264,7 +264,7 @@ mod tests {
         let leads = vec!["leads".to_owned()];
         let c = CallApprovalRow {
             id: "cap_1".into(),
-            call: crate::aws_proxy::hold::HeldCall {
+            call: crate::aws_proxy::held::HeldCall {
                 fingerprint: "f".into(),
                 project: "payments".into(),
                 user_sub: "ana".into(),

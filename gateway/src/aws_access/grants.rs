@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use super::developer::Developer;
 use super::membership::{standing, Entry};
 use super::refusal::Refusal;
+use super::session::MIN_DURATION_SECONDS;
 use super::wire::AwsError;
 use crate::auth::token::Identity;
 use crate::clock::rfc3339;
@@ -23,10 +24,6 @@ use crate::store::aws_access::{GrantRow, NewGrant, Requested};
 
 /// The longest reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-/// The shortest write asked for, in seconds: STS's shortest credential (15 minutes) and 5 minutes
-/// to fetch it once approved. A grant of only 15 minutes would have less than a credential's
-/// worth left by the time it is used, and could never give one.
-pub const MIN_DURATION_SECONDS: i64 = 1200;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {

@@ -192,7 +192,7 @@ mod tests {
         let p = example_project(Environment::Prod, WriteApproval::Required);
         let mut c = CallApprovalRow {
             id: "cap_1".into(),
-            call: crate::aws_proxy::hold::HeldCall {
+            call: crate::aws_proxy::held::HeldCall {
                 fingerprint: "f".into(),
                 project: "payments".into(),
                 user_sub: "ana".into(),

@@ -11,21 +11,23 @@
 //!   fingerprint that makes a retry the identical call.
 //! - [`decide`]: the pure decision: denies, regions, level, allowlist, MFA, limits, risk.
 //! - [`limits`]: the shared counters behind the tiered rate limits.
-//! - [`hold`]: a risky call held while a person approves it.
+//! - [`hold`]: a risky call held while a person approves it ([`held`]: the call, and this
+//!   replica's waiters).
 //! - [`upstream`]: the call re-signed for AWS and sent.
 //! - [`answer`] and [`mask`]: the answer's secrets and personal data replaced by `[MASKED:kind]`.
-//! - [`record`]: every call recorded, and its `aws.call` audit line; [`recorder`] writes the
-//!   recordings in the background, [`recordings`] is their Admin API.
+//! - [`record`]: what a call's recording and its `aws.call` audit line hold, bounded; [`recorder`]
+//!   writes the recordings in the background, [`recordings`] is their Admin API.
 //! - [`fault`]: the proxy's one error type, written as AWS writes errors.
 //! - [`turns`]: the model turn whose tool call made a call, remembered from the answers the
 //!   gateway relays.
 //! - [`serve`]: the stages after the signature, in order, shared by the route and the MCP
-//!   server's tools.
+//!   server's tools; it records each call.
 //! - [`proxy`]: the route: the credential and signature checked, then [`serve`].
 
 pub mod answer;
 pub mod decide;
 pub mod fault;
+pub mod held;
 pub mod hold;
 pub mod limits;
 pub mod mask;
@@ -45,11 +47,7 @@ mod vectors;
 
 use std::time::Duration;
 
-use axum::routing::any;
-use axum::Router;
-
 use crate::config::aws_proxy::AwsProxy;
-use crate::state::AppState;
 
 /// The proxy's long-lived parts.
 #[derive(Debug)]
@@ -88,14 +86,4 @@ impl Proxy {
             turns: turns::Turns::new(cfg.recording.turn_window_seconds),
         })
     }
-}
-
-/// The proxy's routes: every method on `/aws/` and below (the approval pages under
-/// `/aws/approvals/` hand signed requests here).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .merge(recordings::routes())
-        .route("/aws", any(proxy::handle))
-        .route("/aws/", any(proxy::handle))
-        .route("/aws/{*rest}", any(proxy::handle))
 }

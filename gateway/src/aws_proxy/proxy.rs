@@ -8,6 +8,8 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
+use axum::routing::any;
+use axum::Router;
 use bytes::Bytes;
 use http::request::Parts;
 use http::Request;
@@ -20,6 +22,16 @@ use super::sigv4::{self, KeyId, Payload, SigV4Error};
 use crate::aws_access::gateway_credential::{self, ProxySession};
 use crate::http::edge::RequestId;
 use crate::state::AppState;
+
+/// The proxy's routes: every method on `/aws/` and below (the approval pages under
+/// `/aws/approvals/` hand signed requests here).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .merge(super::recordings::routes())
+        .route("/aws", any(handle))
+        .route("/aws/", any(handle))
+        .route("/aws/{*rest}", any(handle))
+}
 
 /// The path prefix clients put in `endpoint_url`; what follows is the service's own path.
 pub const PREFIX: &str = "/aws";

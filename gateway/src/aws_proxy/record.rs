@@ -9,8 +9,6 @@ use super::mask::Counts;
 use super::operation::Class;
 use crate::clock::rfc3339;
 use crate::config::aws_access::Level;
-use crate::config::aws_proxy::Recording;
-use crate::state::AppState;
 
 /// The most bytes of (masked) parameters a recording keeps, as JSON; larger parameters are
 /// replaced by `{"truncated": true, "bytes": n}`.
@@ -124,24 +122,6 @@ pub struct CallRecord {
     pub prompt_fingerprint: Option<String>,
     /// The MCP tool that made the call; `None` for a call through the proxy.
     pub tool: Option<String>,
-}
-
-/// Emits `aws.call` (everything but the body) and writes the row in the background, never
-/// blocking or failing the call; a row that cannot be written is counted and logged without
-/// content (the audit line still has the call).
-pub fn record(state: &AppState, mut rec: CallRecord) {
-    let body_bytes = state
-        .config
-        .aws_access
-        .as_ref()
-        .and_then(|a| a.proxy.as_ref())
-        .map_or_else(
-            || Recording::default().body_bytes,
-            |p| p.recording.body_bytes,
-        );
-    bound(&mut rec, usize::try_from(body_bytes).unwrap_or(usize::MAX));
-    state.audit.emit("aws.call", state.clock.now(), event(&rec));
-    state.recorder.submit(rec);
 }
 
 /// Holds a record to what a row may keep: the body cut to `body_bytes` (at a character

@@ -14,12 +14,13 @@ use time::{Duration, OffsetDateTime};
 use super::answer::{self, Answered};
 use super::decide::{decide, Call, Caller, Outcome};
 use super::fault::{Fault, Protocol};
-use super::hold::{self, Held, HeldCall};
+use super::held::HeldCall;
+use super::hold::{self, Held};
 use super::limits;
 use super::mask::Counts;
 use super::operation::{self, Operation};
 use super::params::{self, Whose};
-use super::record::{record, CallRecord, Decision};
+use super::record::{bound, event, CallRecord, Decision};
 use super::sigv4::SigV4Error;
 use super::turns::Called;
 use super::upstream::Outgoing;
@@ -33,7 +34,7 @@ use crate::aws_access::membership::{standing, Standing};
 use crate::aws_access::refusal::Refusal;
 use crate::aws_access::session::{length, Bounds};
 use crate::config::aws_access::{AwsAccess, AwsProject, Level};
-use crate::config::aws_proxy::AwsProxy;
+use crate::config::aws_proxy::{AwsProxy, Recording};
 use crate::state::AppState;
 
 /// What the gateway needs of its config and state to serve a call.
@@ -594,6 +595,24 @@ async fn project_credential(
             project: project.name.clone(),
             detail: e.to_string(),
         })
+}
+
+/// Emits `aws.call` (everything but the body) and writes the row in the background, never
+/// blocking or failing the call; a row that cannot be written is counted and logged without
+/// content (the audit line still has the call).
+pub fn record(state: &AppState, mut rec: CallRecord) {
+    let body_bytes = state
+        .config
+        .aws_access
+        .as_ref()
+        .and_then(|a| a.proxy.as_ref())
+        .map_or_else(
+            || Recording::default().body_bytes,
+            |p| p.recording.body_bytes,
+        );
+    bound(&mut rec, usize::try_from(body_bytes).unwrap_or(usize::MAX));
+    state.audit.emit("aws.call", state.clock.now(), event(&rec));
+    state.recorder.submit(rec);
 }
 
 #[cfg(test)]

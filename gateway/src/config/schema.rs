@@ -127,6 +127,23 @@ pub struct Listen {
 }
 
 impl Listen {
+    /// The gateway's public origin: `public_url` without a trailing slash, else
+    /// `http(s)://<host>:<port>`.
+    pub fn origin(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let host = if self.host.contains(':') {
+                    format!("[{}]", self.host)
+                } else {
+                    self.host.clone()
+                };
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{host}:{}", self.port)
+            }
+        }
+    }
+
     fn default_host() -> String {
         "0.0.0.0".to_owned()
     }

@@ -14,9 +14,11 @@ use super::error::forbidden;
 use crate::config::net::{canonical, parse_cidr, parse_proxy};
 use crate::config::Config;
 
+use crate::clock::SharedClock;
+use crate::telemetry::audit::Audit;
+
 /// A refused request's path is audited up to this many bytes.
 const MAX_AUDITED_PATH: usize = 1024;
-use crate::state::AppState;
 
 /// The TCP peer of a connection, put on each request by the server.
 #[derive(Debug, Clone, Copy)]
@@ -140,10 +142,37 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     })
 }
 
+/// What the access layer works with: the rules, and where refusals are recorded.
+#[derive(Clone)]
+pub struct Access {
+    rules: Arc<AccessRules>,
+    audit: Audit,
+    clock: SharedClock,
+}
+
+impl Access {
+    /// The layer's state.
+    pub fn new(rules: AccessRules, audit: Audit, clock: SharedClock) -> Self {
+        Self {
+            rules: Arc::new(rules),
+            audit,
+            clock,
+        }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Layer function: resolve the client IP, apply the CIDR rules, record refusals.
-pub async fn access(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn access(State(access): State<Access>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnPeer>().map(|p| p.0.ip());
-    let rules: &Arc<AccessRules> = &state.access;
+    let rules = &access.rules;
     let resolved = match peer {
         None => Err(Denied::ClientIpUnknown),
         Some(peer) => match rules.client_ip(peer, req.headers()) {
@@ -158,10 +187,9 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             }
         },
     };
-    let path = req.uri().path().to_owned();
     let verdict = match resolved {
         Ok(ip) => rules
-            .check(ip, &path)
+            .check(ip, req.uri().path())
             .map(|()| Some(ip))
             .map_err(|d| (d, Some(ip))),
         Err(Denied::ClientIpUnknown) if !rules.has_rules() => Ok(None),
@@ -176,7 +204,7 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             let mut fields = serde_json::json!({
                 "reason": denied.reason(),
                 // The client chose it, at any length the request line allows.
-                "path": crate::telemetry::audit::clip(&path, MAX_AUDITED_PATH),
+                "path": crate::telemetry::audit::clip(req.uri().path(), MAX_AUDITED_PATH),
                 "client_ip": ip.map(|i| i.to_string()),
             });
             if let Denied::XffUnparseable(entry) = &denied {
@@ -185,7 +213,9 @@ pub async fn access(State(state): State<AppState>, mut req: Request, next: Next)
             if let Some(id) = req.extensions().get::<super::edge::RequestId>() {
                 fields["request_id"] = id.as_str().into();
             }
-            state.audit.emit("access.denied", state.clock.now(), fields);
+            access
+                .audit
+                .emit("access.denied", access.clock.now(), fields);
             forbidden()
         }
     }

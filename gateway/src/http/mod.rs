@@ -30,15 +30,18 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::landing))
         .route("/protocol", get(pages::protocol))
         .merge(crate::auth::routes())
-        .route("/managed/settings", get(crate::policy::managed_settings))
-        .route("/user/bootstrap", get(crate::policy::bootstrap))
-        .route("/v1/metrics", post(crate::telemetry::relay::metrics))
-        .route("/v1/logs", post(crate::telemetry::relay::logs))
-        .route("/v1/traces", post(crate::telemetry::relay::traces))
+        .route(
+            "/managed/settings",
+            get(crate::policy::routes::managed_settings),
+        )
+        .route("/user/bootstrap", get(crate::policy::routes::bootstrap))
+        .route("/v1/metrics", post(crate::telemetry::ingest::metrics))
+        .route("/v1/logs", post(crate::telemetry::ingest::logs))
+        .route("/v1/traces", post(crate::telemetry::ingest::traces))
         .merge(crate::inference::routes())
         .merge(crate::spend::admin::routes())
         .merge(crate::aws_access::routes())
-        .merge(crate::aws_proxy::routes())
+        .merge(crate::aws_proxy::proxy::routes())
         .merge(crate::mcp::routes())
         .route("/api/oauth/usage", get(crate::spend::usage_route::usage))
         .fallback(unknown_route)
@@ -52,7 +55,7 @@ pub fn router(state: AppState) -> Router {
             crate::telemetry::track::track,
         ))
         .layer(from_fn_with_state(state.clone(), limits::limits))
-        .layer(from_fn_with_state(state.clone(), access::access))
+        .layer(from_fn_with_state(state.access.clone(), access::access))
         .layer(from_fn_with_state(
             edge::TlsOn(state.config.listen.tls.is_some()),
             edge::edge,

@@ -8,7 +8,7 @@ mod matcher;
 mod mcp_servers;
 mod merge;
 pub mod models;
-mod routes;
+pub mod routes;
 pub mod tools;
 
 use std::collections::HashMap;
@@ -18,7 +18,6 @@ use serde_json::{Map, Value};
 
 pub use check::{check_desktop, check_settings};
 pub use checksum::{canonical, checksum};
-pub use routes::{bootstrap, managed_settings};
 use tools::ToolDenials;
 
 use crate::auth::token::Identity;
@@ -65,7 +64,7 @@ impl Policies {
             deny_unmatched: managed.unmatched == crate::config::Unmatched::Deny,
             injected_env: telemetry_env(cfg),
             own: mcp_servers::Own {
-                origin: crate::state::public_origin(cfg),
+                origin: cfg.listen.origin(),
                 mcp_on: cfg.aws_access.as_ref().is_some_and(|a| a.mcp.is_some()),
             },
             cfg: managed,

@@ -7,6 +7,7 @@ mod connect;
 mod kv;
 mod lane;
 pub mod leases;
+pub mod readiness;
 pub mod slots;
 pub mod spend;
 mod sweeper;

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod breaker;
+pub mod ingest;
 pub mod logging;
 pub mod otel;
 pub mod prompt_hash;

@@ -12,23 +12,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::breaker::{Breaker, Delivery};
-use crate::auth::caller::Caller;
 use crate::config::Telemetry;
-use crate::state::AppState;
 
 /// Payloads in flight at once, across destinations.
 pub const MAX_IN_FLIGHT: usize = 128;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Seconds an exporter is asked to wait when the relay is full.
-const RETRY_AFTER_SECS: u32 = 2;
+pub const RETRY_AFTER_SECS: u32 = 2;
 /// The unit of the byte budget's permits.
 const KIB: usize = 1024;
 
@@ -299,65 +295,4 @@ async fn deliver(
     if opened {
         tracing::warn!(destination = %d.name, "telemetry destination failed repeatedly: pausing deliveries for 30 s");
     }
-}
-
-async fn ingest(state: &AppState, signal: Signal, headers: &HeaderMap, body: Body) -> Response {
-    if !state.relay.relays(signal) {
-        // Nowhere to send it: not even read.
-        return StatusCode::OK.into_response();
-    }
-    let payload = match state.relay.receive(body).await {
-        Ok(p) => p,
-        Err(Unreceived::Full) => return full(),
-        // The body layer answers a cut-off body (413, 408); anything else broke off.
-        Err(Unreceived::Broken) => return StatusCode::BAD_REQUEST.into_response(),
-    };
-    let ct = headers
-        .get(http::header::CONTENT_TYPE)
-        .cloned()
-        .unwrap_or(HeaderValue::from_static("application/x-protobuf"));
-    let enc = headers.get(http::header::CONTENT_ENCODING).cloned();
-    match state.relay.accept(signal, ct, enc, payload) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(Full) => full(),
-    }
-}
-
-/// `503` with `Retry-After`: OTLP/HTTP exporters retry it.
-fn full() -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(http::header::RETRY_AFTER, RETRY_AFTER_SECS.to_string())],
-    )
-        .into_response()
-}
-
-/// `POST /v1/metrics`.
-pub async fn metrics(
-    State(state): State<AppState>,
-    _c: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    ingest(&state, Signal::Metrics, &headers, body).await
-}
-
-/// `POST /v1/logs`.
-pub async fn logs(
-    State(state): State<AppState>,
-    _c: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    ingest(&state, Signal::Logs, &headers, body).await
-}
-
-/// `POST /v1/traces`.
-pub async fn traces(
-    State(state): State<AppState>,
-    _c: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    ingest(&state, Signal::Traces, &headers, body).await
 }

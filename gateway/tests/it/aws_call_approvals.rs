@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use claude_gateway::aws_proxy::hold::{self, Held, HeldCall};
+use claude_gateway::aws_proxy::held::HeldCall;
+use claude_gateway::aws_proxy::hold::{self, Held};
 use claude_gateway::clock::{ManualClock, SharedClock};
 use claude_gateway::config::{self, MapEnv};
 use claude_gateway::state::AppState;

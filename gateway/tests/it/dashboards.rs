@@ -262,7 +262,8 @@ async fn aws_captured() -> BTreeMap<String, BTreeSet<String>> {
 /// Keys of the `aws.call` lines the gateway's own recorder writes (`record`, the function the
 /// proxy calls for each call), one line per decision; each line is checked to hold no body.
 fn aws_call_captured() -> BTreeSet<String> {
-    use claude_gateway::aws_proxy::record::{record, Decision};
+    use claude_gateway::aws_proxy::record::Decision;
+    use claude_gateway::aws_proxy::serve::record;
     use claude_gateway::clock::{ManualClock, SharedClock};
     use claude_gateway::config::{self, MapEnv};
     use claude_gateway::state::AppState;

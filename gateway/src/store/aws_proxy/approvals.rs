@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::aws_proxy::hold::HeldCall;
+use crate::aws_proxy::held::HeldCall;
 use crate::clock::rfc3339;
 use crate::store::aws_access::{audit, decode_error, Decider};
 use crate::store::{Store, StoreError};
