@@ -10,12 +10,12 @@ use tokio::sync::watch;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Admin, Env, Loaded};
+use crate::server;
 use crate::shutdown::{Phase, Shutdown};
 use crate::state::AppState;
 use crate::store::{connect_options, spawn_sweeper, Retention, Store, StoreError};
 use crate::telemetry::audit::Audit;
 use crate::upstream::Upstreams;
-use crate::{http, server};
 
 /// Default drain window on SIGTERM.
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(25);
@@ -203,7 +203,7 @@ async fn serve(loaded: Loaded, source: &str, env: &dyn Env, stop: Stop) -> Resul
     let serving = tokio::spawn(server::serve(
         listener,
         tls,
-        http::router(state),
+        crate::app::router(state),
         shutdown,
         drain,
         client,

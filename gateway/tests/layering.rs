@@ -1,6 +1,8 @@
 //! The gateway's dependencies flow one way: `state.rs` builds `AppState` from parts (the store,
 //! the session keys, the relay, the policies, ...), and no file those parts are made of imports
-//! `AppState` back. Handlers and layers use `AppState`; the parts it holds never do.
+//! `AppState` back. Handlers and layers use `AppState`; the parts it holds never do. The Messages
+//! API's data (`api/`), which the routes, upstreams, policies, spend and telemetry share, depends
+//! on nothing but the config.
 //!
 //! This reads the sources: each file's `crate::`, `super::`, `self::` and child-module paths
 //! (outside comments and its `#[cfg(test)]` modules) name the files it depends on.
@@ -46,25 +48,7 @@ fn code(text: &str) -> String {
             .iter()
             .any(|p| item.starts_with(p));
         match item.find('{').filter(|_| is_mod) {
-            Some(open) => {
-                // Skip to the brace that closes the module.
-                let mut depth = 0usize;
-                let mut end = item.len();
-                for (i, c) in item[open..].char_indices() {
-                    match c {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                end = open + i + 1;
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                rest = &item[end..];
-            }
+            Some(open) => rest = &item[block_end(item, open)..],
             None => rest = after,
         }
     }
@@ -79,6 +63,58 @@ fn code(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The index just past the block that opens at `open` (a `{`), or the end of `text`. Braces in
+/// string and character literals do not count.
+fn block_end(text: &str, open: usize) -> usize {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = open;
+    while i < b.len() {
+        match b[i] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            // A raw string: r"..." or r#"..."#, any number of hashes.
+            b'r' if i + 1 < b.len() && matches!(b[i + 1], b'"' | b'#') && !ident_before(b, i) => {
+                let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
+                if b.get(i + 1 + hashes) == Some(&b'"') {
+                    let close = format!("\"{}", "#".repeat(hashes));
+                    let from = i + 2 + hashes;
+                    i = text[from..]
+                        .find(&close)
+                        .map_or(b.len(), |j| from + j + close.len());
+                    continue;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            // A character literal ('{', '\'', '\u{7b}'), not a lifetime ('a).
+            b'\'' => {
+                if b.get(i + 1) == Some(&b'\\') {
+                    i = text[i + 2..].find('\'').map_or(b.len(), |j| i + 2 + j);
+                } else if b.get(i + 2) == Some(&b'\'') {
+                    i += 2;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn ident_before(b: &[u8], i: usize) -> bool {
+    i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')
 }
 
 /// The module path of a file: `auth/token.rs` → `[auth, token]`, `auth/mod.rs` → `[auth]`.
@@ -257,20 +293,38 @@ fn no_part_of_the_state_imports_it_back() {
 }
 
 #[test]
+fn the_messages_api_data_depends_on_the_config_alone() {
+    let files = sources();
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|(rel, _)| rel.starts_with("api/"))
+        .flat_map(|(rel, code)| {
+            dependencies(&files, rel, code)
+                .into_iter()
+                .filter(|d| !d.starts_with("api/") && !d.starts_with("config/"))
+                .map(move |d| format!("{rel} -> {d}"))
+        })
+        .collect();
+    assert!(files.contains_key("api/body.rs"), "the reader found api/");
+    assert!(outside.is_empty(), "{}", outside.join("\n"));
+}
+
+#[test]
 fn the_reader_sees_grouped_nested_and_child_paths() {
-    let files: BTreeMap<String, String> =
-        ["a/mod.rs", "a/b.rs", "a/c.rs", "d.rs", "e/mod.rs", "e/f.rs"]
-            .into_iter()
-            .map(|f| (f.to_owned(), String::new()))
-            .collect();
+    let files: BTreeMap<String, String> = [
+        "a/mod.rs", "a/b.rs", "a/c.rs", "d.rs", "e/mod.rs", "e/f.rs", "g.rs", "h.rs",
+    ]
+    .into_iter()
+    .map(|f| (f.to_owned(), String::new()))
+    .collect();
     let src = code(
-        "pub mod c;\nuse crate::{d::X, e::{f::{Y, Z}}};\nuse super::b::W; // crate::e::Q\nfn f() { c::go(\"https://crate::nothing\"); }\n#[cfg(test)]\nmod tests { use crate::e::f; }\nfn g() {}",
+        "pub mod c;\nuse crate::{d::X, e::{f::{Y, Z}}};\nuse super::b::W; // crate::e::Q\nfn f() { c::go(\"https://crate::nothing\"); }\n#[cfg(test)]\nmod tests { const A: &str = \"{\"; const B: char = '{'; const C: &str = r#\"{\"#; fn l<'a>() {} use crate::h::x; }\nfn g() { crate::g::go() }",
     );
     let found = dependencies(&files, "a/mod.rs", &src);
     assert_eq!(
         found,
-        BTreeSet::from(["a/c.rs".into(), "d.rs".into(), "e/f.rs".into()]),
-        "`super::` from a/mod.rs is the crate root, which has no `b`"
+        BTreeSet::from(["a/c.rs".into(), "d.rs".into(), "e/f.rs".into(), "g.rs".into()]),
+        "`super::` from a/mod.rs is the crate root, which has no `b`; the tests' `h` does not count, the code after them does"
     );
     let found = dependencies(
         &files,

@@ -3,7 +3,7 @@
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ConversationRole, InferenceConfiguration, Message,
 };
-use claude_gateway::inference::catalog;
+use claude_gateway::api::catalog;
 
 use super::{err_text, Aws};
 use crate::error::{Error, Result};

@@ -1,8 +1,8 @@
 //! The admission stage: the caller's rate limits, then a reservation of the request's worst-case
 //! cost under their spend caps, both held by one [`Admitted`] guard from here on.
 
-use super::body::RawObject;
 use super::guard::Admitted;
+use crate::api::body::RawObject;
 use crate::auth::token::Identity;
 use crate::http::edge::RequestId;
 use crate::http::error::ApiError;

@@ -8,8 +8,8 @@ use axum::Json;
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
 
-use super::body::RawObject;
 use super::dispatch::candidates;
+use crate::api::body::RawObject;
 use crate::auth::caller::Caller;
 use crate::http::error::ApiError;
 use crate::state::AppState;

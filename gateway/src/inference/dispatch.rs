@@ -1,9 +1,9 @@
 //! Failover: which upstreams can serve a model, in config order, and which answer the client gets
 //! when attempts fail before the first byte.
 
+use crate::api::catalog::{resolve, Resolution};
 use crate::config::Config;
 use crate::http::error::ApiError;
-use crate::inference::catalog::{resolve, Resolution};
 use crate::upstream::Failure;
 
 /// The upstreams that resolve `model`, as (index, provider model id); or the 400 naming why none

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use http::HeaderMap;
 
-use super::usage::Usage;
+use crate::api::usage::Usage;
 use crate::clock::SharedClock;
 use crate::spend::admission::{Meter, Ticket};
 use crate::spend::ratelimit::Held;

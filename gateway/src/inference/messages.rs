@@ -14,10 +14,10 @@ use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::body::RawObject;
 use super::dispatch::{candidates, Attempts};
 use super::record::Record;
-use super::usage::Usage;
+use crate::api::body::RawObject;
+use crate::api::usage::Usage;
 use crate::auth::caller::Caller;
 use crate::http::edge::RequestId;
 use crate::http::error::ApiError;
@@ -190,7 +190,7 @@ fn until_cut(body: SseStream, shutdown: Shutdown) -> SseStream {
             item = body.next() => item.map(|item| (item, Some((body, cut)))),
             () = &mut cut => {
                 drop(body);
-                Some((Ok(super::sse::error("overloaded_error", STOPPING)), None))
+                Some((Ok(crate::api::sse::error("overloaded_error", STOPPING)), None))
             }
         }
     })

@@ -2,8 +2,6 @@
 //! `POST /v1/messages/count_tokens` and `GET /v1/models`.
 
 mod admit;
-pub mod body;
-pub mod catalog;
 mod count;
 mod dispatch;
 pub mod guard;
@@ -11,8 +9,6 @@ mod messages;
 mod models;
 mod policy_gate;
 mod record;
-pub mod sse;
-pub mod usage;
 
 use axum::routing::{get, post};
 use axum::Router;

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::catalog::BUILT_IN;
+use crate::api::catalog::BUILT_IN;
 use crate::auth::caller::Caller;
 use crate::state::AppState;
 

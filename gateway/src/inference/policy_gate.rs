@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::body::RawObject;
+use crate::api::body::RawObject;
 use crate::auth::token::Identity;
 use crate::http::edge::RequestId;
 use crate::http::error::ApiError;

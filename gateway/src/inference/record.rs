@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::usage::Usage;
+use crate::api::usage::Usage;
 use crate::auth::token::Identity;
 use crate::state::AppState;
 use crate::telemetry::prompt_hash::Fingerprints;

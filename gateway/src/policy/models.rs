@@ -1,7 +1,7 @@
 //! `availableModels` as the gateway enforces it: an entry admits the exact id, any spelling of the
 //! same built-in model (dated, Bedrock, `[1m]`), or a whole family by its alias (`opus`).
 
-use crate::inference::catalog::{built_in, normalize};
+use crate::api::catalog::{built_in, normalize};
 
 const FAMILIES: &[&str] = &["opus", "sonnet", "haiku", "fable"];
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::inference::body::RawObject;
+use crate::api::body::RawObject;
 
 /// The tool names one policy denies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

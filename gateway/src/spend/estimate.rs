@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use crate::inference::body::RawObject;
+use crate::api::body::RawObject;
 
 /// The fields of a Messages request that carry input or ask for cache writes.
 const INPUT_FIELDS: &[&str] = &[

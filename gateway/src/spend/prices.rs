@@ -4,9 +4,9 @@
 //! checks never round.
 
 use super::estimate::{CacheWrite, Estimate};
+use crate::api::catalog::built_in;
+use crate::api::usage::Usage;
 use crate::config::Pricing;
-use crate::inference::catalog::built_in;
-use crate::inference::usage::Usage;
 
 /// The date the list prices below were last checked.
 pub const PRICES_AS_OF: &str = "2026-11-01";
@@ -249,7 +249,7 @@ mod tests {
     }
 
     fn estimate(json: &str) -> Estimate {
-        let obj = crate::inference::body::RawObject::parse(json.as_bytes()).unwrap();
+        let obj = crate::api::body::RawObject::parse(json.as_bytes()).unwrap();
         Estimate::of(&obj, json.len())
     }
 
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn no_model_has_a_larger_context_than_the_bound() {
-        for b in crate::inference::catalog::BUILT_IN {
+        for b in crate::api::catalog::BUILT_IN {
             assert!(u64::from(b.max_input_tokens) <= CONTEXT_TOKENS, "{}", b.id);
         }
     }

@@ -8,10 +8,10 @@
 use serde_json::Value;
 use time::Duration;
 
+use crate::api::body::RawObject;
 use crate::auth::token::Identity;
 use crate::config::{PolicyRateLimits, RateLimit};
 use crate::http::error::{ApiError, RateLimited};
-use crate::inference::body::RawObject;
 use crate::spend::settler::LimitsDone;
 use crate::state::AppState;
 use crate::store::slots::RateCheck;

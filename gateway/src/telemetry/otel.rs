@@ -18,8 +18,8 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
 use super::relay::Relay;
+use crate::api::usage::Usage;
 use crate::config::Export;
-use crate::inference::usage::Usage;
 
 /// The instruments.
 #[derive(Debug, Clone)]
@@ -233,7 +233,7 @@ impl Otel {
 /// A catalog id for built-in models, `custom` for the operator's, `other` for anything else, so a
 /// client cannot grow the metric's cardinality by inventing model names.
 pub fn low_cardinality_model(model: &str) -> String {
-    match crate::inference::catalog::built_in(model) {
+    match crate::api::catalog::built_in(model) {
         Some(b) => b.id.to_owned(),
         None => "other".to_owned(),
     }

@@ -6,8 +6,8 @@
 use aws_lc_rs::hmac;
 use serde_json::Value;
 
+use crate::api::body::RawObject;
 use crate::config::hex;
-use crate::inference::body::RawObject;
 use crate::policy::canonical;
 
 /// Fingerprints of one request.

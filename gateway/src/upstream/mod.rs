@@ -12,11 +12,11 @@ use futures_util::stream::BoxStream;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::Semaphore;
 
+use crate::api::body::RawObject;
+use crate::api::usage::{Delivered, Usage};
 use crate::aws_proxy::turns::ToolUses;
 use crate::clock::SharedClock;
 use crate::config::{Config, Env, Provider};
-use crate::inference::body::RawObject;
-use crate::inference::usage::{Delivered, Usage};
 pub use failure::Failure;
 
 /// Default cap on concurrent upstream requests per replica.

@@ -48,7 +48,7 @@ fn app() -> (axum::Router, Audit) {
         Upstreams::none(),
     )
     .unwrap();
-    (claude_gateway::http::router(state), audit)
+    (claude_gateway::app::router(state), audit)
 }
 
 fn sign(header: &Value, claims: &Value, secret: &str) -> String {

@@ -74,7 +74,7 @@ fn fixture_of(yaml: &str, env: &MapEnv) -> Fixture {
     )
     .unwrap();
     Fixture {
-        app: claude_gateway::http::router(state),
+        app: claude_gateway::app::router(state),
         audit,
     }
 }
@@ -437,7 +437,7 @@ async fn forwarded_for_counts_only_through_trusted_proxies() {
         Duration::from_millis(100),
     );
     let audit = Audit::memory();
-    let app = claude_gateway::http::router(
+    let app = claude_gateway::app::router(
         AppState::new(
             loaded,
             audit.clone(),

@@ -1,6 +1,6 @@
 //! Model allowlists, tool denials (for everyone and per group) and sign-in rate limits.
 
-use claude_gateway::inference::catalog;
+use claude_gateway::api::catalog;
 
 use crate::profile::model::*;
 use crate::profile::reader::{split_list, Reader};

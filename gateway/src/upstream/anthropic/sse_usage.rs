@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
-use crate::inference::sse;
+use crate::api::sse;
 use crate::upstream::{SseStream, StreamMeter};
 
 /// The most of one unfinished event held back; past it the event passes through as it comes
@@ -399,7 +399,7 @@ mod props {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::inference::usage::Delivered;
+    use crate::api::usage::Delivered;
     use crate::upstream::StreamOutcome;
 
     /// Whether `out` is a faithful relay of `bytes`: every complete event as it came (an

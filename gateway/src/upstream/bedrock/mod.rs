@@ -19,9 +19,9 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::{read_capped, BaseUrl, Call, Failure, Reply, StreamEnd, MAX_BODY};
+use crate::api::catalog::foundation_model;
 use crate::clock::SharedClock;
 use crate::config::{Config, Upstream};
-use crate::inference::catalog::foundation_model;
 use signer::{Auth, Signer};
 
 /// A model id in a path segment: everything but the unreserved characters is encoded, as the SDK

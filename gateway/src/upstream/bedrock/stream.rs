@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::errors::stream_exception;
 use super::frames::{Decoder, FrameError, Message};
-use crate::inference::sse;
+use crate::api::sse;
 use crate::upstream::{SseStream, StreamEnd, StreamMeter};
 
 /// The answer's body as it arrives.
@@ -259,7 +259,7 @@ mod props {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::inference::usage::Usage;
+    use crate::api::usage::Usage;
 
     fn meter() -> StreamMeter {
         // Gathering tool inputs too: whatever the chunk, it never panics.

@@ -3,7 +3,7 @@
 //! body as `anthropic_beta`, and request tags left out (Bedrock refuses them). Everything else
 //! passes through unchanged.
 
-use crate::inference::body::RawObject;
+use crate::api::body::RawObject;
 
 /// The Bedrock Messages API version.
 pub const BEDROCK_VERSION: &str = "bedrock-2023-05-31";
