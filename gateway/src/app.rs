@@ -1,13 +1,16 @@
 //! The gateway's one router: every subsystem's routes, and the layers in front of them
 //! ([`crate::http`]).
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
 use axum::middleware::from_fn_with_state;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::bearer::bearer;
+use crate::auth::callback::Callback;
+use crate::auth::context::Ctx;
 use crate::http::error::ApiError;
 use crate::http::{access, edge, health, limits, pages};
 use crate::state::AppState;
@@ -21,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::landing))
         .route("/protocol", get(pages::protocol))
         .merge(crate::auth::routes())
+        .route("/oauth/callback", get(sign_in_callback))
         .route(
             "/managed/settings",
             get(crate::policy::routes::managed_settings),
@@ -61,4 +65,22 @@ async fn unknown_route(State(state): State<AppState>, headers: HeaderMap) -> Api
         Some(Ok(_)) => ApiError::NotFound,
         _ => ApiError::InvalidToken,
     }
+}
+
+/// `GET /oauth/callback`: the IdP sends every browser sign-in back here. An approver's sign-in for
+/// the approval page and a sign-in for the MCP server's authorization each take their own; the
+/// rest complete a device grant.
+async fn sign_in_callback(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+    Query(q): Query<Callback>,
+) -> Response {
+    if let Some(res) = crate::aws_access::approver::callback(&state, &ctx, &headers, &q).await {
+        return res;
+    }
+    if let Some(res) = crate::mcp::oauth::signin::callback(&state, &ctx, &headers, &q).await {
+        return res;
+    }
+    crate::auth::callback::device(&state, &ctx, &headers, q).await
 }

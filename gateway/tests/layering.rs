@@ -2,7 +2,7 @@
 //! the session keys, the relay, the policies, ...), and no file those parts are made of imports
 //! `AppState` back. Handlers and layers use `AppState`; the parts it holds never do. The Messages
 //! API's data (`api/`), which the routes, upstreams, policies, spend and telemetry share, depends
-//! on nothing but the config.
+//! on nothing but the config. And no two folders depend on each other through a circle of files.
 //!
 //! This reads the sources: each file's `crate::`, `super::`, `self::` and child-module paths
 //! (outside comments and its `#[cfg(test)]` modules) name the files it depends on.
@@ -307,6 +307,111 @@ fn the_messages_api_data_depends_on_the_config_alone() {
         .collect();
     assert!(files.contains_key("api/body.rs"), "the reader found api/");
     assert!(outside.is_empty(), "{}", outside.join("\n"));
+}
+
+/// The strongly connected groups of `deps` (Tarjan's algorithm): files that reach each other.
+fn circles(deps: &BTreeMap<&str, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        deps: &'a BTreeMap<&'a str, BTreeSet<String>>,
+        index: BTreeMap<String, usize>,
+        low: BTreeMap<String, usize>,
+        stack: Vec<String>,
+        on_stack: BTreeSet<String>,
+        found: Vec<Vec<String>>,
+    }
+    fn visit(w: &mut Walk<'_>, v: &str) {
+        let n = w.index.len();
+        w.index.insert(v.to_owned(), n);
+        w.low.insert(v.to_owned(), n);
+        w.stack.push(v.to_owned());
+        w.on_stack.insert(v.to_owned());
+        for d in w.deps.get(v).into_iter().flatten() {
+            if !w.index.contains_key(d) {
+                visit(w, d);
+                let low = w.low[v].min(w.low[d]);
+                w.low.insert(v.to_owned(), low);
+            } else if w.on_stack.contains(d) {
+                let low = w.low[v].min(w.index[d]);
+                w.low.insert(v.to_owned(), low);
+            }
+        }
+        if w.low[v] == w.index[v] {
+            let mut group = Vec::new();
+            while let Some(f) = w.stack.pop() {
+                w.on_stack.remove(&f);
+                let done = f == v;
+                group.push(f);
+                if done {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                w.found.push(group);
+            }
+        }
+    }
+    let mut w = Walk {
+        deps,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        found: Vec::new(),
+    };
+    for v in deps.keys() {
+        if !w.index.contains_key(*v) {
+            visit(&mut w, v);
+        }
+    }
+    w.found
+}
+
+/// The folder a file belongs to at the top (`auth/token.rs` → `auth`, `state.rs` → `state`).
+fn folder(rel: &str) -> &str {
+    rel.split('/').next().unwrap_or(rel).trim_end_matches(".rs")
+}
+
+#[test]
+fn no_circle_crosses_folders() {
+    let files = sources();
+    let deps: BTreeMap<&str, BTreeSet<String>> = files
+        .iter()
+        .map(|(rel, code)| (rel.as_str(), dependencies(&files, rel, code)))
+        .collect();
+    let crossing: Vec<String> = circles(&deps)
+        .into_iter()
+        .filter(|group| group.iter().any(|f| folder(f) != folder(&group[0])))
+        .map(|group| group.join(", "))
+        .collect();
+    assert!(
+        crossing.is_empty(),
+        "files of different folders depend on each other in a circle:\n{}",
+        crossing.join("\n")
+    );
+}
+
+#[test]
+fn circles_are_found() {
+    let deps: BTreeMap<&str, BTreeSet<String>> = [
+        ("a.rs", BTreeSet::from(["b/x.rs".to_owned()])),
+        ("b/x.rs", BTreeSet::from(["b/y.rs".to_owned()])),
+        (
+            "b/y.rs",
+            BTreeSet::from(["a.rs".to_owned(), "c.rs".to_owned()]),
+        ),
+        ("c.rs", BTreeSet::new()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        circles(&deps),
+        vec![vec![
+            "a.rs".to_owned(),
+            "b/x.rs".to_owned(),
+            "b/y.rs".to_owned()
+        ]]
+    );
 }
 
 #[test]

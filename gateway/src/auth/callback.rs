@@ -1,8 +1,8 @@
-//! `GET /oauth/callback`: the IdP sends the browser back here. The state must open, the browser
-//! must be the one that started, the grant must still be pending; then the code is exchanged, the
-//! id_token verified, the claim gates applied, and the grant completed or denied.
+//! `GET /oauth/callback`: the IdP sends the browser back here. For a device grant's sign-in
+//! ([`device`]), the state must open, the browser must be the one that started, the grant must
+//! still be pending; then the code is exchanged, the id_token verified, the claim gates applied,
+//! and the grant completed or denied.
 
-use axum::extract::{Query, State};
 use axum::response::Response;
 use http::header::{COOKIE, SET_COOKIE};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -53,21 +53,9 @@ fn clear_cookie(mut res: Response, secure: bool) -> Response {
     res
 }
 
-/// The handler.
-pub async fn callback(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    headers: HeaderMap,
-    Query(q): Query<Callback>,
-) -> Response {
-    // An approver's sign-in for the approval page comes back here too, and so does a sign-in
-    // for the MCP server's authorization (`browser_signin` completes both).
-    if let Some(res) = crate::aws_access::approver::callback(&state, &ctx, &headers, &q).await {
-        return res;
-    }
-    if let Some(res) = crate::mcp::oauth::signin::callback(&state, &ctx, &headers, &q).await {
-        return res;
-    }
+/// A device grant's sign-in coming back (the route, [`crate::app`], first offers the callback
+/// to the other browser sign-ins).
+pub async fn device(state: &AppState, ctx: &Ctx, headers: &HeaderMap, q: Callback) -> Response {
     let secure = state.origin.starts_with("https://");
     let now = state.clock.now();
     let expired = || {
@@ -84,14 +72,10 @@ pub async fn callback(
             .ok()
     });
     let Some(st) = opened else {
-        ctx.audit(
-            &state,
-            "device.callback",
-            json!({"result": "invalid_state"}),
-        );
+        ctx.audit(state, "device.callback", json!({"result": "invalid_state"}));
         return expired();
     };
-    let presented = cookie(&headers, cookie_name(secure)).map(|c| sha256_hex(&c));
+    let presented = cookie(headers, cookie_name(secure)).map(|c| sha256_hex(&c));
     if !presented.is_some_and(|h| same(&h, &st.browser)) {
         // A link whose sign-in is over (a reload of the success page, whose cookie is gone) can
         // complete nothing: say it was used rather than blame the browser.
@@ -100,7 +84,7 @@ pub async fn callback(
             Ok(ref g) if g.as_ref().is_none_or(|g| g.status != Status::Pending)
         );
         if over {
-            ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
+            ctx.audit(state, "device.callback", json!({"result": "not_pending"}));
             return message(
                 StatusCode::BAD_REQUEST,
                 "Already used",
@@ -108,7 +92,7 @@ pub async fn callback(
             );
         }
         ctx.audit(
-            &state,
+            state,
             "device.callback",
             json!({"result": "browser_mismatch"}),
         );
@@ -120,7 +104,7 @@ pub async fn callback(
         match grant::load_versioned(&state.store, &state.sealer, &st.grant, now).await {
             Ok(Some((g, read))) if g.status == Status::Pending => (g, read),
             Ok(_) => {
-                ctx.audit(&state, "device.callback", json!({"result": "not_pending"}));
+                ctx.audit(state, "device.callback", json!({"result": "not_pending"}));
                 return clear_cookie(
                     message(
                         StatusCode::BAD_REQUEST,
@@ -152,7 +136,7 @@ pub async fn callback(
         ))
     } else {
         sign_in(
-            &state,
+            state,
             q.code.as_deref().unwrap_or_default(),
             &st,
             now.unix_timestamp(),
@@ -174,9 +158,9 @@ pub async fn callback(
                 .m
                 .signins
                 .add(1, &[opentelemetry::KeyValue::new("result", "success")]);
-            ctx.audit(&state, "session.mint", json!({"result": "success", "sub": who.sub, "email": who.email, "groups": who.groups, "ttl_hours": state.config.session.ttl_hours}));
+            ctx.audit(state, "session.mint", json!({"result": "success", "sub": who.sub, "email": who.email, "groups": who.groups, "ttl_hours": state.config.session.ttl_hours}));
             ctx.audit(
-                &state,
+                state,
                 "device.callback",
                 json!({"result": "success", "sub": who.sub}),
             );
@@ -194,12 +178,12 @@ pub async fn callback(
                 .signins
                 .add(1, &[opentelemetry::KeyValue::new("result", "denied")]);
             ctx.audit(
-                &state,
+                state,
                 "session.mint",
                 json!({"result": "fail", "err": reason}),
             );
             ctx.audit(
-                &state,
+                state,
                 "auth.denied",
                 json!({"reason": reason, "path": "/oauth/callback"}),
             );
@@ -215,7 +199,7 @@ pub async fn callback(
         Ok(false) => {
             // A deny (or another callback) settled the grant while the IdP was being asked:
             // that one stands, and what was minted here is dropped.
-            ctx.audit(&state, "device.callback", json!({"result": "conflict"}));
+            ctx.audit(state, "device.callback", json!({"result": "conflict"}));
             return clear_cookie(
                 message(
                     StatusCode::CONFLICT,

@@ -4,7 +4,7 @@
 mod backoff;
 pub mod bearer;
 pub mod browser_signin;
-pub(crate) mod callback;
+pub mod callback;
 pub mod caller;
 pub mod claims;
 pub mod codes;
@@ -39,6 +39,5 @@ pub fn routes() -> Router<AppState> {
         .route("/oauth/device_authorization", post(device::authorize))
         .route("/device", get(device::page).post(device::approve))
         .route("/device/deny", post(device::deny))
-        .route("/oauth/callback", get(callback::callback))
         .route("/oauth/token", post(token_endpoint::token))
 }

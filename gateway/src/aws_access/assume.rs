@@ -7,7 +7,7 @@
 use time::Duration;
 
 use super::policy::{session_policy, PolicyError};
-use crate::config::aws_access::{AwsProject, Level};
+use crate::config::aws_access::{tag_char_ok, AwsProject, Level};
 
 /// The longest role session name and source identity STS accepts.
 const MAX_NAME: usize = 64;
@@ -55,11 +55,6 @@ fn sts_name(s: &str, max: usize) -> String {
         })
         .take(max)
         .collect()
-}
-
-/// Whether STS allows `c` in a session tag value (letters, digits, spaces and `_.:/=+-@`).
-pub fn tag_char_ok(c: char) -> bool {
-    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
 }
 
 /// Keeps the characters STS allows in tag values, replacing others with `-`.

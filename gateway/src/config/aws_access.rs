@@ -302,12 +302,7 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
         }
         if p.tag.value.is_empty() || p.tag.value.chars().count() > 256 {
             err(format!("{at}.tag.value"), "1 to 256 characters".into());
-        } else if !p
-            .tag
-            .value
-            .chars()
-            .all(crate::aws_access::assume::tag_char_ok)
-        {
+        } else if !p.tag.value.chars().all(tag_char_ok) {
             // Every credential carries it as its `project` session tag, which the project role
             // compares with the resources' tag: a character STS refuses would not match.
             err(
@@ -399,6 +394,11 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
         out.extend(super::mcp::check(m, a.proxy.is_some()));
     }
     out
+}
+
+/// Whether STS allows `c` in a session tag value (letters, digits, spaces and `_.:/=+-@`).
+pub fn tag_char_ok(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
 }
 
 /// A prod project with read and write levels, for tests.

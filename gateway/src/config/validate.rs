@@ -729,13 +729,13 @@ fn managed(cx: &mut Ctx, m: &Managed) {
             ("code", &p.code),
         ] {
             if let Some(doc) = doc {
-                for (path, message) in crate::policy::check_settings(doc) {
+                for (path, message) in crate::policy::check::check_settings(doc) {
                     cx.err(format!("{at}.{key}{path}"), message);
                 }
             }
         }
         if let Some(desktop) = &p.desktop {
-            for (path, message) in crate::policy::check_desktop(desktop) {
+            for (path, message) in crate::policy::check::check_desktop(desktop) {
                 cx.err(format!("{at}.desktop{path}"), message);
             }
         }

@@ -2,7 +2,7 @@
 //! from them (the model allowlist, and optionally tool denials). Built once at boot; the merge
 //! for each combination of matching policies is computed once and kept.
 
-mod check;
+pub mod check;
 mod checksum;
 mod matcher;
 mod mcp_servers;
