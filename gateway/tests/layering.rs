@@ -13,6 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 
+/// Files (by path under `src/`) and the files each depends on.
+type Deps = BTreeMap<String, BTreeSet<String>>;
+
 /// Every `.rs` file under `src/`, by path relative to it (`auth/token.rs`), with its code.
 fn sources() -> BTreeMap<String, String> {
     fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
@@ -251,13 +254,18 @@ fn dependencies(files: &BTreeMap<String, String>, rel: &str, code: &str) -> BTre
         .collect()
 }
 
+/// Each source file and the files it depends on.
+fn graph() -> Deps {
+    let files = sources();
+    files
+        .iter()
+        .map(|(rel, code)| (rel.clone(), dependencies(&files, rel, code)))
+        .collect()
+}
+
 #[test]
 fn no_part_of_the_state_imports_it_back() {
-    let files = sources();
-    let deps: BTreeMap<&str, BTreeSet<String>> = files
-        .iter()
-        .map(|(rel, code)| (rel.as_str(), dependencies(&files, rel, code)))
-        .collect();
+    let deps = graph();
     // Breadth first from state.rs, remembering how each file was reached.
     let mut reached: BTreeMap<String, String> = BTreeMap::new();
     let mut queue = VecDeque::from(["state.rs".to_owned()]);
@@ -310,9 +318,9 @@ fn the_messages_api_data_depends_on_the_config_alone() {
 }
 
 /// The strongly connected groups of `deps` (Tarjan's algorithm): files that reach each other.
-fn circles(deps: &BTreeMap<&str, BTreeSet<String>>) -> Vec<Vec<String>> {
+fn circles(deps: &Deps) -> Vec<Vec<String>> {
     struct Walk<'a> {
-        deps: &'a BTreeMap<&'a str, BTreeSet<String>>,
+        deps: &'a Deps,
         index: BTreeMap<String, usize>,
         low: BTreeMap<String, usize>,
         stack: Vec<String>,
@@ -360,7 +368,7 @@ fn circles(deps: &BTreeMap<&str, BTreeSet<String>>) -> Vec<Vec<String>> {
         found: Vec::new(),
     };
     for v in deps.keys() {
-        if !w.index.contains_key(*v) {
+        if !w.index.contains_key(v) {
             visit(&mut w, v);
         }
     }
@@ -374,11 +382,7 @@ fn folder(rel: &str) -> &str {
 
 #[test]
 fn no_circle_crosses_folders() {
-    let files = sources();
-    let deps: BTreeMap<&str, BTreeSet<String>> = files
-        .iter()
-        .map(|(rel, code)| (rel.as_str(), dependencies(&files, rel, code)))
-        .collect();
+    let deps = graph();
     let crossing: Vec<String> = circles(&deps)
         .into_iter()
         .filter(|group| group.iter().any(|f| folder(f) != folder(&group[0])))
@@ -393,7 +397,7 @@ fn no_circle_crosses_folders() {
 
 #[test]
 fn circles_are_found() {
-    let deps: BTreeMap<&str, BTreeSet<String>> = [
+    let deps: Deps = [
         ("a.rs", BTreeSet::from(["b/x.rs".to_owned()])),
         ("b/x.rs", BTreeSet::from(["b/y.rs".to_owned()])),
         (
@@ -403,6 +407,7 @@ fn circles_are_found() {
         ("c.rs", BTreeSet::new()),
     ]
     .into_iter()
+    .map(|(f, d)| (f.to_owned(), d))
     .collect();
     assert_eq!(
         circles(&deps),
