@@ -3,6 +3,8 @@
 //! → settle and audit when the answer ends. The guard settles or releases exactly once, whichever
 //! way the request ends.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -10,7 +12,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -21,7 +23,7 @@ use crate::api::usage::Usage;
 use crate::auth::caller::Caller;
 use crate::http::edge::RequestId;
 use crate::http::error::ApiError;
-use crate::shutdown::{Phase, Shutdown};
+use crate::shutdown::{CutWatch, Phase, Shutdown};
 use crate::state::AppState;
 use crate::upstream::bedrock::translate::betas;
 use crate::upstream::{Call, Reply, SseStream, StreamOutcome};
@@ -139,7 +141,7 @@ pub async fn messages(
                 return Ok(res);
             }
             Ok(Reply::Stream { headers: h, body }) => {
-                let body = until_cut(body, state.shutdown.clone());
+                let body = until_cut(body, &state.shutdown);
                 let mut res = relay(StatusCode::OK, h, Body::from_stream(body), &rid);
                 res.headers_mut().extend(usage_headers);
                 return Ok(res);
@@ -181,20 +183,42 @@ pub(super) async fn upstream_slot(state: &AppState) -> Result<OwnedSemaphorePerm
 
 /// Ends `body` with an in-band `overloaded_error` once the stop reaches its cut, dropping the
 /// upstream stream so its usage so far is reported and settled.
-fn until_cut(body: SseStream, shutdown: Shutdown) -> SseStream {
-    let cut = Box::pin(async move { shutdown.reached(Phase::Cut).await });
-    futures_util::stream::unfold(Some((body, cut)), |open| async move {
-        let (mut body, mut cut) = open?;
-        tokio::select! {
-            biased;
-            item = body.next() => item.map(|item| (item, Some((body, cut)))),
-            () = &mut cut => {
-                drop(body);
-                Some((Ok(crate::api::sse::error("overloaded_error", STOPPING)), None))
-            }
-        }
-    })
+fn until_cut(body: SseStream, shutdown: &Shutdown) -> SseStream {
+    UntilCut {
+        body: Some(body),
+        cut: shutdown.watch_cut(),
+    }
     .boxed()
+}
+
+/// [`until_cut`]'s stream.
+struct UntilCut {
+    body: Option<SseStream>,
+    cut: CutWatch,
+}
+
+impl Stream for UntilCut {
+    type Item = <SseStream as Stream>::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(body) = this.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.cut.poll_cut(cx) {
+            this.body = None;
+            return Poll::Ready(Some(Ok(crate::api::sse::error(
+                "overloaded_error",
+                STOPPING,
+            ))));
+        }
+        let next = body.poll_next_unpin(cx);
+        if let Poll::Ready(None) = next {
+            // Ended: not polled again.
+            this.body = None;
+        }
+        next
+    }
 }
 
 /// The attempt's duration and errors, as the gateway's own metrics.
