@@ -50,9 +50,14 @@ fn code(text: &str) -> String {
         let is_mod = ["mod ", "pub mod ", "pub(crate) mod "]
             .iter()
             .any(|p| item.starts_with(p));
-        match item.find('{').filter(|_| is_mod) {
-            Some(open) => rest = &item[block_end(item, open)..],
-            None => rest = after,
+        let body = item
+            .find(['{', ';'])
+            .filter(|&i| is_mod && item[i..].starts_with('{'));
+        match (is_mod, body) {
+            (true, Some(open)) => rest = &item[block_end(item, open)..],
+            // `mod tests;`: the declaration goes, the file it names is not read as a dependency.
+            (true, None) => rest = item.find(';').map_or("", |i| &item[i + 1..]),
+            (false, _) => rest = after,
         }
     }
     kept.push_str(rest);
@@ -422,13 +427,21 @@ fn circles_are_found() {
 #[test]
 fn the_reader_sees_grouped_nested_and_child_paths() {
     let files: BTreeMap<String, String> = [
-        "a/mod.rs", "a/b.rs", "a/c.rs", "d.rs", "e/mod.rs", "e/f.rs", "g.rs", "h.rs",
+        "a/mod.rs",
+        "a/b.rs",
+        "a/c.rs",
+        "a/more.rs",
+        "d.rs",
+        "e/mod.rs",
+        "e/f.rs",
+        "g.rs",
+        "h.rs",
     ]
     .into_iter()
     .map(|f| (f.to_owned(), String::new()))
     .collect();
     let src = code(
-        "pub mod c;\nuse crate::{d::X, e::{f::{Y, Z}}};\nuse super::b::W; // crate::e::Q\nfn f() { c::go(\"https://crate::nothing\"); }\n#[cfg(test)]\nmod tests { const A: &str = \"{\"; const B: char = '{'; const C: &str = r#\"{\"#; fn l<'a>() {} use crate::h::x; }\nfn g() { crate::g::go() }",
+        "pub mod c;\nuse crate::{d::X, e::{f::{Y, Z}}};\nuse super::b::W; // crate::e::Q\nfn f() { c::go(\"https://crate::nothing\"); }\n#[cfg(test)]\nmod tests { const A: &str = \"{\"; const B: char = '{'; const C: &str = r#\"{\"#; fn l<'a>() {} use crate::h::x; }\n#[cfg(test)]\nmod more;\nfn g() { crate::g::go() }",
     );
     let found = dependencies(&files, "a/mod.rs", &src);
     assert_eq!(
