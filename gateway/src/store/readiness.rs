@@ -90,4 +90,45 @@ mod tests {
         none.ok_at(100);
         assert!(!none.within_grace(100));
     }
+
+    #[tokio::test]
+    async fn a_check_while_a_probe_is_out_repeats_the_last_answer_and_opens_no_connection() {
+        use std::str::FromStr;
+        use std::sync::Arc;
+
+        // A "database" that takes every connection and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (held_tx, mut held) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                let _ = held_tx.send(socket);
+            }
+        });
+        let options = sqlx::postgres::PgConnectOptions::from_str(&format!(
+            "postgres://u@127.0.0.1:{port}/db"
+        ))
+        .unwrap();
+        let store = Store::lazy(options, 4, Duration::from_secs(60));
+        let clock: SharedClock = Arc::new(crate::clock::ManualClock::new(
+            time::OffsetDateTime::UNIX_EPOCH,
+        ));
+        let readiness = Arc::new(Readiness::new(0, Duration::from_secs(60)));
+
+        let first = tokio::spawn({
+            let (readiness, store, clock) = (readiness.clone(), store.clone(), clock.clone());
+            async move { readiness.check(&store, &clock).await }
+        });
+        // The first probe's connection has arrived: that probe is out.
+        let _first_connection = held.recv().await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(10), readiness.check(&store, &clock))
+            .await
+            .expect("a check while a probe is out does not wait for it");
+        assert!(!second, "the last answer: nothing has succeeded yet");
+        assert!(
+            held.try_recv().is_err(),
+            "the second check opened no connection"
+        );
+        first.abort();
+    }
 }
