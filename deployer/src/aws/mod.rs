@@ -40,6 +40,15 @@ pub const POLL_VAR: &str = "DEPLOYER_POLL_MS";
 /// The shortest pause between two reads of a stack's or a change set's progress.
 const MIN_POLL: Duration = Duration::from_millis(10);
 
+/// The variable that sets how long one stack operation is followed, in minutes.
+pub const FOLLOW_TIMEOUT_VAR: &str = "DEPLOYER_FOLLOW_TIMEOUT_MINUTES";
+/// How long one stack operation is followed by default, in minutes: longer than a gateway stack
+/// with a Multi-AZ database and a Client VPN takes to create.
+pub const FOLLOW_TIMEOUT_DEFAULT_MINUTES: u64 = 120;
+const FOLLOW_TIMEOUT_MAX_MINUTES: u64 = 4320;
+/// The variable that lowers the inline template limit.
+pub const INLINE_LIMIT_VAR: &str = "DEPLOYER_INLINE_TEMPLATE_LIMIT";
+
 /// Bounds on every AWS call: an endpoint that takes the connection and never answers fails the
 /// call instead of holding the deployer forever (the SDK's default bounds only the connect).
 fn timeouts() -> aws_config::timeout::TimeoutConfig {
@@ -49,14 +58,6 @@ fn timeouts() -> aws_config::timeout::TimeoutConfig {
         .operation_timeout(Duration::from_secs(180))
         .build()
 }
-/// The variable that sets how long one stack operation is followed, in minutes.
-pub const FOLLOW_TIMEOUT_VAR: &str = "DEPLOYER_FOLLOW_TIMEOUT_MINUTES";
-/// How long one stack operation is followed by default, in minutes: longer than a gateway stack
-/// with a Multi-AZ database and a Client VPN takes to create.
-pub const FOLLOW_TIMEOUT_DEFAULT_MINUTES: u64 = 120;
-const FOLLOW_TIMEOUT_MAX_MINUTES: u64 = 4320;
-/// The variable that lowers the inline template limit.
-pub const INLINE_LIMIT_VAR: &str = "DEPLOYER_INLINE_TEMPLATE_LIMIT";
 
 /// Every client the deployer uses, for one Region.
 #[derive(Debug, Clone)]

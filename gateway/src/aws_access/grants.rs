@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::developer::Developer;
 use super::membership::{standing, Entry};
 use super::refusal::Refusal;
-use super::session::MIN_DURATION_SECONDS;
+use super::session::MIN_WRITE_GRANT_SECONDS;
 use super::wire::AwsError;
 use crate::auth::token::Identity;
 use crate::clock::rfc3339;
@@ -117,10 +117,10 @@ fn parse(a: &AwsAccess, body: &[u8]) -> Result<(usize, i32, String), AwsError> {
         .ok_or(Refusal::NoProject { project: b.project })?;
     let max = i64::from(a.projects[i].max_session_seconds);
     let duration = match i32::try_from(b.duration_seconds) {
-        Ok(d) if (MIN_DURATION_SECONDS..=max).contains(&b.duration_seconds) => d,
+        Ok(d) if (MIN_WRITE_GRANT_SECONDS..=max).contains(&b.duration_seconds) => d,
         _ => {
             return Err(AwsError::BadRequest(format!(
-                "duration_seconds must be {MIN_DURATION_SECONDS} to {max} on this project"
+                "duration_seconds must be {MIN_WRITE_GRANT_SECONDS} to {max} on this project"
             )))
         }
     };
@@ -347,7 +347,7 @@ mod tests {
         use crate::aws_access::session::{length, Bounds, MIN_SESSION};
         use time::macros::datetime;
         let approved = datetime!(2026-12-06 10:00 UTC);
-        let until = approved + time::Duration::seconds(MIN_DURATION_SECONDS);
+        let until = approved + time::Duration::seconds(MIN_WRITE_GRANT_SECONDS);
         let used = approved + time::Duration::minutes(4);
         let got = length(
             "payments",

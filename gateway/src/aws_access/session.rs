@@ -14,7 +14,7 @@ pub const MAX_SESSION: Duration = Duration::hours(1);
 /// The shortest write asked for, in seconds: STS's shortest credential (15 minutes) and 5 minutes
 /// to fetch it once approved. A grant of only 15 minutes would have less than a credential's
 /// worth left by the time it is used, and could never give one.
-pub const MIN_DURATION_SECONDS: i64 = 1200;
+pub const MIN_WRITE_GRANT_SECONDS: i64 = 1200;
 
 /// The spans a credential must fit in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

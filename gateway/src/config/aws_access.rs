@@ -335,7 +335,7 @@ pub fn check(a: &AwsAccess) -> Vec<Issue> {
                     "a write level that needs approval needs approvers".into(),
                 );
             }
-            let shortest = crate::aws_access::session::MIN_DURATION_SECONDS;
+            let shortest = crate::aws_access::session::MIN_WRITE_GRANT_SECONDS;
             if p.write_approval == WriteApproval::Required
                 && i64::from(p.max_session_seconds) < shortest
             {

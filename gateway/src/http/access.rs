@@ -11,10 +11,9 @@ use http::HeaderMap;
 use ipnet::IpNet;
 
 use super::error::forbidden;
+use crate::clock::SharedClock;
 use crate::config::net::{canonical, parse_cidr, parse_proxy};
 use crate::config::Config;
-
-use crate::clock::SharedClock;
 use crate::telemetry::audit::Audit;
 
 /// A refused request's path is audited up to this many bytes.

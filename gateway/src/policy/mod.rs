@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value};
 
-pub use check::{check_desktop, check_settings};
 pub use checksum::{canonical, checksum};
 use tools::ToolDenials;
 
