@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tower::util::Oneshot;
@@ -105,17 +105,7 @@ pub async fn serve(
     drain: Duration,
     client: ClientTimeouts,
 ) -> bool {
-    let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(client.header_read)
-        .max_buf_size(512 * 1024);
-    let mut h2 = http2::Builder::new(TokioExecutor::new());
-    h2.timer(TokioTimer::new()).max_header_list_size(256 * 1024);
-    let builder = Arc::new(Builders {
-        h1,
-        h2,
-        h2_idle: client.header_read,
-    });
+    let builder = Arc::new(Builders::new(client));
     let graceful = GracefulShutdown::new();
 
     loop {
@@ -162,6 +152,22 @@ struct Builders {
     h2_idle: Duration,
 }
 
+impl Builders {
+    fn new(client: ClientTimeouts) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(client.header_read)
+            .max_buf_size(512 * 1024);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new()).max_header_list_size(256 * 1024);
+        Builders {
+            h1,
+            h2,
+            h2_idle: client.header_read,
+        }
+    }
+}
+
 /// The router's answer to `req`, which came from `peer`.
 fn route(
     app: &Router,
@@ -172,6 +178,9 @@ fn route(
     app.clone().oneshot(req.map(Body::new))
 }
 
+/// Spawns the task serving one accepted connection. A plain connection and a TLS one are tasks
+/// of their own kinds: a task's future is as large as its largest state, and every open stream
+/// holds one, so a plain connection does not carry room for a TLS session and an HTTP/2 server.
 fn spawn_connection(
     stream: WriteStall<TcpStream>,
     peer: SocketAddr,
@@ -181,54 +190,131 @@ fn spawn_connection(
     graceful: &GracefulShutdown,
 ) {
     let watcher = graceful.watcher();
-    tokio::spawn(async move {
-        let result = match tls {
-            None => {
-                let service = service_fn(move |req| route(&app, peer, req));
-                let conn = builder.h1.serve_connection(TokioIo::new(stream), service);
-                watcher.watch(conn).await
-            }
-            Some(acceptor) => {
-                let tls_stream =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, "TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                let io = TokioIo::new(tls_stream);
-                if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
-                    let (activity, count) = Activity::new();
-                    let service = service_fn(move |req| {
-                        let busy = activity.begin();
-                        let answer = route(&app, peer, req);
-                        async move {
-                            let res = answer.await?;
-                            Ok::<_, Infallible>(res.map(|b| Body::new(Tracked::new(b, busy))))
-                        }
-                    });
-                    let conn = builder.h2.serve_connection(io, service);
-                    tokio::select! {
-                        r = watcher.watch(conn) => r,
-                        () = idle_for(count, builder.h2_idle) => {
-                            tracing::debug!(%peer, "HTTP/2 connection carried no request for {} ms: closing it", builder.h2_idle.as_millis());
-                            Ok(())
-                        }
-                    }
-                } else {
-                    let service = service_fn(move |req| route(&app, peer, req));
-                    let conn = builder.h1.serve_connection(io, service);
-                    watcher.watch(conn).await
-                }
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(%peer, "connection ended with an error: {e}");
+    match tls {
+        None => {
+            tokio::spawn(serve_plain(stream, peer, app, builder, watcher));
         }
-    });
+        Some(acceptor) => {
+            tokio::spawn(serve_tls(stream, peer, acceptor, app, builder, watcher));
+        }
+    }
+}
+
+/// Serves a plain connection: HTTP/1.1.
+async fn serve_plain(
+    stream: WriteStall<TcpStream>,
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<Builders>,
+    watcher: Watcher,
+) {
+    let service = service_fn(move |req| route(&app, peer, req));
+    let conn = builder.h1.serve_connection(TokioIo::new(stream), service);
+    ended(peer, watcher.watch(conn).await);
+}
+
+/// Serves a TLS connection: its handshake, then HTTP/2 or HTTP/1.1 as ALPN chose.
+async fn serve_tls(
+    stream: WriteStall<TcpStream>,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    builder: Arc<Builders>,
+    watcher: Watcher,
+) {
+    let tls_stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let io = TokioIo::new(tls_stream);
+    let result = if io.inner().get_ref().1.alpn_protocol() == Some(b"h2") {
+        let (activity, count) = Activity::new();
+        let service = service_fn(move |req| {
+            let busy = activity.begin();
+            let answer = route(&app, peer, req);
+            async move {
+                let res = answer.await?;
+                Ok::<_, Infallible>(res.map(|b| Body::new(Tracked::new(b, busy))))
+            }
+        });
+        let conn = builder.h2.serve_connection(io, service);
+        tokio::select! {
+            r = watcher.watch(conn) => r,
+            () = idle_for(count, builder.h2_idle) => {
+                tracing::debug!(%peer, "HTTP/2 connection carried no request for {} ms: closing it", builder.h2_idle.as_millis());
+                Ok(())
+            }
+        }
+    } else {
+        let service = service_fn(move |req| route(&app, peer, req));
+        let conn = builder.h1.serve_connection(io, service);
+        watcher.watch(conn).await
+    };
+    ended(peer, result);
+}
+
+/// Logs how a connection ended, when it ended with an error.
+fn ended(peer: SocketAddr, result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(%peer, "connection ended with an error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open stream holds its connection's task, so the task of a plain connection (what a
+    /// load balancer opens) must not be sized for a TLS session and an HTTP/2 server as well.
+    #[tokio::test]
+    async fn a_plain_connection_task_is_sized_for_http1_alone() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let timeouts = ClientTimeouts {
+            header_read: Duration::from_secs(1),
+            write_stall: Duration::from_secs(1),
+        };
+        let builder = Arc::new(Builders::new(timeouts));
+        let graceful = GracefulShutdown::new();
+        let stream = || async {
+            WriteStall::new(
+                TcpStream::connect(addr).await.unwrap(),
+                timeouts.write_stall,
+            )
+        };
+        let plain = serve_plain(
+            stream().await,
+            addr,
+            Router::new(),
+            builder.clone(),
+            graceful.watcher(),
+        );
+        let tls = serve_tls(
+            stream().await,
+            addr,
+            test_acceptor(),
+            Router::new(),
+            builder,
+            graceful.watcher(),
+        );
+        let (plain, tls) = (std::mem::size_of_val(&plain), std::mem::size_of_val(&tls));
+        assert!(plain * 2 < tls, "plain {plain} bytes, TLS {tls}");
+    }
+
+    /// An acceptor with a fresh self-signed certificate.
+    fn test_acceptor() -> TlsAcceptor {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        tls_acceptor(cert_path.to_str().unwrap(), key_path.to_str().unwrap()).unwrap()
+    }
 }
