@@ -212,6 +212,28 @@ mod tests {
     }
 
     #[test]
+    fn private_key_jwt_is_refused_by_name_not_sent_without_a_credential() {
+        let yaml = BASE.replace(
+            "client_secret: s}",
+            "token_endpoint_auth_method: private_key_jwt, client_assertion: {private_key_pem: k, certificate_pem: c}}",
+        );
+        let i = issues(&yaml);
+        assert_eq!(i.len(), 1, "{i:?}");
+        assert_eq!(i[0].path, "oidc.token_endpoint_auth_method");
+        assert!(i[0]
+            .message
+            .contains("private_key_jwt is not supported by this gateway"));
+        // The two supported methods still load.
+        for m in ["client_secret_basic", "client_secret_post"] {
+            let yaml = BASE.replace(
+                "client_secret: s}",
+                &format!("client_secret: s, token_endpoint_auth_method: {m}}}"),
+            );
+            assert!(issues(&yaml).is_empty(), "{m}");
+        }
+    }
+
+    #[test]
     fn keys_of_another_provider_are_refused() {
         let i = issues(&BASE.replace(
             "region: us-east-1, auth: {}",

@@ -231,10 +231,11 @@ pub struct Oidc {
     /// Allowed clock skew for id_token times.
     #[serde(default, deserialize_with = "lenient::de")]
     pub clock_skew_seconds: u32,
-    /// `client_secret_basic`, `client_secret_post` or `private_key_jwt`.
+    /// `client_secret_basic` or `client_secret_post`; `private_key_jwt` is refused as not
+    /// supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<String>,
-    /// Key for `private_key_jwt`.
+    /// Key for `private_key_jwt` (parsed, so that the refusal names the method, not this key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_assertion: Option<ClientAssertion>,
     /// Expected id_token signing algorithm.

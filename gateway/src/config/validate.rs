@@ -217,14 +217,12 @@ fn oidc(cx: &mut Ctx, o: &Oidc) {
                 cx.err("oidc.client_secret", "required");
             }
         }
-        Some("private_key_jwt") => {
-            if o.client_assertion.is_none() {
-                cx.err(
-                    "oidc.client_assertion",
-                    "required with token_endpoint_auth_method: private_key_jwt",
-                );
-            }
-        }
+        // Accepted by the schema so that a configuration written for it says what is missing
+        // here, rather than failing to parse; sign-in would otherwise send no credential at all.
+        Some("private_key_jwt") => cx.err(
+            "oidc.token_endpoint_auth_method",
+            "private_key_jwt is not supported by this gateway: use client_secret_basic or client_secret_post with oidc.client_secret",
+        ),
         Some(other) => cx.err(
             "oidc.token_endpoint_auth_method",
             format!(
