@@ -467,7 +467,19 @@ impl RelyingParty {
         let bytes = B64
             .decode(payload)
             .map_err(|e| Verify::Bad(e.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| Verify::Bad(e.to_string()))
+        let claims: Value =
+            serde_json::from_slice(&bytes).map_err(|e| Verify::Bad(e.to_string()))?;
+        if !authorized_party_ok(
+            claims.get("azp"),
+            &self.cfg.client_id,
+            &self.cfg.additional_authorized_parties,
+        ) {
+            return Err(Verify::Bad(
+                "id_token azp is neither this client nor one of oidc.additional_authorized_parties"
+                    .into(),
+            ));
+        }
+        Ok(claims)
     }
 
     /// Userinfo for an access token. With `sub`, refused ([`OidcError::OtherSubject`]) unless it
@@ -528,6 +540,17 @@ impl Verify {
 }
 
 /// The verifier's clock, as the type it wants.
+/// Whether an id_token's `azp` (the party it was issued to) may sign in here: absent, or this
+/// client, or one of `extra` (`oidc.additional_authorized_parties`). An id_token issued to
+/// another client of the same IdP, naming this one among its audiences, is not accepted.
+fn authorized_party_ok(azp: Option<&Value>, client_id: &str, extra: &[String]) -> bool {
+    match azp {
+        None => true,
+        Some(Value::String(p)) => p == client_id || extra.iter().any(|e| e == p),
+        Some(_) => false,
+    }
+}
+
 fn chrono_like(unix: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default()
 }
@@ -625,6 +648,22 @@ mod tests {
         url
     }
 
+    #[test]
+    fn an_id_token_issued_to_another_client_is_refused() {
+        let extra = vec!["cli-companion".to_owned()];
+        let ok = |azp: Option<Value>| authorized_party_ok(azp.as_ref(), "gateway", &extra);
+        assert!(ok(None), "azp is optional");
+        assert!(ok(Some(Value::from("gateway"))));
+        assert!(
+            ok(Some(Value::from("cli-companion"))),
+            "an additional party"
+        );
+        assert!(!ok(Some(Value::from("other-app"))));
+        assert!(!ok(Some(Value::from("Gateway"))), "compared exactly");
+        assert!(!ok(Some(Value::from(""))));
+        assert!(!ok(Some(serde_json::json!(["gateway"]))), "not a string");
+        assert!(!ok(Some(Value::Null)));
+    }
     #[tokio::test]
     async fn an_idp_answer_past_the_cap_is_refused_whether_or_not_it_says_its_length() {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

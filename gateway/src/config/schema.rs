@@ -241,7 +241,8 @@ pub struct Oidc {
     /// Expected id_token signing algorithm.
     #[serde(default = "Oidc::default_alg")]
     pub id_token_signed_response_alg: String,
-    /// Extra accepted `azp` values.
+    /// Clients besides `client_id` whose id_tokens may sign in: accepted as the token's `azp`
+    /// and among its audiences. An id_token whose `azp` names any other client is refused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub additional_authorized_parties: Vec<String>,
     /// Discovery URL override; must contain `/.well-known/`.

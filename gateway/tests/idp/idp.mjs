@@ -8,7 +8,8 @@
 //     "issuer": "http://127.0.0.1:PORT", // optional; defaults to the listening address
 //     "clients": [{"client_id", "client_secret", "redirect_uris": [...],
 //                  "token_endpoint_auth_method": "client_secret_basic" | "client_secret_post"}],
-//     "users": [{"sub", "email", "email_verified", "name", "groups": [...], "mfa": false}],
+//     "users": [{"sub", "email", "email_verified", "name", "groups": [...], "mfa": false,
+//                "azp"}],                // azp: optional, the client its id_tokens say they are for
 //     "accessTokenTTL": 3600, "idTokenTTL": 3600, "refreshTokenTTL": 86400,   // seconds, optional
 //     "rotateRefreshTokens": true,       // optional: a refresh grant returns a new refresh token
 //     "groupsNeedScope": false           // optional: release `groups` only for the `groups` scope
@@ -138,7 +139,7 @@ function signingKey() {
 
 function providerFor(issuer, key) {
   const claims = {
-    openid: ['sub', 'amr', 'auth_time'],
+    openid: ['sub', 'amr', 'auth_time', 'azp'],
     email: ['email', 'email_verified'],
     profile: ['name'],
     groups: ['groups'],
@@ -181,7 +182,7 @@ function providerFor(issuer, key) {
         accountId: user.sub,
         async claims() {
           const out = { sub: user.sub };
-          for (const k of ['email', 'email_verified', 'name', 'groups']) {
+          for (const k of ['email', 'email_verified', 'name', 'groups', 'azp']) {
             if (user[k] !== undefined) out[k] = user[k];
           }
           return out;

@@ -678,6 +678,58 @@ fn a_domain_gate_refuses_an_email_not_said_to_be_verified() {
     });
 }
 
+/// An id_token issued to another client of the IdP (its `azp` names that client) signs no one in;
+/// one whose `azp` is this client, or one of `additional_authorized_parties`, does.
+#[test]
+fn an_id_token_issued_to_another_client_signs_no_one_in() {
+    let rt = runtime();
+    let users = [
+        TestUser::new("mallory").azp("other-app"),
+        TestUser::new("carol").azp("cli-companion"),
+        TestUser::new("alice").azp("gateway-client"),
+    ];
+    let s = stack(
+        &users,
+        "client_secret_basic",
+        ", additional_authorized_parties: [cli-companion]",
+    );
+    assert_eq!(
+        s.idp.client_id, "gateway-client",
+        "alice's azp is this client"
+    );
+    rt.block_on(async {
+        let (device_code, user_code) = s.device_authorization().await;
+        let approval = s.idp.approve_device(&s.base, &user_code, "mallory").await;
+        assert_eq!(approval.status, 403, "{}\n{}", approval.body, s.logs());
+        assert!(
+            approval
+                .body
+                .contains("The identity provider did not confirm the sign-in"),
+            "{}",
+            approval.body
+        );
+        assert!(
+            s.logs().contains(
+                "id_token azp is neither this client nor one of oidc.additional_authorized_parties"
+            ),
+            "{}",
+            s.logs()
+        );
+        let (status, body) = s.poll_until_settled(&device_code).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("access_denied")),
+            "{body}"
+        );
+        s.sign_in("carol").await;
+        s.sign_in("alice").await;
+        assert_eq!(
+            results(&s.gw, "session.mint"),
+            ["fail", "success", "success"]
+        );
+    });
+}
+
 /// `allowed_groups: [admins]`: a user without it is refused, one with it is admitted.
 #[test]
 fn allowed_groups_gate_the_sign_in() {

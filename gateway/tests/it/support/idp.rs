@@ -29,6 +29,8 @@ pub struct TestUser {
     pub email_verified: Option<bool>,
     pub name: String,
     pub groups: Vec<String>,
+    /// The id_token's `azp` (the client it was issued to); `None`: no such claim.
+    pub azp: Option<String>,
 }
 
 impl TestUser {
@@ -40,7 +42,14 @@ impl TestUser {
             email_verified: Some(true),
             name: format!("Test User {sub}"),
             groups: Vec::new(),
+            azp: None,
         }
+    }
+
+    /// Id tokens of this user name `azp` as the client they were issued to.
+    pub fn azp(mut self, azp: &str) -> TestUser {
+        self.azp = Some(azp.to_owned());
+        self
     }
 
     pub fn groups(mut self, groups: &[&str]) -> TestUser {
@@ -70,6 +79,9 @@ impl TestUser {
         });
         if let Some(verified) = self.email_verified {
             user["email_verified"] = verified.into();
+        }
+        if let Some(azp) = &self.azp {
+            user["azp"] = azp.as_str().into();
         }
         user
     }
