@@ -184,6 +184,8 @@ mod tests {
         // Every waiter has polled once and registered before the phases move.
         tokio::task::yield_now().await;
         s.advance(Phase::Draining);
+        // Had draining set the watches, the waiters would finish while this task yields.
+        tokio::task::yield_now().await;
         assert!(waiters.iter().all(|w| !w.is_finished()));
         s.advance(Phase::Cut);
         for w in waiters {
